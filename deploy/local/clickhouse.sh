@@ -1,0 +1,292 @@
+#!/usr/bin/env bash
+# Private ClickHouse server for development and the end-to-end tests.
+#
+# Usage: deploy/local/clickhouse.sh start|stop|status|url
+#
+#   start   install Debian's clickhouse-server if it is missing, then start a server on
+#           loopback with its own data directory (target/clickhouse-local/) and print its
+#           HTTP URL; a no-op (that prints the URL) when it already runs
+#   stop    stop the server started by `start` (SIGTERM, then SIGKILL after 20 s)
+#   status  exit 0 when the server answers over HTTP, 1 otherwise
+#   url     print the HTTP URL, e.g. http://127.0.0.1:18123
+#
+# Environment:
+#   ADJUST_SINK_CH_HTTP_PORT  HTTP port (default 18123)
+#   ADJUST_SINK_CH_TCP_PORT   native TCP port (default 19000)
+#
+# The server listens on 127.0.0.1 only, uses the UTC time zone, and logs at level
+# `warning` into target/clickhouse-local/logs/. Works as root and as a normal user.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+HTTP_PORT="${ADJUST_SINK_CH_HTTP_PORT:-18123}"
+TCP_PORT="${ADJUST_SINK_CH_TCP_PORT:-19000}"
+DIR="$ROOT/target/clickhouse-local"
+CONFIG="$DIR/config.xml"
+PID_FILE="$DIR/clickhouse-server.pid"
+LOG_DIR="$DIR/logs"
+ERR_LOG="$LOG_DIR/clickhouse-server.err.log"
+OUT_LOG="$LOG_DIR/stdout.log"
+URL="http://127.0.0.1:$HTTP_PORT"
+START_TIMEOUT=60
+STOP_TIMEOUT=20
+
+log() { echo "clickhouse.sh: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+# --- installation ---------------------------------------------------------------------
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        die "need root (or sudo) to run: $*"
+    fi
+}
+
+apt_install() {
+    export DEBIAN_FRONTEND=noninteractive
+    local candidate
+    candidate="$(apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2}')"
+    if [ -z "$candidate" ] || [ "$candidate" = "(none)" ]; then
+        as_root apt-get update -q
+    fi
+    if ! as_root apt-get install -y -q "$@"; then
+        as_root apt-get update -q
+        as_root apt-get install -y -q "$@"
+    fi
+}
+
+# Prints the command that runs the server: Debian installs /usr/sbin/clickhouse-server
+# (often not on a normal user's PATH); upstream packages ship one `clickhouse` binary.
+server_command() {
+    local c
+    for c in "$(command -v clickhouse-server 2>/dev/null || true)" \
+        /usr/sbin/clickhouse-server /usr/bin/clickhouse-server; do
+        if [ -n "$c" ] && [ -x "$c" ]; then
+            echo "$c"
+            return 0
+        fi
+    done
+    if c="$(command -v clickhouse 2>/dev/null)"; then
+        echo "$c server"
+        return 0
+    fi
+    return 1
+}
+
+ensure_installed() {
+    if ! command -v curl >/dev/null 2>&1; then
+        log "installing curl"
+        apt_install curl >&2
+    fi
+    if ! server_command >/dev/null; then
+        log "installing clickhouse-server and clickhouse-client"
+        # The package's own service start may fail where no init system runs; only the
+        # binary matters here.
+        apt_install clickhouse-server clickhouse-client >&2 || log "apt-get reported an error"
+        server_command >/dev/null || die "clickhouse-server is still missing after installation"
+    fi
+}
+
+# --- server ---------------------------------------------------------------------------
+
+answers() {
+    [ "$(curl -sf --max-time 2 "$URL/?query=SELECT%201" 2>/dev/null)" = "1" ]
+}
+
+# HTTP port in the config of the server started from this directory.
+configured_port() {
+    sed -n 's:.*<http_port>\([0-9]*\)</http_port>.*:\1:p' "$CONFIG" 2>/dev/null
+}
+
+# PID of the server started from this directory, if it is alive.
+our_pid() {
+    local pid
+    [ -f "$PID_FILE" ] || return 1
+    pid="$(cat "$PID_FILE")"
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+    # Guard against a reused PID: the process must run our config.
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$CONFIG" || return 1
+    echo "$pid"
+}
+
+write_users_config() {
+    # The package's users.xml is used as is; a minimal one is written only when it is
+    # not readable (e.g. a server installed some other way).
+    if [ -r /etc/clickhouse-server/users.xml ]; then
+        echo /etc/clickhouse-server/users.xml
+        return
+    fi
+    cat >"$DIR/users.xml" <<'EOF'
+<?xml version="1.0"?>
+<yandex>
+    <profiles><default></default></profiles>
+    <users>
+        <default>
+            <password></password>
+            <networks><ip>::1</ip><ip>127.0.0.1</ip></networks>
+            <profile>default</profile>
+            <quota>default</quota>
+        </default>
+    </users>
+    <quotas><default></default></quotas>
+</yandex>
+EOF
+    echo "$DIR/users.xml"
+}
+
+write_config() {
+    mkdir -p "$DIR/data" "$DIR/tmp" "$DIR/user_files" "$DIR/format_schemas" "$LOG_DIR"
+    local users
+    users="$(write_users_config)"
+    cat >"$CONFIG" <<EOF
+<?xml version="1.0"?>
+<!-- Generated by deploy/local/clickhouse.sh; rewritten on every start. -->
+<yandex>
+    <logger>
+        <level>warning</level>
+        <log>$LOG_DIR/clickhouse-server.log</log>
+        <errorlog>$ERR_LOG</errorlog>
+        <size>50M</size>
+        <count>2</count>
+    </logger>
+
+    <listen_host>127.0.0.1</listen_host>
+    <http_port>$HTTP_PORT</http_port>
+    <tcp_port>$TCP_PORT</tcp_port>
+    <!-- No interserver_http_port: replication is not used. -->
+
+    <path>$DIR/data/</path>
+    <tmp_path>$DIR/tmp/</tmp_path>
+    <user_files_path>$DIR/user_files/</user_files_path>
+    <format_schema_path>$DIR/format_schemas/</format_schema_path>
+
+    <users_config>$users</users_config>
+    <default_profile>default</default_profile>
+    <default_database>default</default_database>
+    <timezone>UTC</timezone>
+
+    <!-- Keep memory small: this is a test server. -->
+    <mark_cache_size>268435456</mark_cache_size>
+    <uncompressed_cache_size>268435456</uncompressed_cache_size>
+    <max_concurrent_queries>64</max_concurrent_queries>
+    <max_connections>1024</max_connections>
+    <keep_alive_timeout>10</keep_alive_timeout>
+    <mlock_executable>false</mlock_executable>
+</yandex>
+EOF
+}
+
+print_logs() {
+    if [ -s "$ERR_LOG" ]; then
+        log "last lines of $ERR_LOG:"
+        tail -n 30 "$ERR_LOG" >&2
+    fi
+    if [ -s "$OUT_LOG" ]; then
+        log "last lines of $OUT_LOG:"
+        tail -n 30 "$OUT_LOG" >&2
+    fi
+}
+
+cmd_start() {
+    local pid
+    if pid="$(our_pid)"; then
+        if [ "$(configured_port)" != "$HTTP_PORT" ]; then
+            die "already running (pid $pid) on port $(configured_port); run '$0 stop' first"
+        fi
+        wait_until_up "$pid"
+        echo "$URL"
+        return 0
+    fi
+    if answers; then
+        log "a ClickHouse server not started from $DIR already answers on $URL; using it"
+        echo "$URL"
+        return 0
+    fi
+    ensure_installed
+    local server
+    server="$(server_command)"
+    write_config
+    rm -f "$PID_FILE"
+    # setsid: the server outlives the shell that started it (and its process group).
+    # shellcheck disable=SC2086 # $server may be "clickhouse server"
+    setsid $server --config-file="$CONFIG" >"$OUT_LOG" 2>&1 </dev/null &
+    pid=$!
+    echo "$pid" >"$PID_FILE"
+    wait_until_up "$pid"
+    echo "$URL"
+}
+
+wait_until_up() {
+    local pid="$1" deadline=$((SECONDS + START_TIMEOUT))
+    until answers; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            log "the server (pid $pid) exited during startup"
+            print_logs
+            rm -f "$PID_FILE"
+            exit 1
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            log "the server (pid $pid) did not answer on $URL within ${START_TIMEOUT}s; stopping it"
+            print_logs
+            kill -KILL "$pid" 2>/dev/null || true
+            rm -f "$PID_FILE"
+            exit 1
+        fi
+        sleep 0.2
+    done
+}
+
+cmd_stop() {
+    local pid
+    if ! pid="$(our_pid)"; then
+        rm -f "$PID_FILE"
+        if answers; then
+            log "the server answering on $URL was not started from $DIR; leaving it alone"
+        else
+            log "not running"
+        fi
+        return 0
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    local deadline=$((SECONDS + STOP_TIMEOUT))
+    while kill -0 "$pid" 2>/dev/null; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            log "the server (pid $pid) did not stop within ${STOP_TIMEOUT}s; sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+            sleep 0.5
+            break
+        fi
+        sleep 0.1
+    done
+    rm -f "$PID_FILE"
+    log "stopped (pid $pid)"
+}
+
+cmd_status() {
+    local pid
+    if answers; then
+        if pid="$(our_pid)"; then
+            echo "running (pid $pid) at $URL"
+        else
+            echo "a server not started from $DIR answers at $URL"
+        fi
+        return 0
+    fi
+    echo "not running"
+    return 1
+}
+
+case "${1:-}" in
+start) cmd_start ;;
+stop) cmd_stop ;;
+status) cmd_status ;;
+url) echo "$URL" ;;
+*)
+    echo "usage: $0 start|stop|status|url" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Runs every check and test of the project: formatting, clippy, unit tests, and the
+# end-to-end tests against a real local ClickHouse server (deploy/local/clickhouse.sh)
+# and the chDB engine (scripts/chdb-venv.sh).
+#
+# Usage: scripts/test.sh
+#
+# Exports for the tests:
+#   ADJUST_SINK_TEST_CLICKHOUSE_URL  HTTP URL of the local ClickHouse server
+#   ADJUST_SINK_TEST_CHDB_PYTHON     python of the virtualenv that has chDB
+# The local ClickHouse server is stopped at the end only if this script started it.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+step() { echo "==> $*"; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        echo "need root (or sudo) to run: $*" >&2
+        exit 1
+    fi
+}
+
+apt_install() {
+    export DEBIAN_FRONTEND=noninteractive
+    if ! as_root apt-get install -y -q "$@"; then
+        as_root apt-get update -q
+        as_root apt-get install -y -q "$@"
+    fi
+}
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+step "system packages"
+missing=()
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+installed python3-venv || missing+=(python3-venv)
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    apt_install "${missing[@]}"
+fi
+command -v cargo >/dev/null 2>&1 || { echo "cargo not found" >&2; exit 1; }
+
+locked=()
+[ -f Cargo.lock ] && locked=(--locked)
+
+step "cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets ${locked[*]} -- -D warnings"
+cargo clippy --all-targets "${locked[@]}" -- -D warnings
+
+step "local ClickHouse server"
+started_clickhouse=0
+if ! deploy/local/clickhouse.sh status >/dev/null 2>&1; then
+    started_clickhouse=1
+fi
+cleanup() {
+    if [ "$started_clickhouse" = 1 ]; then
+        started_clickhouse=0
+        echo "==> stopping the local ClickHouse server"
+        deploy/local/clickhouse.sh stop || true
+    fi
+}
+trap cleanup EXIT
+deploy/local/clickhouse.sh start
+ADJUST_SINK_TEST_CLICKHOUSE_URL="$(deploy/local/clickhouse.sh url)"
+export ADJUST_SINK_TEST_CLICKHOUSE_URL
+echo "ADJUST_SINK_TEST_CLICKHOUSE_URL=$ADJUST_SINK_TEST_CLICKHOUSE_URL"
+
+step "chDB virtualenv"
+ADJUST_SINK_TEST_CHDB_PYTHON="$(scripts/chdb-venv.sh)"
+export ADJUST_SINK_TEST_CHDB_PYTHON
+echo "ADJUST_SINK_TEST_CHDB_PYTHON=$ADJUST_SINK_TEST_CHDB_PYTHON"
+
+mkdir -p target
+test_log="target/test-output.log"
+: >"$test_log"
+
+step "cargo test --all-targets ${locked[*]}"
+cargo test --all-targets "${locked[@]}" 2>&1 | tee -a "$test_log"
+
+# Doc tests exist only for a library target.
+if [ -f src/lib.rs ] || grep -q '^\[lib\]' Cargo.toml; then
+    step "cargo test --doc ${locked[*]}"
+    cargo test --doc "${locked[@]}" 2>&1 | tee -a "$test_log"
+fi
+
+# Totals over every test binary ("test result: ok. N passed; M failed; K ignored; ...").
+read -r passed failed ignored < <(awk '
+    /^test result:/ {
+        for (i = 1; i <= NF; i++) {
+            if ($(i) ~ /^passed;?$/) p += $(i - 1)
+            if ($(i) ~ /^failed;?$/) f += $(i - 1)
+            if ($(i) ~ /^ignored;?$/) s += $(i - 1)
+        }
+    }
+    END { printf "%d %d %d\n", p, f, s }' "$test_log")
+
+# Stop the server now (if this script started it) so the summary is the last output.
+cleanup
+trap - EXIT
+
+echo "==> all checks passed: fmt, clippy, tests (ClickHouse $ADJUST_SINK_TEST_CLICKHOUSE_URL, chDB)"
+echo "tests: $passed passed, $failed failed, $ignored skipped"

@@ -1,0 +1,365 @@
+//! A raw callback → typed values. Never fails: whatever the sender sent is kept, either typed in
+//! its column, or as a raw pair in `extra`, or (when the input itself was damaged) in `raw_query`.
+//!
+//! Rules (ADJUST.md §1, §7): percent-decode once, `+` is a space; an absent key, an empty value
+//! and an unreplaced literal `{placeholder}` all mean "not sent"; a value that does not parse gives
+//! NULL and keeps the raw pair in `extra`; for a repeated key the first wins and the others go to
+//! `extra`; keys that are not placeholders (SDK callback parameters) go to `extra`.
+
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use rustc_hash::FxHashMap;
+
+use super::catalog::{CATALOG, Ty};
+use super::query::{Damage, decode_component, raw_pairs};
+use super::value;
+
+/// Index of a placeholder in [`CATALOG`], by name.
+static INDEX: LazyLock<FxHashMap<&'static str, u16>> = LazyLock::new(|| {
+    CATALOG
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.name, i as u16))
+        .collect()
+});
+
+/// Position of `activity_kind` (first in the catalog by construction).
+const ACTIVITY_KIND: usize = 0;
+
+/// Names Adjust's own material uses for a placeholder that has another column name.
+const BUILTIN_ALIASES: &[(&str, &str)] = &[("publisher_parameter", "publisher_parameters")];
+
+/// The catalog index of a placeholder name, if it is one.
+pub fn index_of(name: &str) -> Option<usize> {
+    INDEX.get(name).map(|&i| usize::from(i))
+}
+
+/// Decoder settings that come from configuration.
+#[derive(Debug, Clone, Default)]
+pub struct DecodeOptions {
+    /// Query keys that stand for a placeholder (`device_id` → `adid`), as catalog indexes.
+    aliases: FxHashMap<String, u16>,
+}
+
+impl DecodeOptions {
+    /// Adds `alias` as another name for the placeholder `target`. Fails when `target` is not a
+    /// placeholder, or when `alias` is itself one (it would shadow a real column).
+    pub fn with_alias(mut self, alias: &str, target: &str) -> Result<Self, String> {
+        let idx = index_of(target)
+            .ok_or_else(|| format!("`{target}` is not an Adjust placeholder this sink knows"))?;
+        if index_of(alias).is_some() {
+            return Err(format!("`{alias}` is itself a placeholder and cannot be an alias"));
+        }
+        self.aliases.insert(alias.to_owned(), idx as u16);
+        Ok(self)
+    }
+
+    /// The default options plus the built-in aliases.
+    pub fn new() -> Self {
+        let mut opts = Self::default();
+        for (alias, target) in BUILTIN_ALIASES {
+            opts = opts.with_alias(alias, target).expect("built-in alias");
+        }
+        opts
+    }
+
+    fn lookup(&self, key: &str) -> Option<usize> {
+        index_of(key).or_else(|| self.aliases.get(key).map(|&i| usize::from(i)))
+    }
+}
+
+/// A request body, as the content type says (or as it looks when the type is missing).
+#[derive(Debug, Clone, Copy)]
+pub enum Body<'a> {
+    None,
+    Form(&'a [u8]),
+    Json(&'a [u8]),
+}
+
+impl<'a> Body<'a> {
+    /// Picks the body kind from a `Content-Type` header value, sniffing when absent or unknown.
+    pub fn from_content_type(content_type: Option<&str>, bytes: &'a [u8]) -> Self {
+        if bytes.is_empty() {
+            return Body::None;
+        }
+        let ct = content_type.unwrap_or("").to_ascii_lowercase();
+        if ct.contains("json") {
+            Body::Json(bytes)
+        } else if ct.contains("x-www-form-urlencoded") {
+            Body::Form(bytes)
+        } else if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+            Body::Json(bytes)
+        } else {
+            Body::Form(bytes)
+        }
+    }
+}
+
+/// One typed placeholder value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value<'a> {
+    /// Not sent (absent, empty or an unreplaced `{placeholder}`), or did not parse.
+    Absent,
+    Text(Cow<'a, str>),
+    Time(u32),
+    TimeMs(i64),
+    Flag(u8),
+    Int(i64),
+    Float(f64),
+    /// Raw JSON text (kept whatever it holds) and its flat string pairs when it is an object.
+    Params(Cow<'a, str>, Vec<(String, String)>),
+}
+
+/// What kind of decode problem happened; a stable metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProblemKind {
+    BadEscape,
+    BadUtf8,
+    BadTime,
+    BadNumber,
+    BadFlag,
+    BadJson,
+    BadParams,
+    BadBody,
+    DuplicateKey,
+    UnreplacedPlaceholder,
+    UnknownActivityKind,
+}
+
+impl ProblemKind {
+    pub const ALL: [ProblemKind; 11] = [
+        Self::BadEscape,
+        Self::BadUtf8,
+        Self::BadTime,
+        Self::BadNumber,
+        Self::BadFlag,
+        Self::BadJson,
+        Self::BadParams,
+        Self::BadBody,
+        Self::DuplicateKey,
+        Self::UnreplacedPlaceholder,
+        Self::UnknownActivityKind,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadEscape => "bad_escape",
+            Self::BadUtf8 => "bad_utf8",
+            Self::BadTime => "bad_time",
+            Self::BadNumber => "bad_number",
+            Self::BadFlag => "bad_flag",
+            Self::BadJson => "bad_json",
+            Self::BadParams => "bad_params",
+            Self::BadBody => "bad_body",
+            Self::DuplicateKey => "duplicate_key",
+            Self::UnreplacedPlaceholder => "unreplaced_placeholder",
+            Self::UnknownActivityKind => "unknown_activity_kind",
+        }
+    }
+
+    /// Whether the raw input is kept in `raw_query` when this happens: damaged input and values
+    /// that did not parse. A duplicate key or an unreplaced placeholder loses nothing.
+    pub fn keeps_raw(self) -> bool {
+        !matches!(
+            self,
+            Self::DuplicateKey | Self::UnreplacedPlaceholder | Self::UnknownActivityKind
+        )
+    }
+}
+
+/// A decode problem: its kind and, where there is one, the key it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub key: String,
+}
+
+/// A decoded callback.
+#[derive(Debug, Clone)]
+pub struct Callback<'a> {
+    /// One value per catalog entry, in catalog order.
+    pub values: Vec<Value<'a>>,
+    /// Keys that are not placeholders, repeated keys, and values that did not parse, as sent.
+    pub extra: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    pub problems: Vec<Problem>,
+    /// The single-activity trigger from the path (`/adjust/{trigger}`), `""` for the global one.
+    pub trigger: &'a str,
+}
+
+impl<'a> Callback<'a> {
+    /// The text of a string-typed placeholder, `""` when not sent.
+    pub fn text(&self, idx: usize) -> &str {
+        match &self.values[idx] {
+            Value::Text(s) | Value::Params(s, _) => s,
+            _ => "",
+        }
+    }
+
+    /// The text of a placeholder by name (for tests and identity), `""` when not sent.
+    pub fn get(&self, name: &str) -> &str {
+        index_of(name).map(|i| self.text(i)).unwrap_or("")
+    }
+
+    pub fn activity_kind(&self) -> &str {
+        self.text(ACTIVITY_KIND)
+    }
+
+    /// Whether the raw input should be kept in `raw_query`.
+    pub fn keeps_raw(&self) -> bool {
+        self.problems.iter().any(|p| p.kind.keeps_raw())
+    }
+
+    fn problem(&mut self, kind: ProblemKind, key: &str) {
+        self.problems.push(Problem { kind, key: key.to_owned() });
+    }
+
+    fn note_damage(&mut self, damage: Damage, key: &str) {
+        if damage.bad_escape {
+            self.problem(ProblemKind::BadEscape, key);
+        }
+        if damage.bad_utf8 {
+            self.problem(ProblemKind::BadUtf8, key);
+        }
+    }
+
+    /// Takes one decoded pair.
+    fn put(&mut self, key: Cow<'a, str>, val: Cow<'a, str>, opts: &DecodeOptions) {
+        let Some(idx) = opts.lookup(&key) else {
+            self.extra.push((key, val));
+            return;
+        };
+        if val.is_empty() {
+            return;
+        }
+        if val.len() >= 2 && val.starts_with('{') && val.ends_with('}') && is_placeholder_literal(&val)
+        {
+            self.problem(ProblemKind::UnreplacedPlaceholder, &key);
+            return;
+        }
+        if self.values[idx] != Value::Absent {
+            self.problem(ProblemKind::DuplicateKey, &key);
+            self.extra.push((key, val));
+            return;
+        }
+        let typed = match CATALOG[idx].ty {
+            Ty::Str | Ty::LowCard => Ok(Value::Text(val)),
+            Ty::Json => {
+                if !value::is_json(&val) {
+                    self.problem(ProblemKind::BadJson, &key);
+                }
+                Ok(Value::Text(val))
+            }
+            Ty::Params => {
+                let pairs = value::parse_params(&val);
+                if pairs.is_none() {
+                    self.problem(ProblemKind::BadParams, &key);
+                }
+                Ok(Value::Params(val, pairs.unwrap_or_default()))
+            }
+            Ty::Time => value::parse_time(&val).map(Value::Time).ok_or((ProblemKind::BadTime, val)),
+            Ty::TimeMs => value::parse_time_ms(&val).map(Value::TimeMs).ok_or((ProblemKind::BadTime, val)),
+            Ty::Flag => value::parse_flag(&val).map(Value::Flag).ok_or((ProblemKind::BadFlag, val)),
+            Ty::Int => value::parse_int(&val).map(Value::Int).ok_or((ProblemKind::BadNumber, val)),
+            Ty::Float => value::parse_float(&val).map(Value::Float).ok_or((ProblemKind::BadNumber, val)),
+        };
+        match typed {
+            Ok(v) => self.values[idx] = v,
+            Err((kind, raw)) => {
+                self.problem(kind, &key);
+                self.extra.push((key, raw));
+            }
+        }
+    }
+
+    /// Fills what Adjust derives from other values when they were not sent: the tracker name's
+    /// `network::campaign::adgroup::creative` parts, and the activity kind from the trigger.
+    fn derive(&mut self) {
+        if let Some(tn) = index_of("tracker_name")
+            && let Value::Text(name) = &self.values[tn]
+            && name.contains("::")
+        {
+            let parts: Vec<String> = name.split("::").map(str::to_owned).collect();
+            for (part, col) in parts
+                .into_iter()
+                .zip(["network_name", "campaign_name", "adgroup_name", "creative_name"])
+            {
+                let idx = index_of(col).expect("tracker part column");
+                if self.values[idx] == Value::Absent && !part.is_empty() {
+                    self.values[idx] = Value::Text(Cow::Owned(part));
+                }
+            }
+        }
+        if self.values[ACTIVITY_KIND] == Value::Absent && !self.trigger.is_empty() {
+            self.values[ACTIVITY_KIND] = Value::Text(Cow::Borrowed(self.trigger));
+        }
+        let kind = self.activity_kind();
+        if !kind.is_empty() && super::activity::label(kind) == "unknown" {
+            self.problem(ProblemKind::UnknownActivityKind, "activity_kind");
+        }
+    }
+}
+
+/// `{name}` or `{a||b}` as left in a URL when Adjust did not replace it (test callbacks).
+fn is_placeholder_literal(v: &str) -> bool {
+    let inner = &v[1..v.len() - 1];
+    !inner.is_empty()
+        && inner
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'|')
+}
+
+/// Decodes a callback from its query string, its body and its trigger (`""` for the global
+/// callback). Query pairs come first, then body pairs.
+pub fn decode<'a>(
+    query: &'a [u8],
+    body: Body<'a>,
+    trigger: &'a str,
+    opts: &DecodeOptions,
+) -> Callback<'a> {
+    let mut cb = Callback {
+        values: vec![Value::Absent; CATALOG.len()],
+        extra: Vec::new(),
+        problems: Vec::new(),
+        trigger,
+    };
+    for (k, v) in raw_pairs(query) {
+        put_encoded(&mut cb, k, v, opts);
+    }
+    match body {
+        Body::None => {}
+        Body::Form(bytes) => {
+            for (k, v) in raw_pairs(bytes) {
+                put_encoded(&mut cb, k, v, opts);
+            }
+        }
+        Body::Json(bytes) => match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(bytes) {
+            Ok(map) => {
+                for (k, v) in map {
+                    let v = match v {
+                        serde_json::Value::String(s) => s,
+                        serde_json::Value::Null => String::new(),
+                        other => other.to_string(),
+                    };
+                    cb.put(Cow::Owned(k), Cow::Owned(v), opts);
+                }
+            }
+            Err(_) => cb.problem(ProblemKind::BadBody, ""),
+        },
+    }
+    cb.derive();
+    cb
+}
+
+fn put_encoded<'a>(cb: &mut Callback<'a>, k: &'a [u8], v: &'a [u8], opts: &DecodeOptions) {
+    let (key, kd) = decode_component(k);
+    let (val, vd) = decode_component(v);
+    if kd.any() || vd.any() {
+        let name = key.clone().into_owned();
+        cb.note_damage(Damage { bad_escape: kd.bad_escape || vd.bad_escape, bad_utf8: kd.bad_utf8 || vd.bad_utf8 }, &name);
+    }
+    cb.put(key, val, opts);
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,141 @@
+use super::*;
+
+fn dec(q: &str) -> Callback<'_> {
+    decode(q.as_bytes(), Body::None, "", &DecodeOptions::new())
+}
+
+#[test]
+fn typed_values_land_in_their_columns() {
+    let cb = dec("activity_kind=install&created_at=1404214665&is_organic=0&revenue_float=3.99\
+                  &revenue=345&created_at_milli=1404214665123&tracker_name=Net%3A%3ACamp+1");
+    assert_eq!(cb.activity_kind(), "install");
+    assert_eq!(cb.values[index_of("created_at").unwrap()], Value::Time(1404214665));
+    assert_eq!(cb.values[index_of("is_organic").unwrap()], Value::Flag(0));
+    assert_eq!(cb.values[index_of("revenue_float").unwrap()], Value::Float(3.99));
+    assert_eq!(cb.values[index_of("revenue").unwrap()], Value::Int(345));
+    assert_eq!(cb.values[index_of("created_at_milli").unwrap()], Value::TimeMs(1404214665123));
+    assert_eq!(cb.get("tracker_name"), "Net::Camp 1");
+    assert!(cb.extra.is_empty());
+    assert!(cb.problems.is_empty());
+}
+
+#[test]
+fn absent_empty_and_unreplaced_mean_not_sent() {
+    let cb = dec("adid=&idfa=%7Bidfa%7D&gps_adid={gps_adid}&created_at={created_at}");
+    for name in ["adid", "idfa", "gps_adid", "created_at"] {
+        assert_eq!(cb.values[index_of(name).unwrap()], Value::Absent, "{name}");
+    }
+    assert!(cb.extra.is_empty());
+    assert!(!cb.keeps_raw());
+    assert_eq!(cb.problems.len(), 3);
+    assert!(cb.problems.iter().all(|p| p.kind == ProblemKind::UnreplacedPlaceholder));
+}
+
+#[test]
+fn unparsable_value_is_null_and_kept_in_extra() {
+    let cb = dec("revenue_float=abc&created_at=yesterday");
+    assert_eq!(cb.values[index_of("revenue_float").unwrap()], Value::Absent);
+    assert_eq!(cb.values[index_of("created_at").unwrap()], Value::Absent);
+    assert_eq!(
+        cb.extra,
+        vec![("revenue_float".into(), "abc".into()), ("created_at".into(), "yesterday".into())]
+    );
+    let kinds: Vec<_> = cb.problems.iter().map(|p| p.kind).collect();
+    assert_eq!(kinds, vec![ProblemKind::BadNumber, ProblemKind::BadTime]);
+    assert!(cb.keeps_raw());
+}
+
+#[test]
+fn unknown_keys_and_repeats_go_to_extra() {
+    let cb = dec("user_id=42&adid=first&adid=second&user_id=43");
+    assert_eq!(cb.get("adid"), "first");
+    assert_eq!(
+        cb.extra,
+        vec![
+            ("user_id".into(), "42".into()),
+            ("adid".into(), "second".into()),
+            ("user_id".into(), "43".into()),
+        ]
+    );
+    assert_eq!(cb.problems[0].kind, ProblemKind::DuplicateKey);
+}
+
+#[test]
+fn trigger_is_the_kind_when_none_is_sent() {
+    let cb = decode(b"event=f0ob4r", Body::None, "event", &DecodeOptions::new());
+    assert_eq!(cb.activity_kind(), "event");
+    let cb = decode(b"activity_kind=session", Body::None, "event", &DecodeOptions::new());
+    assert_eq!(cb.activity_kind(), "session");
+}
+
+#[test]
+fn unknown_kind_is_kept_and_flagged() {
+    let cb = dec("activity_kind=hologram_view");
+    assert_eq!(cb.activity_kind(), "hologram_view");
+    assert_eq!(cb.problems[0].kind, ProblemKind::UnknownActivityKind);
+}
+
+#[test]
+fn tracker_name_parts_fill_missing_names() {
+    let cb = dec("tracker_name=Facebook+Installs%3A%3ASpring+(123)%3A%3AAds%3A%3Abanner&campaign_name=Given");
+    assert_eq!(cb.get("network_name"), "Facebook Installs");
+    assert_eq!(cb.get("campaign_name"), "Given");
+    assert_eq!(cb.get("adgroup_name"), "Ads");
+    assert_eq!(cb.get("creative_name"), "banner");
+}
+
+#[test]
+fn damaged_encoding_is_decoded_lossily_and_flagged() {
+    let cb = dec("city=K%F6ln&label=100%");
+    assert_eq!(cb.get("city"), "K\u{FFFD}ln");
+    assert_eq!(cb.get("label"), "100%");
+    assert!(cb.keeps_raw());
+}
+
+#[test]
+fn json_and_form_bodies_decode_like_queries() {
+    let opts = DecodeOptions::new();
+    let json = br#"{"activity_kind":"event","revenue_float":1.5,"session_count":3,"user_id":"u1"}"#;
+    let cb = decode(b"", Body::Json(json), "", &opts);
+    assert_eq!(cb.activity_kind(), "event");
+    assert_eq!(cb.values[index_of("revenue_float").unwrap()], Value::Float(1.5));
+    assert_eq!(cb.values[index_of("session_count").unwrap()], Value::Int(3));
+    assert_eq!(cb.extra, vec![("user_id".into(), "u1".into())]);
+    let cb = decode(b"adid=abc", Body::Form(b"country=de&city=K%C3%B6ln"), "", &opts);
+    assert_eq!(cb.get("adid"), "abc");
+    assert_eq!(cb.get("city"), "Köln");
+    let cb = decode(b"", Body::Json(b"not json"), "", &opts);
+    assert_eq!(cb.problems[0].kind, ProblemKind::BadBody);
+    assert!(cb.keeps_raw());
+}
+
+#[test]
+fn structured_values_are_parsed_and_checked() {
+    let cb = dec("publisher_parameters=%7B%22a%22%3A%221%22%7D&sk_payload=%7Bbroken");
+    match &cb.values[index_of("publisher_parameters").unwrap()] {
+        Value::Params(raw, pairs) => {
+            assert_eq!(raw, r#"{"a":"1"}"#);
+            assert_eq!(pairs, &vec![("a".to_string(), "1".to_string())]);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(cb.get("sk_payload"), "{broken");
+    assert_eq!(cb.problems[0].kind, ProblemKind::BadJson);
+}
+
+#[test]
+fn aliases_map_custom_keys() {
+    let opts = DecodeOptions::new().with_alias("device_id", "adid").unwrap();
+    let cb = decode(b"device_id=abc", Body::None, "", &opts);
+    assert_eq!(cb.get("adid"), "abc");
+    assert!(DecodeOptions::new().with_alias("x", "nope").is_err());
+    assert!(DecodeOptions::new().with_alias("idfa", "adid").is_err());
+}
+
+#[test]
+fn content_type_picks_the_body_kind() {
+    assert!(matches!(Body::from_content_type(Some("application/json; charset=utf-8"), b"{}"), Body::Json(_)));
+    assert!(matches!(Body::from_content_type(None, b"  {\"a\":1}"), Body::Json(_)));
+    assert!(matches!(Body::from_content_type(Some("text/plain"), b"a=1"), Body::Form(_)));
+    assert!(matches!(Body::from_content_type(Some("application/json"), b""), Body::None));
+}

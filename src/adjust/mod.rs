@@ -1,0 +1,17 @@
+//! The Adjust domain: what a callback is, independent of HTTP and ClickHouse.
+//!
+//! - [`catalog`]: every placeholder Adjust can send, with its column type (the one source of truth).
+//! - [`query`]: splitting and percent-decoding `key=value&…` without copying when possible.
+//! - [`decode`]: a raw callback (query string, form or JSON body) → a [`decode::Callback`] with
+//!   typed values, `extra` pairs and the decode problems found.
+//! - [`activity`]: the activity kinds Adjust sends, for metric labels.
+//! - [`identity`]: the `callback_id` dedup key.
+
+pub mod activity;
+pub mod catalog;
+pub mod decode;
+pub mod identity;
+pub mod query;
+pub mod value;
+
+pub use decode::{Callback, DecodeOptions, Problem, ProblemKind};

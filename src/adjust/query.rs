@@ -1,0 +1,140 @@
+//! `application/x-www-form-urlencoded` splitting and decoding, borrowing whenever a value needs no
+//! decoding. Decoding is lossy but never fails: invalid percent escapes are kept literally and
+//! invalid UTF-8 is replaced, and both are reported so the caller can keep the raw input.
+
+use std::borrow::Cow;
+
+/// What went wrong while decoding one component (both can be true).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Damage {
+    /// A `%` not followed by two hex digits (kept literally).
+    pub bad_escape: bool,
+    /// Bytes that are not UTF-8 after percent-decoding (replaced with U+FFFD).
+    pub bad_utf8: bool,
+}
+
+impl Damage {
+    pub fn any(self) -> bool {
+        self.bad_escape || self.bad_utf8
+    }
+}
+
+/// Iterates the raw `key=value` pairs of a query string or form body (split on `&`; a pair without
+/// `=` has an empty value; empty pairs are skipped).
+pub fn raw_pairs(input: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    input
+        .split(|&b| b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match memchr::memchr(b'=', pair) {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &pair[..0]),
+        })
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Percent-decodes one component once, `+` meaning a space.
+pub fn decode_component(raw: &[u8]) -> (Cow<'_, str>, Damage) {
+    let mut damage = Damage::default();
+    let needs_unescape = raw.iter().any(|&b| b == b'%' || b == b'+');
+    if !needs_unescape {
+        return match std::str::from_utf8(raw) {
+            Ok(s) => (Cow::Borrowed(s), damage),
+            Err(_) => {
+                damage.bad_utf8 = true;
+                (String::from_utf8_lossy(raw), damage)
+            }
+        };
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' => match (raw.get(i + 1).and_then(|&b| hex(b)), raw.get(i + 2).and_then(|&b| hex(b))) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                }
+                _ => {
+                    damage.bad_escape = true;
+                    out.push(b'%');
+                    i += 1;
+                }
+            },
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    let s = match String::from_utf8(out) {
+        Ok(s) => s,
+        Err(e) => {
+            damage.bad_utf8 = true;
+            String::from_utf8_lossy(e.as_bytes()).into_owned()
+        }
+    };
+    (Cow::Owned(s), damage)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_values_are_borrowed() {
+        let (v, d) = decode_component(b"abc123");
+        assert!(matches!(v, Cow::Borrowed("abc123")));
+        assert!(!d.any());
+    }
+
+    #[test]
+    fn plus_is_space_and_escapes_decode_once() {
+        let (v, d) = decode_component(b"Network1%3A%3AChristmas+Sale%2541");
+        assert_eq!(v, "Network1::Christmas Sale%41");
+        assert!(!d.any());
+    }
+
+    #[test]
+    fn bad_escape_is_kept_literally() {
+        let (v, d) = decode_component(b"100%zz%4");
+        assert_eq!(v, "100%zz%4");
+        assert!(d.bad_escape);
+        assert!(!d.bad_utf8);
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced() {
+        let (v, d) = decode_component(b"caf%C3%A9-%FF");
+        assert_eq!(v, "café-\u{FFFD}");
+        assert!(d.bad_utf8);
+        let (v, d) = decode_component(b"raw\xffbyte");
+        assert_eq!(v, "raw\u{FFFD}byte");
+        assert!(d.bad_utf8);
+    }
+
+    #[test]
+    fn pairs_split_on_first_equals() {
+        let pairs: Vec<_> = raw_pairs(b"a=1&&b=x=y&c&=z").collect();
+        assert_eq!(
+            pairs,
+            vec![
+                (&b"a"[..], &b"1"[..]),
+                (&b"b"[..], &b"x=y"[..]),
+                (&b"c"[..], &b""[..]),
+                (&b""[..], &b"z"[..]),
+            ]
+        );
+    }
+}

@@ -1,0 +1,7 @@
+//! adjust-sink: receives Adjust server callbacks and lands every one of them, typed and exactly
+//! once, in ClickHouse.
+pub mod adjust;
+pub mod metrics;
+pub mod pipeline;
+pub mod row;
+pub mod schema;

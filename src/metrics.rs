@@ -1,0 +1,235 @@
+//! Every metric the sink exposes, declared in one place (README "Metrics" lists them).
+//!
+//! Names follow `adjust_sink_<name>_<unit>[_total]`; label values come from closed sets (the
+//! matched route, never the raw path). Drops are counted with a cause and should stay at zero;
+//! a retry is never counted as a drop.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder, exponential_buckets,
+};
+
+use crate::adjust::{ProblemKind, activity};
+
+/// Outcome of one callback request, the `outcome` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Accepted,
+    Forbidden,
+    Shed,
+    ShuttingDown,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Accepted => "accepted",
+            Outcome::Forbidden => "forbidden",
+            Outcome::Shed => "shed",
+            Outcome::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
+/// Why a batch was flushed, the `reason` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushReason {
+    Rows,
+    Bytes,
+    Age,
+    Shutdown,
+}
+
+impl FlushReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlushReason::Rows => "rows",
+            FlushReason::Bytes => "bytes",
+            FlushReason::Age => "age",
+            FlushReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// The sink's metric families, registered in their own registry.
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub requests: IntCounterVec,
+    pub callbacks: IntCounterVec,
+    pub decode_problems: IntCounterVec,
+    pub queue_rows_pushed: IntCounter,
+    pub queue_bytes_pushed: IntCounter,
+    pub queue_rows_popped: IntCounter,
+    pub queue_bytes_popped: IntCounter,
+    pub queue_rows: IntGauge,
+    pub queue_bytes: IntGauge,
+    pub queue_capacity_rows: IntGauge,
+    pub queue_capacity_bytes: IntGauge,
+    pub batch_rows: Histogram,
+    pub batch_bytes: Histogram,
+    pub flushes: IntCounterVec,
+    pub insert_duration: HistogramVec,
+    pub rows_written: IntCounter,
+    pub insert_errors: IntCounterVec,
+    pub rows_dropped: IntCounterVec,
+    pub rows_rejected: IntCounterVec,
+    pub spool_bytes: IntGauge,
+    pub spool_budget_bytes: IntGauge,
+    pub spool_oldest_age: IntGauge,
+    pub wal_fsyncs: IntCounter,
+    pub wal_damaged: IntCounterVec,
+    pub clickhouse_up: IntGauge,
+}
+
+const ROUTES: &[&str] = &["global", "trigger"];
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let ns = |name: &str, help: &str| Opts::new(format!("adjust_sink_{name}"), help.to_string());
+        macro_rules! reg {
+            ($m:expr) => {{
+                let m = $m.expect("valid metric");
+                registry.register(Box::new(m.clone())).expect("unique metric");
+                m
+            }};
+        }
+        let requests = reg!(IntCounterVec::new(
+            ns("requests_total", "Callback requests by route (global|trigger) and outcome (accepted|forbidden|shed|shutting_down)."),
+            &["route", "outcome"]
+        ));
+        let callbacks = reg!(IntCounterVec::new(
+            ns("callbacks_total", "Accepted callbacks by activity kind (unknown for kinds this version does not know, none when not sent)."),
+            &["activity_kind"]
+        ));
+        let decode_problems = reg!(IntCounterVec::new(
+            ns("decode_problems_total", "Problems found while decoding callbacks, by kind; the callback is stored all the same."),
+            &["kind"]
+        ));
+        let queue_rows_pushed = reg!(IntCounter::with_opts(ns("queue_rows_pushed_total", "Rows pushed into the delivery queue.")));
+        let queue_bytes_pushed = reg!(IntCounter::with_opts(ns("queue_bytes_pushed_total", "Encoded bytes pushed into the delivery queue.")));
+        let queue_rows_popped = reg!(IntCounter::with_opts(ns("queue_rows_popped_total", "Rows taken from the delivery queue into batches.")));
+        let queue_bytes_popped = reg!(IntCounter::with_opts(ns("queue_bytes_popped_total", "Encoded bytes taken from the delivery queue into batches.")));
+        let queue_rows = reg!(IntGauge::with_opts(ns("queue_rows", "Rows waiting in the delivery queue (accepted, not yet acknowledged by ClickHouse).")));
+        let queue_bytes = reg!(IntGauge::with_opts(ns("queue_bytes", "Encoded bytes waiting in the delivery queue.")));
+        let queue_capacity_rows = reg!(IntGauge::with_opts(ns("queue_capacity_rows", "Row capacity of the in-memory queue (0 when the write-ahead log is the queue).")));
+        let queue_capacity_bytes = reg!(IntGauge::with_opts(ns("queue_capacity_bytes", "Byte capacity of the queue (the disk budget in wal mode).")));
+        let batch_rows = reg!(Histogram::with_opts(HistogramOpts::from(ns("batch_rows", "Rows per batch sent to ClickHouse."))
+            .buckets(exponential_buckets(1.0, 4.0, 10).expect("buckets"))));
+        let batch_bytes = reg!(Histogram::with_opts(HistogramOpts::from(ns("batch_bytes", "Encoded bytes per batch sent to ClickHouse."))
+            .buckets(exponential_buckets(1024.0, 4.0, 10).expect("buckets"))));
+        let flushes = reg!(IntCounterVec::new(
+            ns("flushes_total", "Batches cut, by reason (rows|bytes|age|shutdown)."),
+            &["reason"]
+        ));
+        let insert_duration = reg!(HistogramVec::new(
+            HistogramOpts::from(ns("insert_duration_seconds", "Duration of INSERT requests to ClickHouse, by result (ok|error)."))
+                .buckets(exponential_buckets(0.005, 2.0, 14).expect("buckets")),
+            &["result"]
+        ));
+        let rows_written = reg!(IntCounter::with_opts(ns("rows_written_total", "Rows acknowledged by ClickHouse.")));
+        let insert_errors = reg!(IntCounterVec::new(
+            ns("insert_errors_total", "Failed INSERT attempts, by whether they are retried (retriable=true|false)."),
+            &["retriable"]
+        ));
+        let rows_dropped = reg!(IntCounterVec::new(
+            ns("rows_dropped_total", "Accepted rows that will never reach ClickHouse, by cause. Should stay zero."),
+            &["cause"]
+        ));
+        let rows_rejected = reg!(IntCounterVec::new(
+            ns("rows_rejected_total", "Rows ClickHouse refused because of their data, written to the rejects table or file, by reason."),
+            &["reason"]
+        ));
+        let spool_bytes = reg!(IntGauge::with_opts(ns("spool_bytes", "Bytes in the local write-ahead log (not yet acknowledged by ClickHouse, or not yet trimmed).")));
+        let spool_budget_bytes = reg!(IntGauge::with_opts(ns("spool_budget_bytes", "Disk budget of the write-ahead log; past it callbacks get 503.")));
+        let spool_oldest_age = reg!(IntGauge::with_opts(ns("spool_oldest_unacked_age_seconds", "Age of the oldest callback not yet acknowledged by ClickHouse (0 when none).")));
+        let wal_fsyncs = reg!(IntCounter::with_opts(ns("wal_fsyncs_total", "Group commits (fsyncs) of the write-ahead log.")));
+        let wal_damaged = reg!(IntCounterVec::new(
+            ns("wal_damaged_total", "Damaged write-ahead log regions found, by kind (torn_tail: truncated at start; quarantined: moved aside)."),
+            &["kind"]
+        ));
+        let clickhouse_up = reg!(IntGauge::with_opts(ns("clickhouse_up", "1 when the last request to ClickHouse succeeded, 0 when it failed.")));
+
+        let m = Metrics {
+            registry,
+            requests,
+            callbacks,
+            decode_problems,
+            queue_rows_pushed,
+            queue_bytes_pushed,
+            queue_rows_popped,
+            queue_bytes_popped,
+            queue_rows,
+            queue_bytes,
+            queue_capacity_rows,
+            queue_capacity_bytes,
+            batch_rows,
+            batch_bytes,
+            flushes,
+            insert_duration,
+            rows_written,
+            insert_errors,
+            rows_dropped,
+            rows_rejected,
+            spool_bytes,
+            spool_budget_bytes,
+            spool_oldest_age,
+            wal_fsyncs,
+            wal_damaged,
+            clickhouse_up,
+        };
+        m.touch();
+        m
+    }
+
+    /// Creates every labelled series once so that dashboards and alerts see zeros, not gaps.
+    fn touch(&self) {
+        for route in ROUTES {
+            for o in [Outcome::Accepted, Outcome::Forbidden, Outcome::Shed, Outcome::ShuttingDown] {
+                self.requests.with_label_values(&[route, o.as_str()]);
+            }
+        }
+        for k in activity::KNOWN.iter().chain(&["unknown", "none"]) {
+            self.callbacks.with_label_values(&[k]);
+        }
+        for k in ProblemKind::ALL {
+            self.decode_problems.with_label_values(&[k.as_str()]);
+        }
+        for r in [FlushReason::Rows, FlushReason::Bytes, FlushReason::Age, FlushReason::Shutdown] {
+            self.flushes.with_label_values(&[r.as_str()]);
+        }
+        for r in ["ok", "error"] {
+            self.insert_duration.with_label_values(&[r]);
+        }
+        for r in ["true", "false"] {
+            self.insert_errors.with_label_values(&[r]);
+        }
+        for c in DROP_CAUSES {
+            self.rows_dropped.with_label_values(&[c]);
+        }
+        for k in ["torn_tail", "quarantined"] {
+            self.wal_damaged.with_label_values(&[k]);
+        }
+    }
+
+    pub fn request(&self, route: &'static str, outcome: Outcome) {
+        self.requests.with_label_values(&[route, outcome.as_str()]).inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding");
+        String::from_utf8(buf).expect("prometheus text is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Causes of `rows_dropped_total`.
+pub const DROP_CAUSES: &[&str] = &["shutdown_deadline", "wal_damaged"];

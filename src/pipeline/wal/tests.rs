@@ -1,0 +1,147 @@
+use super::*;
+use std::time::Duration;
+
+fn config(dir: &Path) -> WalConfig {
+    WalConfig { dir: dir.to_path_buf(), segment_bytes: 1 << 20, disk_budget: 1 << 30, max_pending_bytes: 1 << 26 }
+}
+
+fn limits(rows: usize) -> Limits {
+    Limits { max_rows: rows, max_bytes: 1 << 30, max_age: Duration::from_secs(1) }
+}
+
+fn rows_of(batch: &Batch) -> Vec<Vec<u8>> {
+    (0..batch.rows()).map(|i| batch.row(i).to_vec()).collect()
+}
+
+async fn append_all(wal: &Wal, rows: impl IntoIterator<Item = Vec<u8>>) {
+    for r in rows {
+        wal.append(r).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn rows_are_read_back_in_order_and_resume_after_ack() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, mut reader, _) = Wal::open(config(dir.path()), Metrics::new()).unwrap();
+    append_all(&wal, (0..10u8).map(|i| vec![i; 100])).await;
+    let mut b = Batch::default();
+    assert_eq!(reader.fill(&mut b, &limits(4)).unwrap(), 4);
+    assert_eq!(rows_of(&b), (0..4u8).map(|i| vec![i; 100]).collect::<Vec<_>>());
+    reader.ack(b.log_end.unwrap()).unwrap();
+    wal.close();
+    drop(reader);
+
+    let (wal, mut reader, rec) = Wal::open(config(dir.path()), Metrics::new()).unwrap();
+    assert_eq!(rec.torn_bytes, 0);
+    let mut b = Batch::default();
+    assert_eq!(reader.fill(&mut b, &limits(100)).unwrap(), 6);
+    assert_eq!(b.row(0), &[4u8; 100][..]);
+    // New appends go to a new segment and are read after the old ones.
+    append_all(&wal, [vec![42; 3]]).await;
+    assert_eq!(reader.fill(&mut b, &limits(100)).unwrap(), 1);
+    assert_eq!(b.row(6), &[42u8; 3][..]);
+}
+
+#[tokio::test]
+async fn segments_rotate_and_are_trimmed_after_ack() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.segment_bytes = 4096;
+    let (wal, mut reader, _) = Wal::open(cfg, Metrics::new()).unwrap();
+    append_all(&wal, (0..50u8).map(|i| vec![i; 500])).await;
+    assert!(list_segments(dir.path()).unwrap().len() > 3);
+    let mut b = Batch::default();
+    assert_eq!(reader.fill(&mut b, &limits(1000)).unwrap(), 50);
+    reader.ack(b.log_end.unwrap()).unwrap();
+    assert_eq!(list_segments(dir.path()).unwrap().len(), 1);
+    let (disk, _) = wal.usage();
+    assert!(disk < 4096 + 600, "disk bytes after trim: {disk}");
+}
+
+#[tokio::test]
+async fn torn_tail_is_truncated_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, reader, _) = Wal::open(config(dir.path()), Metrics::new()).unwrap();
+    append_all(&wal, (0..5u8).map(|i| vec![i; 10])).await;
+    wal.close();
+    drop(reader);
+    let seg = *list_segments(dir.path()).unwrap().last().unwrap();
+    let mut f = OpenOptions::new().append(true).open(segment_path(dir.path(), seg)).unwrap();
+    f.write_all(b"\x41\x4a\x57\x4c torn garbage").unwrap();
+    drop(f);
+    let metrics = Metrics::new();
+    let (_wal, mut reader, rec) = Wal::open(config(dir.path()), metrics.clone()).unwrap();
+    assert_eq!(rec.torn_bytes, 17);
+    assert_eq!(metrics.wal_damaged.with_label_values(&["torn_tail"]).get(), 1);
+    let mut b = Batch::default();
+    assert_eq!(reader.fill(&mut b, &limits(100)).unwrap(), 5);
+}
+
+#[tokio::test]
+async fn damage_in_the_middle_is_quarantined_and_the_rest_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, reader, _) = Wal::open(config(dir.path()), Metrics::new()).unwrap();
+    append_all(&wal, (0..5u8).map(|i| vec![i; 10])).await;
+    wal.close();
+    drop(reader);
+    let seg = *list_segments(dir.path()).unwrap().last().unwrap();
+    let path = segment_path(dir.path(), seg);
+    let mut bytes = fs::read(&path).unwrap();
+    let rec = record::HEADER + 10;
+    bytes[2 * rec + record::HEADER + 3] ^= 0xff; // third record's payload
+    fs::write(&path, &bytes).unwrap();
+    let metrics = Metrics::new();
+    let (_wal, mut reader, rec_info) = Wal::open(config(dir.path()), metrics.clone()).unwrap();
+    assert_eq!(rec_info.torn_bytes, 0);
+    let mut b = Batch::default();
+    let mut got = 0;
+    for _ in 0..3 {
+        got += reader.fill(&mut b, &limits(100)).unwrap();
+    }
+    assert_eq!(got, 4);
+    assert_eq!(rows_of(&b), vec![vec![0; 10], vec![1; 10], vec![3; 10], vec![4; 10]]);
+    assert_eq!(metrics.wal_damaged.with_label_values(&["quarantined"]).get(), 1);
+    assert!(fs::metadata(dir.path().join("quarantine")).unwrap().len() >= rec as u64);
+}
+
+#[tokio::test]
+async fn an_inflight_batch_is_recut_identically_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, mut reader, _) = Wal::open(config(dir.path()), Metrics::new()).unwrap();
+    append_all(&wal, (0..3u8).map(|i| vec![i; 10])).await;
+    let mut b = Batch::default();
+    reader.fill(&mut b, &limits(100)).unwrap();
+    reader.begin(b.log_start.unwrap(), b.log_end.unwrap()).unwrap();
+    let token = b.token.clone();
+    // More rows arrive, then the process dies before the ack.
+    append_all(&wal, (3..6u8).map(|i| vec![i; 10])).await;
+    wal.close();
+    drop(reader);
+    let (_wal, mut reader, rec) = Wal::open(config(dir.path()), Metrics::new()).unwrap();
+    assert!(rec.inflight.is_some());
+    let mut again = Batch::default();
+    assert_eq!(reader.fill(&mut again, &limits(100)).unwrap(), 3);
+    assert_eq!(again.token, token);
+    let mut next = Batch::default();
+    assert_eq!(reader.fill(&mut next, &limits(100)).unwrap(), 3);
+}
+
+#[tokio::test]
+async fn appends_past_the_disk_budget_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.disk_budget = 1000;
+    let (wal, _reader, _) = Wal::open(cfg, Metrics::new()).unwrap();
+    let mut refused = None;
+    for i in 0..20 {
+        if let Err(e) = wal.append(vec![0; 100]).await {
+            refused = Some((i, e));
+            break;
+        }
+    }
+    let (i, e) = refused.expect("budget enforced");
+    assert_eq!(e, Refusal::DiskBudget);
+    assert!(i >= 5, "refused too early, after {i} rows");
+    wal.close();
+    assert_eq!(wal.append(vec![1]).await, Err(Refusal::ShuttingDown));
+}

@@ -1,0 +1,172 @@
+//! The row: the columns of `adjust.callbacks` and the RowBinary encoding of one callback.
+//!
+//! Both are generated from the placeholder catalog, so the insert column list, the encoder and the
+//! DDL cannot drift apart. One wire encoding serves both server profiles: where the column types
+//! differ (`DateTime64(3)` on modern servers, `Int64` on 18.16) they share the encoding.
+
+pub mod rowbinary;
+
+use crate::adjust::catalog::{CATALOG, Ty};
+use crate::adjust::decode::{Callback, Value};
+use rowbinary as rb;
+
+/// The ClickHouse server generation a DDL is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Profile {
+    /// ClickHouse 18.16 (Debian's package; no Map, DateTime64, codecs, TTL or skip indexes).
+    Legacy,
+    /// Current ClickHouse (tested against 26.x).
+    Modern,
+}
+
+impl Profile {
+    /// The profile for a `SELECT version()` answer: anything before 20.x is legacy.
+    pub fn for_version(version: &str) -> Profile {
+        let major: u32 = version.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0);
+        if major >= 20 { Profile::Modern } else { Profile::Legacy }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Legacy => "legacy",
+            Profile::Modern => "modern",
+        }
+    }
+}
+
+/// One column of the table as DDL sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub legacy: String,
+    pub modern: String,
+    /// Whether it is a `Nested(key String, value String)` column (two arrays on the wire).
+    pub nested: bool,
+}
+
+impl Column {
+    fn new(name: &str, ty: &str) -> Self {
+        Self::split(name, ty, ty)
+    }
+
+    fn split(name: &str, legacy: &str, modern: &str) -> Self {
+        Column { name: name.into(), legacy: legacy.into(), modern: modern.into(), nested: false }
+    }
+
+    fn pairs(name: &str) -> Self {
+        let ty = "Nested(key String, value String)";
+        Column { nested: true, ..Self::new(name, ty) }
+    }
+
+    pub fn ty(&self, profile: Profile) -> &str {
+        match profile {
+            Profile::Legacy => &self.legacy,
+            Profile::Modern => &self.modern,
+        }
+    }
+
+    /// The names this column has in an INSERT column list.
+    pub fn wire_names(&self) -> Vec<String> {
+        if self.nested {
+            vec![format!("{}.key", self.name), format!("{}.value", self.name)]
+        } else {
+            vec![self.name.clone()]
+        }
+    }
+}
+
+/// Sink-side columns written before the placeholders.
+pub const HEAD: &[&str] = &["received_at", "event_date", "callback_id", "callback_trigger", "source_ip"];
+
+/// Every stored column, in wire order.
+pub fn columns() -> Vec<Column> {
+    let mut cols = vec![
+        Column::new("received_at", "DateTime('UTC')"),
+        Column::new("event_date", "Date"),
+        Column::new("callback_id", "UInt64"),
+        Column::new("callback_trigger", "LowCardinality(String)"),
+        Column::new("source_ip", "String"),
+    ];
+    for p in CATALOG {
+        match p.ty {
+            Ty::Str | Ty::Json => cols.push(Column::new(p.name, "String")),
+            Ty::LowCard => cols.push(Column::new(p.name, "LowCardinality(String)")),
+            Ty::Time => cols.push(Column::new(p.name, "Nullable(DateTime('UTC'))")),
+            Ty::TimeMs => cols.push(Column::split(p.name, "Nullable(Int64)", "Nullable(DateTime64(3, 'UTC'))")),
+            Ty::Flag => cols.push(Column::new(p.name, "Nullable(UInt8)")),
+            Ty::Int => cols.push(Column::new(p.name, "Nullable(Int64)")),
+            Ty::Float => cols.push(Column::new(p.name, "Nullable(Float64)")),
+            Ty::Params => {
+                cols.push(Column::new(p.name, "String"));
+                cols.push(Column::pairs(&format!("{}_kv", p.name)));
+            }
+        }
+    }
+    cols.push(Column::pairs("extra"));
+    cols.push(Column::new("raw_query", "String"));
+    cols
+}
+
+/// `INSERT INTO db.table (…) FORMAT RowBinary` with every wire column named.
+pub fn insert_sql(database: &str, table: &str) -> String {
+    let names: Vec<String> = columns().iter().flat_map(Column::wire_names).collect();
+    format!("INSERT INTO {database}.{table} ({}) FORMAT RowBinary", names.join(", "))
+}
+
+/// What the sink adds to a callback.
+#[derive(Debug, Clone, Copy)]
+pub struct Meta<'a> {
+    /// Unix seconds when the callback was received.
+    pub received_at: u32,
+    pub callback_id: u64,
+    pub source_ip: &'a str,
+    /// The raw input, stored only when decoding hit a problem.
+    pub raw: Option<&'a [u8]>,
+}
+
+/// Appends the RowBinary encoding of one callback to `out`.
+pub fn encode(cb: &Callback<'_>, meta: &Meta<'_>, out: &mut Vec<u8>) {
+    rb::put_u32(out, meta.received_at);
+    let day_of = |secs: u32| (secs / 86_400) as u16;
+    let event_time = match cb.values[crate::adjust::decode::index_of("created_at").unwrap_or(0)] {
+        Value::Time(t) => t,
+        _ => meta.received_at,
+    };
+    rb::put_u16(out, day_of(event_time));
+    rb::put_u64(out, meta.callback_id);
+    rb::put_str(out, cb.trigger.as_bytes());
+    rb::put_str(out, meta.source_ip.as_bytes());
+    for (p, v) in CATALOG.iter().zip(&cb.values) {
+        match (p.ty, v) {
+            (Ty::Str | Ty::LowCard | Ty::Json, Value::Text(s)) => rb::put_str(out, s.as_bytes()),
+            (Ty::Str | Ty::LowCard | Ty::Json, _) => rb::put_str(out, b""),
+            (Ty::Params, Value::Params(raw, pairs)) => {
+                rb::put_str(out, raw.as_bytes());
+                rb::put_pairs(out, pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())), pairs.len());
+            }
+            (Ty::Params, _) => {
+                rb::put_str(out, b"");
+                rb::put_pairs(out, std::iter::empty(), 0);
+            }
+            (Ty::Time, Value::Time(t)) => {
+                out.push(0);
+                rb::put_u32(out, *t);
+            }
+            (Ty::TimeMs, Value::TimeMs(t)) | (Ty::Int, Value::Int(t)) => {
+                out.push(0);
+                rb::put_i64(out, *t);
+            }
+            (Ty::Flag, Value::Flag(f)) => out.extend_from_slice(&[0, *f]),
+            (Ty::Float, Value::Float(f)) => {
+                out.push(0);
+                rb::put_f64(out, *f);
+            }
+            (Ty::Time | Ty::TimeMs | Ty::Int | Ty::Flag | Ty::Float, _) => out.push(1),
+        }
+    }
+    rb::put_pairs(out, cb.extra.iter().map(|(k, v)| (k.as_ref(), v.as_ref())), cb.extra.len());
+    rb::put_str(out, meta.raw.unwrap_or(b""));
+}
+
+#[cfg(test)]
+mod tests;
