@@ -5,3 +5,5 @@ pub mod metrics;
 pub mod pipeline;
 pub mod row;
 pub mod schema;
+pub mod shutdown;
+pub mod sink;

@@ -232,4 +232,4 @@ impl Default for Metrics {
 }
 
 /// Causes of `rows_dropped_total`.
-pub const DROP_CAUSES: &[&str] = &["shutdown_deadline", "wal_damaged"];
+pub const DROP_CAUSES: &[&str] = &["shutdown_deadline", "reject_unwritable"];

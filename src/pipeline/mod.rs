@@ -10,12 +10,12 @@
 //! - [`batcher`]: cuts batches by rows, bytes, age and shutdown.
 //! - [`deliver`]: owns a batch until ClickHouse acknowledges it.
 
-//pub mod batcher;
-//pub mod deliver;
+pub mod batcher;
+pub mod deliver;
 pub mod memory;
 pub mod wal;
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 /// Why a row could not be accepted now (answered 503 with `Retry-After`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

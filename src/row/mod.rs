@@ -168,5 +168,39 @@ pub fn encode(cb: &Callback<'_>, meta: &Meta<'_>, out: &mut Vec<u8>) {
     rb::put_str(out, meta.raw.unwrap_or(b""));
 }
 
+/// The `callback_id` of an encoded row (it sits at a fixed offset after `received_at` and
+/// `event_date`).
+pub fn callback_id_of(row: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(row.get(6..14)?.try_into().ok()?))
+}
+
+/// An encoded row as a JSON object (column → value; NULL and empty values left out), for the
+/// rejects table and for people reading it.
+pub fn to_json(row: &[u8]) -> String {
+    use rb::Cell;
+    let mut reader = rb::Reader::new(row);
+    let mut obj = serde_json::Map::new();
+    for c in columns() {
+        let value = match reader.cell(c.ty(Profile::Legacy)) {
+            Ok(Cell::Null) => continue,
+            Ok(Cell::Str(s)) if s.is_empty() => continue,
+            Ok(Cell::Str(s)) => serde_json::Value::String(s),
+            Ok(Cell::UInt(v)) => serde_json::Value::from(v),
+            Ok(Cell::Int(v)) => serde_json::Value::from(v),
+            Ok(Cell::Float(v)) => serde_json::Value::from(v),
+            Ok(Cell::Pairs(p)) if p.is_empty() => continue,
+            Ok(Cell::Pairs(p)) => serde_json::Value::Array(
+                p.into_iter().map(|(k, v)| serde_json::json!([k, v])).collect(),
+            ),
+            Err(e) => {
+                obj.insert("_malformed".into(), serde_json::Value::String(e.to_string()));
+                break;
+            }
+        };
+        obj.insert(c.name, value);
+    }
+    serde_json::Value::Object(obj).to_string()
+}
+
 #[cfg(test)]
 mod tests;

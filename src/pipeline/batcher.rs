@@ -1,0 +1,204 @@
+//! The delivery loop: fill a batch from the queue, cut it on rows, bytes, age or shutdown, hand
+//! it to [`Deliverer`], acknowledge it to the queue. One batch in flight at a time, so while
+//! ClickHouse is down nothing piles up in memory: the queue (or the log) holds it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::deliver::Deliverer;
+use super::memory::MemoryQueue;
+use super::wal::LogReader;
+use super::{Batch, Limits};
+use crate::metrics::{FlushReason, Metrics};
+use crate::shutdown::Shutdown;
+use crate::sink::Store;
+
+/// Where batches come from.
+pub enum Source {
+    Memory(Arc<MemoryQueue>),
+    Wal(LogReader),
+}
+
+impl Source {
+    fn fill(&mut self, batch: &mut Batch, limits: &Limits) -> std::io::Result<usize> {
+        match self {
+            Source::Memory(q) => Ok(q.fill(batch, limits)),
+            Source::Wal(r) => r.fill(batch, limits),
+        }
+    }
+
+    async fn wait(&mut self) {
+        match self {
+            Source::Memory(q) => q.wait().await,
+            Source::Wal(r) => r.wait().await,
+        }
+    }
+
+    /// Closed for new rows, and everything read.
+    fn is_finished(&self) -> bool {
+        match self {
+            Source::Memory(q) => q.is_finished(),
+            Source::Wal(r) => r.is_finished(),
+        }
+    }
+
+    fn begin(&self, batch: &Batch) -> std::io::Result<()> {
+        match (self, batch.log_start, batch.log_end) {
+            (Source::Wal(r), Some(start), Some(end)) => r.begin(start, end),
+            _ => Ok(()),
+        }
+    }
+
+    fn ack(&mut self, batch: &Batch) -> std::io::Result<()> {
+        match (self, batch.log_end) {
+            (Source::Wal(r), Some(end)) => r.ack(end),
+            _ => Ok(()),
+        }
+    }
+
+    fn is_durable(&self) -> bool {
+        matches!(self, Source::Wal(_))
+    }
+}
+
+/// How the delivery loop ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Finished {
+    /// Everything accepted was acknowledged.
+    Drained,
+    /// The shutdown deadline passed with rows not acknowledged (kept in the log in `wal` mode).
+    Deadline { rows: usize },
+}
+
+/// Runs until the source is closed and drained, or the shutdown deadline passes.
+pub async fn run<S: Store>(
+    mut source: Source,
+    limits: Limits,
+    deliverer: Deliverer<S>,
+    shutdown: Shutdown,
+    metrics: Metrics,
+) -> Finished {
+    loop {
+        let Some((batch, reason)) = next_batch(&mut source, &limits, &metrics).await else {
+            metrics.spool_oldest_age.set(0);
+            return Finished::Drained;
+        };
+        metrics.flushes.with_label_values(&[reason.as_str()]).inc();
+        let mut batch = batch;
+        if batch.token.is_empty() {
+            batch.token = format!("mem-{:016x}", rand::random::<u64>());
+        }
+        while let Err(e) = source.begin(&batch) {
+            tracing::error!(error = %e, "write-ahead log: cannot record the batch in flight; retrying");
+            if !shutdown.sleep(Duration::from_secs(1)).await {
+                return Finished::Deadline { rows: batch.rows() };
+            }
+        }
+        if let Err(gave_up) = deliverer.deliver(&batch, &shutdown).await {
+            if source.is_durable() {
+                tracing::warn!(rows = gave_up.rows, "shutdown deadline: rows stay in the write-ahead log for the next start");
+            } else {
+                metrics.rows_dropped.with_label_values(&["shutdown_deadline"]).inc_by(gave_up.rows as u64);
+                tracing::error!(rows = gave_up.rows, "shutdown deadline: rows in memory were not delivered");
+            }
+            return Finished::Deadline { rows: gave_up.rows };
+        }
+        while let Err(e) = source.ack(&batch) {
+            tracing::error!(error = %e, "write-ahead log: cannot record the acknowledgement; retrying");
+            if !shutdown.sleep(Duration::from_secs(1)).await {
+                break;
+            }
+        }
+    }
+}
+
+/// Fills the next batch. `None` when the source is finished and nothing is left.
+async fn next_batch(source: &mut Source, limits: &Limits, metrics: &Metrics) -> Option<(Batch, FlushReason)> {
+    let mut batch = Batch::default();
+    loop {
+        if let Err(e) = source.fill(&mut batch, limits) {
+            tracing::error!(error = %e, "reading the queue failed; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        update_age(&batch, metrics);
+        if batch.rows() >= limits.max_rows {
+            return Some((batch, FlushReason::Rows));
+        }
+        if batch.data.len() >= limits.max_bytes {
+            return Some((batch, FlushReason::Bytes));
+        }
+        if source.is_finished() {
+            // A last fill: rows may have landed between the fill and the check.
+            let _ = source.fill(&mut batch, limits);
+            return (!batch.is_empty()).then_some((batch, FlushReason::Shutdown));
+        }
+        let wait = match batch.started {
+            Some(started) => {
+                let age = started.elapsed();
+                if age >= limits.max_age {
+                    return Some((batch, FlushReason::Age));
+                }
+                limits.max_age - age
+            }
+            None => Duration::from_secs(1),
+        };
+        tokio::select! {
+            _ = source.wait() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+fn update_age(batch: &Batch, metrics: &Metrics) {
+    let age = match (batch.oldest_written, batch.started) {
+        (Some(written), _) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            now.saturating_sub(u64::from(written)) as i64
+        }
+        (None, Some(started)) => started.elapsed().as_secs() as i64,
+        (None, None) => 0,
+    };
+    metrics.spool_oldest_age.set(age);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::deliver::Backoff;
+    use crate::sink::twin::TwinStore;
+
+    #[tokio::test]
+    async fn memory_rows_are_batched_and_drained_on_close() {
+        let metrics = Metrics::new();
+        let q = Arc::new(MemoryQueue::new(1000, 1 << 20, metrics.clone()));
+        for i in 0..25u8 {
+            q.push(vec![4, i, i, i]).unwrap();
+        }
+        q.close();
+        let limits = Limits { max_rows: 10, max_bytes: 1 << 20, max_age: Duration::from_secs(60) };
+        let d = Deliverer::new(TwinStore::new(), metrics.clone(), Backoff::default(), "unused".into());
+        let done = run(Source::Memory(q), limits, d, Shutdown::new(), metrics.clone()).await;
+        assert_eq!(done, Finished::Drained);
+        assert_eq!(metrics.rows_written.get(), 25);
+        assert_eq!(metrics.flushes.with_label_values(&["rows"]).get(), 2);
+        assert_eq!(metrics.flushes.with_label_values(&["shutdown"]).get(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_partial_batch_is_flushed_by_age() {
+        let metrics = Metrics::new();
+        let q = Arc::new(MemoryQueue::new(1000, 1 << 20, metrics.clone()));
+        q.push(vec![4, 1, 1, 1]).unwrap();
+        let limits = Limits { max_rows: 10, max_bytes: 1 << 20, max_age: Duration::from_millis(500) };
+        let mut source = Source::Memory(q);
+        let start = tokio::time::Instant::now();
+        let (batch, reason) = next_batch(&mut source, &limits, &metrics).await.unwrap();
+        assert_eq!(reason, FlushReason::Age);
+        assert_eq!(batch.rows(), 1);
+        assert!(start.elapsed() >= Duration::from_millis(500));
+    }
+}

@@ -1,0 +1,103 @@
+//! Which store errors are retried, and which are caused by the data. One place, one table.
+
+/// How delivery treats an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The store or the path to it is unwell (network, timeouts, too many parts, memory,
+    /// missing table, authentication): keep the batch and retry with backoff.
+    Transient,
+    /// Caused by the rows themselves (parse or type errors, a constraint): split the batch to
+    /// isolate the offending rows and send those to the rejects table.
+    Data,
+    /// Not known: retried a few times, then treated as data so nothing blocks for ever.
+    Unknown,
+}
+
+impl ErrorClass {
+    pub fn is_retriable(self) -> bool {
+        !matches!(self, ErrorClass::Data)
+    }
+}
+
+/// ClickHouse error codes caused by the content of the inserted rows.
+const DATA_CODES: &[u32] = &[
+    6,   // CANNOT_PARSE_TEXT
+    26,  // CANNOT_PARSE_QUOTED_STRING
+    27,  // CANNOT_PARSE_INPUT_ASSERTION_FAILED
+    32,  // ATTEMPT_TO_READ_AFTER_EOF
+    33,  // CANNOT_READ_ALL_DATA
+    38,  // CANNOT_PARSE_DATE
+    41,  // CANNOT_PARSE_DATETIME
+    53,  // TYPE_MISMATCH
+    69,  // ARGUMENT_OUT_OF_BOUND
+    70,  // CANNOT_CONVERT_TYPE
+    72,  // CANNOT_PARSE_NUMBER
+    117, // INCORRECT_DATA
+    131, // TOO_LARGE_STRING_SIZE
+    190, // SIZES_OF_ARRAYS_DOESNT_MATCH
+    395, // FUNCTION_THROW_IF_VALUE_IS_NON_ZERO
+    469, // VIOLATED_CONSTRAINT
+];
+
+/// ClickHouse error codes of a store that is unwell or misconfigured, never of the data.
+const TRANSIENT_CODES: &[u32] = &[
+    3,   // UNEXPECTED_END_OF_FILE (connection cut)
+    16,  // NO_SUCH_COLUMN_IN_TABLE (schema not migrated yet)
+    60,  // UNKNOWN_TABLE
+    81,  // UNKNOWN_DATABASE
+    159, // TIMEOUT_EXCEEDED
+    164, // READONLY
+    192, // UNKNOWN_USER
+    193, // WRONG_PASSWORD
+    202, // TOO_MANY_SIMULTANEOUS_QUERIES
+    209, // SOCKET_TIMEOUT
+    210, // NETWORK_ERROR
+    241, // MEMORY_LIMIT_EXCEEDED
+    242, // TABLE_IS_READ_ONLY
+    252, // TOO_MANY_PARTS
+    285, // TOO_FEW_LIVE_REPLICAS
+    319, // UNKNOWN_STATUS_OF_INSERT
+    425, // SYSTEM_ERROR
+    497, // ACCESS_DENIED
+    516, // AUTHENTICATION_FAILED
+];
+
+/// Classifies a ClickHouse error code.
+pub fn classify_code(code: u32) -> ErrorClass {
+    if DATA_CODES.contains(&code) {
+        ErrorClass::Data
+    } else if TRANSIENT_CODES.contains(&code) {
+        ErrorClass::Transient
+    } else {
+        ErrorClass::Unknown
+    }
+}
+
+/// The `Code: N` of a ClickHouse error message, if it has one.
+pub fn code_of(message: &str) -> Option<u32> {
+    let rest = &message[message.find("Code: ")? + 6..];
+    let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_from_messages() {
+        assert_eq!(code_of("Code: 60, e.displayText() = DB::Exception: Table x.y doesn't exist."), Some(60));
+        assert_eq!(code_of("Code: 395. DB::Exception: Value passed to 'throwIf'"), Some(395));
+        assert_eq!(code_of("503 Service Unavailable"), None);
+    }
+
+    #[test]
+    fn classes() {
+        assert_eq!(classify_code(27), ErrorClass::Data);
+        assert_eq!(classify_code(252), ErrorClass::Transient);
+        assert_eq!(classify_code(60), ErrorClass::Transient);
+        assert_eq!(classify_code(99999), ErrorClass::Unknown);
+        assert!(ErrorClass::Unknown.is_retriable());
+        assert!(!ErrorClass::Data.is_retriable());
+    }
+}

@@ -1,0 +1,53 @@
+//! The seam in front of ClickHouse.
+//!
+//! - [`Store`]: what delivery needs from a store (insert a batch, insert rejected rows).
+//! - [`clickhouse`]: the real one (official `clickhouse` crate, RowBinary, LZ4), with `migrate`.
+//! - [`classify`]: which ClickHouse errors are retried and which are caused by the data, decided
+//!   in one place.
+//! - [`twin`]: an in-memory store with fault injection, for unit tests.
+
+pub mod classify;
+pub mod clickhouse;
+pub mod twin;
+
+use std::future::Future;
+
+pub use classify::ErrorClass;
+
+/// A failed store request.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct StoreError {
+    pub class: ErrorClass,
+    /// The server's error code, when it gave one.
+    pub code: Option<u32>,
+    pub message: String,
+}
+
+impl StoreError {
+    pub fn new(class: ErrorClass, code: Option<u32>, message: impl Into<String>) -> Self {
+        StoreError { class, code, message: message.into() }
+    }
+}
+
+/// A row ClickHouse refused, with the reason, for the rejects table.
+#[derive(Debug, Clone)]
+pub struct Reject {
+    pub rejected_at: u32,
+    pub callback_id: u64,
+    pub error: String,
+    /// The row as JSON (column → value), readable without the sink.
+    pub row_json: String,
+    /// The row as encoded, to re-insert once the cause is fixed.
+    pub row: Vec<u8>,
+}
+
+/// What delivery needs from a store.
+pub trait Store: Send + Sync + 'static {
+    /// Inserts `rows` encoded rows (concatenated RowBinary). `token` identifies the content for
+    /// server-side deduplication where the server supports it.
+    fn insert(&self, data: &[u8], rows: usize, token: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Inserts rows the store refused into the rejects table.
+    fn insert_rejects(&self, rejects: &[Reject]) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
