@@ -1,3 +1,95 @@
-fn main() {
-    println!("Hello, world!");
+//! `adjust-sink`: parses the command line and hands over to the library.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+use adjust_sink::cli::{Cli, Command};
+use adjust_sink::config::ServeConfig;
+use adjust_sink::row::Profile;
+use adjust_sink::schema;
+use adjust_sink::serve;
+use adjust_sink::sink::clickhouse::ClickHouseStore;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("adjust-sink: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => {
+            let config = ServeConfig::try_from(&*args)?;
+            let listener = std::net::TcpListener::bind(config.listen)
+                .with_context(|| format!("binding the callback listener on {}", config.listen))?;
+            let admin = std::net::TcpListener::bind(config.admin_listen).with_context(|| {
+                format!("binding the admin listener on {}", config.admin_listen)
+            })?;
+            actix_web::rt::System::new().block_on(serve::run(
+                config,
+                listener,
+                admin,
+                serve::termination(),
+            ))
+        }
+        Command::Migrate(args) => {
+            let config = args.config(true, std::time::Duration::from_secs(60))?;
+            let store = ClickHouseStore::new(config.clone());
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let report = rt
+                .block_on(store.migrate())
+                .with_context(|| format!("migrating ClickHouse at {}", config.url))?;
+            let profile = report.profile.map_or("?", Profile::as_str);
+            println!(
+                "ClickHouse {} ({profile} profile) at {}",
+                report.version, config.url
+            );
+            for what in &report.statements {
+                println!("  ensured {what}");
+            }
+            for c in &report.added_columns {
+                println!("  added column {c}");
+            }
+            println!("schema is up to date");
+            Ok(())
+        }
+        Command::Schema(args) => {
+            let target = args.clickhouse.target()?;
+            let profile = match args.profile {
+                Some(p) => p,
+                None => {
+                    let config = args
+                        .clickhouse
+                        .config(false, std::time::Duration::from_secs(10))?;
+                    let store = ClickHouseStore::new(config.clone());
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    let version = rt.block_on(store.version()).with_context(|| {
+                        format!("asking {} for its version (pass --profile legacy|modern to print without a server)", config.url)
+                    })?;
+                    Profile::for_version(&version)
+                }
+            };
+            print!("{}", schema::render(profile, &target));
+            Ok(())
+        }
+    }
 }

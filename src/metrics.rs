@@ -5,8 +5,8 @@
 //! a retry is never counted as a drop.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder, exponential_buckets,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder, exponential_buckets,
 };
 
 use crate::adjust::{ProblemKind, activity};
@@ -87,69 +87,148 @@ const ROUTES: &[&str] = &["global", "trigger"];
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
-        let ns = |name: &str, help: &str| Opts::new(format!("adjust_sink_{name}"), help.to_string());
+        let ns =
+            |name: &str, help: &str| Opts::new(format!("adjust_sink_{name}"), help.to_string());
         macro_rules! reg {
             ($m:expr) => {{
                 let m = $m.expect("valid metric");
-                registry.register(Box::new(m.clone())).expect("unique metric");
+                registry
+                    .register(Box::new(m.clone()))
+                    .expect("unique metric");
                 m
             }};
         }
         let requests = reg!(IntCounterVec::new(
-            ns("requests_total", "Callback requests by route (global|trigger) and outcome (accepted|forbidden|shed|shutting_down)."),
+            ns(
+                "requests_total",
+                "Callback requests by route (global|trigger) and outcome (accepted|forbidden|shed|shutting_down)."
+            ),
             &["route", "outcome"]
         ));
         let callbacks = reg!(IntCounterVec::new(
-            ns("callbacks_total", "Accepted callbacks by activity kind (unknown for kinds this version does not know, none when not sent)."),
+            ns(
+                "callbacks_total",
+                "Accepted callbacks by activity kind (unknown for kinds this version does not know, none when not sent)."
+            ),
             &["activity_kind"]
         ));
         let decode_problems = reg!(IntCounterVec::new(
-            ns("decode_problems_total", "Problems found while decoding callbacks, by kind; the callback is stored all the same."),
+            ns(
+                "decode_problems_total",
+                "Problems found while decoding callbacks, by kind; the callback is stored all the same."
+            ),
             &["kind"]
         ));
-        let queue_rows_pushed = reg!(IntCounter::with_opts(ns("queue_rows_pushed_total", "Rows pushed into the delivery queue.")));
-        let queue_bytes_pushed = reg!(IntCounter::with_opts(ns("queue_bytes_pushed_total", "Encoded bytes pushed into the delivery queue.")));
-        let queue_rows_popped = reg!(IntCounter::with_opts(ns("queue_rows_popped_total", "Rows taken from the delivery queue into batches.")));
-        let queue_bytes_popped = reg!(IntCounter::with_opts(ns("queue_bytes_popped_total", "Encoded bytes taken from the delivery queue into batches.")));
-        let queue_rows = reg!(IntGauge::with_opts(ns("queue_rows", "Rows waiting in the delivery queue (accepted, not yet acknowledged by ClickHouse).")));
-        let queue_bytes = reg!(IntGauge::with_opts(ns("queue_bytes", "Encoded bytes waiting in the delivery queue.")));
-        let queue_capacity_rows = reg!(IntGauge::with_opts(ns("queue_capacity_rows", "Row capacity of the in-memory queue (0 when the write-ahead log is the queue).")));
-        let queue_capacity_bytes = reg!(IntGauge::with_opts(ns("queue_capacity_bytes", "Byte capacity of the queue (the disk budget in wal mode).")));
-        let batch_rows = reg!(Histogram::with_opts(HistogramOpts::from(ns("batch_rows", "Rows per batch sent to ClickHouse."))
-            .buckets(exponential_buckets(1.0, 4.0, 10).expect("buckets"))));
-        let batch_bytes = reg!(Histogram::with_opts(HistogramOpts::from(ns("batch_bytes", "Encoded bytes per batch sent to ClickHouse."))
-            .buckets(exponential_buckets(1024.0, 4.0, 10).expect("buckets"))));
+        let queue_rows_pushed = reg!(IntCounter::with_opts(ns(
+            "queue_rows_pushed_total",
+            "Rows pushed into the delivery queue."
+        )));
+        let queue_bytes_pushed = reg!(IntCounter::with_opts(ns(
+            "queue_bytes_pushed_total",
+            "Encoded bytes pushed into the delivery queue."
+        )));
+        let queue_rows_popped = reg!(IntCounter::with_opts(ns(
+            "queue_rows_popped_total",
+            "Rows taken from the delivery queue into batches."
+        )));
+        let queue_bytes_popped = reg!(IntCounter::with_opts(ns(
+            "queue_bytes_popped_total",
+            "Encoded bytes taken from the delivery queue into batches."
+        )));
+        let queue_rows = reg!(IntGauge::with_opts(ns(
+            "queue_rows",
+            "Rows waiting in the delivery queue (accepted, not yet acknowledged by ClickHouse)."
+        )));
+        let queue_bytes = reg!(IntGauge::with_opts(ns(
+            "queue_bytes",
+            "Encoded bytes waiting in the delivery queue."
+        )));
+        let queue_capacity_rows = reg!(IntGauge::with_opts(ns(
+            "queue_capacity_rows",
+            "Row capacity of the in-memory queue (0 when the write-ahead log is the queue)."
+        )));
+        let queue_capacity_bytes = reg!(IntGauge::with_opts(ns(
+            "queue_capacity_bytes",
+            "Byte capacity of the queue (the disk budget in wal mode)."
+        )));
+        let batch_rows = reg!(Histogram::with_opts(
+            HistogramOpts::from(ns("batch_rows", "Rows per batch sent to ClickHouse."))
+                .buckets(exponential_buckets(1.0, 4.0, 10).expect("buckets"))
+        ));
+        let batch_bytes = reg!(Histogram::with_opts(
+            HistogramOpts::from(ns(
+                "batch_bytes",
+                "Encoded bytes per batch sent to ClickHouse."
+            ))
+            .buckets(exponential_buckets(1024.0, 4.0, 10).expect("buckets"))
+        ));
         let flushes = reg!(IntCounterVec::new(
-            ns("flushes_total", "Batches cut, by reason (rows|bytes|age|shutdown)."),
+            ns(
+                "flushes_total",
+                "Batches cut, by reason (rows|bytes|age|shutdown)."
+            ),
             &["reason"]
         ));
         let insert_duration = reg!(HistogramVec::new(
-            HistogramOpts::from(ns("insert_duration_seconds", "Duration of INSERT requests to ClickHouse, by result (ok|error)."))
-                .buckets(exponential_buckets(0.005, 2.0, 14).expect("buckets")),
+            HistogramOpts::from(ns(
+                "insert_duration_seconds",
+                "Duration of INSERT requests to ClickHouse, by result (ok|error)."
+            ))
+            .buckets(exponential_buckets(0.005, 2.0, 14).expect("buckets")),
             &["result"]
         ));
-        let rows_written = reg!(IntCounter::with_opts(ns("rows_written_total", "Rows acknowledged by ClickHouse.")));
+        let rows_written = reg!(IntCounter::with_opts(ns(
+            "rows_written_total",
+            "Rows acknowledged by ClickHouse."
+        )));
         let insert_errors = reg!(IntCounterVec::new(
-            ns("insert_errors_total", "Failed INSERT attempts, by whether they are retried (retriable=true|false)."),
+            ns(
+                "insert_errors_total",
+                "Failed INSERT attempts, by whether they are retried (retriable=true|false)."
+            ),
             &["retriable"]
         ));
         let rows_dropped = reg!(IntCounterVec::new(
-            ns("rows_dropped_total", "Accepted rows that will never reach ClickHouse, by cause. Should stay zero."),
+            ns(
+                "rows_dropped_total",
+                "Accepted rows that will never reach ClickHouse, by cause. Should stay zero."
+            ),
             &["cause"]
         ));
         let rows_rejected = reg!(IntCounterVec::new(
-            ns("rows_rejected_total", "Rows ClickHouse refused because of their data, written to the rejects table or file, by reason."),
+            ns(
+                "rows_rejected_total",
+                "Rows ClickHouse refused because of their data, written to the rejects table or file, by reason."
+            ),
             &["reason"]
         ));
-        let spool_bytes = reg!(IntGauge::with_opts(ns("spool_bytes", "Bytes in the local write-ahead log (not yet acknowledged by ClickHouse, or not yet trimmed).")));
-        let spool_budget_bytes = reg!(IntGauge::with_opts(ns("spool_budget_bytes", "Disk budget of the write-ahead log; past it callbacks get 503.")));
-        let spool_oldest_age = reg!(IntGauge::with_opts(ns("spool_oldest_unacked_age_seconds", "Age of the oldest callback not yet acknowledged by ClickHouse (0 when none).")));
-        let wal_fsyncs = reg!(IntCounter::with_opts(ns("wal_fsyncs_total", "Group commits (fsyncs) of the write-ahead log.")));
+        let spool_bytes = reg!(IntGauge::with_opts(ns(
+            "spool_bytes",
+            "Bytes in the local write-ahead log (not yet acknowledged by ClickHouse, or not yet trimmed)."
+        )));
+        let spool_budget_bytes = reg!(IntGauge::with_opts(ns(
+            "spool_budget_bytes",
+            "Disk budget of the write-ahead log; past it callbacks get 503."
+        )));
+        let spool_oldest_age = reg!(IntGauge::with_opts(ns(
+            "spool_oldest_unacked_age_seconds",
+            "Age of the oldest callback not yet acknowledged by ClickHouse (0 when none)."
+        )));
+        let wal_fsyncs = reg!(IntCounter::with_opts(ns(
+            "wal_fsyncs_total",
+            "Group commits (fsyncs) of the write-ahead log."
+        )));
         let wal_damaged = reg!(IntCounterVec::new(
-            ns("wal_damaged_total", "Damaged write-ahead log regions found, by kind (torn_tail: truncated at start; quarantined: moved aside)."),
+            ns(
+                "wal_damaged_total",
+                "Damaged write-ahead log regions found, by kind (torn_tail: truncated at start; quarantined: moved aside)."
+            ),
             &["kind"]
         ));
-        let clickhouse_up = reg!(IntGauge::with_opts(ns("clickhouse_up", "1 when the last request to ClickHouse succeeded, 0 when it failed.")));
+        let clickhouse_up = reg!(IntGauge::with_opts(ns(
+            "clickhouse_up",
+            "1 when the last request to ClickHouse succeeded, 0 when it failed."
+        )));
 
         let m = Metrics {
             registry,
@@ -186,7 +265,12 @@ impl Metrics {
     /// Creates every labelled series once so that dashboards and alerts see zeros, not gaps.
     fn touch(&self) {
         for route in ROUTES {
-            for o in [Outcome::Accepted, Outcome::Forbidden, Outcome::Shed, Outcome::ShuttingDown] {
+            for o in [
+                Outcome::Accepted,
+                Outcome::Forbidden,
+                Outcome::Shed,
+                Outcome::ShuttingDown,
+            ] {
                 self.requests.with_label_values(&[route, o.as_str()]);
             }
         }
@@ -196,7 +280,12 @@ impl Metrics {
         for k in ProblemKind::ALL {
             self.decode_problems.with_label_values(&[k.as_str()]);
         }
-        for r in [FlushReason::Rows, FlushReason::Bytes, FlushReason::Age, FlushReason::Shutdown] {
+        for r in [
+            FlushReason::Rows,
+            FlushReason::Bytes,
+            FlushReason::Age,
+            FlushReason::Shutdown,
+        ] {
             self.flushes.with_label_values(&[r.as_str()]);
         }
         for r in ["ok", "error"] {
@@ -214,13 +303,17 @@ impl Metrics {
     }
 
     pub fn request(&self, route: &'static str, outcome: Outcome) {
-        self.requests.with_label_values(&[route, outcome.as_str()]).inc();
+        self.requests
+            .with_label_values(&[route, outcome.as_str()])
+            .inc();
     }
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding");
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding");
         String::from_utf8(buf).expect("prometheus text is UTF-8")
     }
 }

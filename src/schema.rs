@@ -16,7 +16,14 @@ pub const ORDER_BY: &str = "(activity_kind, event_date, callback_id)";
 pub const PARTITION_BY: &str = "toYYYYMM(event_date)";
 
 /// Modern-only bloom filter indexes on identifiers analysts look up one at a time.
-const MODERN_INDEXES: &[&str] = &["adid", "idfa", "gps_adid", "idfv", "nonce", "sk_transaction_id"];
+const MODERN_INDEXES: &[&str] = &[
+    "adid",
+    "idfa",
+    "gps_adid",
+    "idfv",
+    "nonce",
+    "sk_transaction_id",
+];
 
 /// How many recent insert tokens a modern server remembers per table; a retried or replayed batch
 /// whose `insert_deduplication_token` is among them is skipped.
@@ -56,19 +63,27 @@ pub fn create_table(profile: Profile, target: &Target) -> String {
     let mut lines: Vec<String> = cols.iter().map(|c| column_ddl(c, profile)).collect();
     if profile == Profile::Modern {
         for c in cols.iter().filter(|c| c.nested) {
-            let map = if c.name == "extra" { "extra_map".to_string() } else { format!("{}_map", c.name.trim_end_matches("_kv")) };
+            let map = if c.name == "extra" {
+                "extra_map".to_string()
+            } else {
+                format!("{}_map", c.name.trim_end_matches("_kv"))
+            };
             lines.push(format!(
                 "    {map} Map(String, String) ALIAS mapFromArrays({0}.key, {0}.value)",
                 c.name
             ));
         }
         for col in MODERN_INDEXES {
-            lines.push(format!("    INDEX idx_{col} {col} TYPE bloom_filter GRANULARITY 4"));
+            lines.push(format!(
+                "    INDEX idx_{col} {col} TYPE bloom_filter GRANULARITY 4"
+            ));
         }
     }
     let settings = match profile {
         Profile::Legacy => "index_granularity = 8192".to_string(),
-        Profile::Modern => format!("index_granularity = 8192, non_replicated_deduplication_window = {DEDUP_WINDOW}"),
+        Profile::Modern => format!(
+            "index_granularity = 8192, non_replicated_deduplication_window = {DEDUP_WINDOW}"
+        ),
     };
     format!(
         "CREATE TABLE IF NOT EXISTS {}\n(\n{}\n)\nENGINE = ReplacingMergeTree\nPARTITION BY {PARTITION_BY}\nORDER BY {ORDER_BY}\nSETTINGS {settings}",
@@ -96,8 +111,14 @@ pub fn statements(profile: Profile, target: &Target) -> Vec<Statement> {
             what: format!("database {}", target.database),
             sql: format!("CREATE DATABASE IF NOT EXISTS {}", target.database),
         },
-        Statement { what: format!("table {}", target.table()), sql: create_table(profile, target) },
-        Statement { what: format!("table {}", rejects_table(target)), sql: create_rejects(target) },
+        Statement {
+            what: format!("table {}", target.table()),
+            sql: create_table(profile, target),
+        },
+        Statement {
+            what: format!("table {}", rejects_table(target)),
+            sql: create_rejects(target),
+        },
     ]
 }
 
@@ -122,7 +143,10 @@ mod tests {
     use super::*;
 
     fn target() -> Target {
-        Target { database: "adjust".into(), table: "callbacks".into() }
+        Target {
+            database: "adjust".into(),
+            table: "callbacks".into(),
+        }
     }
 
     #[test]
@@ -138,7 +162,11 @@ mod tests {
     #[test]
     fn modern_ddl_adds_maps_indexes_and_dedup_window() {
         let ddl = render(Profile::Modern, &target());
-        assert!(ddl.contains("extra_map Map(String, String) ALIAS mapFromArrays(extra.key, extra.value)"));
+        assert!(
+            ddl.contains(
+                "extra_map Map(String, String) ALIAS mapFromArrays(extra.key, extra.value)"
+            )
+        );
         assert!(ddl.contains("publisher_parameters_map Map(String, String) ALIAS"));
         assert!(ddl.contains("created_at_milli Nullable(DateTime64(3, 'UTC'))"));
         assert!(ddl.contains("INDEX idx_adid adid TYPE bloom_filter"));
@@ -148,7 +176,11 @@ mod tests {
     #[test]
     fn checked_in_schema_matches_the_code() {
         for profile in [Profile::Legacy, Profile::Modern] {
-            let path = format!("{}/schema/{}.sql", env!("CARGO_MANIFEST_DIR"), profile.as_str());
+            let path = format!(
+                "{}/schema/{}.sql",
+                env!("CARGO_MANIFEST_DIR"),
+                profile.as_str()
+            );
             let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
             assert!(
                 on_disk == render(profile, &target()),

@@ -20,7 +20,9 @@ impl Default for Shutdown {
 
 impl Shutdown {
     pub fn new() -> Self {
-        Shutdown { tx: Arc::new(watch::channel(None).0) }
+        Shutdown {
+            tx: Arc::new(watch::channel(None).0),
+        }
     }
 
     /// Starts stopping: delivery may keep trying until `grace` has passed.

@@ -36,7 +36,11 @@ pub fn label(kind: &str) -> &'static str {
     if kind.is_empty() {
         return "none";
     }
-    KNOWN.iter().find(|k| **k == kind).copied().unwrap_or("unknown")
+    KNOWN
+        .iter()
+        .find(|k| **k == kind)
+        .copied()
+        .unwrap_or("unknown")
 }
 
 #[cfg(test)]

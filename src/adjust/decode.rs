@@ -49,7 +49,9 @@ impl DecodeOptions {
         let idx = index_of(target)
             .ok_or_else(|| format!("`{target}` is not an Adjust placeholder this sink knows"))?;
         if index_of(alias).is_some() {
-            return Err(format!("`{alias}` is itself a placeholder and cannot be an alias"));
+            return Err(format!(
+                "`{alias}` is itself a placeholder and cannot be an alias"
+            ));
         }
         self.aliases.insert(alias.to_owned(), idx as u16);
         Ok(self)
@@ -211,7 +213,10 @@ impl<'a> Callback<'a> {
     }
 
     fn problem(&mut self, kind: ProblemKind, key: &str) {
-        self.problems.push(Problem { kind, key: key.to_owned() });
+        self.problems.push(Problem {
+            kind,
+            key: key.to_owned(),
+        });
     }
 
     fn note_damage(&mut self, damage: Damage, key: &str) {
@@ -232,7 +237,10 @@ impl<'a> Callback<'a> {
         if val.is_empty() {
             return;
         }
-        if val.len() >= 2 && val.starts_with('{') && val.ends_with('}') && is_placeholder_literal(&val)
+        if val.len() >= 2
+            && val.starts_with('{')
+            && val.ends_with('}')
+            && is_placeholder_literal(&val)
         {
             self.problem(ProblemKind::UnreplacedPlaceholder, &key);
             return;
@@ -257,11 +265,21 @@ impl<'a> Callback<'a> {
                 }
                 Ok(Value::Params(val, pairs.unwrap_or_default()))
             }
-            Ty::Time => value::parse_time(&val).map(Value::Time).ok_or((ProblemKind::BadTime, val)),
-            Ty::TimeMs => value::parse_time_ms(&val).map(Value::TimeMs).ok_or((ProblemKind::BadTime, val)),
-            Ty::Flag => value::parse_flag(&val).map(Value::Flag).ok_or((ProblemKind::BadFlag, val)),
-            Ty::Int => value::parse_int(&val).map(Value::Int).ok_or((ProblemKind::BadNumber, val)),
-            Ty::Float => value::parse_float(&val).map(Value::Float).ok_or((ProblemKind::BadNumber, val)),
+            Ty::Time => value::parse_time(&val)
+                .map(Value::Time)
+                .ok_or((ProblemKind::BadTime, val)),
+            Ty::TimeMs => value::parse_time_ms(&val)
+                .map(Value::TimeMs)
+                .ok_or((ProblemKind::BadTime, val)),
+            Ty::Flag => value::parse_flag(&val)
+                .map(Value::Flag)
+                .ok_or((ProblemKind::BadFlag, val)),
+            Ty::Int => value::parse_int(&val)
+                .map(Value::Int)
+                .ok_or((ProblemKind::BadNumber, val)),
+            Ty::Float => value::parse_float(&val)
+                .map(Value::Float)
+                .ok_or((ProblemKind::BadNumber, val)),
         };
         match typed {
             Ok(v) => self.values[idx] = v,
@@ -280,10 +298,12 @@ impl<'a> Callback<'a> {
             && name.contains("::")
         {
             let parts: Vec<String> = name.split("::").map(str::to_owned).collect();
-            for (part, col) in parts
-                .into_iter()
-                .zip(["network_name", "campaign_name", "adgroup_name", "creative_name"])
-            {
+            for (part, col) in parts.into_iter().zip([
+                "network_name",
+                "campaign_name",
+                "adgroup_name",
+                "creative_name",
+            ]) {
                 let idx = index_of(col).expect("tracker part column");
                 if self.values[idx] == Value::Absent && !part.is_empty() {
                     self.values[idx] = Value::Text(Cow::Owned(part));
@@ -333,19 +353,21 @@ pub fn decode<'a>(
                 put_encoded(&mut cb, k, v, opts);
             }
         }
-        Body::Json(bytes) => match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(bytes) {
-            Ok(map) => {
-                for (k, v) in map {
-                    let v = match v {
-                        serde_json::Value::String(s) => s,
-                        serde_json::Value::Null => String::new(),
-                        other => other.to_string(),
-                    };
-                    cb.put(Cow::Owned(k), Cow::Owned(v), opts);
+        Body::Json(bytes) => {
+            match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(bytes) {
+                Ok(map) => {
+                    for (k, v) in map {
+                        let v = match v {
+                            serde_json::Value::String(s) => s,
+                            serde_json::Value::Null => String::new(),
+                            other => other.to_string(),
+                        };
+                        cb.put(Cow::Owned(k), Cow::Owned(v), opts);
+                    }
                 }
+                Err(_) => cb.problem(ProblemKind::BadBody, ""),
             }
-            Err(_) => cb.problem(ProblemKind::BadBody, ""),
-        },
+        }
     }
     cb.derive();
     cb
@@ -356,7 +378,13 @@ fn put_encoded<'a>(cb: &mut Callback<'a>, k: &'a [u8], v: &'a [u8], opts: &Decod
     let (val, vd) = decode_component(v);
     if kd.any() || vd.any() {
         let name = key.clone().into_owned();
-        cb.note_damage(Damage { bad_escape: kd.bad_escape || vd.bad_escape, bad_utf8: kd.bad_utf8 || vd.bad_utf8 }, &name);
+        cb.note_damage(
+            Damage {
+                bad_escape: kd.bad_escape || vd.bad_escape,
+                bad_utf8: kd.bad_utf8 || vd.bad_utf8,
+            },
+            &name,
+        );
     }
     cb.put(key, val, opts);
 }

@@ -104,22 +104,39 @@ mod tests {
     use crate::adjust::decode::{Body, DecodeOptions, decode};
 
     fn id(q: &str, trigger: &str) -> u64 {
-        callback_id(&decode(q.as_bytes(), Body::None, trigger, &DecodeOptions::new()))
+        callback_id(&decode(
+            q.as_bytes(),
+            Body::None,
+            trigger,
+            &DecodeOptions::new(),
+        ))
     }
 
     #[test]
     fn global_and_single_activity_copies_collapse() {
-        let global = id("activity_kind=event&adid=a1&created_at=100&event=tok123&tracker_name=x", "");
+        let global = id(
+            "activity_kind=event&adid=a1&created_at=100&event=tok123&tracker_name=x",
+            "",
+        );
         let single = id("adid=a1&created_at=100&event=tok123&country=de", "event");
         assert_eq!(global, single);
     }
 
     #[test]
     fn nonce_wins_and_distinct_activities_differ() {
-        assert_eq!(id("nonce=n1&adid=a", ""), id("nonce=n1&adid=b&created_at=5", ""));
+        assert_eq!(
+            id("nonce=n1&adid=a", ""),
+            id("nonce=n1&adid=b&created_at=5", "")
+        );
         assert_ne!(id("nonce=n1", ""), id("nonce=n2", ""));
-        assert_ne!(id("activity_kind=session&adid=a&created_at=1", ""), id("activity_kind=session&adid=a&created_at=2", ""));
-        assert_ne!(id("activity_kind=session&adid=a&created_at=1", ""), id("activity_kind=event&adid=a&created_at=1", ""));
+        assert_ne!(
+            id("activity_kind=session&adid=a&created_at=1", ""),
+            id("activity_kind=session&adid=a&created_at=2", "")
+        );
+        assert_ne!(
+            id("activity_kind=session&adid=a&created_at=1", ""),
+            id("activity_kind=event&adid=a&created_at=1", "")
+        );
     }
 
     #[test]

@@ -61,7 +61,10 @@ pub fn decode_component(raw: &[u8]) -> (Cow<'_, str>, Damage) {
                 out.push(b' ');
                 i += 1;
             }
-            b'%' => match (raw.get(i + 1).and_then(|&b| hex(b)), raw.get(i + 2).and_then(|&b| hex(b))) {
+            b'%' => match (
+                raw.get(i + 1).and_then(|&b| hex(b)),
+                raw.get(i + 2).and_then(|&b| hex(b)),
+            ) {
                 (Some(h), Some(l)) => {
                     out.push(h << 4 | l);
                     i += 3;

@@ -96,10 +96,19 @@ pub async fn run<S: Store>(
         }
         if let Err(gave_up) = deliverer.deliver(&batch, &shutdown).await {
             if source.is_durable() {
-                tracing::warn!(rows = gave_up.rows, "shutdown deadline: rows stay in the write-ahead log for the next start");
+                tracing::warn!(
+                    rows = gave_up.rows,
+                    "shutdown deadline: rows stay in the write-ahead log for the next start"
+                );
             } else {
-                metrics.rows_dropped.with_label_values(&["shutdown_deadline"]).inc_by(gave_up.rows as u64);
-                tracing::error!(rows = gave_up.rows, "shutdown deadline: rows in memory were not delivered");
+                metrics
+                    .rows_dropped
+                    .with_label_values(&["shutdown_deadline"])
+                    .inc_by(gave_up.rows as u64);
+                tracing::error!(
+                    rows = gave_up.rows,
+                    "shutdown deadline: rows in memory were not delivered"
+                );
             }
             return Finished::Deadline { rows: gave_up.rows };
         }
@@ -113,7 +122,11 @@ pub async fn run<S: Store>(
 }
 
 /// Fills the next batch. `None` when the source is finished and nothing is left.
-async fn next_batch(source: &mut Source, limits: &Limits, metrics: &Metrics) -> Option<(Batch, FlushReason)> {
+async fn next_batch(
+    source: &mut Source,
+    limits: &Limits,
+    metrics: &Metrics,
+) -> Option<(Batch, FlushReason)> {
     let mut batch = Batch::default();
     loop {
         if let Err(e) = source.fill(&mut batch, limits) {
@@ -179,9 +192,25 @@ mod tests {
             q.push(vec![4, i, i, i]).unwrap();
         }
         q.close();
-        let limits = Limits { max_rows: 10, max_bytes: 1 << 20, max_age: Duration::from_secs(60) };
-        let d = Deliverer::new(TwinStore::new(), metrics.clone(), Backoff::default(), "unused".into());
-        let done = run(Source::Memory(q), limits, d, Shutdown::new(), metrics.clone()).await;
+        let limits = Limits {
+            max_rows: 10,
+            max_bytes: 1 << 20,
+            max_age: Duration::from_secs(60),
+        };
+        let d = Deliverer::new(
+            TwinStore::new(),
+            metrics.clone(),
+            Backoff::default(),
+            "unused".into(),
+        );
+        let done = run(
+            Source::Memory(q),
+            limits,
+            d,
+            Shutdown::new(),
+            metrics.clone(),
+        )
+        .await;
         assert_eq!(done, Finished::Drained);
         assert_eq!(metrics.rows_written.get(), 25);
         assert_eq!(metrics.flushes.with_label_values(&["rows"]).get(), 2);
@@ -193,7 +222,11 @@ mod tests {
         let metrics = Metrics::new();
         let q = Arc::new(MemoryQueue::new(1000, 1 << 20, metrics.clone()));
         q.push(vec![4, 1, 1, 1]).unwrap();
-        let limits = Limits { max_rows: 10, max_bytes: 1 << 20, max_age: Duration::from_millis(500) };
+        let limits = Limits {
+            max_rows: 10,
+            max_bytes: 1 << 20,
+            max_age: Duration::from_millis(500),
+        };
         let mut source = Source::Memory(q);
         let start = tokio::time::Instant::now();
         let (batch, reason) = next_batch(&mut source, &limits, &metrics).await.unwrap();

@@ -29,14 +29,20 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff { initial: Duration::from_millis(200), max: Duration::from_secs(30) }
+        Backoff {
+            initial: Duration::from_millis(200),
+            max: Duration::from_secs(30),
+        }
     }
 }
 
 impl Backoff {
     /// The delay before retry number `attempt` (1-based): full jitter over an exponential cap.
     pub fn delay(&self, attempt: u32) -> Duration {
-        let cap = self.initial.saturating_mul(1u32 << attempt.min(16).saturating_sub(1)).min(self.max);
+        let cap = self
+            .initial
+            .saturating_mul(1u32 << attempt.min(16).saturating_sub(1))
+            .min(self.max);
         let ms = cap.as_millis().max(1) as u64;
         Duration::from_millis(rand::rng().random_range(ms / 2..=ms))
     }
@@ -62,7 +68,12 @@ pub struct Deliverer<S> {
 
 impl<S: Store> Deliverer<S> {
     pub fn new(store: S, metrics: Metrics, backoff: Backoff, rejects_file: PathBuf) -> Self {
-        Deliverer { store, metrics, backoff, rejects_file }
+        Deliverer {
+            store,
+            metrics,
+            backoff,
+            rejects_file,
+        }
     }
 
     pub fn store(&self) -> &S {
@@ -83,18 +94,27 @@ impl<S: Store> Deliverer<S> {
             let mut attempt = 0u32;
             loop {
                 let started = Instant::now();
-                let result = self.store.insert(batch.rows_bytes(range.clone()), range.len(), &token).await;
+                let result = self
+                    .store
+                    .insert(batch.rows_bytes(range.clone()), range.len(), &token)
+                    .await;
                 let elapsed = started.elapsed().as_secs_f64();
                 let err = match result {
                     Ok(()) => {
-                        self.metrics.insert_duration.with_label_values(&["ok"]).observe(elapsed);
+                        self.metrics
+                            .insert_duration
+                            .with_label_values(&["ok"])
+                            .observe(elapsed);
                         self.metrics.rows_written.inc_by(range.len() as u64);
                         self.metrics.clickhouse_up.set(1);
                         break;
                     }
                     Err(e) => e,
                 };
-                self.metrics.insert_duration.with_label_values(&["error"]).observe(elapsed);
+                self.metrics
+                    .insert_duration
+                    .with_label_values(&["error"])
+                    .observe(elapsed);
                 attempt += 1;
                 let class = match err.class {
                     ErrorClass::Unknown if attempt > UNKNOWN_RETRIES => ErrorClass::Data,
@@ -102,7 +122,11 @@ impl<S: Store> Deliverer<S> {
                 };
                 self.metrics
                     .insert_errors
-                    .with_label_values(&[if class.is_retriable() { "true" } else { "false" }])
+                    .with_label_values(&[if class.is_retriable() {
+                        "true"
+                    } else {
+                        "false"
+                    }])
                     .inc();
                 if class == ErrorClass::Data {
                     self.metrics.clickhouse_up.set(1);
@@ -142,14 +166,24 @@ impl<S: Store> Deliverer<S> {
             Some(code) => format!("code_{code}"),
             None => "unknown".to_string(),
         };
-        self.metrics.rows_rejected.with_label_values(&[&reason]).inc();
+        self.metrics
+            .rows_rejected
+            .with_label_values(&[&reason])
+            .inc();
         tracing::error!(callback_id = reject.callback_id, error = %err, "ClickHouse refused a row; it goes to the rejects table");
-        if let Err(e) = self.store.insert_rejects(std::slice::from_ref(&reject)).await {
+        if let Err(e) = self
+            .store
+            .insert_rejects(std::slice::from_ref(&reject))
+            .await
+        {
             tracing::error!(error = %e, path = %self.rejects_file.display(), "rejects table not writable; writing the rejects file");
             if let Err(e) = append_reject_file(&self.rejects_file, &reject) {
                 // Nowhere left to keep it: this is the one place a row can be lost, and it is counted.
                 tracing::error!(error = %e, "rejects file not writable; row dropped");
-                self.metrics.rows_dropped.with_label_values(&["reject_unwritable"]).inc();
+                self.metrics
+                    .rows_dropped
+                    .with_label_values(&["reject_unwritable"])
+                    .inc();
             }
         }
     }
@@ -159,7 +193,10 @@ fn append_reject_file(path: &PathBuf, r: &Reject) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
     let line = serde_json::json!({
         "rejected_at": r.rejected_at,
         "callback_id": r.callback_id.to_string(),

@@ -29,7 +29,11 @@ impl MemoryQueue {
         metrics.queue_capacity_rows.set(max_rows as i64);
         metrics.queue_capacity_bytes.set(max_bytes as i64);
         MemoryQueue {
-            inner: Mutex::new(Inner { rows: VecDeque::new(), bytes: 0, closed: false }),
+            inner: Mutex::new(Inner {
+                rows: VecDeque::new(),
+                bytes: 0,
+                closed: false,
+            }),
             notify: Notify::new(),
             max_rows,
             max_bytes,
@@ -68,7 +72,9 @@ impl MemoryQueue {
         let mut moved = 0;
         let mut bytes = 0;
         while batch.rows() < limits.max_rows && batch.data.len() < limits.max_bytes {
-            let Some(row) = inner.rows.pop_front() else { break };
+            let Some(row) = inner.rows.pop_front() else {
+                break;
+            };
             bytes += row.len();
             batch.push(&row);
             moved += 1;
@@ -114,7 +120,11 @@ mod tests {
     use std::time::Duration;
 
     fn limits(rows: usize) -> Limits {
-        Limits { max_rows: rows, max_bytes: 1 << 20, max_age: Duration::from_secs(1) }
+        Limits {
+            max_rows: rows,
+            max_bytes: 1 << 20,
+            max_age: Duration::from_secs(1),
+        }
     }
 
     #[test]
@@ -125,7 +135,11 @@ mod tests {
         assert_eq!(q.push(vec![0; 1]), Err(Refusal::Full));
         let mut b = Batch::default();
         assert_eq!(q.fill(&mut b, &limits(1)), 1);
-        assert_eq!(q.push(vec![0; 7]), Err(Refusal::Full), "4 + 7 bytes exceed 10");
+        assert_eq!(
+            q.push(vec![0; 7]),
+            Err(Refusal::Full),
+            "4 + 7 bytes exceed 10"
+        );
         q.push(vec![0; 6]).unwrap();
     }
 

@@ -74,7 +74,11 @@ impl Batch {
     /// The bytes of rows `range`, contiguous.
     pub fn rows_bytes(&self, range: std::ops::Range<usize>) -> &[u8] {
         let start = self.offsets[range.start];
-        let end = self.offsets.get(range.end).copied().unwrap_or(self.data.len());
+        let end = self
+            .offsets
+            .get(range.end)
+            .copied()
+            .unwrap_or(self.data.len());
         &self.data[start..end]
     }
 }

@@ -22,8 +22,16 @@ pub enum Profile {
 impl Profile {
     /// The profile for a `SELECT version()` answer: anything before 20.x is legacy.
     pub fn for_version(version: &str) -> Profile {
-        let major: u32 = version.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0);
-        if major >= 20 { Profile::Modern } else { Profile::Legacy }
+        let major: u32 = version
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0);
+        if major >= 20 {
+            Profile::Modern
+        } else {
+            Profile::Legacy
+        }
     }
 
     pub fn as_str(self) -> &'static str {
@@ -50,12 +58,20 @@ impl Column {
     }
 
     fn split(name: &str, legacy: &str, modern: &str) -> Self {
-        Column { name: name.into(), legacy: legacy.into(), modern: modern.into(), nested: false }
+        Column {
+            name: name.into(),
+            legacy: legacy.into(),
+            modern: modern.into(),
+            nested: false,
+        }
     }
 
     fn pairs(name: &str) -> Self {
         let ty = "Nested(key String, value String)";
-        Column { nested: true, ..Self::new(name, ty) }
+        Column {
+            nested: true,
+            ..Self::new(name, ty)
+        }
     }
 
     pub fn ty(&self, profile: Profile) -> &str {
@@ -76,7 +92,13 @@ impl Column {
 }
 
 /// Sink-side columns written before the placeholders.
-pub const HEAD: &[&str] = &["received_at", "event_date", "callback_id", "callback_trigger", "source_ip"];
+pub const HEAD: &[&str] = &[
+    "received_at",
+    "event_date",
+    "callback_id",
+    "callback_trigger",
+    "source_ip",
+];
 
 /// Every stored column, in wire order.
 pub fn columns() -> Vec<Column> {
@@ -92,7 +114,11 @@ pub fn columns() -> Vec<Column> {
             Ty::Str | Ty::Json => cols.push(Column::new(p.name, "String")),
             Ty::LowCard => cols.push(Column::new(p.name, "LowCardinality(String)")),
             Ty::Time => cols.push(Column::new(p.name, "Nullable(DateTime('UTC'))")),
-            Ty::TimeMs => cols.push(Column::split(p.name, "Nullable(Int64)", "Nullable(DateTime64(3, 'UTC'))")),
+            Ty::TimeMs => cols.push(Column::split(
+                p.name,
+                "Nullable(Int64)",
+                "Nullable(DateTime64(3, 'UTC'))",
+            )),
             Ty::Flag => cols.push(Column::new(p.name, "Nullable(UInt8)")),
             Ty::Int => cols.push(Column::new(p.name, "Nullable(Int64)")),
             Ty::Float => cols.push(Column::new(p.name, "Nullable(Float64)")),
@@ -110,7 +136,10 @@ pub fn columns() -> Vec<Column> {
 /// `INSERT INTO db.table (…) FORMAT RowBinary` with every wire column named.
 pub fn insert_sql(database: &str, table: &str) -> String {
     let names: Vec<String> = columns().iter().flat_map(Column::wire_names).collect();
-    format!("INSERT INTO {database}.{table} ({}) FORMAT RowBinary", names.join(", "))
+    format!(
+        "INSERT INTO {database}.{table} ({}) FORMAT RowBinary",
+        names.join(", ")
+    )
 }
 
 /// What the sink adds to a callback.
@@ -142,7 +171,11 @@ pub fn encode(cb: &Callback<'_>, meta: &Meta<'_>, out: &mut Vec<u8>) {
             (Ty::Str | Ty::LowCard | Ty::Json, _) => rb::put_str(out, b""),
             (Ty::Params, Value::Params(raw, pairs)) => {
                 rb::put_str(out, raw.as_bytes());
-                rb::put_pairs(out, pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())), pairs.len());
+                rb::put_pairs(
+                    out,
+                    pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                    pairs.len(),
+                );
             }
             (Ty::Params, _) => {
                 rb::put_str(out, b"");
@@ -164,7 +197,11 @@ pub fn encode(cb: &Callback<'_>, meta: &Meta<'_>, out: &mut Vec<u8>) {
             (Ty::Time | Ty::TimeMs | Ty::Int | Ty::Flag | Ty::Float, _) => out.push(1),
         }
     }
-    rb::put_pairs(out, cb.extra.iter().map(|(k, v)| (k.as_ref(), v.as_ref())), cb.extra.len());
+    rb::put_pairs(
+        out,
+        cb.extra.iter().map(|(k, v)| (k.as_ref(), v.as_ref())),
+        cb.extra.len(),
+    );
     rb::put_str(out, meta.raw.unwrap_or(b""));
 }
 
@@ -190,10 +227,15 @@ pub fn to_json(row: &[u8]) -> String {
             Ok(Cell::Float(v)) => serde_json::Value::from(v),
             Ok(Cell::Pairs(p)) if p.is_empty() => continue,
             Ok(Cell::Pairs(p)) => serde_json::Value::Array(
-                p.into_iter().map(|(k, v)| serde_json::json!([k, v])).collect(),
+                p.into_iter()
+                    .map(|(k, v)| serde_json::json!([k, v]))
+                    .collect(),
             ),
             Err(e) => {
-                obj.insert("_malformed".into(), serde_json::Value::String(e.to_string()));
+                obj.insert(
+                    "_malformed".into(),
+                    serde_json::Value::String(e.to_string()),
+                );
                 break;
             }
         };

@@ -40,7 +40,11 @@ pub fn put_f64(out: &mut Vec<u8>, v: f64) {
 }
 
 /// A `Nested(key String, value String)` column: two `Array(String)` on the wire.
-pub fn put_pairs<'a>(out: &mut Vec<u8>, pairs: impl Iterator<Item = (&'a str, &'a str)> + Clone, n: usize) {
+pub fn put_pairs<'a>(
+    out: &mut Vec<u8>,
+    pairs: impl Iterator<Item = (&'a str, &'a str)> + Clone,
+    n: usize,
+) {
     put_len(out, n);
     for (k, _) in pairs.clone() {
         put_str(out, k.as_bytes());
@@ -83,7 +87,11 @@ impl<'a> Reader<'a> {
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], Malformed> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or(Malformed(self.pos))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or(Malformed(self.pos))?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -112,14 +120,25 @@ impl<'a> Reader<'a> {
 
     /// Reads one value of a ClickHouse column type as this crate writes them.
     pub fn cell(&mut self, ty: &str) -> Result<Cell, Malformed> {
-        if let Some(inner) = ty.strip_prefix("Nullable(").and_then(|t| t.strip_suffix(')')) {
-            return if self.take(1)?[0] == 1 { Ok(Cell::Null) } else { self.cell(inner) };
+        if let Some(inner) = ty
+            .strip_prefix("Nullable(")
+            .and_then(|t| t.strip_suffix(')'))
+        {
+            return if self.take(1)?[0] == 1 {
+                Ok(Cell::Null)
+            } else {
+                self.cell(inner)
+            };
         }
         if ty.starts_with("Nested(") {
             let n = self.len()?;
-            let keys = (0..n).map(|_| self.string()).collect::<Result<Vec<_>, _>>()?;
+            let keys = (0..n)
+                .map(|_| self.string())
+                .collect::<Result<Vec<_>, _>>()?;
             let m = self.len()?;
-            let values = (0..m).map(|_| self.string()).collect::<Result<Vec<_>, _>>()?;
+            let values = (0..m)
+                .map(|_| self.string())
+                .collect::<Result<Vec<_>, _>>()?;
             return Ok(Cell::Pairs(keys.into_iter().zip(values).collect()));
         }
         Ok(match ty {
@@ -127,7 +146,9 @@ impl<'a> Reader<'a> {
             "UInt8" => Cell::UInt(u64::from(self.take(1)?[0])),
             "Date" => Cell::UInt(u64::from(u16::from_le_bytes(self.fixed()?))),
             "UInt32" => Cell::UInt(u64::from(u32::from_le_bytes(self.fixed()?))),
-            t if t.starts_with("DateTime(") => Cell::UInt(u64::from(u32::from_le_bytes(self.fixed()?))),
+            t if t.starts_with("DateTime(") => {
+                Cell::UInt(u64::from(u32::from_le_bytes(self.fixed()?)))
+            }
             "UInt64" => Cell::UInt(u64::from_le_bytes(self.fixed()?)),
             "Int64" => Cell::Int(i64::from_le_bytes(self.fixed()?)),
             t if t.starts_with("DateTime64(") => Cell::Int(i64::from_le_bytes(self.fixed()?)),

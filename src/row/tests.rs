@@ -17,7 +17,11 @@ pub(crate) fn read_back(row: &[u8], profile: Profile) -> Vec<(String, Cell)> {
 }
 
 fn cell<'a>(cells: &'a [(String, Cell)], name: &str) -> &'a Cell {
-    &cells.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no column {name}")).1
+    &cells
+        .iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no column {name}"))
+        .1
 }
 
 #[test]
@@ -26,14 +30,26 @@ fn encoded_row_reads_back_column_by_column() {
               &revenue_float=dup&user_id=7&partner_parameters=%7B%22k%22%3A%22v%22%7D&att_status=-1";
     let cb = decode(q, Body::None, "event", &DecodeOptions::new());
     let mut out = Vec::new();
-    encode(&cb, &Meta { received_at: 1_700_000_000, callback_id: 42, source_ip: "178.162.216.70", raw: Some(b"raw") }, &mut out);
+    encode(
+        &cb,
+        &Meta {
+            received_at: 1_700_000_000,
+            callback_id: 42,
+            source_ip: "178.162.216.70",
+            raw: Some(b"raw"),
+        },
+        &mut out,
+    );
     for profile in [Profile::Legacy, Profile::Modern] {
         let cells = read_back(&out, profile);
         assert_eq!(cell(&cells, "received_at"), &Cell::UInt(1_700_000_000));
         assert_eq!(cell(&cells, "event_date"), &Cell::UInt(1));
         assert_eq!(cell(&cells, "callback_id"), &Cell::UInt(42));
         assert_eq!(cell(&cells, "callback_trigger"), &Cell::Str("event".into()));
-        assert_eq!(cell(&cells, "source_ip"), &Cell::Str("178.162.216.70".into()));
+        assert_eq!(
+            cell(&cells, "source_ip"),
+            &Cell::Str("178.162.216.70".into())
+        );
         assert_eq!(cell(&cells, "activity_kind"), &Cell::Str("event".into()));
         assert_eq!(cell(&cells, "created_at"), &Cell::UInt(86401));
         assert_eq!(cell(&cells, "revenue_float"), &Cell::Float(2.5));
@@ -41,10 +57,16 @@ fn encoded_row_reads_back_column_by_column() {
         assert_eq!(cell(&cells, "att_status"), &Cell::Int(-1));
         assert_eq!(cell(&cells, "installed_at"), &Cell::Null);
         assert_eq!(cell(&cells, "idfa"), &Cell::Str(String::new()));
-        assert_eq!(cell(&cells, "partner_parameters_kv"), &Cell::Pairs(vec![("k".into(), "v".into())]));
+        assert_eq!(
+            cell(&cells, "partner_parameters_kv"),
+            &Cell::Pairs(vec![("k".into(), "v".into())])
+        );
         assert_eq!(
             cell(&cells, "extra"),
-            &Cell::Pairs(vec![("revenue_float".into(), "dup".into()), ("user_id".into(), "7".into())])
+            &Cell::Pairs(vec![
+                ("revenue_float".into(), "dup".into()),
+                ("user_id".into(), "7".into())
+            ])
         );
         assert_eq!(cell(&cells, "raw_query"), &Cell::Str("raw".into()));
     }
@@ -64,7 +86,11 @@ fn insert_lists_every_wire_column_once() {
 fn every_catalog_placeholder_has_a_column() {
     let cols = columns();
     for p in CATALOG {
-        assert!(cols.iter().any(|c| c.name == p.name), "{} has no column", p.name);
+        assert!(
+            cols.iter().any(|c| c.name == p.name),
+            "{} has no column",
+            p.name
+        );
     }
 }
 

@@ -76,7 +76,9 @@ pub fn classify_code(code: u32) -> ErrorClass {
 /// The `Code: N` of a ClickHouse error message, if it has one.
 pub fn code_of(message: &str) -> Option<u32> {
     let rest = &message[message.find("Code: ")? + 6..];
-    let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
     rest[..end].parse().ok()
 }
 
@@ -86,8 +88,14 @@ mod tests {
 
     #[test]
     fn codes_from_messages() {
-        assert_eq!(code_of("Code: 60, e.displayText() = DB::Exception: Table x.y doesn't exist."), Some(60));
-        assert_eq!(code_of("Code: 395. DB::Exception: Value passed to 'throwIf'"), Some(395));
+        assert_eq!(
+            code_of("Code: 60, e.displayText() = DB::Exception: Table x.y doesn't exist."),
+            Some(60)
+        );
+        assert_eq!(
+            code_of("Code: 395. DB::Exception: Value passed to 'throwIf'"),
+            Some(395)
+        );
         assert_eq!(code_of("503 Service Unavailable"), None);
     }
 

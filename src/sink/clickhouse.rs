@@ -65,7 +65,9 @@ pub(crate) fn to_store_error(e: clickhouse::error::Error) -> StoreError {
 
 impl ClickHouseStore {
     pub fn new(config: ClickHouseConfig) -> Self {
-        let mut client = Client::default().with_url(&config.url).with_validation(false);
+        let mut client = Client::default()
+            .with_url(&config.url)
+            .with_validation(false);
         if let Some(user) = &config.user {
             client = client.with_user(user);
         }
@@ -77,12 +79,22 @@ impl ClickHouseStore {
             "INSERT INTO {} (rejected_at, callback_id, error, row_json, row) FORMAT RowBinary",
             schema::rejects_table(&config.target)
         );
-        ClickHouseStore { client, config, insert_sql, rejects_sql, ready: Mutex::new(None) }
+        ClickHouseStore {
+            client,
+            config,
+            insert_sql,
+            rejects_sql,
+            ready: Mutex::new(None),
+        }
     }
 
     /// `SELECT version()`.
     pub async fn version(&self) -> Result<String, StoreError> {
-        let mut cursor = self.client.query_raw("SELECT version()").fetch_bytes("TabSeparated").map_err(to_store_error)?;
+        let mut cursor = self
+            .client
+            .query_raw("SELECT version()")
+            .fetch_bytes("TabSeparated")
+            .map_err(to_store_error)?;
         let bytes = cursor.collect().await.map_err(to_store_error)?;
         Ok(String::from_utf8_lossy(&bytes).trim().to_string())
     }
@@ -100,7 +112,11 @@ impl ClickHouseStore {
     pub async fn migrate(&self) -> Result<MigrateReport, StoreError> {
         let version = self.version().await?;
         let profile = Profile::for_version(&version);
-        let mut report = MigrateReport { version, profile: Some(profile), ..Default::default() };
+        let mut report = MigrateReport {
+            version,
+            profile: Some(profile),
+            ..Default::default()
+        };
         for st in schema::statements(profile, &self.config.target) {
             self.execute(profile, &st.sql).await?;
             report.statements.push(st.what);
@@ -114,13 +130,20 @@ impl ClickHouseStore {
     pub async fn existing_columns(&self) -> Result<Vec<String>, StoreError> {
         let t = &self.config.target;
         let sql = format!(
-            "SELECT name FROM system.columns WHERE database = '{}' AND table = '{}' ORDER BY position",
+            "SELECT name FROM system.columns WHERE database = '{}' AND table = '{}'",
             t.database.replace('\'', "\\'"),
             t.table.replace('\'', "\\'")
         );
-        let mut cursor = self.client.query_raw(&sql).fetch_bytes("TabSeparated").map_err(to_store_error)?;
+        let mut cursor = self
+            .client
+            .query_raw(&sql)
+            .fetch_bytes("TabSeparated")
+            .map_err(to_store_error)?;
         let bytes = cursor.collect().await.map_err(to_store_error)?;
-        Ok(String::from_utf8_lossy(&bytes).lines().map(str::to_owned).collect())
+        Ok(String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(str::to_owned)
+            .collect())
     }
 
     /// Wire columns the code writes that the table lacks.
@@ -136,7 +159,12 @@ impl ClickHouseStore {
         let missing = self.missing_columns().await?;
         let mut added = Vec::new();
         for c in missing {
-            let sql = format!("ALTER TABLE {} ADD COLUMN {} {}", self.config.target.table(), c.name, c.ty(profile));
+            let sql = format!(
+                "ALTER TABLE {} ADD COLUMN {} {}",
+                self.config.target.table(),
+                c.name,
+                c.ty(profile)
+            );
             self.execute(profile, &sql).await?;
             added.push(c.name);
         }
@@ -170,9 +198,18 @@ impl ClickHouseStore {
         *self.ready.lock().await = None;
     }
 
-    async fn send(&self, sql: &str, profile: Profile, data: Bytes, token: Option<&str>) -> Result<(), StoreError> {
+    async fn send(
+        &self,
+        sql: &str,
+        profile: Profile,
+        data: Bytes,
+        token: Option<&str>,
+    ) -> Result<(), StoreError> {
         let timeout = self.config.insert_timeout;
-        let mut insert = self.client.insert_formatted_with(sql.to_string()).with_timeouts(Some(timeout), Some(timeout));
+        let mut insert = self
+            .client
+            .insert_formatted_with(sql.to_string())
+            .with_timeouts(Some(timeout), Some(timeout));
         if let (Profile::Modern, Some(token)) = (profile, token) {
             insert = insert.with_setting("insert_deduplication_token", token);
         }
@@ -184,7 +221,14 @@ impl ClickHouseStore {
 impl Store for ClickHouseStore {
     async fn insert(&self, data: &[u8], _rows: usize, token: &str) -> Result<(), StoreError> {
         let profile = self.ensure_ready().await?;
-        let result = self.send(&self.insert_sql, profile, Bytes::copy_from_slice(data), Some(token)).await;
+        let result = self
+            .send(
+                &self.insert_sql,
+                profile,
+                Bytes::copy_from_slice(data),
+                Some(token),
+            )
+            .await;
         if let Err(e) = &result
             && matches!(e.code, Some(16 | 60 | 81))
         {
@@ -204,6 +248,7 @@ impl Store for ClickHouseStore {
             rb::put_str(&mut data, r.row_json.as_bytes());
             rb::put_str(&mut data, &r.row);
         }
-        self.send(&self.rejects_sql, profile, Bytes::from(data), None).await
+        self.send(&self.rejects_sql, profile, Bytes::from(data), None)
+            .await
     }
 }

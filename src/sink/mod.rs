@@ -26,7 +26,11 @@ pub struct StoreError {
 
 impl StoreError {
     pub fn new(class: ErrorClass, code: Option<u32>, message: impl Into<String>) -> Self {
-        StoreError { class, code, message: message.into() }
+        StoreError {
+            class,
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -46,8 +50,16 @@ pub struct Reject {
 pub trait Store: Send + Sync + 'static {
     /// Inserts `rows` encoded rows (concatenated RowBinary). `token` identifies the content for
     /// server-side deduplication where the server supports it.
-    fn insert(&self, data: &[u8], rows: usize, token: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn insert(
+        &self,
+        data: &[u8],
+        rows: usize,
+        token: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Inserts rows the store refused into the rejects table.
-    fn insert_rejects(&self, rejects: &[Reject]) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn insert_rejects(
+        &self,
+        rejects: &[Reject],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

@@ -75,7 +75,11 @@ impl Store for TwinStore {
         }
         let rows = split_rows(data);
         if rows.iter().any(|r| s.poison.contains(r)) {
-            return Err(StoreError::new(ErrorClass::Data, Some(27), "Code: 27. poisoned row"));
+            return Err(StoreError::new(
+                ErrorClass::Data,
+                Some(27),
+                "Code: 27. poisoned row",
+            ));
         }
         if !s.tokens.insert(token.to_string()) {
             return Ok(()); // deduplicated, as a modern server does
@@ -85,7 +89,11 @@ impl Store for TwinStore {
     }
 
     async fn insert_rejects(&self, rejects: &[Reject]) -> Result<(), StoreError> {
-        self.state.lock().unwrap().rejects.extend_from_slice(rejects);
+        self.state
+            .lock()
+            .unwrap()
+            .rejects
+            .extend_from_slice(rejects);
         Ok(())
     }
 }

@@ -6,14 +6,25 @@ fn dec(q: &str) -> Callback<'_> {
 
 #[test]
 fn typed_values_land_in_their_columns() {
-    let cb = dec("activity_kind=install&created_at=1404214665&is_organic=0&revenue_float=3.99\
-                  &revenue=345&created_at_milli=1404214665123&tracker_name=Net%3A%3ACamp+1");
+    let cb = dec(
+        "activity_kind=install&created_at=1404214665&is_organic=0&revenue_float=3.99\
+                  &revenue=345&created_at_milli=1404214665123&tracker_name=Net%3A%3ACamp+1",
+    );
     assert_eq!(cb.activity_kind(), "install");
-    assert_eq!(cb.values[index_of("created_at").unwrap()], Value::Time(1404214665));
+    assert_eq!(
+        cb.values[index_of("created_at").unwrap()],
+        Value::Time(1404214665)
+    );
     assert_eq!(cb.values[index_of("is_organic").unwrap()], Value::Flag(0));
-    assert_eq!(cb.values[index_of("revenue_float").unwrap()], Value::Float(3.99));
+    assert_eq!(
+        cb.values[index_of("revenue_float").unwrap()],
+        Value::Float(3.99)
+    );
     assert_eq!(cb.values[index_of("revenue").unwrap()], Value::Int(345));
-    assert_eq!(cb.values[index_of("created_at_milli").unwrap()], Value::TimeMs(1404214665123));
+    assert_eq!(
+        cb.values[index_of("created_at_milli").unwrap()],
+        Value::TimeMs(1404214665123)
+    );
     assert_eq!(cb.get("tracker_name"), "Net::Camp 1");
     assert!(cb.extra.is_empty());
     assert!(cb.problems.is_empty());
@@ -28,7 +39,11 @@ fn absent_empty_and_unreplaced_mean_not_sent() {
     assert!(cb.extra.is_empty());
     assert!(!cb.keeps_raw());
     assert_eq!(cb.problems.len(), 3);
-    assert!(cb.problems.iter().all(|p| p.kind == ProblemKind::UnreplacedPlaceholder));
+    assert!(
+        cb.problems
+            .iter()
+            .all(|p| p.kind == ProblemKind::UnreplacedPlaceholder)
+    );
 }
 
 #[test]
@@ -38,7 +53,10 @@ fn unparsable_value_is_null_and_kept_in_extra() {
     assert_eq!(cb.values[index_of("created_at").unwrap()], Value::Absent);
     assert_eq!(
         cb.extra,
-        vec![("revenue_float".into(), "abc".into()), ("created_at".into(), "yesterday".into())]
+        vec![
+            ("revenue_float".into(), "abc".into()),
+            ("created_at".into(), "yesterday".into())
+        ]
     );
     let kinds: Vec<_> = cb.problems.iter().map(|p| p.kind).collect();
     assert_eq!(kinds, vec![ProblemKind::BadNumber, ProblemKind::BadTime]);
@@ -64,7 +82,12 @@ fn unknown_keys_and_repeats_go_to_extra() {
 fn trigger_is_the_kind_when_none_is_sent() {
     let cb = decode(b"event=f0ob4r", Body::None, "event", &DecodeOptions::new());
     assert_eq!(cb.activity_kind(), "event");
-    let cb = decode(b"activity_kind=session", Body::None, "event", &DecodeOptions::new());
+    let cb = decode(
+        b"activity_kind=session",
+        Body::None,
+        "event",
+        &DecodeOptions::new(),
+    );
     assert_eq!(cb.activity_kind(), "session");
 }
 
@@ -77,7 +100,9 @@ fn unknown_kind_is_kept_and_flagged() {
 
 #[test]
 fn tracker_name_parts_fill_missing_names() {
-    let cb = dec("tracker_name=Facebook+Installs%3A%3ASpring+(123)%3A%3AAds%3A%3Abanner&campaign_name=Given");
+    let cb = dec(
+        "tracker_name=Facebook+Installs%3A%3ASpring+(123)%3A%3AAds%3A%3Abanner&campaign_name=Given",
+    );
     assert_eq!(cb.get("network_name"), "Facebook Installs");
     assert_eq!(cb.get("campaign_name"), "Given");
     assert_eq!(cb.get("adgroup_name"), "Ads");
@@ -98,10 +123,18 @@ fn json_and_form_bodies_decode_like_queries() {
     let json = br#"{"activity_kind":"event","revenue_float":1.5,"session_count":3,"user_id":"u1"}"#;
     let cb = decode(b"", Body::Json(json), "", &opts);
     assert_eq!(cb.activity_kind(), "event");
-    assert_eq!(cb.values[index_of("revenue_float").unwrap()], Value::Float(1.5));
+    assert_eq!(
+        cb.values[index_of("revenue_float").unwrap()],
+        Value::Float(1.5)
+    );
     assert_eq!(cb.values[index_of("session_count").unwrap()], Value::Int(3));
     assert_eq!(cb.extra, vec![("user_id".into(), "u1".into())]);
-    let cb = decode(b"adid=abc", Body::Form(b"country=de&city=K%C3%B6ln"), "", &opts);
+    let cb = decode(
+        b"adid=abc",
+        Body::Form(b"country=de&city=K%C3%B6ln"),
+        "",
+        &opts,
+    );
     assert_eq!(cb.get("adid"), "abc");
     assert_eq!(cb.get("city"), "Köln");
     let cb = decode(b"", Body::Json(b"not json"), "", &opts);
@@ -125,7 +158,9 @@ fn structured_values_are_parsed_and_checked() {
 
 #[test]
 fn aliases_map_custom_keys() {
-    let opts = DecodeOptions::new().with_alias("device_id", "adid").unwrap();
+    let opts = DecodeOptions::new()
+        .with_alias("device_id", "adid")
+        .unwrap();
     let cb = decode(b"device_id=abc", Body::None, "", &opts);
     assert_eq!(cb.get("adid"), "abc");
     assert!(DecodeOptions::new().with_alias("x", "nope").is_err());
@@ -134,8 +169,20 @@ fn aliases_map_custom_keys() {
 
 #[test]
 fn content_type_picks_the_body_kind() {
-    assert!(matches!(Body::from_content_type(Some("application/json; charset=utf-8"), b"{}"), Body::Json(_)));
-    assert!(matches!(Body::from_content_type(None, b"  {\"a\":1}"), Body::Json(_)));
-    assert!(matches!(Body::from_content_type(Some("text/plain"), b"a=1"), Body::Form(_)));
-    assert!(matches!(Body::from_content_type(Some("application/json"), b""), Body::None));
+    assert!(matches!(
+        Body::from_content_type(Some("application/json; charset=utf-8"), b"{}"),
+        Body::Json(_)
+    ));
+    assert!(matches!(
+        Body::from_content_type(None, b"  {\"a\":1}"),
+        Body::Json(_)
+    ));
+    assert!(matches!(
+        Body::from_content_type(Some("text/plain"), b"a=1"),
+        Body::Form(_)
+    ));
+    assert!(matches!(
+        Body::from_content_type(Some("application/json"), b""),
+        Body::None
+    ));
 }

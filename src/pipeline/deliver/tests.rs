@@ -7,7 +7,10 @@ fn row(id: u8) -> Vec<u8> {
 }
 
 fn batch(ids: impl IntoIterator<Item = u8>) -> Batch {
-    let mut b = Batch { token: "t".into(), ..Default::default() };
+    let mut b = Batch {
+        token: "t".into(),
+        ..Default::default()
+    };
     for id in ids {
         b.push(&row(id));
     }
@@ -16,9 +19,15 @@ fn batch(ids: impl IntoIterator<Item = u8>) -> Batch {
 
 fn deliverer(store: TwinStore) -> (Deliverer<TwinStore>, Metrics) {
     let metrics = Metrics::new();
-    let fast = Backoff { initial: Duration::from_millis(1), max: Duration::from_millis(5) };
+    let fast = Backoff {
+        initial: Duration::from_millis(1),
+        max: Duration::from_millis(5),
+    };
     let dir = std::env::temp_dir().join(format!("adjust-sink-rejects-{}", std::process::id()));
-    (Deliverer::new(store, metrics.clone(), fast, dir.join("rejects.jsonl")), metrics)
+    (
+        Deliverer::new(store, metrics.clone(), fast, dir.join("rejects.jsonl")),
+        metrics,
+    )
 }
 
 #[tokio::test]
@@ -75,7 +84,10 @@ async fn the_shutdown_deadline_stops_retrying() {
 
 #[test]
 fn backoff_grows_with_jitter_up_to_the_cap() {
-    let b = Backoff { initial: Duration::from_millis(100), max: Duration::from_secs(2) };
+    let b = Backoff {
+        initial: Duration::from_millis(100),
+        max: Duration::from_secs(2),
+    };
     for _ in 0..50 {
         let d1 = b.delay(1);
         assert!(d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100));

@@ -178,7 +178,10 @@ impl Wal {
         let first = ids.first().copied().unwrap_or(1);
         let ack = match ack {
             Some(a) if ids.contains(&a.segment) => a,
-            _ => Position { segment: first, offset: 0 },
+            _ => Position {
+                segment: first,
+                offset: 0,
+            },
         };
         let active = ids.last().map_or(ack.segment.max(1), |&l| l + 1);
         let file = OpenOptions::new()
@@ -201,7 +204,10 @@ impl Wal {
             metrics: metrics.clone(),
         });
         shared.set_disk_bytes(disk);
-        let durable_start = Position { segment: active, offset: 0 };
+        let durable_start = Position {
+            segment: active,
+            offset: 0,
+        };
         let (durable_tx, durable_rx) = watch::channel(durable_start);
         let (tx, rx) = mpsc::channel::<Append>();
         let appender = Appender {
@@ -223,8 +229,20 @@ impl Wal {
             chunk_at: Position::default(),
             stop_at: inflight.map(|(_, end)| end),
         };
-        let recovered = Recovered { ack, inflight, torn_bytes, segments: ids.len() };
-        Ok((Wal { tx: Arc::new(Mutex::new(Some(tx))), shared }, reader, recovered))
+        let recovered = Recovered {
+            ack,
+            inflight,
+            torn_bytes,
+            segments: ids.len(),
+        };
+        Ok((
+            Wal {
+                tx: Arc::new(Mutex::new(Some(tx))),
+                shared,
+            },
+            reader,
+            recovered,
+        ))
     }
 
     /// Appends one row and waits until it is durable.
@@ -244,9 +262,12 @@ impl Wal {
         let (done, wait) = oneshot::channel();
         {
             let guard = self.tx.lock().expect("wal sender lock");
-            let Some(tx) = guard.as_ref() else { return Err(Refusal::ShuttingDown) };
+            let Some(tx) = guard.as_ref() else {
+                return Err(Refusal::ShuttingDown);
+            };
             s.pending_bytes.fetch_add(len, Ordering::Relaxed);
-            tx.send(Append { payload, done }).map_err(|_| Refusal::ShuttingDown)?;
+            tx.send(Append { payload, done })
+                .map_err(|_| Refusal::ShuttingDown)?;
         }
         match wait.await {
             Ok(Ok(())) => Ok(()),
@@ -263,16 +284,31 @@ impl Wal {
 
     /// Bytes on disk and the budget, for `/readyz`.
     pub fn usage(&self) -> (u64, u64) {
-        (self.shared.disk_bytes.load(Ordering::Relaxed), self.shared.config.disk_budget)
+        (
+            self.shared.disk_bytes.load(Ordering::Relaxed),
+            self.shared.config.disk_budget,
+        )
     }
 }
 
 fn read_pair(path: &Path) -> io::Result<Option<(Position, Position)>> {
     match fs::read_to_string(path) {
         Ok(s) => {
-            let n: Vec<u64> = s.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            let n: Vec<u64> = s
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
             Ok((n.len() == 4).then(|| {
-                (Position { segment: n[0], offset: n[1] }, Position { segment: n[2], offset: n[3] })
+                (
+                    Position {
+                        segment: n[0],
+                        offset: n[1],
+                    },
+                    Position {
+                        segment: n[2],
+                        offset: n[3],
+                    },
+                )
             }))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -313,13 +349,21 @@ impl Appender {
                 record::encode(&mut buf, now, &a.payload);
             }
             let result = self.write_group(&buf);
-            self.shared.pending_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            self.shared
+                .pending_bytes
+                .fetch_sub(bytes, Ordering::Relaxed);
             match &result {
                 Ok(()) => {
                     self.shared.metrics.wal_fsyncs.inc();
-                    self.shared.metrics.queue_rows_pushed.inc_by(group.len() as u64);
+                    self.shared
+                        .metrics
+                        .queue_rows_pushed
+                        .inc_by(group.len() as u64);
                     self.shared.metrics.queue_bytes_pushed.inc_by(bytes);
-                    let _ = self.durable.send(Position { segment: self.active, offset: self.offset });
+                    let _ = self.durable.send(Position {
+                        segment: self.active,
+                        offset: self.offset,
+                    });
                 }
                 Err(e) => tracing::error!(error = %e, "write-ahead log: append failed"),
             }
@@ -338,7 +382,11 @@ impl Appender {
         if self.offset > 0 && self.offset + buf.len() as u64 > self.shared.config.segment_bytes {
             self.rotate()?;
         }
-        if let Err(e) = self.file.write_all(buf).and_then(|()| self.file.sync_data()) {
+        if let Err(e) = self
+            .file
+            .write_all(buf)
+            .and_then(|()| self.file.sync_data())
+        {
             // Leave no partial group behind: cut back to the last durable end.
             let _ = self.file.set_len(self.offset);
             return Err(e);
@@ -424,7 +472,10 @@ impl LogReader {
             };
             if self.pos.offset >= end {
                 // End of a finished segment: go on with the next one.
-                self.pos = Position { segment: self.pos.segment + 1, offset: 0 };
+                self.pos = Position {
+                    segment: self.pos.segment + 1,
+                    offset: 0,
+                };
                 self.chunk.clear();
                 continue;
             }
@@ -436,7 +487,10 @@ impl LogReader {
                     }
                     moved += 1;
                     self.shared.metrics.queue_rows_popped.inc();
-                    self.shared.metrics.queue_bytes_popped.inc_by(payload.len() as u64);
+                    self.shared
+                        .metrics
+                        .queue_bytes_popped
+                        .inc_by(payload.len() as u64);
                 }
                 None => continue,
             }
@@ -455,14 +509,19 @@ impl LogReader {
         let at = self.ensure_chunk(end, record::HEADER)?;
         let avail = &self.chunk[at..];
         match record::parse(avail) {
-            record::Parsed::Record { written_at, payload, size } => {
+            record::Parsed::Record {
+                written_at,
+                payload,
+                size,
+            } => {
                 let payload = payload.to_vec();
                 self.pos.offset += size as u64;
                 return Ok(Some((written_at, payload)));
             }
             record::Parsed::Incomplete => {
                 let want = if avail.len() >= record::HEADER {
-                    record::HEADER + u32::from_le_bytes(avail[4..8].try_into().expect("4 bytes")) as usize
+                    record::HEADER
+                        + u32::from_le_bytes(avail[4..8].try_into().expect("4 bytes")) as usize
                 } else {
                     record::HEADER
                 };
@@ -507,11 +566,21 @@ impl LogReader {
     fn quarantine(&self, bytes: &[u8]) -> io::Result<()> {
         let path = self.shared.config.dir.join("quarantine");
         let mut f = OpenOptions::new().create(true).append(true).open(&path)?;
-        writeln!(f, "-- {} bytes from segment {} at {}", bytes.len(), self.pos.segment, self.pos.offset)?;
+        writeln!(
+            f,
+            "-- {} bytes from segment {} at {}",
+            bytes.len(),
+            self.pos.segment,
+            self.pos.offset
+        )?;
         f.write_all(bytes)?;
         f.write_all(b"\n")?;
         f.sync_data()?;
-        self.shared.metrics.wal_damaged.with_label_values(&["quarantined"]).inc();
+        self.shared
+            .metrics
+            .wal_damaged
+            .with_label_values(&["quarantined"])
+            .inc();
         tracing::error!(
             bytes = bytes.len(),
             segment = self.pos.segment,
@@ -526,23 +595,36 @@ impl LogReader {
     pub fn begin(&self, start: Position, end: Position) -> io::Result<()> {
         write_atomic(
             &self.shared.config.dir.join("inflight"),
-            &format!("{} {} {} {}\n", start.segment, start.offset, end.segment, end.offset),
+            &format!(
+                "{} {} {} {}\n",
+                start.segment, start.offset, end.segment, end.offset
+            ),
         )
     }
 
     /// ClickHouse acknowledged everything before `upto`: persist it and delete finished segments.
     pub fn ack(&mut self, upto: Position) -> io::Result<()> {
         let dir = &self.shared.config.dir;
-        write_atomic(&dir.join("ack"), &format!("{} {}\n", upto.segment, upto.offset))?;
+        write_atomic(
+            &dir.join("ack"),
+            &format!("{} {}\n", upto.segment, upto.offset),
+        )?;
         let _ = fs::remove_file(dir.join("inflight"));
         let mut freed = 0;
-        for id in list_segments(dir)?.into_iter().filter(|&id| id < upto.segment) {
+        for id in list_segments(dir)?
+            .into_iter()
+            .filter(|&id| id < upto.segment)
+        {
             let path = segment_path(dir, id);
             freed += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             fs::remove_file(path)?;
         }
         if freed > 0 {
-            let now = self.shared.disk_bytes.load(Ordering::Relaxed).saturating_sub(freed);
+            let now = self
+                .shared
+                .disk_bytes
+                .load(Ordering::Relaxed)
+                .saturating_sub(freed);
             self.shared.set_disk_bytes(now);
         }
         Ok(())

@@ -27,7 +27,11 @@ pub fn encode(out: &mut Vec<u8>, written_at: u32, payload: &[u8]) {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed<'a> {
     /// A valid record of `size` bytes in all.
-    Record { written_at: u32, payload: &'a [u8], size: usize },
+    Record {
+        written_at: u32,
+        payload: &'a [u8],
+        size: usize,
+    },
     /// The buffer ends before the record does (read more, or a torn tail).
     Incomplete,
     /// Not a valid record.
@@ -64,7 +68,11 @@ pub fn parse(buf: &[u8]) -> Parsed<'_> {
     if crc.finalize() != u32_at(buf, 8) {
         return Parsed::Damaged;
     }
-    Parsed::Record { written_at, payload, size: HEADER + len }
+    Parsed::Record {
+        written_at,
+        payload,
+        size: HEADER + len,
+    }
 }
 
 /// The offset of the next valid record in `buf` after a damaged one at offset 0, if any.
@@ -90,7 +98,14 @@ mod tests {
         let mut buf = Vec::new();
         encode(&mut buf, 7, b"hello");
         encode(&mut buf, 8, b"world!");
-        let Parsed::Record { written_at, payload, size } = parse(&buf) else { panic!() };
+        let Parsed::Record {
+            written_at,
+            payload,
+            size,
+        } = parse(&buf)
+        else {
+            panic!()
+        };
         assert_eq!((written_at, payload, size), (7, &b"hello"[..], HEADER + 5));
         assert_eq!(parse(&buf[..size - 1]), Parsed::Incomplete);
         let mut bad = buf.clone();

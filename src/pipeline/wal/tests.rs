@@ -2,11 +2,20 @@ use super::*;
 use std::time::Duration;
 
 fn config(dir: &Path) -> WalConfig {
-    WalConfig { dir: dir.to_path_buf(), segment_bytes: 1 << 20, disk_budget: 1 << 30, max_pending_bytes: 1 << 26 }
+    WalConfig {
+        dir: dir.to_path_buf(),
+        segment_bytes: 1 << 20,
+        disk_budget: 1 << 30,
+        max_pending_bytes: 1 << 26,
+    }
 }
 
 fn limits(rows: usize) -> Limits {
-    Limits { max_rows: rows, max_bytes: 1 << 30, max_age: Duration::from_secs(1) }
+    Limits {
+        max_rows: rows,
+        max_bytes: 1 << 30,
+        max_age: Duration::from_secs(1),
+    }
 }
 
 fn rows_of(batch: &Batch) -> Vec<Vec<u8>> {
@@ -26,7 +35,10 @@ async fn rows_are_read_back_in_order_and_resume_after_ack() {
     append_all(&wal, (0..10u8).map(|i| vec![i; 100])).await;
     let mut b = Batch::default();
     assert_eq!(reader.fill(&mut b, &limits(4)).unwrap(), 4);
-    assert_eq!(rows_of(&b), (0..4u8).map(|i| vec![i; 100]).collect::<Vec<_>>());
+    assert_eq!(
+        rows_of(&b),
+        (0..4u8).map(|i| vec![i; 100]).collect::<Vec<_>>()
+    );
     reader.ack(b.log_end.unwrap()).unwrap();
     wal.close();
     drop(reader);
@@ -66,13 +78,19 @@ async fn torn_tail_is_truncated_and_counted() {
     wal.close();
     drop(reader);
     let seg = *list_segments(dir.path()).unwrap().last().unwrap();
-    let mut f = OpenOptions::new().append(true).open(segment_path(dir.path(), seg)).unwrap();
+    let mut f = OpenOptions::new()
+        .append(true)
+        .open(segment_path(dir.path(), seg))
+        .unwrap();
     f.write_all(b"\x41\x4a\x57\x4c torn garbage").unwrap();
     drop(f);
     let metrics = Metrics::new();
     let (_wal, mut reader, rec) = Wal::open(config(dir.path()), metrics.clone()).unwrap();
     assert_eq!(rec.torn_bytes, 17);
-    assert_eq!(metrics.wal_damaged.with_label_values(&["torn_tail"]).get(), 1);
+    assert_eq!(
+        metrics.wal_damaged.with_label_values(&["torn_tail"]).get(),
+        1
+    );
     let mut b = Batch::default();
     assert_eq!(reader.fill(&mut b, &limits(100)).unwrap(), 5);
 }
@@ -99,8 +117,17 @@ async fn damage_in_the_middle_is_quarantined_and_the_rest_delivered() {
         got += reader.fill(&mut b, &limits(100)).unwrap();
     }
     assert_eq!(got, 4);
-    assert_eq!(rows_of(&b), vec![vec![0; 10], vec![1; 10], vec![3; 10], vec![4; 10]]);
-    assert_eq!(metrics.wal_damaged.with_label_values(&["quarantined"]).get(), 1);
+    assert_eq!(
+        rows_of(&b),
+        vec![vec![0; 10], vec![1; 10], vec![3; 10], vec![4; 10]]
+    );
+    assert_eq!(
+        metrics
+            .wal_damaged
+            .with_label_values(&["quarantined"])
+            .get(),
+        1
+    );
     assert!(fs::metadata(dir.path().join("quarantine")).unwrap().len() >= rec as u64);
 }
 
@@ -111,7 +138,9 @@ async fn an_inflight_batch_is_recut_identically_after_a_crash() {
     append_all(&wal, (0..3u8).map(|i| vec![i; 10])).await;
     let mut b = Batch::default();
     reader.fill(&mut b, &limits(100)).unwrap();
-    reader.begin(b.log_start.unwrap(), b.log_end.unwrap()).unwrap();
+    reader
+        .begin(b.log_start.unwrap(), b.log_end.unwrap())
+        .unwrap();
     let token = b.token.clone();
     // More rows arrive, then the process dies before the ack.
     append_all(&wal, (3..6u8).map(|i| vec![i; 10])).await;

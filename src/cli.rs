@@ -1,0 +1,195 @@
+//! The command line: every flag has a `///` doc (shown by `--help`) and an `ADJUST_SINK_*`
+//! environment variable. Values are validated into typed settings by [`crate::config`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::row::Profile;
+
+/// Receives Adjust server callbacks and lands every one of them, typed and exactly once, in
+/// ClickHouse.
+#[derive(Debug, Parser)]
+#[command(name = "adjust-sink", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Log filter (`error`, `warn`, `info`, `debug`, or a tracing filter such as
+    /// `adjust_sink=debug`).
+    #[arg(long, global = true, env = "ADJUST_SINK_LOG", default_value = "info")]
+    pub log: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Receive callbacks and deliver them to ClickHouse.
+    Serve(Box<ServeArgs>),
+    /// Create or upgrade the database and tables for the connected server (idempotent).
+    Migrate(ClickHouseArgs),
+    /// Print the DDL `migrate` runs.
+    Schema(SchemaArgs),
+}
+
+/// How to reach ClickHouse and where the table lives.
+#[derive(Debug, Clone, Args)]
+pub struct ClickHouseArgs {
+    /// ClickHouse HTTP interface URL.
+    #[arg(
+        long,
+        env = "ADJUST_SINK_CLICKHOUSE_URL",
+        default_value = "http://127.0.0.1:8123"
+    )]
+    pub clickhouse_url: String,
+
+    /// ClickHouse user (the server's default user when not set).
+    #[arg(long, env = "ADJUST_SINK_CLICKHOUSE_USER")]
+    pub clickhouse_user: Option<String>,
+
+    /// ClickHouse password.
+    #[arg(long, env = "ADJUST_SINK_CLICKHOUSE_PASSWORD", hide_env_values = true)]
+    pub clickhouse_password: Option<String>,
+
+    /// Database holding the callbacks table.
+    #[arg(long, env = "ADJUST_SINK_DATABASE", default_value = "adjust")]
+    pub database: String,
+
+    /// Callbacks table (rejected rows go to `<table>_rejects`).
+    #[arg(long, env = "ADJUST_SINK_TABLE", default_value = "callbacks")]
+    pub table: String,
+}
+
+/// When a callback is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Durability {
+    /// 200 only once the callback is fsynced to the local write-ahead log (nothing acknowledged
+    /// is lost on a crash or a ClickHouse outage).
+    Wal,
+    /// 200 once the callback is in the in-memory queue (lower latency; a crash loses what is
+    /// queued, up to --queue-max-rows).
+    Memory,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address of the callback listener (point Adjust here).
+    #[arg(long, env = "ADJUST_SINK_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    /// Address of the admin listener (/metrics, /healthz, /readyz).
+    #[arg(
+        long,
+        env = "ADJUST_SINK_ADMIN_LISTEN",
+        default_value = "127.0.0.1:9100"
+    )]
+    pub admin_listen: SocketAddr,
+
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
+
+    /// Also accept callbacks from this network (CIDR; repeatable, or comma-separated in the env
+    /// var), in addition to Adjust's ranges.
+    #[arg(
+        long = "allow",
+        value_name = "CIDR",
+        env = "ADJUST_SINK_ALLOW",
+        value_delimiter = ','
+    )]
+    pub allow: Vec<String>,
+
+    /// Do not allow Adjust's built-in source ranges (then --allow must list every source).
+    #[arg(long, env = "ADJUST_SINK_NO_DEFAULT_ALLOW")]
+    pub no_default_allow: bool,
+
+    /// Proxy network whose X-Forwarded-For is believed (CIDR; repeatable). The client is then the
+    /// right-most X-Forwarded-For entry that is not a trusted proxy.
+    #[arg(
+        long = "trusted-proxy",
+        value_name = "CIDR",
+        env = "ADJUST_SINK_TRUSTED_PROXY",
+        value_delimiter = ','
+    )]
+    pub trusted_proxy: Vec<String>,
+
+    /// Treat query key ALIAS as the placeholder NAME (`ALIAS=NAME`, e.g. `device_id=adid`;
+    /// repeatable).
+    #[arg(
+        long = "param-alias",
+        value_name = "ALIAS=NAME",
+        env = "ADJUST_SINK_PARAM_ALIAS",
+        value_delimiter = ','
+    )]
+    pub param_alias: Vec<String>,
+
+    /// When a callback is acknowledged: after fsync to the write-ahead log, or once queued in
+    /// memory.
+    #[arg(
+        long,
+        env = "ADJUST_SINK_DURABILITY",
+        value_enum,
+        default_value = "wal"
+    )]
+    pub durability: Durability,
+
+    /// Directory for the write-ahead log and the rejects file.
+    #[arg(long, env = "ADJUST_SINK_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Disk the write-ahead log may use (e.g. `4GiB`); past it callbacks get 503.
+    #[arg(long, env = "ADJUST_SINK_DISK_BUDGET", default_value = "4GiB")]
+    pub disk_budget: String,
+
+    /// In-memory queue capacity in rows (`--durability memory`).
+    #[arg(long, env = "ADJUST_SINK_QUEUE_MAX_ROWS", default_value_t = 100_000)]
+    pub queue_max_rows: usize,
+
+    /// In-memory queue capacity in bytes of encoded rows (`--durability memory`), and the memory
+    /// bound of rows waiting for the write-ahead log (`--durability wal`).
+    #[arg(long, env = "ADJUST_SINK_QUEUE_MAX_BYTES", default_value = "64MiB")]
+    pub queue_max_bytes: String,
+
+    /// Cut a batch at this many rows.
+    #[arg(long, env = "ADJUST_SINK_BATCH_MAX_ROWS", default_value_t = 50_000)]
+    pub batch_max_rows: usize,
+
+    /// Cut a batch at this many bytes of encoded rows.
+    #[arg(long, env = "ADJUST_SINK_BATCH_MAX_BYTES", default_value = "32MiB")]
+    pub batch_max_bytes: String,
+
+    /// Cut a batch when its oldest row is this old (e.g. `1s`, `500ms`).
+    #[arg(long, env = "ADJUST_SINK_BATCH_MAX_AGE", default_value = "1s")]
+    pub batch_max_age: String,
+
+    /// On SIGTERM/SIGINT: how long to drain requests and flush before exiting.
+    #[arg(long, env = "ADJUST_SINK_SHUTDOWN_TIMEOUT", default_value = "30s")]
+    pub shutdown_timeout: String,
+
+    /// Upper bound of one INSERT request.
+    #[arg(long, env = "ADJUST_SINK_INSERT_TIMEOUT", default_value = "60s")]
+    pub insert_timeout: String,
+
+    /// Retry-After seconds sent with 503 when the queue is full or the disk budget is spent.
+    #[arg(long, env = "ADJUST_SINK_RETRY_AFTER", default_value_t = 60)]
+    pub retry_after: u32,
+
+    /// HTTP worker threads (default: one per CPU core).
+    #[arg(long, env = "ADJUST_SINK_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// Do not create or upgrade the tables on first contact with ClickHouse (run `migrate`
+    /// yourself).
+    #[arg(long, env = "ADJUST_SINK_NO_MIGRATE")]
+    pub no_migrate: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Server generation to print the DDL for. Without it, the server at --clickhouse-url is
+    /// asked for its version.
+    #[arg(long, env = "ADJUST_SINK_PROFILE", value_enum)]
+    pub profile: Option<Profile>,
+
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
+}

@@ -1,0 +1,274 @@
+//! Command-line arguments → validated, typed settings. No I/O here.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnetwork::IpNetwork;
+
+use crate::adjust::DecodeOptions;
+use crate::cli::{ClickHouseArgs, Durability, ServeArgs};
+use crate::http::allowlist::Allowlist;
+use crate::pipeline::Limits;
+use crate::schema::Target;
+use crate::sink::clickhouse::ClickHouseConfig;
+
+/// A configuration error, worded for the person running the command.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError(msg.into()))
+}
+
+/// Parses `123`, `64KiB`, `64MiB`, `4GiB`, `10MB`, `1GB` (KB/MB/GB are powers of 1000).
+pub fn parse_bytes(s: &str) -> Result<u64, ConfigError> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().or_else(|_| {
+        err(format!(
+            "`{s}` is not a size (examples: 64MiB, 4GiB, 1000000)"
+        ))
+    })?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => {
+            return err(format!(
+                "`{s}`: unknown size unit (use B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)"
+            ));
+        }
+    };
+    n.checked_mul(mult)
+        .map_or_else(|| err(format!("`{s}` is too large")), Ok)
+}
+
+/// Parses `250ms`, `1s`, `5m`, `1h` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, ConfigError> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .or_else(|_| err(format!("`{s}` is not a duration (examples: 500ms, 1s, 5m)")))?;
+    Ok(match unit.trim() {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" | "min" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return err(format!("`{s}`: unknown duration unit (use ms, s, m, h)")),
+    })
+}
+
+fn parse_nets(values: &[String], flag: &str) -> Result<Vec<IpNetwork>, ConfigError> {
+    values
+        .iter()
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse::<IpNetwork>()
+                .or_else(|_| err(format!("{flag} `{v}` is not a network (examples: 203.0.113.0/24, 2001:db8::/32, 10.1.2.3)")))
+        })
+        .collect()
+}
+
+impl ClickHouseArgs {
+    pub fn target(&self) -> Result<Target, ConfigError> {
+        for (flag, name) in [("--database", &self.database), ("--table", &self.table)] {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return err(format!(
+                    "{flag} `{name}`: use letters, digits and underscores only"
+                ));
+            }
+        }
+        Ok(Target {
+            database: self.database.clone(),
+            table: self.table.clone(),
+        })
+    }
+
+    pub fn config(
+        &self,
+        auto_migrate: bool,
+        insert_timeout: Duration,
+    ) -> Result<ClickHouseConfig, ConfigError> {
+        if !self.clickhouse_url.starts_with("http://")
+            && !self.clickhouse_url.starts_with("https://")
+        {
+            return err(format!(
+                "--clickhouse-url `{}` must start with http:// or https://",
+                self.clickhouse_url
+            ));
+        }
+        Ok(ClickHouseConfig {
+            url: self.clickhouse_url.trim_end_matches('/').to_string(),
+            user: self.clickhouse_user.clone().filter(|u| !u.is_empty()),
+            password: self.clickhouse_password.clone().filter(|p| !p.is_empty()),
+            target: self.target()?,
+            auto_migrate,
+            insert_timeout,
+        })
+    }
+}
+
+/// Everything `serve` needs, validated.
+#[derive(Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub clickhouse: ClickHouseConfig,
+    pub allow: Allowlist,
+    pub trusted_proxies: Allowlist,
+    pub decode: DecodeOptions,
+    pub durability: Durability,
+    pub data_dir: PathBuf,
+    pub disk_budget: u64,
+    pub queue_max_rows: usize,
+    pub queue_max_bytes: u64,
+    pub limits: Limits,
+    pub shutdown_timeout: Duration,
+    pub retry_after: u32,
+    pub workers: usize,
+}
+
+impl TryFrom<&ServeArgs> for ServeConfig {
+    type Error = ConfigError;
+
+    fn try_from(a: &ServeArgs) -> Result<Self, ConfigError> {
+        let mut allow = if a.no_default_allow {
+            Allowlist::default()
+        } else {
+            Allowlist::adjust()
+        };
+        allow.extend(parse_nets(&a.allow, "--allow")?);
+        if allow.is_empty() {
+            return err(
+                "the allowlist is empty, so every callback would be refused: remove --no-default-allow \
+                 to accept Adjust's ranges, or add the sources with --allow CIDR (for a local test: --allow 127.0.0.1/32)",
+            );
+        }
+        let trusted_proxies = Allowlist::new(parse_nets(&a.trusted_proxy, "--trusted-proxy")?);
+        let mut decode = DecodeOptions::new();
+        for pair in a.param_alias.iter().filter(|p| !p.trim().is_empty()) {
+            let Some((alias, name)) = pair.split_once('=') else {
+                return err(format!(
+                    "--param-alias `{pair}` must be ALIAS=NAME, e.g. device_id=adid"
+                ));
+            };
+            decode = decode
+                .with_alias(alias.trim(), name.trim())
+                .map_err(|e| ConfigError(format!("--param-alias `{pair}`: {e}")))?;
+        }
+        let limits = Limits {
+            max_rows: a.batch_max_rows,
+            max_bytes: parse_bytes(&a.batch_max_bytes)? as usize,
+            max_age: parse_duration(&a.batch_max_age)?,
+        };
+        if limits.max_rows == 0 || limits.max_bytes == 0 || limits.max_age.is_zero() {
+            return err(
+                "--batch-max-rows, --batch-max-bytes and --batch-max-age must be above zero",
+            );
+        }
+        if a.queue_max_rows == 0 {
+            return err("--queue-max-rows must be above zero");
+        }
+        let workers = match a.workers {
+            Some(0) => return err("--workers must be above zero"),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        };
+        Ok(ServeConfig {
+            listen: a.listen,
+            admin_listen: a.admin_listen,
+            clickhouse: a
+                .clickhouse
+                .config(!a.no_migrate, parse_duration(&a.insert_timeout)?)?,
+            allow,
+            trusted_proxies,
+            decode,
+            durability: a.durability,
+            data_dir: a.data_dir.clone(),
+            disk_budget: parse_bytes(&a.disk_budget)?,
+            queue_max_rows: a.queue_max_rows,
+            queue_max_bytes: parse_bytes(&a.queue_max_bytes)?,
+            limits,
+            shutdown_timeout: parse_duration(&a.shutdown_timeout)?,
+            retry_after: a.retry_after,
+            workers,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn serve(args: &[&str]) -> Result<ServeConfig, ConfigError> {
+        let cli = Cli::try_parse_from([&["adjust-sink", "serve"], args].concat()).unwrap();
+        let Command::Serve(a) = cli.command else {
+            unreachable!()
+        };
+        ServeConfig::try_from(&*a)
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_bytes("64MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_bytes("1GB").unwrap(), 1_000_000_000);
+        assert_eq!(parse_bytes("512").unwrap(), 512);
+        assert!(parse_bytes("lots").is_err());
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("1 fortnight").is_err());
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = serve(&[]).unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(c.durability, Durability::Wal);
+        assert!(c.allow.contains("178.162.216.70".parse().unwrap()));
+        assert_eq!(c.clickhouse.target.table(), "adjust.callbacks");
+    }
+
+    #[test]
+    fn an_empty_allowlist_says_how_to_fix_it() {
+        let e = serve(&["--no-default-allow"]).err().unwrap().to_string();
+        assert!(e.contains("--allow"), "{e}");
+        let c = serve(&["--no-default-allow", "--allow", "127.0.0.1/32,10.0.0.0/8"]).unwrap();
+        assert_eq!(c.allow.len(), 2);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        assert!(
+            serve(&["--allow", "nope"])
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("--allow `nope`")
+        );
+        assert!(
+            serve(&["--param-alias", "device_id"])
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("ALIAS=NAME")
+        );
+        assert!(serve(&["--param-alias", "x=not_a_placeholder"]).is_err());
+        assert!(serve(&["--table", "bad;name"]).is_err());
+        assert!(serve(&["--clickhouse-url", "localhost:8123"]).is_err());
+        assert!(serve(&["--param-alias", "device_id=adid"]).is_ok());
+    }
+}

@@ -1,0 +1,276 @@
+//! The HTTP edge: the callback listener and the admin listener.
+//!
+//! Callback listener: `GET|POST /adjust` (global) and `GET|POST /adjust/{trigger}`
+//! (single-activity). The order of work per request: allowlist → decode → encode → queue; the
+//! answer is 200 once the queue (or the write-ahead log, after fsync) holds the row, 403 for a
+//! source outside the allowlist, 503 with `Retry-After` when the row cannot be taken now. Never a
+//! 4xx for content: Adjust would drop the callback for good.
+//!
+//! Admin listener: `/metrics`, `/healthz`, `/readyz`.
+
+pub mod allowlist;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix_web::http::header;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, dev::Server, web};
+
+use crate::adjust::decode::{Body, DecodeOptions, decode};
+use crate::adjust::{activity, identity};
+use crate::metrics::{Metrics, Outcome};
+use crate::pipeline::Refusal;
+use crate::pipeline::memory::MemoryQueue;
+use crate::pipeline::wal::Wal;
+use crate::row::{self, Meta};
+use crate::shutdown::Shutdown;
+use allowlist::{Allowlist, client_ip};
+
+/// Adjust forwards callbacks of up to 1 MB; bodies are accepted up to 1 MiB.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// Where accepted rows go.
+#[derive(Clone)]
+pub enum Ingest {
+    Memory(Arc<MemoryQueue>),
+    Wal(Wal),
+}
+
+impl Ingest {
+    async fn accept(&self, row: Vec<u8>) -> Result<(), Refusal> {
+        match self {
+            Ingest::Memory(q) => q.push(row),
+            Ingest::Wal(w) => w.append(row).await,
+        }
+    }
+
+    /// Refuses further rows.
+    pub fn close(&self) {
+        match self {
+            Ingest::Memory(q) => q.close(),
+            Ingest::Wal(w) => w.close(),
+        }
+    }
+}
+
+/// Everything a handler needs.
+pub struct AppState {
+    pub decode: DecodeOptions,
+    pub allow: Allowlist,
+    pub trusted_proxies: Allowlist,
+    pub ingest: Ingest,
+    pub metrics: Metrics,
+    pub shutdown: Shutdown,
+    /// `Retry-After` seconds for a full queue or a spent disk budget.
+    pub retry_after: u32,
+}
+
+fn unix_now() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
+}
+
+fn unavailable(seconds: u32, why: &str) -> HttpResponse {
+    HttpResponse::ServiceUnavailable()
+        .insert_header((header::RETRY_AFTER, seconds.to_string()))
+        .content_type("text/plain; charset=utf-8")
+        .body(format!("{why}; retry later\n"))
+}
+
+async fn callback(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+    let trigger = req.match_info().get("trigger").unwrap_or("");
+    let route = if trigger.is_empty() {
+        "global"
+    } else {
+        "trigger"
+    };
+    let m = &state.metrics;
+
+    let peer = req
+        .peer_addr()
+        .map(|a| a.ip())
+        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+    let xff = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok());
+    let client = client_ip(peer, xff, &state.trusted_proxies);
+    let Some(client) = client.filter(|ip| state.allow.contains(*ip)) else {
+        m.request(route, Outcome::Forbidden);
+        let who = client.map_or_else(
+            || "unparsable X-Forwarded-For".to_string(),
+            |ip| ip.to_string(),
+        );
+        tracing::debug!(source = %who, "callback from outside the allowlist");
+        return HttpResponse::Forbidden()
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("forbidden: source {who} is not in the allowlist\n"));
+    };
+    if state.shutdown.is_stopping() {
+        m.request(route, Outcome::ShuttingDown);
+        return unavailable(5, "shutting down");
+    }
+
+    let query = req.query_string().as_bytes();
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let body_kind = Body::from_content_type(content_type, &body);
+    let cb = decode(query, body_kind, trigger, &state.decode);
+    for p in &cb.problems {
+        m.decode_problems
+            .with_label_values(&[p.kind.as_str()])
+            .inc();
+    }
+    let raw_joined;
+    let raw = if !cb.keeps_raw() {
+        None
+    } else if body.is_empty() {
+        Some(query)
+    } else if query.is_empty() {
+        Some(&body[..])
+    } else {
+        raw_joined = [query, b"\n", &body[..]].concat();
+        Some(&raw_joined[..])
+    };
+    let source_ip = client.to_string();
+    let meta = Meta {
+        received_at: unix_now(),
+        callback_id: identity::callback_id(&cb),
+        source_ip: &source_ip,
+        raw,
+    };
+    let mut encoded = Vec::with_capacity(query.len() + body.len() + 1024);
+    row::encode(&cb, &meta, &mut encoded);
+    let kind = activity::label(cb.activity_kind());
+    drop(cb);
+
+    match state.ingest.accept(encoded).await {
+        Ok(()) => {
+            m.request(route, Outcome::Accepted);
+            m.callbacks.with_label_values(&[kind]).inc();
+            HttpResponse::Ok()
+                .content_type("text/plain; charset=utf-8")
+                .body("OK\n")
+        }
+        Err(Refusal::ShuttingDown) => {
+            m.request(route, Outcome::ShuttingDown);
+            unavailable(5, "shutting down")
+        }
+        Err(refusal) => {
+            m.request(route, Outcome::Shed);
+            unavailable(state.retry_after, &refusal.to_string())
+        }
+    }
+}
+
+async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound().content_type("text/plain; charset=utf-8").body(
+        "not found: callbacks go to /adjust (global) or /adjust/{trigger} (single activity, [a-z0-9_]+)\n",
+    )
+}
+
+/// Configures the callback routes (used by the server and by in-process tests).
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::PayloadConfig::new(MAX_BODY))
+        .route("/adjust", web::get().to(callback))
+        .route("/adjust", web::post().to(callback))
+        .route("/adjust/{trigger:[a-z0-9_]+}", web::get().to(callback))
+        .route("/adjust/{trigger:[a-z0-9_]+}", web::post().to(callback));
+}
+
+/// The callback server on an already bound listener.
+pub fn callback_server(
+    state: web::Data<AppState>,
+    listener: TcpListener,
+    workers: usize,
+    shutdown_timeout: Duration,
+) -> std::io::Result<Server> {
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(routes)
+            .default_service(web::to(not_found))
+    })
+    .workers(workers)
+    .backlog(4096)
+    .max_connection_rate(4096)
+    .client_request_timeout(Duration::from_secs(30))
+    .shutdown_timeout(shutdown_timeout.as_secs().max(1))
+    .disable_signals()
+    .listen(listener)?
+    .run())
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render())
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body("ok\n")
+}
+
+/// Ready when callbacks are accepted now: not shutting down, and the queue (memory) or the disk
+/// budget (wal) has room. ClickHouse being down does not make a `wal` sink unready.
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let m = &state.metrics;
+    let (ready, detail) = if state.shutdown.is_stopping() {
+        (false, "shutting down".to_string())
+    } else {
+        match &state.ingest {
+            Ingest::Memory(q) => {
+                let rows = q.len() as i64;
+                let cap = m.queue_capacity_rows.get();
+                let bytes = m.queue_bytes.get();
+                let cap_bytes = m.queue_capacity_bytes.get();
+                let full = rows >= cap || bytes >= cap_bytes;
+                (
+                    !full,
+                    format!("memory queue {rows}/{cap} rows, {bytes}/{cap_bytes} bytes"),
+                )
+            }
+            Ingest::Wal(w) => {
+                let (used, budget) = w.usage();
+                (
+                    used < budget,
+                    format!("write-ahead log {used}/{budget} bytes"),
+                )
+            }
+        }
+    };
+    let ch = if m.clickhouse_up.get() == 1 {
+        "up"
+    } else {
+        "not confirmed"
+    };
+    let body = serde_json::json!({ "ready": ready, "queue": detail, "clickhouse": ch });
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// The admin server (metrics and probes) on an already bound listener.
+pub fn admin_server(state: web::Data<AppState>, listener: TcpListener) -> std::io::Result<Server> {
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/metrics", web::get().to(metrics))
+            .route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(readyz))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)?
+    .run())
+}

@@ -1,0 +1,171 @@
+//! Start-up and shutdown of `serve`: the only module that knows every other one.
+//!
+//! Start: open the queue (write-ahead log or memory), start delivery on its own thread, start
+//! the callback and admin listeners. Stop (on the `signal` future): refuse new callbacks, let
+//! requests in flight finish, close the queue, let delivery drain and flush, exit — all within
+//! `--shutdown-timeout`. In `wal` mode whatever was not delivered by then stays in the log and is
+//! delivered first at the next start.
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::web;
+use anyhow::Context;
+
+use crate::cli::Durability;
+use crate::config::ServeConfig;
+use crate::http::{self, AppState, Ingest};
+use crate::metrics::Metrics;
+use crate::pipeline::batcher::{self, Finished, Source};
+use crate::pipeline::deliver::{Backoff, Deliverer};
+use crate::pipeline::memory::MemoryQueue;
+use crate::pipeline::wal::{Wal, WalConfig};
+use crate::shutdown::Shutdown;
+use crate::sink::clickhouse::ClickHouseStore;
+
+/// Segment size of the write-ahead log.
+const SEGMENT_BYTES: u64 = 64 << 20;
+
+/// Runs the sink on already bound listeners until `signal` resolves, then shuts down cleanly.
+pub async fn run(
+    config: ServeConfig,
+    listener: TcpListener,
+    admin_listener: TcpListener,
+    signal: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let metrics = Metrics::new();
+    let shutdown = Shutdown::new();
+
+    let (ingest, source) = match config.durability {
+        Durability::Wal => {
+            let wal_config = WalConfig {
+                dir: config.data_dir.join("wal"),
+                segment_bytes: SEGMENT_BYTES,
+                disk_budget: config.disk_budget,
+                max_pending_bytes: config.queue_max_bytes,
+            };
+            let (wal, reader, recovered) =
+                Wal::open(wal_config, metrics.clone()).with_context(|| {
+                    format!(
+                        "opening the write-ahead log in {}",
+                        config.data_dir.join("wal").display()
+                    )
+                })?;
+            let (used, _) = wal.usage();
+            tracing::info!(
+                dir = %config.data_dir.join("wal").display(),
+                resume_at = %recovered.ack,
+                pending_bytes = used,
+                torn_tail_bytes = recovered.torn_bytes,
+                "write-ahead log open"
+            );
+            (Ingest::Wal(wal), Source::Wal(reader))
+        }
+        Durability::Memory => {
+            let q = Arc::new(MemoryQueue::new(
+                config.queue_max_rows,
+                config.queue_max_bytes as usize,
+                metrics.clone(),
+            ));
+            (Ingest::Memory(q.clone()), Source::Memory(q))
+        }
+    };
+
+    let store = ClickHouseStore::new(config.clickhouse.clone());
+    let deliverer = Deliverer::new(
+        store,
+        metrics.clone(),
+        Backoff::default(),
+        config.data_dir.join("rejects.jsonl"),
+    );
+    let delivery = {
+        let (shutdown, metrics, limits) = (shutdown.clone(), metrics.clone(), config.limits);
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("delivery".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("delivery runtime");
+                let finished =
+                    rt.block_on(batcher::run(source, limits, deliverer, shutdown, metrics));
+                let _ = done_tx.send(finished);
+            })
+            .context("starting the delivery thread")?;
+        done_rx
+    };
+
+    let state = web::Data::new(AppState {
+        decode: config.decode.clone(),
+        allow: config.allow.clone(),
+        trusted_proxies: config.trusted_proxies.clone(),
+        ingest: ingest.clone(),
+        metrics: metrics.clone(),
+        shutdown: shutdown.clone(),
+        retry_after: config.retry_after,
+    });
+    let main_addr = listener.local_addr()?;
+    let admin_addr = admin_listener.local_addr()?;
+    let server = http::callback_server(
+        state.clone(),
+        listener,
+        config.workers,
+        config.shutdown_timeout,
+    )?;
+    let admin = http::admin_server(state, admin_listener)?;
+    let (server_handle, admin_handle) = (server.handle(), admin.handle());
+    let server_task = actix_web::rt::spawn(server);
+    let admin_task = actix_web::rt::spawn(admin);
+    tracing::info!(
+        main = %main_addr,
+        admin = %admin_addr,
+        durability = ?config.durability,
+        clickhouse = %config.clickhouse.url,
+        table = %config.clickhouse.target.table(),
+        "listening"
+    );
+
+    signal.await;
+    tracing::info!(timeout = ?config.shutdown_timeout, "shutting down: refusing new callbacks, draining");
+    shutdown.begin(config.shutdown_timeout);
+    server_handle.stop(true).await;
+    let _ = server_task.await;
+    ingest.close();
+    match delivery.await {
+        Ok(Finished::Drained) => tracing::info!("every accepted callback was delivered"),
+        Ok(Finished::Deadline { rows }) => match config.durability {
+            Durability::Wal => tracing::warn!(
+                rows,
+                "shutdown deadline reached; undelivered rows stay in the write-ahead log"
+            ),
+            Durability::Memory => tracing::error!(
+                rows,
+                "shutdown deadline reached; undelivered rows in memory were lost"
+            ),
+        },
+        Err(_) => tracing::error!("the delivery thread ended unexpectedly"),
+    }
+    admin_handle.stop(true).await;
+    let _ = admin_task.await;
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
