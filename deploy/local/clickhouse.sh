@@ -13,6 +13,8 @@
 # Environment:
 #   ADJUST_SINK_CH_HTTP_PORT  HTTP port (default 18123)
 #   ADJUST_SINK_CH_TCP_PORT   native TCP port (default 19000)
+#   ADJUST_SINK_CH_DIR        data directory (default target/clickhouse-local); a second
+#                             server needs its own directory and ports
 #
 # The server listens on 127.0.0.1 only, uses the UTC time zone, and logs at level
 # `warning` into target/clickhouse-local/logs/. Works as root and as a normal user.
@@ -21,7 +23,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HTTP_PORT="${ADJUST_SINK_CH_HTTP_PORT:-18123}"
 TCP_PORT="${ADJUST_SINK_CH_TCP_PORT:-19000}"
-DIR="$ROOT/target/clickhouse-local"
+DIR="${ADJUST_SINK_CH_DIR:-$ROOT/target/clickhouse-local}"
 CONFIG="$DIR/config.xml"
 PID_FILE="$DIR/clickhouse-server.pid"
 LOG_DIR="$DIR/logs"

@@ -1,0 +1,1 @@
+//! The callback corpus in `tests/fixtures/callbacks/`.

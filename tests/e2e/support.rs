@@ -1,0 +1,399 @@
+//! Test support: a fresh ClickHouse database per test, the sink binary on port 0, and a second,
+//! private ClickHouse server for outage tests.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The ClickHouse the tests use (started by `deploy/local/clickhouse.sh`).
+pub fn clickhouse_url() -> String {
+    std::env::var("ADJUST_SINK_TEST_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:18123".to_string())
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A database of its own on a ClickHouse server.
+#[derive(Clone)]
+pub struct Db {
+    pub url: String,
+    pub name: String,
+    client: reqwest::Client,
+}
+
+impl Db {
+    /// A new, empty database named after the test (dropped first if a previous run left it).
+    pub async fn fresh(test: &str) -> Db {
+        Db::fresh_on(&clickhouse_url(), test).await
+    }
+
+    pub async fn fresh_on(url: &str, test: &str) -> Db {
+        let name = format!("e2e_{test}_{}", std::process::id());
+        let db = Db { url: url.to_string(), name, client: reqwest::Client::new() };
+        if let Err(e) = db.try_query(&format!("DROP DATABASE IF EXISTS {}", db.name)).await {
+            panic!(
+                "ClickHouse at {url} is not usable ({e}).\nStart it with `deploy/local/clickhouse.sh start` \
+                 or run the whole suite with `scripts/test.sh`."
+            );
+        }
+        db
+    }
+
+    pub async fn try_query(&self, sql: &str) -> Result<String, String> {
+        let resp = self.client.post(&self.url).body(sql.to_string()).send().await.map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| e.to_string())?;
+        if status.is_success() { Ok(text) } else { Err(format!("{status}: {text}")) }
+    }
+
+    pub async fn query(&self, sql: &str) -> String {
+        self.try_query(sql).await.unwrap_or_else(|e| panic!("query failed: {sql}\n{e}"))
+    }
+
+    /// A single number from `sql`.
+    pub async fn number(&self, sql: &str) -> u64 {
+        let out = self.query(sql).await;
+        out.trim().parse().unwrap_or_else(|_| panic!("not a number from {sql}: {out:?}"))
+    }
+
+    pub fn table(&self) -> String {
+        format!("{}.callbacks", self.name)
+    }
+
+    /// Rows in the callbacks table (0 when it does not exist yet).
+    pub async fn rows(&self) -> u64 {
+        match self.try_query(&format!("SELECT count() FROM {}", self.table())).await {
+            Ok(s) => s.trim().parse().unwrap_or(0),
+            Err(_) => 0,
+        }
+    }
+
+    /// (rows, rows after collapsing duplicates, distinct callback ids).
+    pub async fn counts(&self) -> (u64, u64, u64) {
+        let t = self.table();
+        (
+            self.number(&format!("SELECT count() FROM {t}")).await,
+            self.number(&format!("SELECT count() FROM {t} FINAL")).await,
+            self.number(&format!("SELECT uniqExact(callback_id) FROM {t}")).await,
+        )
+    }
+
+    /// One row as JSON (column → value), selected with `toString` for every listed column.
+    pub async fn row_where(&self, columns: &[&str], cond: &str) -> serde_json::Map<String, serde_json::Value> {
+        let cols: Vec<String> = columns.iter().map(|c| format!("toString({c}) AS `{c}`")).collect();
+        let out = self
+            .query(&format!("SELECT {} FROM {} WHERE {cond} FORMAT JSONEachRow", cols.join(", "), self.table()))
+            .await;
+        let line = out.lines().next().unwrap_or_else(|| panic!("no row where {cond}"));
+        serde_json::from_str(line).expect("JSONEachRow line")
+    }
+
+    /// Waits until the table holds at least `n` rows.
+    pub async fn wait_rows(&self, n: u64, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let rows = self.rows().await;
+            if rows >= n || Instant::now() >= deadline {
+                return rows;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// The sink binary, running.
+pub struct Sink {
+    child: Option<Child>,
+    pub main: SocketAddr,
+    pub admin: SocketAddr,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    logs: Arc<Mutex<Vec<String>>>,
+    client: reqwest::Client,
+}
+
+/// Arguments every test sink gets: loopback listeners on port 0, only 127.0.0.1 allowed, quick
+/// batches.
+pub fn base_args(db: &Db, data_dir: &Path) -> Vec<String> {
+    args_allowing(db, data_dir, "127.0.0.1/32")
+}
+
+/// [`base_args`] with another allowlist.
+pub fn args_allowing(db: &Db, data_dir: &Path, allow: &str) -> Vec<String> {
+    [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--clickhouse-url",
+        &db.url,
+        "--database",
+        &db.name,
+        "--no-default-allow",
+        "--allow",
+        allow,
+        "--data-dir",
+        data_dir.to_str().expect("utf-8 path"),
+        "--batch-max-age",
+        "200ms",
+        "--log",
+        "info",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+impl Sink {
+    /// Starts a sink for `db` with a temporary data directory; `extra` flags come after the
+    /// base ones (a repeated flag like `--allow` adds, a single-valued one overrides).
+    pub async fn start(db: &Db, extra: &[&str]) -> Sink {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut sink = Sink::start_in(db, tmp.path(), extra).await;
+        sink._tmp = Some(tmp);
+        sink
+    }
+
+    /// Starts a sink whose allowlist is only `allow` (plus `extra` flags).
+    pub async fn start_allowing(db: &Db, allow: &str, extra: &[&str]) -> Sink {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut args = args_allowing(db, tmp.path(), allow);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut sink = Sink::spawn(args, tmp.path().to_path_buf()).await;
+        sink._tmp = Some(tmp);
+        sink
+    }
+
+    /// Starts a sink with a given data directory (kept by the caller, e.g. across restarts).
+    pub async fn start_in(db: &Db, data_dir: &Path, extra: &[&str]) -> Sink {
+        let mut args = base_args(db, data_dir);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Sink::spawn(args, data_dir.to_path_buf()).await
+    }
+
+    /// Starts the binary with exactly these arguments.
+    pub async fn spawn(args: Vec<String>, data_dir: PathBuf) -> Sink {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_adjust-sink"))
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn adjust-sink");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr");
+        let sink_logs = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains(" listening ") {
+                    let _ = tx.send(line.clone());
+                }
+                sink_logs.lock().unwrap().push(line);
+            }
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("sink did not start; log:\n{}", logs.lock().unwrap().join("\n"));
+            }
+        };
+        let addr = |key: &str| -> SocketAddr {
+            let start = line.find(&format!("{key}=")).expect("address in listening line") + key.len() + 1;
+            line[start..].split_whitespace().next().unwrap().parse().expect("socket address")
+        };
+        Sink {
+            main: addr("main"),
+            admin: addr("admin"),
+            child: Some(child),
+            data_dir,
+            _tmp: None,
+            logs,
+            client: reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap(),
+        }
+    }
+
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("http://{}{path_and_query}", self.main)
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    pub async fn get(&self, path_and_query: &str) -> reqwest::Response {
+        self.client.get(self.url(path_and_query)).send().await.expect("request")
+    }
+
+    pub async fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.admin);
+        self.client.get(url).send().await.expect("scrape").text().await.expect("metrics text")
+    }
+
+    /// The value of one series, e.g. `adjust_sink_rows_written_total` or
+    /// `adjust_sink_requests_total{outcome="forbidden",route="global"}` (labels in the order the
+    /// exposition prints them: alphabetical).
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
+            .trim()
+            .parse()
+            .expect("metric value")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends SIGTERM and waits for the exit (at most `timeout`).
+    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        let pid = self.pid().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        self.wait(timeout)
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                panic!("sink did not exit within {timeout:?}; log:\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// Resident memory of the sink process, in bytes.
+    pub fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS");
+        kb * 1024
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A private ClickHouse server that a test may stop and start (outage tests), on its own ports
+/// and data directory.
+pub struct PrivateClickHouse {
+    dir: PathBuf,
+    http_port: u16,
+    tcp_port: u16,
+}
+
+impl PrivateClickHouse {
+    pub fn start(name: &str, http_port: u16) -> PrivateClickHouse {
+        let ch = PrivateClickHouse {
+            dir: repo().join("target").join(format!("clickhouse-{name}")),
+            http_port,
+            tcp_port: http_port + 1000,
+        };
+        ch.run("start");
+        ch
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    fn run(&self, action: &str) {
+        let status = Command::new("bash")
+            .arg(repo().join("deploy/local/clickhouse.sh"))
+            .arg(action)
+            .env("ADJUST_SINK_CH_DIR", &self.dir)
+            .env("ADJUST_SINK_CH_HTTP_PORT", self.http_port.to_string())
+            .env("ADJUST_SINK_CH_TCP_PORT", self.tcp_port.to_string())
+            .stdout(Stdio::null())
+            .status()
+            .expect("clickhouse.sh");
+        assert!(status.success(), "clickhouse.sh {action} failed for {}", self.dir.display());
+    }
+
+    pub fn stop(&self) {
+        self.run("stop");
+    }
+
+    pub fn resume(&self) {
+        self.run("start");
+    }
+}
+
+impl Drop for PrivateClickHouse {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(repo().join("deploy/local/clickhouse.sh"))
+            .arg("stop")
+            .env("ADJUST_SINK_CH_DIR", &self.dir)
+            .env("ADJUST_SINK_CH_HTTP_PORT", self.http_port.to_string())
+            .env("ADJUST_SINK_CH_TCP_PORT", self.tcp_port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Sends `n` distinct callbacks with at most `concurrency` in flight; returns the nonces
+/// answered 200 and the count of every status.
+pub async fn blast(sink: &Sink, n: usize, concurrency: usize, tag: &str) -> (Vec<String>, std::collections::BTreeMap<u16, usize>) {
+    use futures_util::StreamExt;
+    let client = sink.client().clone();
+    let base = sink.url("/adjust");
+    let results: Vec<(String, Option<u16>)> = futures_util::stream::iter(0..n)
+        .map(|i| {
+            let client = client.clone();
+            let nonce = format!("{tag}-{i}");
+            let url = format!(
+                "{base}?activity_kind=click&app_token=4w565xzmb54d&adid=18546f6171f67e29d1cb983322ad13{:02x}\
+                 &created_at=1700000000&nonce={nonce}&country=de&os_name=android&tracker_name=Net%3A%3ACamp",
+                i % 256
+            );
+            async move {
+                let status = client.get(url).send().await.ok().map(|r| r.status().as_u16());
+                (nonce, status)
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let mut counts = std::collections::BTreeMap::new();
+    let mut ok = Vec::new();
+    for (nonce, status) in results {
+        *counts.entry(status.unwrap_or(0)).or_insert(0) += 1;
+        if status == Some(200) {
+            ok.push(nonce);
+        }
+    }
+    (ok, counts)
+}
