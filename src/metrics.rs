@@ -198,7 +198,7 @@ impl Metrics {
         let rows_rejected = reg!(IntCounterVec::new(
             ns(
                 "rows_rejected_total",
-                "Rows ClickHouse refused because of their data, written to the rejects table or file, by reason."
+                "Rows ClickHouse refused because of their data, written to the rejects table or file, by reason (parse|type|constraint|other)."
             ),
             &["reason"]
         ));
@@ -296,6 +296,9 @@ impl Metrics {
         }
         for c in DROP_CAUSES {
             self.rows_dropped.with_label_values(&[c]);
+        }
+        for r in crate::sink::classify::REJECT_REASONS {
+            self.rows_rejected.with_label_values(&[r]);
         }
         for k in ["torn_tail", "quarantined"] {
             self.wal_damaged.with_label_values(&[k]);

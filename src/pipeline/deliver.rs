@@ -162,14 +162,8 @@ impl<S: Store> Deliverer<S> {
             row_json: row::to_json(row),
             row: row.to_vec(),
         };
-        let reason = match err.code {
-            Some(code) => format!("code_{code}"),
-            None => "unknown".to_string(),
-        };
-        self.metrics
-            .rows_rejected
-            .with_label_values(&[&reason])
-            .inc();
+        let reason = crate::sink::classify::reject_reason(err.code);
+        self.metrics.rows_rejected.with_label_values(&[reason]).inc();
         tracing::error!(callback_id = reject.callback_id, error = %err, "ClickHouse refused a row; it goes to the rejects table");
         if let Err(e) = self
             .store

@@ -73,6 +73,19 @@ pub fn classify_code(code: u32) -> ErrorClass {
     }
 }
 
+/// The `reason` label of `rows_rejected_total` for a refused row's error code.
+pub fn reject_reason(code: Option<u32>) -> &'static str {
+    match code {
+        Some(6 | 26 | 27 | 32 | 33 | 38 | 41 | 72) => "parse",
+        Some(53 | 69 | 70 | 117 | 131 | 190) => "type",
+        Some(395 | 469) => "constraint",
+        _ => "other",
+    }
+}
+
+/// Every value of [`reject_reason`].
+pub const REJECT_REASONS: &[&str] = &["parse", "type", "constraint", "other"];
+
 /// The `Code: N` of a ClickHouse error message, if it has one.
 pub fn code_of(message: &str) -> Option<u32> {
     let rest = &message[message.find("Code: ")? + 6..];

@@ -57,7 +57,7 @@ async fn refused_rows_are_isolated_and_the_rest_lands() {
     assert_eq!(rejects.len(), 2);
     assert_eq!(rejects[0].row, row(3));
     assert!(rejects[0].error.contains("poisoned"));
-    assert_eq!(m.rows_rejected.with_label_values(&["code_27"]).get(), 2);
+    assert_eq!(m.rows_rejected.with_label_values(&["parse"]).get(), 2);
 }
 
 #[tokio::test]
