@@ -11,7 +11,7 @@ use crate::row::Profile;
 /// Receives Adjust server callbacks and lands every one of them, typed and exactly once, in
 /// ClickHouse.
 #[derive(Debug, Parser)]
-#[command(name = "adjust-sink", version, about, long_about = None, max_term_width = 100)]
+#[command(name = "adjust-sink", version, about, long_about = None, max_term_width = 100, args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -293,12 +293,17 @@ impl<'a> Callback<'a> {
     /// Fills what Adjust derives from other values when they were not sent: the tracker name's
     /// `network::campaign::adgroup::creative` parts, and the activity kind from the trigger.
     fn derive(&mut self) {
-        if let Some(tn) = index_of("tracker_name")
-            && let Value::Text(name) = &self.values[tn]
-            && name.contains("::")
-        {
-            let parts: Vec<String> = name.split("::").map(str::to_owned).collect();
-            for (part, col) in parts.into_iter().zip([
+        // `link_name` is the newer name of `tracker_name`; either gives the four name parts
+        // (`Organic` alone is a one-part name: the network).
+        let source = ["tracker_name", "link_name"]
+            .into_iter()
+            .filter_map(index_of)
+            .find_map(|i| match &self.values[i] {
+                Value::Text(name) => Some(name.to_string()),
+                _ => None,
+            });
+        if let Some(name) = source {
+            for (part, col) in name.split("::").zip([
                 "network_name",
                 "campaign_name",
                 "adgroup_name",
@@ -306,7 +311,7 @@ impl<'a> Callback<'a> {
             ]) {
                 let idx = index_of(col).expect("tracker part column");
                 if self.values[idx] == Value::Absent && !part.is_empty() {
-                    self.values[idx] = Value::Text(Cow::Owned(part));
+                    self.values[idx] = Value::Text(Cow::Owned(part.to_owned()));
                 }
             }
         }

@@ -84,7 +84,7 @@ impl<S: Store> Deliverer<S> {
     pub async fn deliver(&self, batch: &Batch, shutdown: &Shutdown) -> Result<(), GaveUp> {
         self.metrics.batch_rows.observe(batch.rows() as f64);
         self.metrics.batch_bytes.observe(batch.data.len() as f64);
-        let mut todo: Vec<Range<usize>> = vec![0..batch.rows()];
+        let mut todo: Vec<Range<usize>> = Vec::from([0..batch.rows()]);
         while let Some(range) = todo.pop() {
             let token = if range.len() == batch.rows() {
                 batch.token.clone()
@@ -163,7 +163,10 @@ impl<S: Store> Deliverer<S> {
             row: row.to_vec(),
         };
         let reason = crate::sink::classify::reject_reason(err.code);
-        self.metrics.rows_rejected.with_label_values(&[reason]).inc();
+        self.metrics
+            .rows_rejected
+            .with_label_values(&[reason])
+            .inc();
         tracing::error!(callback_id = reject.callback_id, error = %err, "ClickHouse refused a row; it goes to the rejects table");
         if let Err(e) = self
             .store

@@ -1,8 +1,11 @@
 //! End-to-end tests: the real binary on port 0, the real ClickHouse started by
 //! `deploy/local/clickhouse.sh` (URL in `ADJUST_SINK_TEST_CLICKHOUSE_URL`), a fresh database per
-//! test. Compiled as one test binary to keep link time down.
+//! test, and private ClickHouse servers for outage tests. Compiled as one test binary to keep
+//! link time down.
 
 mod support;
 
+mod durability;
 mod fixtures;
+mod lifecycle;
 mod receive;

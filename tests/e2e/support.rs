@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 /// The ClickHouse the tests use (started by `deploy/local/clickhouse.sh`).
 pub fn clickhouse_url() -> String {
-    std::env::var("ADJUST_SINK_TEST_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:18123".to_string())
+    std::env::var("ADJUST_SINK_TEST_CLICKHOUSE_URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:18123".to_string())
 }
 
 fn repo() -> &'static Path {
@@ -33,8 +34,15 @@ impl Db {
 
     pub async fn fresh_on(url: &str, test: &str) -> Db {
         let name = format!("e2e_{test}_{}", std::process::id());
-        let db = Db { url: url.to_string(), name, client: reqwest::Client::new() };
-        if let Err(e) = db.try_query(&format!("DROP DATABASE IF EXISTS {}", db.name)).await {
+        let db = Db {
+            url: url.to_string(),
+            name,
+            client: reqwest::Client::new(),
+        };
+        if let Err(e) = db
+            .try_query(&format!("DROP DATABASE IF EXISTS {}", db.name))
+            .await
+        {
             panic!(
                 "ClickHouse at {url} is not usable ({e}).\nStart it with `deploy/local/clickhouse.sh start` \
                  or run the whole suite with `scripts/test.sh`."
@@ -44,20 +52,34 @@ impl Db {
     }
 
     pub async fn try_query(&self, sql: &str) -> Result<String, String> {
-        let resp = self.client.post(&self.url).body(sql.to_string()).send().await.map_err(|e| e.to_string())?;
+        let resp = self
+            .client
+            .post(&self.url)
+            .body(sql.to_string())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
         let status = resp.status();
         let text = resp.text().await.map_err(|e| e.to_string())?;
-        if status.is_success() { Ok(text) } else { Err(format!("{status}: {text}")) }
+        if status.is_success() {
+            Ok(text)
+        } else {
+            Err(format!("{status}: {text}"))
+        }
     }
 
     pub async fn query(&self, sql: &str) -> String {
-        self.try_query(sql).await.unwrap_or_else(|e| panic!("query failed: {sql}\n{e}"))
+        self.try_query(sql)
+            .await
+            .unwrap_or_else(|e| panic!("query failed: {sql}\n{e}"))
     }
 
     /// A single number from `sql`.
     pub async fn number(&self, sql: &str) -> u64 {
         let out = self.query(sql).await;
-        out.trim().parse().unwrap_or_else(|_| panic!("not a number from {sql}: {out:?}"))
+        out.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("not a number from {sql}: {out:?}"))
     }
 
     pub fn table(&self) -> String {
@@ -66,7 +88,10 @@ impl Db {
 
     /// Rows in the callbacks table (0 when it does not exist yet).
     pub async fn rows(&self) -> u64 {
-        match self.try_query(&format!("SELECT count() FROM {}", self.table())).await {
+        match self
+            .try_query(&format!("SELECT count() FROM {}", self.table()))
+            .await
+        {
             Ok(s) => s.trim().parse().unwrap_or(0),
             Err(_) => 0,
         }
@@ -78,17 +103,32 @@ impl Db {
         (
             self.number(&format!("SELECT count() FROM {t}")).await,
             self.number(&format!("SELECT count() FROM {t} FINAL")).await,
-            self.number(&format!("SELECT uniqExact(callback_id) FROM {t}")).await,
+            self.number(&format!("SELECT uniqExact(callback_id) FROM {t}"))
+                .await,
         )
     }
 
     /// One row as JSON (column → value), selected with `toString` for every listed column.
-    pub async fn row_where(&self, columns: &[&str], cond: &str) -> serde_json::Map<String, serde_json::Value> {
-        let cols: Vec<String> = columns.iter().map(|c| format!("toString({c}) AS `{c}`")).collect();
+    pub async fn row_where(
+        &self,
+        columns: &[&str],
+        cond: &str,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        let cols: Vec<String> = columns
+            .iter()
+            .map(|c| format!("toString({c}) AS `{c}`"))
+            .collect();
         let out = self
-            .query(&format!("SELECT {} FROM {} WHERE {cond} FORMAT JSONEachRow", cols.join(", "), self.table()))
+            .query(&format!(
+                "SELECT {} FROM {} WHERE {cond} FORMAT JSONEachRow",
+                cols.join(", "),
+                self.table()
+            ))
             .await;
-        let line = out.lines().next().unwrap_or_else(|| panic!("no row where {cond}"));
+        let line = out
+            .lines()
+            .next()
+            .unwrap_or_else(|| panic!("no row where {cond}"));
         serde_json::from_str(line).expect("JSONEachRow line")
     }
 
@@ -200,12 +240,24 @@ impl Sink {
             Ok(line) => line,
             Err(_) => {
                 let _ = child.kill();
-                panic!("sink did not start; log:\n{}", logs.lock().unwrap().join("\n"));
+                panic!(
+                    "sink did not start; log:\n{}",
+                    logs.lock().unwrap().join("\n")
+                );
             }
         };
         let addr = |key: &str| -> SocketAddr {
-            let start = line.find(&format!("{key}=")).expect("address in listening line") + key.len() + 1;
-            line[start..].split_whitespace().next().unwrap().parse().expect("socket address")
+            let start = line
+                .find(&format!("{key}="))
+                .expect("address in listening line")
+                + key.len()
+                + 1;
+            line[start..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .expect("socket address")
         };
         Sink {
             main: addr("main"),
@@ -214,7 +266,10 @@ impl Sink {
             data_dir,
             _tmp: None,
             logs,
-            client: reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap(),
+            client: reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()
+                .unwrap(),
         }
     }
 
@@ -227,12 +282,23 @@ impl Sink {
     }
 
     pub async fn get(&self, path_and_query: &str) -> reqwest::Response {
-        self.client.get(self.url(path_and_query)).send().await.expect("request")
+        self.client
+            .get(self.url(path_and_query))
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn metrics(&self) -> String {
         let url = format!("http://{}/metrics", self.admin);
-        self.client.get(url).send().await.expect("scrape").text().await.expect("metrics text")
+        self.client
+            .get(url)
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("metrics text")
     }
 
     /// The value of one series, e.g. `adjust_sink_rows_written_total` or
@@ -241,7 +307,10 @@ impl Sink {
     pub async fn metric(&self, series: &str) -> f64 {
         let text = self.metrics().await;
         text.lines()
-            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .find_map(|l| {
+                l.strip_prefix(series)
+                    .and_then(|rest| rest.strip_prefix(' '))
+            })
             .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
             .trim()
             .parse()
@@ -255,7 +324,10 @@ impl Sink {
     /// Sends SIGTERM and waits for the exit (at most `timeout`).
     pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
         let pid = self.pid().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
         self.wait(timeout)
     }
 
@@ -276,7 +348,10 @@ impl Sink {
             }
             if Instant::now() >= deadline {
                 let _ = child.kill();
-                panic!("sink did not exit within {timeout:?}; log:\n{}", self.logs());
+                panic!(
+                    "sink did not exit within {timeout:?}; log:\n{}",
+                    self.logs()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -288,7 +363,8 @@ impl Sink {
 
     /// Resident memory of the sink process, in bytes.
     pub fn rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
         let kb: u64 = status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -338,7 +414,11 @@ impl PrivateClickHouse {
             .stdout(Stdio::null())
             .status()
             .expect("clickhouse.sh");
-        assert!(status.success(), "clickhouse.sh {action} failed for {}", self.dir.display());
+        assert!(
+            status.success(),
+            "clickhouse.sh {action} failed for {}",
+            self.dir.display()
+        );
     }
 
     pub fn stop(&self) {
@@ -365,19 +445,43 @@ impl Drop for PrivateClickHouse {
 }
 
 /// Sends `n` distinct callbacks with at most `concurrency` in flight; returns the nonces
-/// answered 200 and the count of every status.
-pub async fn blast(sink: &Sink, n: usize, concurrency: usize, tag: &str) -> (Vec<String>, std::collections::BTreeMap<u16, usize>) {
+/// answered 200 and the count of every status (0 = no answer).
+pub async fn blast(
+    sink: &Sink,
+    n: usize,
+    concurrency: usize,
+    tag: &str,
+) -> (Vec<String>, std::collections::BTreeMap<u16, usize>) {
+    blast_to(
+        sink.client().clone(),
+        sink.url("/adjust"),
+        n,
+        concurrency,
+        tag.to_string(),
+    )
+    .await
+}
+
+/// [`blast`] without borrowing the sink (to run while the test stops or kills it).
+pub async fn blast_to(
+    client: reqwest::Client,
+    base: String,
+    n: usize,
+    concurrency: usize,
+    tag: String,
+) -> (Vec<String>, std::collections::BTreeMap<u16, usize>) {
     use futures_util::StreamExt;
-    let client = sink.client().clone();
-    let base = sink.url("/adjust");
     let results: Vec<(String, Option<u16>)> = futures_util::stream::iter(0..n)
         .map(|i| {
             let client = client.clone();
             let nonce = format!("{tag}-{i}");
             let url = format!(
                 "{base}?activity_kind=click&app_token=4w565xzmb54d&adid=18546f6171f67e29d1cb983322ad13{:02x}\
-                 &created_at=1700000000&nonce={nonce}&country=de&os_name=android&tracker_name=Net%3A%3ACamp",
-                i % 256
+                 &created_at=1700000000&nonce={nonce}&country=de&os_name=android&tracker_name=Net%3A%3ACamp\
+                 &user_agent=Mozilla%2F5.0+%28Linux%3B+Android+13%29+AppleWebKit%2F537.36+%28KHTML%2C+like+Gecko%29\
+                 &ip_address=203.0.113.{}&label=load+test",
+                i % 256,
+                i % 250
             );
             async move {
                 let status = client.get(url).send().await.ok().map(|r| r.status().as_u16());
@@ -396,4 +500,35 @@ pub async fn blast(sink: &Sink, n: usize, concurrency: usize, tag: &str) -> (Vec
         }
     }
     (ok, counts)
+}
+
+/// Asserts that every nonce in `acknowledged` is stored, and that no callback is stored twice
+/// once the engine has collapsed duplicates (`FINAL`, and physically after `OPTIMIZE … FINAL`).
+pub async fn assert_exactly_once(db: &Db, acknowledged: &[String]) {
+    let t = db.table();
+    let stored: std::collections::HashSet<String> = db
+        .query(&format!("SELECT DISTINCT nonce FROM {t}"))
+        .await
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let missing: Vec<&String> = acknowledged
+        .iter()
+        .filter(|n| !stored.contains(*n))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged callbacks missing, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    let (rows, collapsed, distinct) = db.counts().await;
+    assert_eq!(
+        collapsed, distinct,
+        "FINAL still shows duplicates (rows {rows})"
+    );
+    assert_eq!(distinct as usize, stored.len(), "one callback_id per nonce");
+    db.query(&format!("OPTIMIZE TABLE {t} FINAL")).await;
+    let after = db.number(&format!("SELECT count() FROM {t}")).await;
+    assert_eq!(after, distinct, "duplicates left after merging");
 }

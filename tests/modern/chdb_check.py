@@ -96,19 +96,31 @@ def main():
     insert_file("first insert", check["rows"])
     counts["first"] = count()
 
+    # Output names equal to column names would shadow the columns inside the query, so the
+    # columns are qualified and the probes (plain expressions) are selected on their own.
     exprs = []
     for c in out["columns"]:
         name, ty = c["name"], c["type"]
         if ty.startswith("Array(") or ty.startswith("Map("):
-            exprs.append(f"{ident(name)} AS {ident(name)}")
+            exprs.append(f"t.{ident(name)} AS {ident(name)}")
         else:
-            exprs.append(f"toString({ident(name)}) AS {ident(name)}")
-    for label, expr in check.get("probes", {}).items():
-        exprs.append(f"{expr} AS {ident(label)}")
-    out["rows"] = json_rows(
+            exprs.append(f"toString(t.{ident(name)}) AS {ident(name)}")
+    rows = json_rows(
         "reading the rows back",
-        f"SELECT {', '.join(exprs)} FROM {table} ORDER BY callback_id",
+        f"SELECT {', '.join(exprs)} FROM {table} AS t ORDER BY t.callback_id",
     )
+    probes = check.get("probes", {})
+    if probes:
+        exprs = [f"{expr} AS {ident(label)}" for label, expr in probes.items()]
+        extra = json_rows(
+            "reading the probes",
+            f"SELECT {', '.join(exprs)} FROM {table} ORDER BY callback_id",
+        )
+        if len(extra) != len(rows):
+            fail("reading the probes", "", f"{len(extra)} rows, not {len(rows)}")
+        for row, more in zip(rows, extra):
+            row.update(more)
+    out["rows"] = rows
 
     # The same file again, no token: the block hash is remembered (non_replicated_deduplication_window).
     insert_file("same file again", check["rows"])

@@ -186,3 +186,13 @@ fn content_type_picks_the_body_kind() {
         Body::None
     ));
 }
+
+#[test]
+fn a_one_part_tracker_name_is_the_network_and_link_name_works_too() {
+    let cb = dec("tracker_name=Organic");
+    assert_eq!(cb.get("network_name"), "Organic");
+    assert_eq!(cb.get("campaign_name"), "");
+    let cb = dec("link_name=Net%3A%3ACamp");
+    assert_eq!(cb.get("network_name"), "Net");
+    assert_eq!(cb.get("campaign_name"), "Camp");
+}

@@ -113,6 +113,8 @@ struct Append {
 struct Shared {
     /// Bytes of every segment file on disk.
     disk_bytes: AtomicU64,
+    /// Of those, bytes ClickHouse acknowledged (freed when their segment is deleted).
+    acked_bytes: AtomicU64,
     /// Bytes handed to the appender and not yet written.
     pending_bytes: AtomicU64,
     closed: AtomicBool,
@@ -121,14 +123,20 @@ struct Shared {
 }
 
 impl Shared {
-    fn set_disk_bytes(&self, v: u64) {
-        self.disk_bytes.store(v, Ordering::Relaxed);
-        self.metrics.spool_bytes.set(v as i64);
+    /// Bytes written and not yet acknowledged: what the disk budget limits.
+    fn unacked(&self) -> u64 {
+        self.disk_bytes
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.acked_bytes.load(Ordering::Relaxed))
+    }
+
+    fn publish(&self) {
+        self.metrics.spool_bytes.set(self.unacked() as i64);
     }
 
     fn add_disk_bytes(&self, v: u64) {
-        let now = self.disk_bytes.fetch_add(v, Ordering::Relaxed) + v;
-        self.metrics.spool_bytes.set(now as i64);
+        self.disk_bytes.fetch_add(v, Ordering::Relaxed);
+        self.publish();
     }
 }
 
@@ -154,7 +162,15 @@ pub struct Recovered {
 impl Wal {
     /// Opens (or creates) the log, repairs a torn tail, and starts the appender thread. Returns
     /// the ingest handle and the reader that delivery uses.
-    pub fn open(config: WalConfig, metrics: Metrics) -> io::Result<(Wal, LogReader, Recovered)> {
+    pub fn open(
+        mut config: WalConfig,
+        metrics: Metrics,
+    ) -> io::Result<(Wal, LogReader, Recovered)> {
+        // Acknowledged bytes are freed a segment at a time: keep segments small next to the
+        // budget so the disk in use stays close to it.
+        config.segment_bytes = config
+            .segment_bytes
+            .min((config.disk_budget / 8).max(1 << 20));
         fs::create_dir_all(&config.dir)?;
         let ack_path = config.dir.join("ack");
         let ack = read_position(&ack_path)?;
@@ -197,13 +213,14 @@ impl Wal {
         metrics.queue_capacity_bytes.set(config.disk_budget as i64);
         metrics.queue_capacity_rows.set(0);
         let shared = Arc::new(Shared {
-            disk_bytes: AtomicU64::new(0),
+            disk_bytes: AtomicU64::new(disk),
+            acked_bytes: AtomicU64::new(ack.offset),
             pending_bytes: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             config: config.clone(),
             metrics: metrics.clone(),
         });
-        shared.set_disk_bytes(disk);
+        shared.publish();
         let durable_start = Position {
             segment: active,
             offset: 0,
@@ -228,6 +245,7 @@ impl Wal {
             chunk: Vec::new(),
             chunk_at: Position::default(),
             stop_at: inflight.map(|(_, end)| end),
+            acked: ack,
         };
         let recovered = Recovered {
             ack,
@@ -253,7 +271,7 @@ impl Wal {
         }
         let len = payload.len() as u64;
         let pending = s.pending_bytes.load(Ordering::Relaxed);
-        if s.disk_bytes.load(Ordering::Relaxed) + pending + len > s.config.disk_budget {
+        if s.unacked() + pending + len > s.config.disk_budget {
             return Err(Refusal::DiskBudget);
         }
         if pending + len > s.config.max_pending_bytes {
@@ -282,12 +300,9 @@ impl Wal {
         self.tx.lock().expect("wal sender lock").take();
     }
 
-    /// Bytes on disk and the budget, for `/readyz`.
+    /// Unacknowledged bytes in the log and the budget, for `/readyz`.
     pub fn usage(&self) -> (u64, u64) {
-        (
-            self.shared.disk_bytes.load(Ordering::Relaxed),
-            self.shared.config.disk_budget,
-        )
+        (self.shared.unacked(), self.shared.config.disk_budget)
     }
 }
 
@@ -422,6 +437,8 @@ pub struct LogReader {
     chunk_at: Position,
     /// After recovery: the end of the batch that was in flight, so it is re-cut identically.
     stop_at: Option<Position>,
+    /// Everything before this is acknowledged.
+    acked: Position,
 }
 
 const CHUNK: usize = 4 << 20;
@@ -536,7 +553,7 @@ impl LogReader {
         let at = self.ensure_chunk(end, usize::MAX)?;
         let rest = &self.chunk[at..];
         let skip = record::resync(rest).unwrap_or(rest.len());
-        self.quarantine(&rest[..skip].to_vec())?;
+        self.quarantine(&rest[..skip])?;
         self.pos.offset += skip as u64;
         Ok(None)
     }
@@ -604,30 +621,49 @@ impl LogReader {
 
     /// ClickHouse acknowledged everything before `upto`: persist it and delete finished segments.
     pub fn ack(&mut self, upto: Position) -> io::Result<()> {
-        let dir = &self.shared.config.dir;
+        let dir = self.shared.config.dir.clone();
         write_atomic(
             &dir.join("ack"),
             &format!("{} {}\n", upto.segment, upto.offset),
         )?;
         let _ = fs::remove_file(dir.join("inflight"));
+        let newly_acked = self.bytes_between(self.acked, upto);
+        self.acked = upto;
+        self.shared
+            .acked_bytes
+            .fetch_add(newly_acked, Ordering::Relaxed);
         let mut freed = 0;
-        for id in list_segments(dir)?
+        for id in list_segments(&dir)?
             .into_iter()
             .filter(|&id| id < upto.segment)
         {
-            let path = segment_path(dir, id);
+            let path = segment_path(&dir, id);
             freed += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             fs::remove_file(path)?;
         }
         if freed > 0 {
-            let now = self
-                .shared
-                .disk_bytes
-                .load(Ordering::Relaxed)
-                .saturating_sub(freed);
-            self.shared.set_disk_bytes(now);
+            self.shared.disk_bytes.fetch_sub(freed, Ordering::Relaxed);
+            self.shared.acked_bytes.fetch_sub(freed, Ordering::Relaxed);
         }
+        self.shared.publish();
         Ok(())
+    }
+
+    /// Log bytes from `from` to `to` (across segments).
+    fn bytes_between(&self, from: Position, to: Position) -> u64 {
+        if to <= from {
+            return 0;
+        }
+        if from.segment == to.segment {
+            return to.offset - from.offset;
+        }
+        let len =
+            |id| fs::metadata(segment_path(&self.shared.config.dir, id)).map_or(0, |m| m.len());
+        let mut total = len(from.segment).saturating_sub(from.offset);
+        for id in from.segment + 1..to.segment {
+            total += len(id);
+        }
+        total + to.offset
     }
 }
 

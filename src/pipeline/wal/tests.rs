@@ -174,3 +174,25 @@ async fn appends_past_the_disk_budget_are_refused() {
     wal.close();
     assert_eq!(wal.append(vec![1]).await, Err(Refusal::ShuttingDown));
 }
+
+#[tokio::test]
+async fn acknowledged_bytes_free_the_budget_before_their_segment_is_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.disk_budget = 10_000;
+    let (wal, mut reader, _) = Wal::open(cfg, Metrics::new()).unwrap();
+    let mut accepted = 0;
+    while wal.append(vec![1; 200]).await.is_ok() {
+        accepted += 1;
+        assert!(accepted < 100, "budget not enforced");
+    }
+    assert!(accepted >= 40, "refused after {accepted}");
+    assert_eq!(wal.append(vec![0; 200]).await, Err(Refusal::DiskBudget));
+    let mut b = Batch::default();
+    reader.fill(&mut b, &limits(1000)).unwrap();
+    reader.ack(b.log_end.unwrap()).unwrap();
+    assert_eq!(wal.usage().0, 0);
+    // Still one segment on disk, but the budget is free again.
+    assert_eq!(list_segments(dir.path()).unwrap().len(), 1);
+    wal.append(vec![0; 200]).await.unwrap();
+}

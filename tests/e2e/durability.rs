@@ -1,0 +1,226 @@
+//! Nothing acknowledged is lost: SIGKILL, long outages, the disk budget, refused rows and a
+//! damaged write-ahead log.
+
+use std::io::Write;
+use std::time::Duration;
+
+use crate::support::{Db, PrivateClickHouse, Sink, assert_exactly_once, blast, blast_to};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_mid_load_then_restart_delivers_every_acknowledged_callback_once() {
+    let db = Db::fresh("sigkill").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut sink = Sink::start_in(&db, dir.path(), &[]).await;
+    let load = tokio::spawn(blast_to(
+        sink.client().clone(),
+        sink.url("/adjust"),
+        20_000,
+        64,
+        "k".into(),
+    ));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while sink
+        .metric("adjust_sink_requests_total{outcome=\"accepted\",route=\"global\"}")
+        .await
+        < 5_000.0
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sink.kill();
+    let (ok, statuses) = load.await.unwrap();
+    assert!(
+        ok.len() >= 5_000 && ok.len() < 20_000,
+        "the kill should land mid-load: {statuses:?}"
+    );
+    let restarted = Sink::start_in(&db, dir.path(), &[]).await;
+    let landed = db.wait_rows(ok.len() as u64, Duration::from_secs(60)).await;
+    assert!(
+        landed >= ok.len() as u64,
+        "{landed} of {} landed after restart; log:\n{}",
+        ok.len(),
+        restarted.logs()
+    );
+    // Give delivery a moment to finish what it read back, then check.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_exactly_once(&db, &ok).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clickhouse_down_for_60s_during_load_loses_nothing() {
+    crate::lifecycle::outage("outage60", 18134, "wal", Duration::from_secs(60)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spent_disk_budget_sheds_then_recovers() {
+    let ch = PrivateClickHouse::start("budget", 18135);
+    let db = Db::fresh_on(&ch.url(), "budget").await;
+    ch.stop();
+    let sink = Sink::start(&db, &["--disk-budget", "1MiB"]).await;
+    let (ok, statuses) = blast(&sink, 5_000, 32, "budget").await;
+    let shed = statuses.get(&503).copied().unwrap_or(0);
+    assert!(!ok.is_empty() && shed > 0, "statuses: {statuses:?}");
+    assert_eq!(ok.len() + shed, 5_000, "only 200 or 503: {statuses:?}");
+    let resp = sink
+        .get("/adjust?activity_kind=click&nonce=over-budget")
+        .await;
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().contains_key("retry-after"));
+    let admin = |path: &str| format!("http://{}{path}", sink.admin);
+    assert_eq!(
+        sink.client()
+            .get(admin("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        sink.client()
+            .get(admin("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+    assert!(sink.metric("adjust_sink_spool_bytes").await > 0.0);
+    ch.resume();
+    let landed = db.wait_rows(ok.len() as u64, Duration::from_secs(60)).await;
+    assert_eq!(landed, ok.len() as u64);
+    assert_exactly_once(&db, &ok).await;
+    // The log is trimmed once acknowledged, and callbacks are taken again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while sink
+        .client()
+        .get(admin("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        != 200
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not ready again after recovery"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        sink.get("/adjust?activity_kind=click&nonce=after-recovery")
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_row_clickhouse_refuses_goes_to_the_rejects_table_and_the_rest_lands() {
+    let db = Db::fresh("poison").await;
+    let migrate = std::process::Command::new(env!("CARGO_BIN_EXE_adjust-sink"))
+        .args([
+            "migrate",
+            "--clickhouse-url",
+            &db.url,
+            "--database",
+            &db.name,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    // A server-side rule that refuses one value: the kind of row-level error ClickHouse raises.
+    db.query(&format!(
+        "ALTER TABLE {} ADD COLUMN guard UInt8 MATERIALIZED throwIf(app_name = 'poison')",
+        db.table()
+    ))
+    .await;
+    let sink = Sink::start(&db, &["--batch-max-age", "1s"]).await;
+    for i in 0..20 {
+        let app = if i == 7 { "poison" } else { "fine" };
+        let q = format!(
+            "/adjust?activity_kind=install&app_name={app}&nonce=p{i}&created_at=1700000000"
+        );
+        assert_eq!(sink.get(&q).await.status(), 200);
+    }
+    let landed = db.wait_rows(19, Duration::from_secs(30)).await;
+    assert_eq!(landed, 19);
+    let rejects = format!("{}.callbacks_rejects", db.name);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while db.number(&format!("SELECT count() FROM {rejects}")).await < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reject recorded; log:\n{}",
+            sink.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = db
+        .query(&format!(
+            "SELECT error, row_json FROM {rejects} FORMAT JSONEachRow"
+        ))
+        .await;
+    let row: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert!(row["error"].as_str().unwrap().contains("throwIf"), "{row}");
+    let stored: serde_json::Value =
+        serde_json::from_str(row["row_json"].as_str().unwrap()).unwrap();
+    assert_eq!(stored["nonce"], "p7");
+    assert_eq!(stored["app_name"], "poison");
+    assert_eq!(
+        db.number(&format!(
+            "SELECT count() FROM {} WHERE nonce = 'p7'",
+            db.table()
+        ))
+        .await,
+        0
+    );
+    assert_eq!(
+        sink.metric("adjust_sink_rows_rejected_total{reason=\"constraint\"}")
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn garbage_at_the_end_of_the_log_is_cut_and_every_good_record_lands() {
+    let db = Db::fresh("torn").await;
+    let dir = tempfile::tempdir().unwrap();
+    // First life: ClickHouse unreachable, so everything stays in the log.
+    let mut args = crate::support::base_args(&db, dir.path());
+    let url = args.iter().position(|a| a == "--clickhouse-url").unwrap() + 1;
+    args[url] = "http://127.0.0.1:9".into();
+    args.extend(["--shutdown-timeout".into(), "1s".into()]);
+    let mut offline = Sink::spawn(args, dir.path().to_path_buf()).await;
+    let (ok, statuses) = blast(&offline, 300, 8, "torn").await;
+    assert_eq!(ok.len(), 300, "{statuses:?}");
+    assert!(offline.terminate(Duration::from_secs(20)).success());
+    // Damage: garbage appended to the newest non-empty segment, as a torn write leaves.
+    let wal = dir.path().join("wal");
+    let mut segments: Vec<_> = std::fs::read_dir(&wal)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "wal") && std::fs::metadata(p).unwrap().len() > 0
+        })
+        .collect();
+    segments.sort();
+    let last = segments.last().expect("a segment with records");
+    let mut f = std::fs::OpenOptions::new().append(true).open(last).unwrap();
+    f.write_all(b"AJWL\x10\x00\x00\x00garbage from a torn write")
+        .unwrap();
+    drop(f);
+    // Second life: starts, cuts the tail, counts it, delivers the rest.
+    let sink = Sink::start_in(&db, dir.path(), &[]).await;
+    let landed = db.wait_rows(300, Duration::from_secs(30)).await;
+    assert_eq!(landed, 300, "log:\n{}", sink.logs());
+    assert_exactly_once(&db, &ok).await;
+    assert_eq!(
+        sink.metric("adjust_sink_wal_damaged_total{kind=\"torn_tail\"}")
+            .await,
+        1.0
+    );
+}
