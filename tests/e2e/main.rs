@@ -5,6 +5,7 @@
 
 mod support;
 
+mod corpus;
 mod durability;
 mod fixtures;
 mod lifecycle;
