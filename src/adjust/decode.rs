@@ -396,3 +396,6 @@ fn put_encoded<'a>(cb: &mut Callback<'a>, k: &'a [u8], v: &'a [u8], opts: &Decod
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fuzz;
