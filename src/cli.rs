@@ -30,6 +30,8 @@ pub enum Command {
     Migrate(ClickHouseArgs),
     /// Print the DDL `migrate` runs.
     Schema(SchemaArgs),
+    /// Print the callback URLs to paste into Adjust for this sink.
+    CallbackUrl(CallbackUrlArgs),
 }
 
 /// How to reach ClickHouse and where the table lives.
@@ -192,4 +194,65 @@ pub struct SchemaArgs {
 
     #[command(flatten)]
     pub clickhouse: ClickHouseArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CallbackUrlArgs {
+    /// The sink's public base URL, as Adjust reaches it (e.g. `https://sink.example.com`; a path
+    /// prefix is kept). The callback paths `/adjust` and `/adjust/<trigger>` are appended.
+    #[arg(long, value_name = "URL", env = "ADJUST_SINK_BASE_URL")]
+    pub base_url: String,
+
+    /// Print only this callback: `global` or a trigger (`install`, `event`, `ad_revenue`,
+    /// `sk_install`, …; repeatable, or comma-separated in the env var). Default: the global
+    /// callback and every trigger.
+    #[arg(
+        long = "trigger",
+        value_name = "NAME",
+        env = "ADJUST_SINK_TRIGGER",
+        value_delimiter = ','
+    )]
+    pub trigger: Vec<String>,
+
+    /// Event token to print the event callback for (repeatable, or comma-separated in the env
+    /// var); with --partner the tokens share one `event_callback_<t1>_<t2>` parameter.
+    #[arg(
+        long = "event-token",
+        value_name = "TOKEN",
+        env = "ADJUST_SINK_EVENT_TOKEN",
+        value_delimiter = ','
+    )]
+    pub event_token: Vec<String>,
+
+    /// Put every placeholder of the catalog in every URL, not only those of its activities.
+    #[arg(long, env = "ADJUST_SINK_ALL")]
+    pub all: bool,
+
+    /// Print the partner form: one Adjust tracker URL with the callback URLs attached
+    /// (`https://app.adjust.com/<tracker>?install_callback=<encoded>&…`).
+    #[arg(long, env = "ADJUST_SINK_PARTNER", requires = "tracker")]
+    pub partner: bool,
+
+    /// Tracker (link) token of the partner form (6 or more lowercase letters and digits).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "ADJUST_SINK_TRACKER",
+        requires = "partner"
+    )]
+    pub tracker: Option<String>,
+}
+
+impl CallbackUrlArgs {
+    /// The generator's options.
+    pub fn options(&self) -> crate::callback_url::Options {
+        crate::callback_url::Options {
+            base_url: self.base_url.clone(),
+            triggers: self.trigger.clone(),
+            event_tokens: self.event_token.clone(),
+            all: self.all,
+            partner: self.partner,
+            tracker: self.tracker.clone(),
+        }
+    }
 }

@@ -16,9 +16,11 @@
 //! - [`http`]: callback and admin listeners, allowlist.
 //! - [`metrics`]: every Prometheus metric.
 //! - [`cli`], [`config`]: command line and validated settings.
+//! - [`callback_url`]: the callback URLs to paste into Adjust (`callback-url`), from the catalog.
 //! - [`serve`]: start-up and shutdown; [`shutdown`]: the shared stop state.
 
 pub mod adjust;
+pub mod callback_url;
 pub mod cli;
 pub mod config;
 pub mod http;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
+use adjust_sink::callback_url;
 use adjust_sink::cli::{Cli, Command};
 use adjust_sink::config::ServeConfig;
 use adjust_sink::row::Profile;
@@ -89,6 +90,14 @@ fn run(command: Command) -> anyhow::Result<()> {
                 }
             };
             print!("{}", schema::render(profile, &target));
+            Ok(())
+        }
+        Command::CallbackUrl(args) => {
+            let output = callback_url::generate(&args.options())?;
+            for warning in &output.warnings {
+                eprintln!("adjust-sink: warning: {warning}");
+            }
+            print!("{}", output.render());
             Ok(())
         }
     }

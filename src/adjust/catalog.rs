@@ -78,7 +78,7 @@ use Scope::*;
 use Ty::*;
 
 /// Every placeholder, in column order.
-pub static CATALOG: &[Placeholder] = &[
+pub const CATALOG: &[Placeholder] = &[
     p("activity_kind", LowCard, All),
     // 3.2 App & activity core
     p("app_id", LowCard, All),

@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 use rustc_hash::FxHashMap;
 
 use super::catalog::{CATALOG, Ty};
-use super::query::{Damage, decode_component, raw_pairs};
+use super::query::{Damage, decode_component, for_each_pair, raw_pairs};
 use super::value;
 
 /// Index of a placeholder in [`CATALOG`], by name.
@@ -26,6 +26,16 @@ static INDEX: LazyLock<FxHashMap<&'static str, u16>> = LazyLock::new(|| {
 
 /// Position of `activity_kind` (first in the catalog by construction).
 const ACTIVITY_KIND: usize = 0;
+
+/// Number of catalog entries.
+pub const CATALOG_LEN: usize = CATALOG.len();
+const PRESENT_WORDS: usize = CATALOG_LEN.div_ceil(64);
+
+static TRACKER_NAME: LazyLock<usize> = LazyLock::new(|| index_of("tracker_name").expect("in catalog"));
+static LINK_NAME: LazyLock<usize> = LazyLock::new(|| index_of("link_name").expect("in catalog"));
+static NAME_PARTS: LazyLock<[usize; 4]> = LazyLock::new(|| {
+    ["network_name", "campaign_name", "adgroup_name", "creative_name"].map(|n| index_of(n).expect("in catalog"))
+});
 
 /// Names Adjust's own material uses for a placeholder that has another column name.
 const BUILTIN_ALIASES: &[(&str, &str)] = &[("publisher_parameter", "publisher_parameters")];
@@ -101,6 +111,9 @@ impl<'a> Body<'a> {
 /// One typed placeholder value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value<'a> {
+    /// A part of another placeholder's text (`network_name` … `creative_name` cut from
+    /// `tracker_name`): catalog index of the source and a byte range in its text.
+    Part(u16, u32, u32),
     /// Not sent (absent, empty or an unreplaced `{placeholder}`), or did not parse.
     Absent,
     Text(Cow<'a, str>),
@@ -177,11 +190,21 @@ pub struct Problem {
     pub key: String,
 }
 
-/// A decoded callback.
+/// No value sent for a catalog entry (in [`Callback`]'s slot table).
+const NONE: u16 = u16::MAX;
+
+static ABSENT: Value<'static> = Value::Absent;
+
+/// A decoded callback. Values are kept sparse (Adjust sends a few dozen of the ~230
+/// placeholders) with a slot table from catalog index to value.
 #[derive(Debug, Clone)]
 pub struct Callback<'a> {
-    /// One value per catalog entry, in catalog order.
-    pub values: Vec<Value<'a>>,
+    /// For each catalog entry, its position in `sent`, or [`NONE`].
+    slots: [u16; CATALOG_LEN],
+    /// Bit `i` set when catalog entry `i` has a value: walks the sent values in catalog order.
+    present: [u64; PRESENT_WORDS],
+    /// The values sent, with their catalog index.
+    sent: Vec<(u16, Value<'a>)>,
     /// Keys that are not placeholders, repeated keys, and values that did not parse, as sent.
     pub extra: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     pub problems: Vec<Problem>,
@@ -190,10 +213,67 @@ pub struct Callback<'a> {
 }
 
 impl<'a> Callback<'a> {
-    /// The text of a string-typed placeholder, `""` when not sent.
+    fn new(trigger: &'a str) -> Self {
+        Callback {
+            slots: [NONE; CATALOG_LEN],
+            present: [0; PRESENT_WORDS],
+            sent: Vec::with_capacity(48),
+            extra: Vec::new(),
+            problems: Vec::new(),
+            trigger,
+        }
+    }
+
+    /// The value of catalog entry `idx` ([`Value::Absent`] when not sent).
+    pub fn value(&self, idx: usize) -> &Value<'a> {
+        match self.slots[idx] {
+            NONE => &ABSENT,
+            at => &self.sent[usize::from(at)].1,
+        }
+    }
+
+    /// Every catalog entry's value, in catalog order.
+    pub fn values(&self) -> impl Iterator<Item = &Value<'a>> + '_ {
+        (0..CATALOG_LEN).map(|i| self.value(i))
+    }
+
+    /// The values sent (and derived) with their catalog index, in catalog order.
+    pub fn sent(&self) -> impl Iterator<Item = (usize, &Value<'a>)> + '_ {
+        self.present.iter().enumerate().flat_map(move |(w, &word)| {
+            let mut bits = word;
+            std::iter::from_fn(move || {
+                if bits == 0 {
+                    return None;
+                }
+                let idx = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                Some((idx, &self.sent[usize::from(self.slots[idx])].1))
+            })
+        })
+    }
+
+    fn is_sent(&self, idx: usize) -> bool {
+        self.slots[idx] != NONE
+    }
+
+    fn set(&mut self, idx: usize, v: Value<'a>) {
+        self.present[idx / 64] |= 1 << (idx % 64);
+        self.slots[idx] = self.sent.len() as u16;
+        self.sent.push((idx as u16, v));
+    }
+
+    /// The text of a string-typed placeholder (or of a part of one), `""` when not sent.
     pub fn text(&self, idx: usize) -> &str {
-        match &self.values[idx] {
+        self.resolve(self.value(idx))
+    }
+
+    /// The text of a value: itself, or the part of another value it stands for.
+    pub fn resolve<'s>(&'s self, v: &'s Value<'a>) -> &'s str {
+        match v {
             Value::Text(s) | Value::Params(s, _) => s,
+            Value::Part(of, start, end) => {
+                self.text(usize::from(*of)).get(*start as usize..*end as usize).unwrap_or("")
+            }
             _ => "",
         }
     }
@@ -245,7 +325,7 @@ impl<'a> Callback<'a> {
             self.problem(ProblemKind::UnreplacedPlaceholder, &key);
             return;
         }
-        if self.values[idx] != Value::Absent {
+        if self.is_sent(idx) {
             self.problem(ProblemKind::DuplicateKey, &key);
             self.extra.push((key, val));
             return;
@@ -282,7 +362,7 @@ impl<'a> Callback<'a> {
                 .ok_or((ProblemKind::BadNumber, val)),
         };
         match typed {
-            Ok(v) => self.values[idx] = v,
+            Ok(v) => self.set(idx, v),
             Err((kind, raw)) => {
                 self.problem(kind, &key);
                 self.extra.push((key, raw));
@@ -295,28 +375,28 @@ impl<'a> Callback<'a> {
     fn derive(&mut self) {
         // `link_name` is the newer name of `tracker_name`; either gives the four name parts
         // (`Organic` alone is a one-part name: the network).
-        let source = ["tracker_name", "link_name"]
+        let source = [*TRACKER_NAME, *LINK_NAME]
             .into_iter()
-            .filter_map(index_of)
-            .find_map(|i| match &self.values[i] {
-                Value::Text(name) => Some(name.to_string()),
-                _ => None,
-            });
-        if let Some(name) = source {
-            for (part, col) in name.split("::").zip([
-                "network_name",
-                "campaign_name",
-                "adgroup_name",
-                "creative_name",
-            ]) {
-                let idx = index_of(col).expect("tracker part column");
-                if self.values[idx] == Value::Absent && !part.is_empty() {
-                    self.values[idx] = Value::Text(Cow::Owned(part.to_owned()));
+            .find(|&i| matches!(self.value(i), Value::Text(_)));
+        if let Some(src) = source {
+            let mut start = 0u32;
+            let parts: Vec<(u32, u32)> = self
+                .text(src)
+                .split("::")
+                .map(|part| {
+                    let range = (start, start + part.len() as u32);
+                    start = range.1 + 2;
+                    range
+                })
+                .collect();
+            for ((from, to), &col) in parts.into_iter().zip(NAME_PARTS.iter()) {
+                if !self.is_sent(col) && to > from {
+                    self.set(col, Value::Part(src as u16, from, to));
                 }
             }
         }
-        if self.values[ACTIVITY_KIND] == Value::Absent && !self.trigger.is_empty() {
-            self.values[ACTIVITY_KIND] = Value::Text(Cow::Borrowed(self.trigger));
+        if !self.is_sent(ACTIVITY_KIND) && !self.trigger.is_empty() {
+            self.set(ACTIVITY_KIND, Value::Text(Cow::Borrowed(self.trigger)));
         }
         let kind = self.activity_kind();
         if !kind.is_empty() && super::activity::label(kind) == "unknown" {
@@ -342,22 +422,11 @@ pub fn decode<'a>(
     trigger: &'a str,
     opts: &DecodeOptions,
 ) -> Callback<'a> {
-    let mut cb = Callback {
-        values: vec![Value::Absent; CATALOG.len()],
-        extra: Vec::new(),
-        problems: Vec::new(),
-        trigger,
-    };
-    for (k, v) in raw_pairs(query) {
-        put_encoded(&mut cb, k, v, opts);
-    }
+    let mut cb = Callback::new(trigger);
+    put_form(&mut cb, query, opts);
     match body {
         Body::None => {}
-        Body::Form(bytes) => {
-            for (k, v) in raw_pairs(bytes) {
-                put_encoded(&mut cb, k, v, opts);
-            }
-        }
+        Body::Form(bytes) => put_form(&mut cb, bytes, opts),
         Body::Json(bytes) => {
             match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(bytes) {
                 Ok(map) => {
@@ -378,9 +447,25 @@ pub fn decode<'a>(
     cb
 }
 
-fn put_encoded<'a>(cb: &mut Callback<'a>, k: &'a [u8], v: &'a [u8], opts: &DecodeOptions) {
-    let (key, kd) = decode_component(k);
-    let (val, vd) = decode_component(v);
+/// Takes every pair of a query string or form body. UTF-8 is checked once for the whole input;
+/// only damaged input goes the byte-by-byte way.
+fn put_form<'a>(cb: &mut Callback<'a>, input: &'a [u8], opts: &DecodeOptions) {
+    match std::str::from_utf8(input) {
+        Ok(text) => for_each_pair(text, |k, v| put_decoded(cb, k, v, opts)),
+        Err(_) => {
+            for (k, v) in raw_pairs(input) {
+                put_decoded(cb, decode_component(k), decode_component(v), opts);
+            }
+        }
+    }
+}
+
+fn put_decoded<'a>(
+    cb: &mut Callback<'a>,
+    (key, kd): (Cow<'a, str>, Damage),
+    (val, vd): (Cow<'a, str>, Damage),
+    opts: &DecodeOptions,
+) {
     if kd.any() || vd.any() {
         let name = key.clone().into_owned();
         cb.note_damage(

@@ -13,6 +13,8 @@
 //!
 //! The hash is xxh3-64 over length-prefixed fields: stable across versions and platforms.
 
+use std::sync::LazyLock;
+
 use xxhash_rust::xxh3::Xxh3;
 
 use super::decode::{Callback, Value, index_of};
@@ -38,6 +40,9 @@ const IDENTITY: &[&str] = &[
     "reftag",
 ];
 
+static IDENTITY_INDEX: LazyLock<Vec<usize>> =
+    LazyLock::new(|| IDENTITY.iter().map(|n| index_of(n).expect("identity placeholder in catalog")).collect());
+
 /// Computes the `callback_id` of a decoded callback.
 pub fn callback_id(cb: &Callback<'_>) -> u64 {
     let mut h = Xxh3::new();
@@ -52,15 +57,14 @@ pub fn callback_id(cb: &Callback<'_>) -> u64 {
     field(&mut h, b"kind");
     field(&mut h, cb.activity_kind().as_bytes());
     let mut any = false;
-    for name in IDENTITY {
-        let idx = index_of(name).expect("identity placeholder in catalog");
-        let v = &cb.values[idx];
+    for &idx in IDENTITY_INDEX.iter() {
+        let v = cb.value(idx);
         any |= *v != Value::Absent;
-        value(&mut h, v);
+        value(&mut h, cb, v);
     }
     if !any {
-        for v in &cb.values {
-            value(&mut h, v);
+        for v in cb.values() {
+            value(&mut h, cb, v);
         }
         for (k, v) in &cb.extra {
             field(&mut h, k.as_bytes());
@@ -75,12 +79,12 @@ fn field(h: &mut Xxh3, bytes: &[u8]) {
     h.update(bytes);
 }
 
-fn value(h: &mut Xxh3, v: &Value<'_>) {
+fn value(h: &mut Xxh3, cb: &Callback<'_>, v: &Value<'_>) {
     match v {
         Value::Absent => h.update(&[0]),
-        Value::Text(s) | Value::Params(s, _) => {
+        Value::Text(_) | Value::Params(..) | Value::Part(..) => {
             h.update(&[1]);
-            field(h, s.as_bytes());
+            field(h, cb.resolve(v).as_bytes());
         }
         Value::Time(t) => {
             h.update(&[2]);

@@ -40,10 +40,56 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
+/// Splits text already known to be UTF-8 into pairs in one pass, and percent-decodes only the
+/// components that need it (the others are borrowed as they are). Same splitting as
+/// [`raw_pairs`].
+pub fn for_each_pair<'a>(input: &'a str, mut f: impl FnMut((Cow<'a, str>, Damage), (Cow<'a, str>, Damage))) {
+    let decode = |part: &'a str, escaped: bool| {
+        if escaped {
+            decode_component(part.as_bytes())
+        } else {
+            (Cow::Borrowed(part), Damage::default())
+        }
+    };
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'&', input.as_bytes()).chain(std::iter::once(input.len())) {
+        if end > start {
+            let pair = &input[start..end];
+            // Pairs are short: one scalar pass finds `=` and whether either side needs decoding.
+            let (mut eq, mut key_escaped, mut value_escaped) = (None, false, false);
+            for (i, &c) in pair.as_bytes().iter().enumerate() {
+                if SPECIAL[usize::from(c)] {
+                    match (c, eq) {
+                        (b'=', None) => eq = Some(i),
+                        (b'%' | b'+', None) => key_escaped = true,
+                        (b'%' | b'+', Some(_)) => value_escaped = true,
+                        _ => {}
+                    }
+                }
+            }
+            let (k, v) = match eq {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, ""),
+            };
+            f(decode(k, key_escaped), decode(v, value_escaped));
+        }
+        start = end + 1;
+    }
+}
+
+/// Bytes that matter inside a pair.
+static SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'=' as usize] = true;
+    t[b'%' as usize] = true;
+    t[b'+' as usize] = true;
+    t
+};
+
 /// Percent-decodes one component once, `+` meaning a space.
 pub fn decode_component(raw: &[u8]) -> (Cow<'_, str>, Damage) {
     let mut damage = Damage::default();
-    let needs_unescape = raw.iter().any(|&b| b == b'%' || b == b'+');
+    let needs_unescape = memchr::memchr2(b'%', b'+', raw).is_some();
     if !needs_unescape {
         return match std::str::from_utf8(raw) {
             Ok(s) => (Cow::Borrowed(s), damage),
@@ -125,6 +171,20 @@ mod tests {
         let (v, d) = decode_component(b"raw\xffbyte");
         assert_eq!(v, "raw\u{FFFD}byte");
         assert!(d.bad_utf8);
+    }
+
+    #[test]
+    fn one_pass_split_matches_raw_pairs_and_borrows_plain_parts() {
+        let q = "a=1&&b=x=y&c&=z&caf%C3%A9=+&d=p%2Bq";
+        let mut text = Vec::new();
+        for_each_pair(q, |(k, _), (v, _)| text.push((k, v)));
+        let raw: Vec<_> = raw_pairs(q.as_bytes())
+            .map(|(k, v)| (decode_component(k).0, decode_component(v).0))
+            .collect();
+        assert_eq!(text, raw);
+        assert!(matches!(text[0], (Cow::Borrowed("a"), Cow::Borrowed("1"))));
+        assert_eq!(text[4], (Cow::Borrowed("café"), Cow::Borrowed(" ")));
+        assert_eq!(text[5].1, "p+q");
     }
 
     #[test]

@@ -9,13 +9,18 @@
 //! Admin listener: `/metrics`, `/healthz`, `/readyz`.
 
 pub mod allowlist;
+pub mod longuri;
 
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use actix_http::{HttpService, KeepAlive, Protocol, error::DispatchError};
+use actix_service::{IntoServiceFactory as _, ServiceFactoryExt as _, fn_service, map_config};
+use actix_web::dev::{AppConfig, Server};
 use actix_web::http::header;
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, dev::Server, web};
+use actix_web::rt::net::TcpStream;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 
 use crate::adjust::decode::{Body, DecodeOptions, decode};
 use crate::adjust::{activity, identity};
@@ -114,7 +119,12 @@ async fn callback(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
         return unavailable(5, "shutting down");
     }
 
-    let query = req.query_string().as_bytes();
+    // A target too long for actix arrives without its query, which comes in a header only the
+    // listener's connection wrapper can add (see `longuri`).
+    let query = match req.headers().get(longuri::query_header()) {
+        Some(rescued) => rescued.as_bytes(),
+        None => req.query_string().as_bytes(),
+    };
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -184,26 +194,44 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// The callback server on an already bound listener.
+///
+/// Built like `HttpServer::listen` builds its services, but over [`longuri::LongUri`]
+/// connections, so that GET callbacks with targets beyond what `http::Uri` takes (65,534 bytes)
+/// are accepted up to actix-http's request-head limit (128 KiB; 431 beyond).
 pub fn callback_server(
     state: web::Data<AppState>,
     listener: TcpListener,
     workers: usize,
     shutdown_timeout: Duration,
 ) -> std::io::Result<Server> {
-    Ok(HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .configure(routes)
-            .default_service(web::to(not_found))
-    })
-    .workers(workers)
-    .backlog(4096)
-    .max_connection_rate(4096)
-    .client_request_timeout(Duration::from_secs(30))
-    .shutdown_timeout(shutdown_timeout.as_secs().max(1))
-    .disable_signals()
-    .listen(listener)?
-    .run())
+    let addr = listener.local_addr()?;
+    Ok(Server::build()
+        .workers(workers)
+        .backlog(4096)
+        .shutdown_timeout(shutdown_timeout.as_secs().max(1))
+        .disable_signals()
+        .listen(format!("adjust-callbacks-{addr}"), listener, move || {
+            let app = App::new()
+                .app_data(state.clone())
+                .configure(routes)
+                .default_service(web::to(not_found))
+                .into_factory()
+                .map_err(|err: actix_web::Error| err.error_response());
+            let http = HttpService::build()
+                .keep_alive(KeepAlive::default())
+                .client_request_timeout(Duration::from_secs(30))
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .h1_allow_half_closed(true)
+                .local_addr(addr)
+                .finish(map_config(app, |_| AppConfig::default()));
+            fn_service(|io: TcpStream| async move {
+                // The TCP peer, for the allowlist (`HttpRequest::peer_addr`).
+                let peer = io.peer_addr().ok();
+                Ok::<_, DispatchError>((longuri::LongUri::new(io), Protocol::Http1, peer))
+            })
+            .and_then(http)
+        })?
+        .run())
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {

@@ -74,7 +74,9 @@ async fn a_global_install_lands_with_every_value_typed() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     // Not sent: NULL for typed columns, '' for strings.
-    let missing = db.row_where(&["reattributed_at", "idfa", "revenue_usd"], "1").await;
+    let missing = db
+        .row_where(&["reattributed_at", "idfa", "revenue_usd"], "1")
+        .await;
     assert_eq!(missing["reattributed_at"], serde_json::Value::Null);
     assert_eq!(missing["revenue_usd"], serde_json::Value::Null);
     assert_eq!(missing["idfa"], "");
@@ -87,7 +89,17 @@ async fn a_single_activity_event_lands_with_its_trigger() {
     let resp = sink.get("/adjust/event?event=f0ob4r&event_name=purchase&adid=aa&created_at=1700000000&revenue_float=0.99").await;
     assert_eq!(resp.status(), 200);
     db.wait_rows(1, WAIT).await;
-    let row = db.row_where(&["callback_trigger", "activity_kind", "event", "revenue_float"], "1").await;
+    let row = db
+        .row_where(
+            &[
+                "callback_trigger",
+                "activity_kind",
+                "event",
+                "revenue_float",
+            ],
+            "1",
+        )
+        .await;
     assert_eq!(row["callback_trigger"], "event");
     assert_eq!(row["activity_kind"], "event");
     assert_eq!(row["event"], "f0ob4r");
@@ -104,15 +116,32 @@ async fn unknown_keys_and_bad_values_are_kept() {
     assert_eq!(sink.get(q).await.status(), 200);
     db.wait_rows(1, WAIT).await;
     let row = db
-        .row_where(&["revenue_float", "extra.key", "extra.value", "idfa", "raw_query"], "adid = 'bb'")
+        .row_where(
+            &[
+                "revenue_float",
+                "extra.key",
+                "extra.value",
+                "idfa",
+                "raw_query",
+            ],
+            "adid = 'bb'",
+        )
         .await;
     assert_eq!(row["revenue_float"], serde_json::Value::Null);
     assert_eq!(row["extra.key"], "['revenue_float','my_param']");
     assert_eq!(row["extra.value"], "['abc','x y']");
     assert_eq!(row["idfa"], "", "an unreplaced {{idfa}} means not sent");
     assert_eq!(row["raw_query"], q.trim_start_matches("/adjust?"));
-    assert_eq!(sink.metric("adjust_sink_decode_problems_total{kind=\"bad_number\"}").await, 1.0);
-    assert_eq!(sink.metric("adjust_sink_decode_problems_total{kind=\"unreplaced_placeholder\"}").await, 1.0);
+    assert_eq!(
+        sink.metric("adjust_sink_decode_problems_total{kind=\"bad_number\"}")
+            .await,
+        1.0
+    );
+    assert_eq!(
+        sink.metric("adjust_sink_decode_problems_total{kind=\"unreplaced_placeholder\"}")
+            .await,
+        1.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -123,8 +152,16 @@ async fn a_source_outside_the_allowlist_gets_403_and_nothing_lands() {
     let resp = sink.get("/adjust?activity_kind=install&adid=cc").await;
     assert_eq!(resp.status(), 403);
     assert_eq!(sink.get("/adjust/install?adid=cc").await.status(), 403);
-    assert_eq!(sink.metric("adjust_sink_requests_total{outcome=\"forbidden\",route=\"global\"}").await, 1.0);
-    assert_eq!(sink.metric("adjust_sink_requests_total{outcome=\"forbidden\",route=\"trigger\"}").await, 1.0);
+    assert_eq!(
+        sink.metric("adjust_sink_requests_total{outcome=\"forbidden\",route=\"global\"}")
+            .await,
+        1.0
+    );
+    assert_eq!(
+        sink.metric("adjust_sink_requests_total{outcome=\"forbidden\",route=\"trigger\"}")
+            .await,
+        1.0
+    );
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(db.rows().await, 0);
 }
@@ -134,11 +171,18 @@ async fn forwarded_for_counts_only_from_a_trusted_proxy() {
     let db = Db::fresh("proxy").await;
     // Behind a trusted proxy (the test client plays the proxy): the X-Forwarded-For client is
     // checked against the allowlist (Adjust's ranges only).
-    let sink = Sink::start_allowing(&db, "178.162.216.64/26", &["--trusted-proxy", "127.0.0.1/32"]).await;
+    let sink = Sink::start_allowing(
+        &db,
+        "178.162.216.64/26",
+        &["--trusted-proxy", "127.0.0.1/32"],
+    )
+    .await;
     let send = |xff: &'static str, adid: &'static str| {
         let req = sink
             .client()
-            .get(sink.url(&format!("/adjust?activity_kind=install&adid={adid}&created_at=1700000000")))
+            .get(sink.url(&format!(
+                "/adjust?activity_kind=install&adid={adid}&created_at=1700000000"
+            )))
             .header("X-Forwarded-For", xff);
         async move { req.send().await.unwrap().status().as_u16() }
     };
@@ -165,7 +209,10 @@ async fn forwarded_for_counts_only_from_a_trusted_proxy() {
         .await
         .unwrap()
         .status();
-    assert_eq!(status, 403, "a spoofed X-Forwarded-For from an untrusted peer must not pass");
+    assert_eq!(
+        status, 403,
+        "a spoofed X-Forwarded-For from an untrusted peer must not pass"
+    );
     let allowed = Sink::start(&db2, &[]).await;
     let status = allowed
         .client()
@@ -177,7 +224,10 @@ async fn forwarded_for_counts_only_from_a_trusted_proxy() {
         .status();
     assert_eq!(status, 200);
     db2.wait_rows(1, WAIT).await;
-    assert_eq!(db2.row_where(&["source_ip"], "adid = 'direct'").await["source_ip"], "127.0.0.1");
+    assert_eq!(
+        db2.row_where(&["source_ip"], "adid = 'direct'").await["source_ip"],
+        "127.0.0.1"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -185,7 +235,10 @@ async fn post_form_and_json_bodies_land_like_get() {
     let db = Db::fresh("post").await;
     let sink = Sink::start(&db, &[]).await;
     let q = "activity_kind=session&adid=dd&created_at=1700000000&session_count=7&city=K%C3%B6ln&user_id=u1";
-    assert_eq!(sink.get(&format!("/adjust?{q}&nonce=get")).await.status(), 200);
+    assert_eq!(
+        sink.get(&format!("/adjust?{q}&nonce=get")).await.status(),
+        200
+    );
     let form = sink
         .client()
         .post(sink.url("/adjust"))
@@ -205,7 +258,15 @@ async fn post_form_and_json_bodies_land_like_get() {
         .unwrap();
     assert_eq!(json.status(), 200);
     db.wait_rows(3, WAIT).await;
-    let cols = ["activity_kind", "adid", "created_at", "session_count", "city", "extra.key", "extra.value"];
+    let cols = [
+        "activity_kind",
+        "adid",
+        "created_at",
+        "session_count",
+        "city",
+        "extra.key",
+        "extra.value",
+    ];
     let get = db.row_where(&cols, "nonce = 'get'").await;
     for nonce in ["form", "json"] {
         let row = db.row_where(&cols, &format!("nonce = '{nonce}'")).await;
@@ -215,13 +276,74 @@ async fn post_form_and_json_bodies_land_like_get() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn large_queries_and_bodies_are_stored_whole() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Writes `request` on a fresh connection and reads up to `n` responses; returns their
+    /// statuses and whether the server closed the connection (within 10 s) after them.
+    async fn raw(sink: &Sink, request: &[u8], n: usize) -> (Vec<u16>, bool) {
+        let mut conn = tokio::net::TcpStream::connect(sink.main)
+            .await
+            .expect("connect");
+        conn.write_all(request).await.expect("write request");
+        let (mut buf, mut pos, mut statuses) = (Vec::new(), 0, Vec::new());
+        let mut chunk = vec![0; 64 << 10];
+        loop {
+            while statuses.len() < n {
+                let Some(end) = buf[pos..].windows(4).position(|w| w == b"\r\n\r\n") else {
+                    break;
+                };
+                let head = String::from_utf8_lossy(&buf[pos..pos + end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().expect("content-length"));
+                if buf.len() < pos + end + 4 + length {
+                    break;
+                }
+                statuses.push(head[9..12].parse().expect("status code"));
+                pos += end + 4 + length;
+            }
+            let read = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut chunk)).await;
+            match read {
+                Ok(Ok(0)) => return (statuses, true),
+                Ok(Ok(k)) => buf.extend_from_slice(&chunk[..k]),
+                Ok(Err(e)) => panic!("reading responses {statuses:?}: {e}"),
+                Err(_) => return (statuses, false),
+            }
+        }
+    }
+    fn get(query: &str, connection: &str) -> String {
+        format!("GET /adjust?{query} HTTP/1.1\r\nHost: x\r\nConnection: {connection}\r\n\r\n")
+    }
+
     let db = Db::fresh("large").await;
     let sink = Sink::start(&db, &[]).await;
+    // A GET beyond what `http::Uri` takes (65,534 bytes) but within the 128 KiB head limit.
     let big = "x".repeat(100_000);
-    let resp = sink.get(&format!("/adjust?activity_kind=event&adid=big_get&created_at=1700000000&deeplink={big}")).await;
-    assert_eq!(resp.status(), 200);
+    let query = format!("activity_kind=event&adid=big_get&created_at=1700000000&deeplink={big}");
+    let request = get(&query, "close");
+    assert_eq!(raw(&sink, request.as_bytes(), 1).await, (vec![200], true));
+    // Beyond the head limit: 431 (not 400), and the connection is closed.
+    let huge = "x".repeat(140_000);
+    let request = get(
+        &format!("activity_kind=event&adid=huge_get&deeplink={huge}"),
+        "close",
+    );
+    assert_eq!(raw(&sink, request.as_bytes(), 1).await, (vec![431], true));
+    // Pipelined on one connection: a 100 kB target, then a short one.
+    let pipelined = get(&query.replace("big_get", "piped_big"), "keep-alive")
+        + &get(
+            "activity_kind=event&adid=piped_small&created_at=1700000000",
+            "close",
+        );
+    assert_eq!(
+        raw(&sink, pipelined.as_bytes(), 2).await,
+        (vec![200, 200], true)
+    );
+
     let body_value = "y".repeat(1_000_000 - 100);
-    let body = format!("activity_kind=event&adid=big_post&created_at=1700000000&label={body_value}");
+    let body =
+        format!("activity_kind=event&adid=big_post&created_at=1700000000&label={body_value}");
     assert!(body.len() <= 1_000_000);
     let resp = sink
         .client()
@@ -232,9 +354,20 @@ async fn large_queries_and_bodies_are_stored_whole() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    db.wait_rows(2, WAIT).await;
-    assert_eq!(db.number(&format!("SELECT length(deeplink) FROM {} WHERE adid = 'big_get'", db.table())).await, 100_000);
-    assert_eq!(db.number(&format!("SELECT length(label) FROM {} WHERE adid = 'big_post'", db.table())).await, body_value.len() as u64);
+    assert_eq!(db.wait_rows(4, WAIT).await, 4);
+    let db = &db;
+    let length = |column: &str, adid: &str| {
+        let sql = format!(
+            "SELECT length({column}) FROM {} WHERE adid = '{adid}'",
+            db.table()
+        );
+        async move { db.number(&sql).await }
+    };
+    assert_eq!(length("deeplink", "big_get").await, 100_000);
+    assert_eq!(length("deeplink", "piped_big").await, 100_000);
+    assert_eq!(length("adid", "piped_small").await, 11);
+    assert_eq!(length("label", "big_post").await, body_value.len() as u64);
+    assert_eq!(db.rows().await, 4, "nothing from the 431");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -246,15 +379,27 @@ async fn ten_thousand_concurrent_callbacks_all_land() {
     assert_eq!(db.wait_rows(10_000, Duration::from_secs(60)).await, 10_000);
     let (rows, collapsed, distinct) = db.counts().await;
     assert_eq!((rows, collapsed, distinct), (10_000, 10_000, 10_000));
-    assert_eq!(sink.metric("adjust_sink_rows_written_total").await, 10_000.0);
-    assert_eq!(sink.metric("adjust_sink_callbacks_total{activity_kind=\"click\"}").await, 10_000.0);
+    assert_eq!(
+        sink.metric("adjust_sink_rows_written_total").await,
+        10_000.0
+    );
+    assert_eq!(
+        sink.metric("adjust_sink_callbacks_total{activity_kind=\"click\"}")
+            .await,
+        10_000.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_expose_the_documented_families() {
     let db = Db::fresh("metrics").await;
     let sink = Sink::start(&db, &[]).await;
-    assert_eq!(sink.get("/adjust?activity_kind=install&adid=m1&created_at=1700000000").await.status(), 200);
+    assert_eq!(
+        sink.get("/adjust?activity_kind=install&adid=m1&created_at=1700000000")
+            .await
+            .status(),
+        200
+    );
     db.wait_rows(1, WAIT).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let text = sink.metrics().await;
@@ -279,15 +424,43 @@ async fn metrics_expose_the_documented_families() {
         "adjust_sink_spool_bytes",
         "adjust_sink_spool_oldest_unacked_age_seconds",
     ] {
-        assert!(text.lines().any(|l| l.starts_with(family)), "{family} missing from /metrics");
+        assert!(
+            text.lines().any(|l| l.starts_with(family)),
+            "{family} missing from /metrics"
+        );
     }
-    assert_eq!(sink.metric("adjust_sink_requests_total{outcome=\"accepted\",route=\"global\"}").await, 1.0);
-    assert_eq!(sink.metric("adjust_sink_callbacks_total{activity_kind=\"install\"}").await, 1.0);
+    assert_eq!(
+        sink.metric("adjust_sink_requests_total{outcome=\"accepted\",route=\"global\"}")
+            .await,
+        1.0
+    );
+    assert_eq!(
+        sink.metric("adjust_sink_callbacks_total{activity_kind=\"install\"}")
+            .await,
+        1.0
+    );
     assert_eq!(sink.metric("adjust_sink_rows_written_total").await, 1.0);
-    assert_eq!(sink.metric("adjust_sink_queue_rows_popped_total").await, 1.0);
-    assert_eq!(sink.metric("adjust_sink_rows_dropped_total{cause=\"shutdown_deadline\"}").await, 0.0);
-    let health = sink.client().get(format!("http://{}/healthz", sink.admin)).send().await.unwrap();
+    assert_eq!(
+        sink.metric("adjust_sink_queue_rows_popped_total").await,
+        1.0
+    );
+    assert_eq!(
+        sink.metric("adjust_sink_rows_dropped_total{cause=\"shutdown_deadline\"}")
+            .await,
+        0.0
+    );
+    let health = sink
+        .client()
+        .get(format!("http://{}/healthz", sink.admin))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
-    let ready = sink.client().get(format!("http://{}/readyz", sink.admin)).send().await.unwrap();
+    let ready = sink
+        .client()
+        .get(format!("http://{}/readyz", sink.admin))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 200);
 }

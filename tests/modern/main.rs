@@ -235,7 +235,7 @@ fn expected_row(d: &Decoded, received_at: u32) -> Row {
     let w = &mut want;
     let created_at = CATALOG
         .iter()
-        .zip(&d.cb.values)
+        .zip(d.cb.values())
         .find_map(|(p, v)| match v {
             Value::Time(t) if p.name == "created_at" => Some(*t),
             _ => None,
@@ -246,7 +246,7 @@ fn expected_row(d: &Decoded, received_at: u32) -> Row {
     put(w, "callback_id", json!(d.id.to_string()));
     put(w, "callback_trigger", json!(d.sample.trigger));
     put(w, "source_ip", json!(SOURCE_IP));
-    for (p, v) in CATALOG.iter().zip(&d.cb.values) {
+    for (p, v) in CATALOG.iter().zip(d.cb.values()) {
         let name = p.name;
         match (p.ty, v) {
             (Ty::Params, Value::Params(raw, pairs)) => {
@@ -373,7 +373,7 @@ fn modern_engine_check() {
     // Every column type is exercised with a value (not only with NULL / '').
     let sent: HashSet<Ty> = decoded
         .iter()
-        .flat_map(|d| CATALOG.iter().zip(&d.cb.values))
+        .flat_map(|d| CATALOG.iter().zip(d.cb.values()))
         .filter(|(_, v)| **v != Value::Absent)
         .map(|(p, _)| p.ty)
         .collect();

@@ -12,17 +12,17 @@ fn typed_values_land_in_their_columns() {
     );
     assert_eq!(cb.activity_kind(), "install");
     assert_eq!(
-        cb.values[index_of("created_at").unwrap()],
+        *cb.value(index_of("created_at").unwrap()),
         Value::Time(1404214665)
     );
-    assert_eq!(cb.values[index_of("is_organic").unwrap()], Value::Flag(0));
+    assert_eq!(*cb.value(index_of("is_organic").unwrap()), Value::Flag(0));
     assert_eq!(
-        cb.values[index_of("revenue_float").unwrap()],
+        *cb.value(index_of("revenue_float").unwrap()),
         Value::Float(3.99)
     );
-    assert_eq!(cb.values[index_of("revenue").unwrap()], Value::Int(345));
+    assert_eq!(*cb.value(index_of("revenue").unwrap()), Value::Int(345));
     assert_eq!(
-        cb.values[index_of("created_at_milli").unwrap()],
+        *cb.value(index_of("created_at_milli").unwrap()),
         Value::TimeMs(1404214665123)
     );
     assert_eq!(cb.get("tracker_name"), "Net::Camp 1");
@@ -34,7 +34,7 @@ fn typed_values_land_in_their_columns() {
 fn absent_empty_and_unreplaced_mean_not_sent() {
     let cb = dec("adid=&idfa=%7Bidfa%7D&gps_adid={gps_adid}&created_at={created_at}");
     for name in ["adid", "idfa", "gps_adid", "created_at"] {
-        assert_eq!(cb.values[index_of(name).unwrap()], Value::Absent, "{name}");
+        assert_eq!(*cb.value(index_of(name).unwrap()), Value::Absent, "{name}");
     }
     assert!(cb.extra.is_empty());
     assert!(!cb.keeps_raw());
@@ -49,8 +49,8 @@ fn absent_empty_and_unreplaced_mean_not_sent() {
 #[test]
 fn unparsable_value_is_null_and_kept_in_extra() {
     let cb = dec("revenue_float=abc&created_at=yesterday");
-    assert_eq!(cb.values[index_of("revenue_float").unwrap()], Value::Absent);
-    assert_eq!(cb.values[index_of("created_at").unwrap()], Value::Absent);
+    assert_eq!(*cb.value(index_of("revenue_float").unwrap()), Value::Absent);
+    assert_eq!(*cb.value(index_of("created_at").unwrap()), Value::Absent);
     assert_eq!(
         cb.extra,
         vec![
@@ -124,10 +124,10 @@ fn json_and_form_bodies_decode_like_queries() {
     let cb = decode(b"", Body::Json(json), "", &opts);
     assert_eq!(cb.activity_kind(), "event");
     assert_eq!(
-        cb.values[index_of("revenue_float").unwrap()],
+        *cb.value(index_of("revenue_float").unwrap()),
         Value::Float(1.5)
     );
-    assert_eq!(cb.values[index_of("session_count").unwrap()], Value::Int(3));
+    assert_eq!(*cb.value(index_of("session_count").unwrap()), Value::Int(3));
     assert_eq!(cb.extra, vec![("user_id".into(), "u1".into())]);
     let cb = decode(
         b"adid=abc",
@@ -145,7 +145,7 @@ fn json_and_form_bodies_decode_like_queries() {
 #[test]
 fn structured_values_are_parsed_and_checked() {
     let cb = dec("publisher_parameters=%7B%22a%22%3A%221%22%7D&sk_payload=%7Bbroken");
-    match &cb.values[index_of("publisher_parameters").unwrap()] {
+    match cb.value(index_of("publisher_parameters").unwrap()) {
         Value::Params(raw, pairs) => {
             assert_eq!(raw, r#"{"a":"1"}"#);
             assert_eq!(pairs, &vec![("a".to_string(), "1".to_string())]);

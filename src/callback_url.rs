@@ -1,0 +1,943 @@
+//! `callback-url`: the callback URLs to paste into Adjust for a sink at a public base URL, generated
+//! from the placeholder catalog. Pure functions, no I/O.
+//!
+//! - The *global* callback (`<base>/adjust?…`) and one URL per single-activity trigger
+//!   (`<base>/adjust/<trigger>?…`). Each lists the placeholders that apply to the activities it
+//!   covers (the [`Scope`]s of its [`Trigger`]; the global one gets the scopes of every activity it
+//!   fires for), or every placeholder of the catalog with `all`, as `name={name}` with the braces
+//!   unencoded, as Adjust's dashboard expects. `activity_kind`, `created_at` and `nonce` are in every
+//!   URL: the dedup key (`callback_id`) is built from them.
+//! - The *partner* form (ADJUST.md §1 "Event callbacks"): one tracker URL
+//!   `https://app.adjust.com/<tracker>?install_callback=<encoded>&event_callback_<t1>_<t2>=<encoded>`,
+//!   each callback URL percent-encoded as a query value (everything but `A-Za-z0-9-._~`), the way
+//!   Adjust's partner guide shows it.
+
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::adjust::catalog::{CATALOG, Placeholder, Scope};
+
+/// A single-activity callback trigger, as Adjust's dashboard lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trigger {
+    /// The path segment (`/adjust/<name>`), stored as `callback_trigger` (and the activity kind
+    /// when a callback lacks one). Equal to the activity kind when the trigger covers one kind.
+    pub name: &'static str,
+    /// What Adjust calls the trigger.
+    pub title: &'static str,
+    /// The `{activity_kind}` values it fires for.
+    pub kinds: &'static [&'static str],
+    /// The placeholder scopes that apply, besides [`Scope::All`].
+    pub scopes: &'static [Scope],
+    /// Whether Adjust's global callback fires for these activities too (ADJUST.md §1: not for ad
+    /// revenue, SKAdNetwork and SAN clicks/impressions).
+    pub in_global: bool,
+    /// The tracker URL parameter a partner sets it with; `None` when only the dashboard can.
+    /// For events it is the prefix of `event_callback_<tokens>`.
+    pub partner_param: Option<&'static str>,
+}
+
+/// The placeholders every URL carries: `callback_id` is the hash of `nonce`, or of the
+/// activity's identity (kind, `created_at`, …) when there is none.
+pub const REQUIRED: [&str; 3] = ["activity_kind", "created_at", "nonce"];
+
+/// The name of the global callback in `--trigger`.
+pub const GLOBAL: &str = "global";
+
+/// The trigger of in-app events (configured per event token).
+pub const EVENT: &str = "event";
+
+/// Where single-activity callbacks are configured in Adjust's dashboard.
+const DASHBOARD: &str = "Adjust dashboard: your app → Raw data export → Real-time callbacks";
+
+use Scope::*;
+
+const fn t(
+    name: &'static str,
+    title: &'static str,
+    kinds: &'static [&'static str],
+    scopes: &'static [Scope],
+    in_global: bool,
+    partner_param: Option<&'static str>,
+) -> Trigger {
+    Trigger {
+        name,
+        title,
+        kinds,
+        scopes,
+        in_global,
+        partner_param,
+    }
+}
+
+/// Every single-activity trigger, in the order they are printed.
+#[rustfmt::skip]
+pub static TRIGGERS: &[Trigger] = &[
+    t("click", "Click", &["click"], &[Attribution, Engagement, Cost, Partner], true, Some("click_callback")),
+    t("impression", "Impression", &["impression"], &[Attribution, Engagement, Cost, Partner], true, Some("impression_callback")),
+    t("install", "Install", &["install"], &[Attribution, Engagement, Install, Cost, Partner, Privacy], true, Some("install_callback")),
+    t("reattribution", "Reattribution", &["reattribution"], &[Attribution, Engagement, Install, Cost, Partner, Privacy], true, Some("reattribution_callback")),
+    t("session", "Session", &["session"], &[Install, Session, Privacy], true, Some("session_callback")),
+    t(EVENT, "Event", &["event"], &[Install, Session, Event, Privacy], true, Some("event_callback")),
+    t("rejected_install", "Rejected install", &["rejected_install"], &[Attribution, Engagement, Install, Fraud, Partner], true, Some("rejected_install_callback")),
+    t("rejected_reattribution", "Rejected reattribution", &["rejected_reattribution"], &[Attribution, Engagement, Fraud, Partner], true, Some("rejected_reattribution_callback")),
+    t("attribution_update", "Updated attribution", &["install_update", "reattribution_update"], &[Attribution, Engagement, Install, Partner, Privacy], true, None),
+    t("reinstall", "Reinstall", &["reinstall"], &[Attribution, Install, Session, Uninstall, Privacy], true, None),
+    t("reattribution_reinstall", "Reattribution reinstall", &["reattribution_reinstall"], &[Attribution, Engagement, Install, Session, Uninstall, Partner, Privacy], true, None),
+    t("uninstall", "Uninstall", &["uninstall"], &[Install, Session, Uninstall], true, None),
+    t("ad_revenue", "Ad revenue", &["ad_revenue"], &[Install, Event, AdRevenue, Privacy], false, None),
+    t("cost_updated", "Ad spend", &["cost_updated"], &[Cost, Partner], true, None),
+    t("subscription", "Subscription", &["subscription"], &[Install, Event, Subscription, Privacy], true, None),
+    t("att_update", "ATT update (iOS)", &["att_update"], &[Install, Privacy], true, None),
+    t("gdpr_forget_device", "Erased user (GDPR)", &["gdpr_forget_device"], &[Privacy], true, None),
+    t("sk_install", "SKAdNetwork install", &["sk_install"], &[Skan], false, None),
+    t("sk_event", "SKAdNetwork event", &["sk_event"], &[Event, Skan], false, None),
+    t("sk_qualifier", "SKAdNetwork qualifier", &["sk_qualifier"], &[Skan], false, None),
+    t("sk_cv_update", "SKAdNetwork CV update", &["sk_cv_update"], &[Skan], false, None),
+    t("sk_install_direct", "SKAdNetwork direct install", &["sk_install_direct"], &[Skan], false, None),
+    t("san_click", "SAN click", &["san_click"], &[Attribution, Engagement, Partner], false, None),
+    t("san_impression", "SAN impression", &["san_impression"], &[Attribution, Engagement, Partner], false, None),
+];
+
+/// A trigger by its name.
+pub fn trigger(name: &str) -> Option<&'static Trigger> {
+    TRIGGERS.iter().find(|t| t.name == name)
+}
+
+/// The scopes of the global callback: [`Scope::All`] and those of every activity it fires for.
+pub fn global_scopes() -> Vec<Scope> {
+    let mut scopes = vec![All];
+    for s in TRIGGERS
+        .iter()
+        .filter(|t| t.in_global)
+        .flat_map(|t| t.scopes)
+    {
+        if !scopes.contains(s) {
+            scopes.push(*s);
+        }
+    }
+    scopes
+}
+
+/// The placeholders for these scopes (plus [`Scope::All`] and [`REQUIRED`]), in catalog order;
+/// every placeholder of the catalog with `all`.
+pub fn placeholders(scopes: &[Scope], all: bool) -> Vec<&'static Placeholder> {
+    CATALOG
+        .iter()
+        .filter(|p| {
+            all || p.scope == All || scopes.contains(&p.scope) || REQUIRED.contains(&p.name)
+        })
+        .collect()
+}
+
+/// `a={a}&b={b}…`: the query part of a callback URL.
+pub fn query(placeholders: &[&Placeholder]) -> String {
+    let mut q = String::new();
+    for p in placeholders {
+        if !q.is_empty() {
+            q.push('&');
+        }
+        let _ = write!(q, "{0}={{{0}}}", p.name);
+    }
+    q
+}
+
+/// The global callback URL: `<base>/adjust?activity_kind={activity_kind}&…`.
+pub fn global_url(base: &BaseUrl, all: bool) -> String {
+    format!(
+        "{}/adjust?{}",
+        base.as_str(),
+        query(&placeholders(&global_scopes(), all))
+    )
+}
+
+/// The single-activity callback URL of a trigger: `<base>/adjust/<trigger>?…`.
+pub fn trigger_url(base: &BaseUrl, trigger: &Trigger, all: bool) -> String {
+    format!(
+        "{}/adjust/{}?{}",
+        base.as_str(),
+        trigger.name,
+        query(&placeholders(trigger.scopes, all))
+    )
+}
+
+/// Everything but the unreserved characters `A-Za-z0-9-._~` is percent-encoded.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes a whole callback URL as a query value (`{` → `%7B`, `&` → `%26`, `/` → `%2F`, …).
+pub fn encode_value(value: &str) -> String {
+    utf8_percent_encode(value, COMPONENT).to_string()
+}
+
+/// The tracker URL parameter of event callbacks for these tokens: `event_callback_<t1>_<t2>…`
+/// (several tokens lumped into one parameter share one callback URL).
+pub fn event_param(tokens: &[String]) -> String {
+    let mut param = String::from("event_callback");
+    for token in tokens {
+        param.push('_');
+        param.push_str(token);
+    }
+    param
+}
+
+/// The partner form: `https://app.adjust.com/<tracker>?<param>=<encoded url>&…`.
+pub fn partner_url(tracker: &str, params: &[(String, String)]) -> String {
+    let mut url = format!("https://app.adjust.com/{tracker}");
+    for (i, (param, callback)) in params.iter().enumerate() {
+        url.push(if i == 0 { '?' } else { '&' });
+        url.push_str(param);
+        url.push('=');
+        url.push_str(&encode_value(callback));
+    }
+    url
+}
+
+/// Why the inputs cannot give callback URLs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("--base-url `{url}`: {reason}")]
+    BaseUrl { url: String, reason: String },
+    #[error(
+        "--tracker `{0}`: a tracker (link) token is 6 or more lowercase letters and digits, e.g. `abc123`"
+    )]
+    Tracker(String),
+    #[error("--event-token `{0}`: an event token is lowercase letters and digits, e.g. `f0ob4r`")]
+    EventToken(String),
+    #[error("--trigger `{name}` is not a trigger; use one of: {known}")]
+    UnknownTrigger { name: String, known: String },
+    #[error("--partner needs --tracker TOKEN: the tracker the callbacks are attached to")]
+    MissingTracker,
+    #[error("--tracker is only used with --partner")]
+    TrackerWithoutPartner,
+    #[error(
+        "--trigger `{0}` cannot be set on a tracker URL (partners can set: {1}); set it up in the Adjust dashboard instead"
+    )]
+    NotForPartners(String, String),
+    #[error(
+        "--partner with the event trigger needs --event-token TOKEN (event callbacks are attached per event token)"
+    )]
+    EventWithoutToken,
+}
+
+/// A validated sink base URL (`https://sink.example.com`, or with a path prefix), without a
+/// trailing `/`, and what is worth warning about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl {
+    url: String,
+    warnings: Vec<String>,
+}
+
+impl BaseUrl {
+    /// Validates `http(s)://host[:port][/prefix]`: no query string, fragment or credentials, and no
+    /// character that would need percent-encoding. An IP-address host, plain `http` and a prefix
+    /// already ending in `/adjust` are only warnings.
+    pub fn parse(input: &str) -> Result<BaseUrl, Error> {
+        let fail = |reason: &str| Error::BaseUrl {
+            url: input.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let (scheme, rest) = input
+            .split_once("://")
+            .ok_or_else(|| fail("must start with https:// (or http://)"))?;
+        let scheme = scheme.to_ascii_lowercase();
+        if scheme != "https" && scheme != "http" {
+            return Err(fail("must start with https:// (or http://)"));
+        }
+        if rest.contains('?') {
+            return Err(fail(
+                "must not have a query string (the callback parameters are appended to it)",
+            ));
+        }
+        if rest.contains('#') {
+            return Err(fail("must not have a fragment (`#…`)"));
+        }
+        if let Some(c) = rest.chars().find(|&c| !is_url_char(c)) {
+            return Err(fail(&format!(
+                "{c:?} is not allowed in a URL (percent-encode it; use the xn-- form of an international domain)"
+            )));
+        }
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        if authority.contains('@') {
+            return Err(fail("must not carry credentials (`user@host`)"));
+        }
+        let (host, port) = split_host_port(authority).map_err(|r| fail(&r))?;
+        if let Some(port) = port.filter(|p| !matches!(p.parse::<u16>(), Ok(n) if n > 0)) {
+            return Err(fail(&format!("port `{port}` is not a port number")));
+        }
+        let mut warnings = Vec::new();
+        let is_ip = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            Some(v6) => {
+                v6.parse::<Ipv6Addr>()
+                    .map_err(|_| fail(&format!("`{host}` is not an IPv6 address")))?;
+                true
+            }
+            None => host.parse::<Ipv4Addr>().is_ok(),
+        };
+        if is_ip {
+            warnings.push(format!(
+                "the host of {input} is an IP address; Adjust does not send callbacks to IP-address hosts, use a domain name"
+            ));
+        } else if host.is_empty()
+            || host.starts_with(['.', '-'])
+            || host.ends_with('-')
+            || !host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
+            return Err(fail(&format!("`{host}` is not a host name")));
+        }
+        if scheme == "http" {
+            warnings.push(format!(
+                "{input} is plain http; Adjust recommends https (some partner data is only sent over https)"
+            ));
+        }
+        let path = path.trim_end_matches('/');
+        if path.ends_with("/adjust") {
+            warnings.push(format!(
+                "{input} already ends in /adjust; the sink's routes are appended to it ({path}/adjust…)"
+            ));
+        }
+        Ok(BaseUrl {
+            url: format!("{scheme}://{authority}{path}"),
+            warnings,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.url
+    }
+
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+}
+
+/// Characters a URL may hold as they are (RFC 3986 unreserved, reserved and `%`).
+fn is_url_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@/%[]".contains(c)
+}
+
+/// `host[:port]` or `[v6][:port]`.
+fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), String> {
+    if authority.starts_with('[') {
+        let end = authority
+            .find(']')
+            .ok_or_else(|| format!("`{authority}`: unclosed `[`"))?;
+        let (host, rest) = authority.split_at(end + 1);
+        return match rest.strip_prefix(':') {
+            Some(port) => Ok((host, Some(port))),
+            None if rest.is_empty() => Ok((host, None)),
+            None => Err(format!("`{authority}` is not host[:port]")),
+        };
+    }
+    if authority.is_empty() {
+        return Err("has no host".to_owned());
+    }
+    Ok(match authority.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    })
+}
+
+fn check_tracker(token: &str) -> Result<(), Error> {
+    if token.len() >= 6 && is_token(token) {
+        Ok(())
+    } else {
+        Err(Error::Tracker(token.to_owned()))
+    }
+}
+
+fn check_event_token(token: &str) -> Result<(), Error> {
+    if is_token(token) {
+        Ok(())
+    } else {
+        Err(Error::EventToken(token.to_owned()))
+    }
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+/// What to generate (the `callback-url` flags).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The sink's public base URL.
+    pub base_url: String,
+    /// `global` and trigger names; empty = the global callback and every trigger.
+    pub triggers: Vec<String>,
+    /// Event tokens (imply the event trigger).
+    pub event_tokens: Vec<String>,
+    /// Every placeholder of the catalog in every URL.
+    pub all: bool,
+    /// The partner form (one tracker URL) instead of the dashboard URLs.
+    pub partner: bool,
+    /// The tracker token of the partner form.
+    pub tracker: Option<String>,
+}
+
+/// What one printed URL is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Global,
+    Trigger(&'static str),
+    /// The event trigger for one token (`None`: for whichever events you pick).
+    Event(Option<String>),
+    /// A tracker URL with the callbacks attached.
+    Partner,
+}
+
+/// One URL and the comment saying what it is and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub target: Target,
+    pub comment: String,
+    pub url: String,
+}
+
+/// The URLs to print, and warnings (for stderr).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub entries: Vec<Entry>,
+    pub warnings: Vec<String>,
+}
+
+impl Output {
+    /// `# comment` and URL lines, one pair per entry.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for e in &self.entries {
+            let _ = writeln!(out, "# {}\n{}", e.comment, e.url);
+        }
+        out
+    }
+}
+
+/// What was asked for, resolved: the global callback or not, the triggers in order.
+fn selection(opts: &Options) -> Result<(bool, Vec<&'static Trigger>), Error> {
+    let names: Vec<&str> = opts
+        .triggers
+        .iter()
+        .map(|n| n.trim())
+        .filter(|n| !n.is_empty())
+        .collect();
+    if names.is_empty() {
+        let triggers = TRIGGERS
+            .iter()
+            .filter(|t| !opts.partner || t.partner_param.is_some())
+            .filter(|t| !opts.partner || t.name != EVENT || !opts.event_tokens.is_empty())
+            .collect();
+        return Ok((!opts.partner, triggers));
+    }
+    let mut global = false;
+    let mut triggers: Vec<&'static Trigger> = Vec::new();
+    for name in names {
+        if name == GLOBAL {
+            global = true;
+            continue;
+        }
+        let t = trigger(name).ok_or_else(|| Error::UnknownTrigger {
+            name: name.to_owned(),
+            known: std::iter::once(GLOBAL)
+                .chain(TRIGGERS.iter().map(|t| t.name))
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+        if !triggers.contains(&t) {
+            triggers.push(t);
+        }
+    }
+    if !opts.event_tokens.is_empty() && !triggers.iter().any(|t| t.name == EVENT) {
+        triggers.push(trigger(EVENT).expect("event trigger"));
+    }
+    Ok((global, triggers))
+}
+
+/// The URLs for `opts`.
+pub fn generate(opts: &Options) -> Result<Output, Error> {
+    let base = BaseUrl::parse(&opts.base_url)?;
+    let mut tokens: Vec<String> = Vec::new();
+    for token in &opts.event_tokens {
+        check_event_token(token)?;
+        if !tokens.contains(token) {
+            tokens.push(token.clone());
+        }
+    }
+    let tracker = match (opts.partner, &opts.tracker) {
+        (true, None) => return Err(Error::MissingTracker),
+        (false, Some(_)) => return Err(Error::TrackerWithoutPartner),
+        (true, Some(tracker)) => {
+            check_tracker(tracker)?;
+            Some(tracker.as_str())
+        }
+        (false, None) => None,
+    };
+    let (global, triggers) = selection(opts)?;
+    let entries = match tracker {
+        Some(tracker) => vec![partner_entry(
+            &base, tracker, global, &triggers, &tokens, opts.all,
+        )?],
+        None => dashboard_entries(&base, global, &triggers, &tokens, opts.all),
+    };
+    Ok(Output {
+        entries,
+        warnings: base.warnings().to_vec(),
+    })
+}
+
+fn dashboard_entries(
+    base: &BaseUrl,
+    global: bool,
+    triggers: &[&'static Trigger],
+    tokens: &[String],
+    all: bool,
+) -> Vec<Entry> {
+    let mut entries = Vec::new();
+    if global {
+        entries.push(Entry {
+            target: Target::Global,
+            comment: format!(
+                "Global callback (every activity except ad revenue, SKAdNetwork and SAN clicks/impressions) → {DASHBOARD} → Global"
+            ),
+            url: global_url(base, all),
+        });
+    }
+    for t in triggers {
+        let url = trigger_url(base, t, all);
+        if t.name != EVENT {
+            entries.push(Entry {
+                target: Target::Trigger(t.name),
+                comment: format!("{} callback → {DASHBOARD} → {}", t.title, t.title),
+                url,
+            });
+        } else if tokens.is_empty() {
+            entries.push(Entry {
+                target: Target::Event(None),
+                comment: format!(
+                    "Event callback → {DASHBOARD} → each event you want (--event-token TOKEN lists them one by one)"
+                ),
+                url,
+            });
+        } else {
+            for token in tokens {
+                entries.push(Entry {
+                    target: Target::Event(Some(token.clone())),
+                    comment: format!(
+                        "Event callback for event token {token} → {DASHBOARD} → the event {token}"
+                    ),
+                    url: url.clone(),
+                });
+            }
+        }
+    }
+    entries
+}
+
+fn partner_entry(
+    base: &BaseUrl,
+    tracker: &str,
+    global: bool,
+    triggers: &[&'static Trigger],
+    tokens: &[String],
+    all: bool,
+) -> Result<Entry, Error> {
+    let settable = || {
+        TRIGGERS
+            .iter()
+            .filter(|t| t.partner_param.is_some())
+            .map(|t| t.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if global {
+        return Err(Error::NotForPartners(GLOBAL.to_owned(), settable()));
+    }
+    let mut params = Vec::new();
+    let mut what = Vec::new();
+    for t in triggers {
+        let param = t
+            .partner_param
+            .ok_or_else(|| Error::NotForPartners(t.name.to_owned(), settable()))?;
+        let url = trigger_url(base, t, all);
+        if t.name == EVENT {
+            if tokens.is_empty() {
+                return Err(Error::EventWithoutToken);
+            }
+            params.push((event_param(tokens), url));
+            what.push(format!("event ({})", tokens.join(", ")));
+        } else {
+            params.push((param.to_owned(), url));
+            what.push(t.name.replace('_', " "));
+        }
+    }
+    Ok(Entry {
+        target: Target::Partner,
+        comment: format!(
+            "Tracker URL {tracker} with {} callbacks to this sink attached (use it as the tracker link; Adjust sends them for activities attributed to {tracker})",
+            what.join(", ")
+        ),
+        url: partner_url(tracker, &params),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adjust::activity;
+
+    fn opts(base: &str) -> Options {
+        Options {
+            base_url: base.to_owned(),
+            ..Options::default()
+        }
+    }
+
+    fn partner(tracker: &str, triggers: &[&str], tokens: &[&str]) -> Options {
+        Options {
+            partner: true,
+            tracker: Some(tracker.to_owned()),
+            triggers: triggers.iter().map(|s| s.to_string()).collect(),
+            event_tokens: tokens.iter().map(|s| s.to_string()).collect(),
+            ..opts("https://sink.example.com")
+        }
+    }
+
+    fn names(url: &str) -> Vec<&str> {
+        let (_, q) = url.split_once('?').unwrap();
+        q.split('&')
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap();
+                assert_eq!(v, format!("{{{k}}}"), "plain form is name={{name}}");
+                k
+            })
+            .collect()
+    }
+
+    #[test]
+    fn encoding_matches_adjusts_partner_guide() {
+        // Adjust's partner guide: the callback URL fully percent-encoded as the parameter value.
+        let url = partner_url(
+            "abc123",
+            &[(
+                "install_callback".into(),
+                "http://www.mynetwork.com/install?idfa={idfa}&android_id={android_id}".into(),
+            )],
+        );
+        assert_eq!(
+            url,
+            "https://app.adjust.com/abc123?install_callback=http%3A%2F%2Fwww.mynetwork.com%2Finstall%3Fidfa%3D%7Bidfa%7D%26android_id%3D%7Bandroid_id%7D"
+        );
+        assert_eq!(
+            encode_value("a-b.c_d~e f+g:h/i?j"),
+            "a-b.c_d~e%20f%2Bg%3Ah%2Fi%3Fj"
+        );
+    }
+
+    #[test]
+    fn a_generated_partner_url_is_exactly_the_encoded_dashboard_urls() {
+        let out = generate(&partner("abc123", &["install", "session"], &[])).unwrap();
+        assert_eq!(out.entries.len(), 1);
+        let base = BaseUrl::parse("https://sink.example.com").unwrap();
+        let install = trigger_url(&base, trigger("install").unwrap(), false);
+        let session = trigger_url(&base, trigger("session").unwrap(), false);
+        let expected = format!(
+            "https://app.adjust.com/abc123?install_callback={}&session_callback={}",
+            install
+                .replace(':', "%3A")
+                .replace('/', "%2F")
+                .replace('?', "%3F")
+                .replace('=', "%3D")
+                .replace('&', "%26")
+                .replace('{', "%7B")
+                .replace('}', "%7D"),
+            session
+                .replace(':', "%3A")
+                .replace('/', "%2F")
+                .replace('?', "%3F")
+                .replace('=', "%3D")
+                .replace('&', "%26")
+                .replace('{', "%7B")
+                .replace('}', "%7D"),
+        );
+        assert_eq!(out.entries[0].url, expected);
+        assert!(
+            out.entries[0]
+                .url
+                .starts_with("https://app.adjust.com/abc123?install_callback=https%3A%2F%2Fsink.example.com%2Fadjust%2Finstall%3Factivity_kind%3D%7Bactivity_kind%7D%26")
+        );
+        assert!(
+            out.render()
+                .starts_with("# Tracker URL abc123 with install, session callbacks")
+        );
+    }
+
+    #[test]
+    fn event_tokens_are_lumped_into_one_partner_parameter() {
+        let out = generate(&partner(
+            "abc123",
+            &[],
+            &["a1b2c3", "d4e5f6", "a1b2c3", "g7"],
+        ))
+        .unwrap();
+        let url = &out.entries[0].url;
+        let params: Vec<&str> = url
+            .split_once('?')
+            .unwrap()
+            .1
+            .split('&')
+            .map(|p| p.split_once('=').unwrap().0)
+            .collect();
+        assert_eq!(
+            params,
+            [
+                "click_callback",
+                "impression_callback",
+                "install_callback",
+                "reattribution_callback",
+                "session_callback",
+                "event_callback_a1b2c3_d4e5f6_g7",
+                "rejected_install_callback",
+                "rejected_reattribution_callback",
+            ]
+        );
+        assert!(url.contains(
+            "&event_callback_a1b2c3_d4e5f6_g7=https%3A%2F%2Fsink.example.com%2Fadjust%2Fevent%3F"
+        ));
+        // Without tokens the partner form has no event callback at all.
+        let out = generate(&partner("abc123", &[], &[])).unwrap();
+        assert!(!out.entries[0].url.contains("event_callback"));
+    }
+
+    #[test]
+    fn dashboard_form_prints_one_event_line_per_token() {
+        let mut o = opts("https://sink.example.com/");
+        o.triggers = vec!["global".into(), "install".into()];
+        o.event_tokens = vec!["f0ob4r".into(), "bkrfgq".into()];
+        let out = generate(&o).unwrap();
+        let targets: Vec<&Target> = out.entries.iter().map(|e| &e.target).collect();
+        assert_eq!(
+            targets,
+            [
+                &Target::Global,
+                &Target::Trigger("install"),
+                &Target::Event(Some("f0ob4r".into())),
+                &Target::Event(Some("bkrfgq".into())),
+            ]
+        );
+        assert!(
+            out.entries[0]
+                .url
+                .starts_with("https://sink.example.com/adjust?activity_kind={activity_kind}&")
+        );
+        assert!(
+            out.entries[2].url.starts_with(
+                "https://sink.example.com/adjust/event?activity_kind={activity_kind}&"
+            )
+        );
+        assert!(out.entries[2].comment.contains("f0ob4r"));
+        assert!(out.warnings.is_empty());
+        let rendered = out.render();
+        let lines: Vec<&str> = rendered.lines().collect();
+        assert_eq!(lines.len(), 8);
+        for pair in lines.chunks(2) {
+            assert!(pair[0].starts_with("# "));
+            assert!(pair[1].starts_with("https://sink.example.com/adjust"));
+        }
+    }
+
+    #[test]
+    fn default_is_the_global_callback_and_every_trigger() {
+        let out = generate(&opts("https://sink.example.com")).unwrap();
+        assert_eq!(out.entries.len(), 1 + TRIGGERS.len());
+        assert_eq!(out.entries[0].target, Target::Global);
+        assert!(out.entries.iter().any(|e| e.target == Target::Event(None)));
+        // An empty name (a trailing comma in ADJUST_SINK_TRIGGER) is no selection.
+        let mut o = opts("https://sink.example.com");
+        o.triggers = vec![String::new(), " ".into()];
+        assert_eq!(generate(&o).unwrap(), out);
+    }
+
+    #[test]
+    fn every_url_carries_the_identity_placeholders_and_only_catalog_names() {
+        let base = BaseUrl::parse("https://sink.example.com").unwrap();
+        for all in [false, true] {
+            let mut urls = vec![global_url(&base, all)];
+            urls.extend(TRIGGERS.iter().map(|t| trigger_url(&base, t, all)));
+            for url in &urls {
+                let names = names(url);
+                for required in REQUIRED {
+                    assert!(names.contains(&required), "{required} missing in {url}");
+                }
+                let mut sorted = names.clone();
+                sorted.sort_unstable();
+                sorted.dedup();
+                assert_eq!(sorted.len(), names.len(), "a placeholder twice in {url}");
+                assert!(names.iter().all(|n| CATALOG.iter().any(|p| p.name == *n)));
+                if all {
+                    assert_eq!(names.len(), CATALOG.len());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn scopes_follow_the_activities() {
+        let base = BaseUrl::parse("https://sink.example.com").unwrap();
+        let global = global_url(&base, false);
+        assert!(global.contains("&tracker_name={tracker_name}&"));
+        assert!(global.contains("&rejection_reason={rejection_reason}"));
+        assert!(global.contains("&revenue_float={revenue_float}&"));
+        // The global callback does not fire for ad revenue and SKAdNetwork.
+        assert!(!global.contains("ad_mediation_platform"));
+        assert!(!global.contains("sk_payload"));
+        assert!(!global_scopes().contains(&Skan));
+        let ad = trigger_url(&base, trigger("ad_revenue").unwrap(), false);
+        assert!(ad.contains("&ad_revenue_payload={ad_revenue_payload}"));
+        assert!(!ad.contains("click_time"));
+        let click = trigger_url(&base, trigger("click").unwrap(), false);
+        assert!(click.contains("&click_time={click_time}&"));
+        assert!(!click.contains("installed_at"));
+        assert!(!click.contains("revenue"));
+        let sk = trigger_url(&base, trigger("sk_install").unwrap(), false);
+        assert!(sk.contains("&sk_transaction_id={sk_transaction_id}&"));
+    }
+
+    #[test]
+    fn triggers_are_routable_and_cover_every_known_activity_kind() {
+        for t in TRIGGERS {
+            assert!(
+                t.name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{} does not match the /adjust/{{trigger}} route",
+                t.name
+            );
+            assert!(TRIGGERS.iter().filter(|u| u.name == t.name).count() == 1);
+            for kind in t.kinds {
+                assert!(activity::KNOWN.contains(kind), "{kind} is not a known kind");
+            }
+            if t.kinds.len() == 1 {
+                assert_eq!(t.kinds[0], t.name);
+            }
+        }
+        for kind in activity::KNOWN {
+            assert!(
+                TRIGGERS.iter().any(|t| t.kinds.contains(kind)),
+                "no trigger for {kind}"
+            );
+        }
+    }
+
+    #[test]
+    fn base_urls_are_validated() {
+        let ok = BaseUrl::parse("https://Sink.example.com:8443/prefix/").unwrap();
+        assert_eq!(ok.as_str(), "https://Sink.example.com:8443/prefix");
+        assert!(ok.warnings().is_empty());
+        assert_eq!(
+            BaseUrl::parse("HTTPS://sink.example.com").unwrap().as_str(),
+            "https://sink.example.com"
+        );
+        for (bad, why) in [
+            ("sink.example.com", "must start with https://"),
+            ("ftp://sink.example.com", "must start with https://"),
+            ("https://sink.example.com/?secret=1", "query string"),
+            ("https://sink.example.com/#x", "fragment"),
+            ("https://", "has no host"),
+            ("https://:8080", "is not a host name"),
+            ("https://sink.example.com:99999", "not a port number"),
+            ("https://sink.example.com:http", "not a port number"),
+            ("https://user:pw@sink.example.com", "credentials"),
+            ("https://sink.example.com/a b", "not allowed in a URL"),
+            ("https://sink_1.example.com", "is not a host name"),
+            ("https://[::1", "unclosed"),
+            ("https://[nope]:80", "not an IPv6 address"),
+        ] {
+            match BaseUrl::parse(bad) {
+                Err(e @ Error::BaseUrl { .. }) => {
+                    let text = e.to_string();
+                    assert!(text.contains(why), "{bad}: {text}");
+                    assert!(text.starts_with(&format!("--base-url `{bad}`: ")), "{text}");
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn ip_hosts_and_plain_http_are_warnings() {
+        let v4 = BaseUrl::parse("http://10.0.0.1:8080").unwrap();
+        assert_eq!(v4.as_str(), "http://10.0.0.1:8080");
+        assert_eq!(v4.warnings().len(), 2);
+        assert!(v4.warnings()[0].contains("IP address"));
+        assert!(v4.warnings()[1].contains("plain http"));
+        let v6 = BaseUrl::parse("https://[2001:db8::1]:8443").unwrap();
+        assert_eq!(v6.warnings().len(), 1);
+        let doubled = BaseUrl::parse("https://sink.example.com/adjust").unwrap();
+        assert!(doubled.warnings()[0].contains("already ends in /adjust"));
+        let out = generate(&opts("http://127.0.0.1:8080")).unwrap();
+        assert_eq!(out.warnings.len(), 2);
+    }
+
+    #[test]
+    fn tokens_triggers_and_partner_flags_are_validated() {
+        let err = |o: Options| generate(&o).unwrap_err();
+        for bad in ["ABC123", "abc12", "abc-123", ""] {
+            assert_eq!(err(partner(bad, &[], &[])), Error::Tracker(bad.into()));
+        }
+        assert!(generate(&partner("11n573m9", &[], &[])).is_ok());
+        for bad in ["F0OB4R", "f0o b4r", "", "tok_1"] {
+            assert_eq!(
+                err(partner("abc123", &[], &[bad])),
+                Error::EventToken(bad.into())
+            );
+        }
+        let mut o = opts("https://sink.example.com");
+        o.triggers = vec!["installs".into()];
+        let e = err(o.clone());
+        assert!(matches!(&e, Error::UnknownTrigger { name, .. } if name == "installs"));
+        assert!(
+            e.to_string()
+                .contains("global, click, impression, install,")
+        );
+        o.triggers.clear();
+        o.tracker = Some("abc123".into());
+        assert_eq!(err(o.clone()), Error::TrackerWithoutPartner);
+        o.tracker = None;
+        o.partner = true;
+        assert_eq!(err(o), Error::MissingTracker);
+        let e = err(partner("abc123", &["global"], &[]));
+        assert!(matches!(&e, Error::NotForPartners(t, _) if t == "global"));
+        let e = err(partner("abc123", &["ad_revenue"], &[]));
+        assert!(
+            e.to_string()
+                .contains("click, impression, install, reattribution, session, event")
+        );
+        assert_eq!(
+            err(partner("abc123", &["event"], &[])),
+            Error::EventWithoutToken
+        );
+    }
+
+    #[test]
+    fn event_tokens_imply_the_event_trigger() {
+        let mut o = opts("https://sink.example.com");
+        o.triggers = vec!["session".into()];
+        o.event_tokens = vec!["f0ob4r".into()];
+        let out = generate(&o).unwrap();
+        assert_eq!(out.entries[1].target, Target::Event(Some("f0ob4r".into())));
+        let out = generate(&partner("abc123", &["session"], &["f0ob4r"])).unwrap();
+        assert!(
+            out.entries[0]
+                .url
+                .contains("&event_callback_f0ob4r=https%3A")
+        );
+    }
+}
