@@ -32,6 +32,42 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Print the callback URLs to paste into Adjust for this sink.
     CallbackUrl(CallbackUrlArgs),
+    /// Deliver what a data directory's write-ahead log holds to ClickHouse, then exit.
+    Replay(ReplayArgs),
+    /// Show what a data directory holds for delivery, and whether the table matches this version.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
+
+    /// Data directory whose write-ahead log is delivered (the sink using it must be stopped).
+    #[arg(long, env = "ADJUST_SINK_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Cut a batch at this many rows.
+    #[arg(long, env = "ADJUST_SINK_BATCH_MAX_ROWS", default_value_t = 50_000)]
+    pub batch_max_rows: usize,
+
+    /// Cut a batch at this many bytes of encoded rows.
+    #[arg(long, env = "ADJUST_SINK_BATCH_MAX_BYTES", default_value = "32MiB")]
+    pub batch_max_bytes: String,
+
+    /// Do not create or upgrade the tables first.
+    #[arg(long, env = "ADJUST_SINK_NO_MIGRATE")]
+    pub no_migrate: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
+
+    /// Data directory to inspect.
+    #[arg(long, env = "ADJUST_SINK_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
 }
 
 /// How to reach ClickHouse and where the table lives.

@@ -17,6 +17,7 @@
 //! - [`metrics`]: every Prometheus metric.
 //! - [`cli`], [`config`]: command line and validated settings.
 //! - [`callback_url`]: the callback URLs to paste into Adjust (`callback-url`), from the catalog.
+//! - [`replay`]: the `replay` and `check` commands.
 //! - [`serve`]: start-up and shutdown; [`shutdown`]: the shared stop state.
 
 pub mod adjust;
@@ -26,6 +27,7 @@ pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod pipeline;
+pub mod replay;
 pub mod row;
 pub mod schema;
 pub mod serve;

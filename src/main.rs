@@ -71,6 +71,53 @@ fn run(command: Command) -> anyhow::Result<()> {
             println!("schema is up to date");
             Ok(())
         }
+        Command::Replay(args) => {
+            let clickhouse = args
+                .clickhouse
+                .config(!args.no_migrate, std::time::Duration::from_secs(60))?;
+            let limits = adjust_sink::pipeline::Limits {
+                max_rows: args.batch_max_rows.max(1),
+                max_bytes: adjust_sink::config::parse_bytes(&args.batch_max_bytes)? as usize,
+                max_age: std::time::Duration::from_millis(200),
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let summary = rt.block_on(adjust_sink::replay::replay(
+                &args.data_dir,
+                clickhouse,
+                limits,
+                serve::termination(),
+            ))?;
+            println!(
+                "replayed {} rows in {} batches ({} rejected) in {:.1}s",
+                summary.rows_written,
+                summary.batches,
+                summary.rows_rejected,
+                summary.elapsed.as_secs_f64()
+            );
+            match summary.finished {
+                adjust_sink::pipeline::batcher::Finished::Drained => Ok(()),
+                adjust_sink::pipeline::batcher::Finished::Deadline { rows } => {
+                    anyhow::bail!("stopped with {rows} rows not delivered (they stay in the log)")
+                }
+            }
+        }
+        Command::Check(args) => {
+            let clickhouse = args
+                .clickhouse
+                .config(false, std::time::Duration::from_secs(10))?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let report = rt.block_on(adjust_sink::replay::check(&args.data_dir, clickhouse))?;
+            print!("{}", report.render(&args.data_dir));
+            if report.is_healthy() {
+                Ok(())
+            } else {
+                anyhow::bail!("check found problems (see above)")
+            }
+        }
         Command::Schema(args) => {
             let target = args.clickhouse.target()?;
             let profile = match args.profile {

@@ -224,3 +224,64 @@ async fn garbage_at_the_end_of_the_log_is_cut_and_every_good_record_lands() {
         1.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_shows_the_backlog_and_replay_delivers_it() {
+    let db = Db::fresh("replay").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = crate::support::base_args(&db, dir.path());
+    let url = args.iter().position(|a| a == "--clickhouse-url").unwrap() + 1;
+    args[url] = "http://127.0.0.1:9".into();
+    args.extend(["--shutdown-timeout".into(), "1s".into()]);
+    let mut offline = Sink::spawn(args, dir.path().to_path_buf()).await;
+    let (ok, _) = blast(&offline, 200, 8, "replay").await;
+    assert_eq!(ok.len(), 200);
+    assert!(offline.terminate(Duration::from_secs(20)).success());
+
+    let bin = env!("CARGO_BIN_EXE_adjust-sink");
+    let dir_arg = dir.path().to_str().unwrap();
+    let common = [
+        "--clickhouse-url",
+        db.url.as_str(),
+        "--database",
+        db.name.as_str(),
+        "--data-dir",
+        dir_arg,
+    ];
+    let check = std::process::Command::new(bin)
+        .arg("check")
+        .args(common)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(report.contains("200 record(s) pending"), "{report}");
+    assert!(
+        report.contains("run `adjust-sink migrate`"),
+        "the table does not exist yet: {report}"
+    );
+    assert!(!check.status.success());
+
+    let replay = std::process::Command::new(bin)
+        .arg("replay")
+        .args(common)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&replay.stdout);
+    assert!(
+        replay.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    assert!(out.contains("replayed 200 rows"), "{out}");
+    assert_exactly_once(&db, &ok).await;
+
+    let check = std::process::Command::new(bin)
+        .arg("check")
+        .args(common)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{report}");
+    assert!(report.contains("0 record(s) pending"), "{report}");
+    assert!(report.contains("the table has every column"), "{report}");
+}

@@ -13,6 +13,7 @@
 //!   it) is truncated and counted. Damage in the middle is moved to `quarantine` by the reader and
 //!   counted; every valid record around it is delivered.
 
+pub mod inspect;
 pub mod record;
 mod recovery;
 
@@ -70,7 +71,7 @@ pub(crate) fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
     Ok(ids)
 }
 
-fn read_position(path: &Path) -> io::Result<Option<Position>> {
+pub(crate) fn read_position(path: &Path) -> io::Result<Option<Position>> {
     match fs::read_to_string(path) {
         Ok(s) => {
             let mut it = s.split_whitespace().map(|n| n.parse::<u64>());
@@ -120,6 +121,8 @@ struct Shared {
     closed: AtomicBool,
     config: WalConfig,
     metrics: Metrics,
+    /// Held for the log's lifetime: one process per log.
+    _lock: File,
 }
 
 impl Shared {
@@ -145,6 +148,7 @@ impl Shared {
 pub struct Wal {
     tx: Arc<Mutex<Option<mpsc::Sender<Append>>>>,
     shared: Arc<Shared>,
+    appender: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 /// What opening a log found.
@@ -172,6 +176,7 @@ impl Wal {
             .segment_bytes
             .min((config.disk_budget / 8).max(1 << 20));
         fs::create_dir_all(&config.dir)?;
+        let lock = lock_dir(&config.dir)?;
         let ack_path = config.dir.join("ack");
         let ack = read_position(&ack_path)?;
         let inflight_pair = read_pair(&config.dir.join("inflight"))?;
@@ -219,6 +224,7 @@ impl Wal {
             closed: AtomicBool::new(false),
             config: config.clone(),
             metrics: metrics.clone(),
+            _lock: lock,
         });
         shared.publish();
         let durable_start = Position {
@@ -234,7 +240,7 @@ impl Wal {
             offset: 0,
             durable: durable_tx,
         };
-        std::thread::Builder::new()
+        let appender = std::thread::Builder::new()
             .name("wal-appender".into())
             .spawn(move || appender.run(rx))?;
         let inflight = inflight_pair.filter(|(start, _)| *start == ack);
@@ -257,6 +263,7 @@ impl Wal {
             Wal {
                 tx: Arc::new(Mutex::new(Some(tx))),
                 shared,
+                appender: Arc::new(Mutex::new(Some(appender))),
             },
             reader,
             recovered,
@@ -295,9 +302,13 @@ impl Wal {
     }
 
     /// Refuses further appends; the appender finishes what it has and stops.
+    /// Waits until every append handed over before is durable (or failed).
     pub fn close(&self) {
         self.shared.closed.store(true, Ordering::Release);
         self.tx.lock().expect("wal sender lock").take();
+        if let Some(handle) = self.appender.lock().expect("appender handle lock").take() {
+            let _ = handle.join();
+        }
     }
 
     /// Unacknowledged bytes in the log and the budget, for `/readyz`.
@@ -306,7 +317,27 @@ impl Wal {
     }
 }
 
-fn read_pair(path: &Path) -> io::Result<Option<(Position, Position)>> {
+/// Takes the log's lock file, or says which directory is in use.
+fn lock_dir(dir: &Path) -> io::Result<File> {
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("lock"))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!(
+                "{} is in use by another adjust-sink process (serve or replay); stop it first",
+                dir.display()
+            ),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+pub(crate) fn read_pair(path: &Path) -> io::Result<Option<(Position, Position)>> {
     match fs::read_to_string(path) {
         Ok(s) => {
             let n: Vec<u64> = s

@@ -41,7 +41,7 @@ async fn rows_are_read_back_in_order_and_resume_after_ack() {
     );
     reader.ack(b.log_end.unwrap()).unwrap();
     wal.close();
-    drop(reader);
+    drop((wal, reader));
 
     let (wal, mut reader, rec) = Wal::open(config(dir.path()), Metrics::new()).unwrap();
     assert_eq!(rec.torn_bytes, 0);
@@ -76,7 +76,7 @@ async fn torn_tail_is_truncated_and_counted() {
     let (wal, reader, _) = Wal::open(config(dir.path()), Metrics::new()).unwrap();
     append_all(&wal, (0..5u8).map(|i| vec![i; 10])).await;
     wal.close();
-    drop(reader);
+    drop((wal, reader));
     let seg = *list_segments(dir.path()).unwrap().last().unwrap();
     let mut f = OpenOptions::new()
         .append(true)
@@ -101,7 +101,7 @@ async fn damage_in_the_middle_is_quarantined_and_the_rest_delivered() {
     let (wal, reader, _) = Wal::open(config(dir.path()), Metrics::new()).unwrap();
     append_all(&wal, (0..5u8).map(|i| vec![i; 10])).await;
     wal.close();
-    drop(reader);
+    drop((wal, reader));
     let seg = *list_segments(dir.path()).unwrap().last().unwrap();
     let path = segment_path(dir.path(), seg);
     let mut bytes = fs::read(&path).unwrap();
@@ -145,7 +145,7 @@ async fn an_inflight_batch_is_recut_identically_after_a_crash() {
     // More rows arrive, then the process dies before the ack.
     append_all(&wal, (3..6u8).map(|i| vec![i; 10])).await;
     wal.close();
-    drop(reader);
+    drop((wal, reader));
     let (_wal, mut reader, rec) = Wal::open(config(dir.path()), Metrics::new()).unwrap();
     assert!(rec.inflight.is_some());
     let mut again = Batch::default();

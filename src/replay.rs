@@ -1,0 +1,218 @@
+//! `adjust-sink replay` and `adjust-sink check`: deliver or inspect a data directory without
+//! serving.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::metrics::Metrics;
+use crate::pipeline::Limits;
+use crate::pipeline::batcher::{self, Finished, Source};
+use crate::pipeline::deliver::{Backoff, Deliverer};
+use crate::pipeline::wal::inspect::{Inspection, inspect};
+use crate::pipeline::wal::{Wal, WalConfig};
+use crate::shutdown::Shutdown;
+use crate::sink::clickhouse::{ClickHouseConfig, ClickHouseStore};
+
+/// What a replay did.
+#[derive(Debug)]
+pub struct Summary {
+    pub rows_written: u64,
+    pub rows_rejected: u64,
+    pub batches: u64,
+    pub elapsed: Duration,
+    pub finished: Finished,
+}
+
+/// Delivers every pending record of `data_dir`'s log to ClickHouse, with a progress line on
+/// stderr, until the log is drained or `stop` resolves.
+pub async fn replay(
+    data_dir: &Path,
+    clickhouse: ClickHouseConfig,
+    limits: Limits,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<Summary> {
+    let wal_dir = data_dir.join("wal");
+    let before = inspect(&wal_dir)?;
+    let metrics = Metrics::new();
+    let config = WalConfig {
+        dir: wal_dir.clone(),
+        segment_bytes: 64 << 20,
+        disk_budget: u64::MAX,
+        max_pending_bytes: 0,
+    };
+    let (wal, reader, _) = Wal::open(config, metrics.clone())?;
+    // Nothing new comes in: delivery ends once everything durable is read and acknowledged.
+    wal.close();
+    let shutdown = Shutdown::new();
+    let deliverer = Deliverer::new(
+        ClickHouseStore::new(clickhouse),
+        metrics.clone(),
+        Backoff::default(),
+        data_dir.join("rejects.jsonl"),
+    );
+    let started = Instant::now();
+    let run = batcher::run(
+        Source::Wal(reader),
+        limits,
+        deliverer,
+        shutdown.clone(),
+        metrics.clone(),
+    );
+    let progress = progress(&metrics, before.pending_records, started);
+    tokio::pin!(run, stop);
+    let finished = tokio::select! {
+        f = &mut run => f,
+        () = progress => unreachable!("progress never ends"),
+        () = &mut stop => {
+            shutdown.begin(Duration::ZERO);
+            run.await
+        }
+    };
+    if std::io::stderr().is_terminal() {
+        eprintln!();
+    }
+    let rejected: u64 = crate::sink::classify::REJECT_REASONS
+        .iter()
+        .map(|r| metrics.rows_rejected.with_label_values(&[r]).get())
+        .sum();
+    let batches: u64 = ["rows", "bytes", "age", "shutdown"]
+        .iter()
+        .map(|r| metrics.flushes.with_label_values(&[r]).get())
+        .sum();
+    Ok(Summary {
+        rows_written: metrics.rows_written.get(),
+        rows_rejected: rejected,
+        batches,
+        elapsed: started.elapsed(),
+        finished,
+    })
+}
+
+/// Prints `rows delivered / pending` every half second (a bar on a terminal).
+async fn progress(metrics: &Metrics, total: u64, started: Instant) {
+    let tty = std::io::stderr().is_terminal();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let done = metrics.rows_written.get();
+        let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001);
+        let pct = if total == 0 {
+            100.0
+        } else {
+            (done as f64 * 100.0 / total as f64).min(100.0)
+        };
+        let width = 30;
+        let filled = (pct / 100.0 * width as f64) as usize;
+        let line = format!(
+            "replay [{}{}] {done}/{total} rows ({pct:.0}%), {rate:.0} rows/s",
+            "#".repeat(filled),
+            "-".repeat(width - filled)
+        );
+        if tty {
+            eprint!("\r{line}");
+            let _ = std::io::stderr().flush();
+        } else {
+            eprintln!("{line}");
+        }
+    }
+}
+
+/// Everything `check` reports.
+#[derive(Debug)]
+pub struct CheckReport {
+    pub log: Inspection,
+    pub rejects_file_lines: usize,
+    pub server: Result<String, String>,
+    pub missing_columns: Vec<String>,
+}
+
+impl CheckReport {
+    /// Whether something needs attention (pending data is normal while serving).
+    pub fn is_healthy(&self) -> bool {
+        self.server.is_ok() && self.missing_columns.is_empty() && self.log.damaged_bytes == 0
+    }
+
+    pub fn render(&self, data_dir: &Path) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let age = |t: Option<u32>| {
+            t.map_or("-".to_string(), |t| {
+                format!("{}s ago", now.saturating_sub(u64::from(t)))
+            })
+        };
+        let l = &self.log;
+        let mut out = format!(
+            "data directory {}\n  write-ahead log: {} segment(s), {} record(s) pending ({} bytes), oldest {}, newest {}\n  resume at {}{}\n",
+            data_dir.display(),
+            l.segments,
+            l.pending_records,
+            l.pending_bytes,
+            age(l.oldest),
+            age(l.newest),
+            l.ack,
+            l.inflight.map_or(String::new(), |(s, e)| format!(
+                " (batch {s}..{e} was being inserted)"
+            )),
+        );
+        if l.damaged_bytes > 0 {
+            out += &format!(
+                "  DAMAGED: {} bytes are not valid records (cut or quarantined at the next start)\n",
+                l.damaged_bytes
+            );
+        }
+        if l.quarantined_bytes > 0 {
+            out += &format!(
+                "  quarantine file: {} bytes (wal/quarantine)\n",
+                l.quarantined_bytes
+            );
+        }
+        if self.rejects_file_lines > 0 {
+            out += &format!(
+                "  rejects file: {} row(s) ClickHouse refused (rejects.jsonl)\n",
+                self.rejects_file_lines
+            );
+        }
+        match &self.server {
+            Ok(v) => {
+                out += &format!("ClickHouse {v}\n");
+                if self.missing_columns.is_empty() {
+                    out += "  the table has every column this version writes\n";
+                } else {
+                    out += &format!(
+                        "  the table lacks {} column(s) this version writes: {} (run `adjust-sink migrate`)\n",
+                        self.missing_columns.len(),
+                        self.missing_columns.join(", ")
+                    );
+                }
+            }
+            Err(e) => out += &format!("ClickHouse not reachable: {e}\n"),
+        }
+        out
+    }
+}
+
+/// Inspects a data directory and compares the table with the code.
+pub async fn check(data_dir: &Path, clickhouse: ClickHouseConfig) -> anyhow::Result<CheckReport> {
+    let log = inspect(&data_dir.join("wal"))?;
+    let rejects_file_lines =
+        std::fs::read_to_string(data_dir.join("rejects.jsonl")).map_or(0, |s| s.lines().count());
+    let store = Arc::new(ClickHouseStore::new(clickhouse));
+    let (server, missing_columns) = match store.version().await {
+        Ok(v) => {
+            let missing = store
+                .missing_columns()
+                .await
+                .map_err(|e| anyhow::anyhow!("reading the table's columns: {e}"))?;
+            (Ok(v), missing.into_iter().map(|c| c.name).collect())
+        }
+        Err(e) => (Err(e.to_string()), Vec::new()),
+    };
+    Ok(CheckReport {
+        log,
+        rejects_file_lines,
+        server,
+        missing_columns,
+    })
+}
