@@ -25,7 +25,12 @@ const CALLBACK: &str = "activity_kind=install&app_id=com.example.game&app_name=E
 &revenue_float=3.45&currency=EUR&reporting_revenue=3.71&reporting_currency=USD&user_id=42&level=17";
 
 fn meta(id: u64) -> Meta<'static> {
-    Meta { received_at: 1_700_000_000, callback_id: id, source_ip: "178.162.216.70", raw: None }
+    Meta {
+        received_at: 1_700_000_000,
+        callback_id: id,
+        source_ip: "178.162.216.70",
+        raw: None,
+    }
 }
 
 fn bench(c: &mut Criterion) {
@@ -33,7 +38,9 @@ fn bench(c: &mut Criterion) {
     let q = CALLBACK.as_bytes();
     let mut g = c.benchmark_group("callback");
     g.throughput(Throughput::Bytes(q.len() as u64));
-    g.bench_function("decode", |b| b.iter(|| black_box(decode(black_box(q), Body::None, "", &opts))));
+    g.bench_function("decode", |b| {
+        b.iter(|| black_box(decode(black_box(q), Body::None, "", &opts)))
+    });
     let cb = decode(q, Body::None, "", &opts);
     let mut out = Vec::with_capacity(4096);
     g.bench_function("encode", |b| {
@@ -58,7 +65,11 @@ fn bench(c: &mut Criterion) {
     let mut row = Vec::new();
     encode(&cb, &meta(7), &mut row);
     let queue = MemoryQueue::new(1 << 20, 1 << 30, Metrics::new());
-    let limits = Limits { max_rows: 50_000, max_bytes: 64 << 20, max_age: Duration::from_secs(1) };
+    let limits = Limits {
+        max_rows: 50_000,
+        max_bytes: 64 << 20,
+        max_age: Duration::from_secs(1),
+    };
     let mut g = c.benchmark_group("batcher");
     g.throughput(Throughput::Elements(1_000));
     g.bench_function("push_fill_1000_rows", |b| {

@@ -27,15 +27,31 @@ const CALLBACK: &str = "activity_kind=install&app_id=com.example.game&app_name=E
 &revenue_float=3.45&currency=EUR&reporting_revenue=3.71&reporting_currency=USD&user_id=42&level=17";
 
 fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(100_000);
     let opts = DecodeOptions::new();
     let mut total = 0usize;
     for _ in 0..n {
         let cb = decode(black_box(CALLBACK.as_bytes()), Body::None, "", &opts);
         let id = callback_id(&cb);
         let mut out = Vec::with_capacity(CALLBACK.len() + 1024);
-        encode(&cb, &Meta { received_at: 1_700_000_000, callback_id: id, source_ip: "178.162.216.70", raw: None }, &mut out);
+        encode(
+            &cb,
+            &Meta {
+                received_at: 1_700_000_000,
+                callback_id: id,
+                source_ip: "178.162.216.70",
+                raw: None,
+            },
+            &mut out,
+        );
         total += black_box(out).len();
     }
-    println!("{n} callbacks, {} bytes of rows, {} query bytes each", total, CALLBACK.len());
+    println!(
+        "{n} callbacks, {} bytes of rows, {} query bytes each",
+        total,
+        CALLBACK.len()
+    );
 }

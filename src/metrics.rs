@@ -54,6 +54,8 @@ impl FlushReason {
 /// The sink's metric families, registered in their own registry.
 #[derive(Clone)]
 pub struct Metrics {
+    /// Series the request path touches, resolved once (a label lookup takes a lock and a hash).
+    hot: std::sync::Arc<Hot>,
     pub registry: Registry,
     pub requests: IntCounterVec,
     pub callbacks: IntCounterVec,
@@ -83,6 +85,19 @@ pub struct Metrics {
 }
 
 const ROUTES: &[&str] = &["global", "trigger"];
+
+struct Hot {
+    /// By route (global, trigger), then by [`Outcome`] in declaration order.
+    requests: [[IntCounter; 4]; 2],
+    callbacks: Vec<(&'static str, IntCounter)>,
+}
+
+const OUTCOMES: [Outcome; 4] = [
+    Outcome::Accepted,
+    Outcome::Forbidden,
+    Outcome::Shed,
+    Outcome::ShuttingDown,
+];
 
 impl Metrics {
     pub fn new() -> Self {
@@ -230,7 +245,16 @@ impl Metrics {
             "1 when the last request to ClickHouse succeeded, 0 when it failed."
         )));
 
+        let hot = std::sync::Arc::new(Hot {
+            requests: [0, 1].map(|r| OUTCOMES.map(|o| requests.with_label_values(&[ROUTES[r], o.as_str()]))),
+            callbacks: activity::KNOWN
+                .iter()
+                .chain(&["unknown", "none"])
+                .map(|k| (*k, callbacks.with_label_values(&[k])))
+                .collect(),
+        });
         let m = Metrics {
+            hot,
             registry,
             requests,
             callbacks,
@@ -306,9 +330,16 @@ impl Metrics {
     }
 
     pub fn request(&self, route: &'static str, outcome: Outcome) {
-        self.requests
-            .with_label_values(&[route, outcome.as_str()])
-            .inc();
+        let r = usize::from(route != "global");
+        self.hot.requests[r][outcome as usize].inc();
+    }
+
+    /// Counts an accepted callback of `kind` (a label from [`activity::label`]).
+    pub fn callback(&self, kind: &str) {
+        match self.hot.callbacks.iter().find(|(k, _)| *k == kind) {
+            Some((_, c)) => c.inc(),
+            None => self.callbacks.with_label_values(&[kind]).inc(),
+        }
     }
 
     /// The Prometheus text exposition of every metric.

@@ -31,10 +31,17 @@ const ACTIVITY_KIND: usize = 0;
 pub const CATALOG_LEN: usize = CATALOG.len();
 const PRESENT_WORDS: usize = CATALOG_LEN.div_ceil(64);
 
-static TRACKER_NAME: LazyLock<usize> = LazyLock::new(|| index_of("tracker_name").expect("in catalog"));
+static TRACKER_NAME: LazyLock<usize> =
+    LazyLock::new(|| index_of("tracker_name").expect("in catalog"));
 static LINK_NAME: LazyLock<usize> = LazyLock::new(|| index_of("link_name").expect("in catalog"));
 static NAME_PARTS: LazyLock<[usize; 4]> = LazyLock::new(|| {
-    ["network_name", "campaign_name", "adgroup_name", "creative_name"].map(|n| index_of(n).expect("in catalog"))
+    [
+        "network_name",
+        "campaign_name",
+        "adgroup_name",
+        "creative_name",
+    ]
+    .map(|n| index_of(n).expect("in catalog"))
 });
 
 /// Names Adjust's own material uses for a placeholder that has another column name.
@@ -271,9 +278,10 @@ impl<'a> Callback<'a> {
     pub fn resolve<'s>(&'s self, v: &'s Value<'a>) -> &'s str {
         match v {
             Value::Text(s) | Value::Params(s, _) => s,
-            Value::Part(of, start, end) => {
-                self.text(usize::from(*of)).get(*start as usize..*end as usize).unwrap_or("")
-            }
+            Value::Part(of, start, end) => self
+                .text(usize::from(*of))
+                .get(*start as usize..*end as usize)
+                .unwrap_or(""),
             _ => "",
         }
     }

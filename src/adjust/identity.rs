@@ -40,8 +40,12 @@ const IDENTITY: &[&str] = &[
     "reftag",
 ];
 
-static IDENTITY_INDEX: LazyLock<Vec<usize>> =
-    LazyLock::new(|| IDENTITY.iter().map(|n| index_of(n).expect("identity placeholder in catalog")).collect());
+static IDENTITY_INDEX: LazyLock<Vec<usize>> = LazyLock::new(|| {
+    IDENTITY
+        .iter()
+        .map(|n| index_of(n).expect("identity placeholder in catalog"))
+        .collect()
+});
 
 /// Computes the `callback_id` of a decoded callback.
 pub fn callback_id(cb: &Callback<'_>) -> u64 {

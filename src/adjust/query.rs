@@ -43,7 +43,10 @@ fn hex(b: u8) -> Option<u8> {
 /// Splits text already known to be UTF-8 into pairs in one pass, and percent-decodes only the
 /// components that need it (the others are borrowed as they are). Same splitting as
 /// [`raw_pairs`].
-pub fn for_each_pair<'a>(input: &'a str, mut f: impl FnMut((Cow<'a, str>, Damage), (Cow<'a, str>, Damage))) {
+pub fn for_each_pair<'a>(
+    input: &'a str,
+    mut f: impl FnMut((Cow<'a, str>, Damage), (Cow<'a, str>, Damage)),
+) {
     let decode = |part: &'a str, escaped: bool| {
         if escaped {
             decode_component(part.as_bytes())

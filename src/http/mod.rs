@@ -162,7 +162,7 @@ async fn callback(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
     match state.ingest.accept(encoded).await {
         Ok(()) => {
             m.request(route, Outcome::Accepted);
-            m.callbacks.with_label_values(&[kind]).inc();
+            m.callback(kind);
             HttpResponse::Ok()
                 .content_type("text/plain; charset=utf-8")
                 .body("OK\n")

@@ -146,22 +146,29 @@ async fn next_batch(
             let _ = source.fill(&mut batch, limits);
             return (!batch.is_empty()).then_some((batch, FlushReason::Shutdown));
         }
-        let wait = match batch.started {
+        match batch.started {
+            // Waiting for a first row: wake up when one arrives.
+            None => {
+                tokio::select! {
+                    _ = source.wait() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+            // Filling: look again at most every POLL (not at every arrival, which at high rates
+            // would wake delivery thousands of times a second), or when the batch is due.
             Some(started) => {
                 let age = started.elapsed();
                 if age >= limits.max_age {
                     return Some((batch, FlushReason::Age));
                 }
-                limits.max_age - age
+                tokio::time::sleep((limits.max_age - age).min(POLL)).await;
             }
-            None => Duration::from_secs(1),
-        };
-        tokio::select! {
-            _ = source.wait() => {}
-            _ = tokio::time::sleep(wait) => {}
         }
     }
 }
+
+/// How often a batch being filled looks for more rows.
+const POLL: Duration = Duration::from_millis(20);
 
 fn update_age(batch: &Batch, metrics: &Metrics) {
     let age = match (batch.oldest_written, batch.started) {

@@ -207,7 +207,11 @@ pub fn encode(cb: &Callback<'_>, meta: &Meta<'_>, out: &mut Vec<u8>) {
         next = idx + 1;
     }
     out.extend_from_slice(&absent.bytes[absent.starts[next]..]);
-    rb::put_pairs(out, cb.extra.iter().map(|(k, v)| (k.as_ref(), v.as_ref())), cb.extra.len());
+    rb::put_pairs(
+        out,
+        cb.extra.iter().map(|(k, v)| (k.as_ref(), v.as_ref())),
+        cb.extra.len(),
+    );
     rb::put_str(out, meta.raw.unwrap_or(b""));
 }
 
@@ -218,7 +222,11 @@ fn put_value(cb: &Callback<'_>, ty: Ty, v: &Value<'_>, out: &mut Vec<u8>) {
         }
         (Ty::Params, Value::Params(raw, pairs)) => {
             rb::put_str(out, raw.as_bytes());
-            rb::put_pairs(out, pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())), pairs.len());
+            rb::put_pairs(
+                out,
+                pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                pairs.len(),
+            );
         }
         (Ty::Time, Value::Time(t)) => {
             out.push(0);

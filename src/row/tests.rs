@@ -104,14 +104,27 @@ fn profiles_from_versions() {
 #[test]
 fn every_documented_placeholder_has_a_typed_column_in_both_profiles() {
     let list = include_str!("../../tests/fixtures/adjust_placeholders.txt");
-    let names: Vec<&str> = list.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    let names: Vec<&str> = list
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
     assert!(names.len() >= 200, "the list holds {} names", names.len());
-    let target = crate::schema::Target { database: "adjust".into(), table: "callbacks".into() };
+    let target = crate::schema::Target {
+        database: "adjust".into(),
+        table: "callbacks".into(),
+    };
     for profile in [Profile::Legacy, Profile::Modern] {
         let ddl = crate::schema::create_table(profile, &target);
         for name in &names {
-            let col = columns().into_iter().find(|c| c.name == *name).unwrap_or_else(|| panic!("{name}: no column"));
-            assert!(ddl.contains(&format!("\n    {name} {}", col.ty(profile))), "{name} missing from the {profile:?} DDL");
+            let col = columns()
+                .into_iter()
+                .find(|c| c.name == *name)
+                .unwrap_or_else(|| panic!("{name}: no column"));
+            assert!(
+                ddl.contains(&format!("\n    {name} {}", col.ty(profile))),
+                "{name} missing from the {profile:?} DDL"
+            );
         }
     }
 }

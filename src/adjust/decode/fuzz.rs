@@ -9,7 +9,12 @@ use crate::row::{self, Meta, Profile, rowbinary::Reader};
 /// Keys that hit every column type, plus unknown ones.
 fn key() -> impl Strategy<Value = String> {
     prop_oneof![
-        proptest::sample::select(CATALOG.iter().map(|p| p.name.to_string()).collect::<Vec<_>>()),
+        proptest::sample::select(
+            CATALOG
+                .iter()
+                .map(|p| p.name.to_string())
+                .collect::<Vec<_>>()
+        ),
         "[a-z_]{1,12}",
         any::<String>(),
     ]
@@ -31,7 +36,12 @@ fn value() -> impl Strategy<Value = String> {
 fn query() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         proptest::collection::vec((key(), value()), 0..40).prop_map(|pairs| {
-            pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&").into_bytes()
+            pairs
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("&")
+                .into_bytes()
         }),
         proptest::collection::vec(any::<u8>(), 0..512),
     ]
@@ -42,9 +52,14 @@ fn body() -> impl Strategy<Value = (Option<&'static str>, Vec<u8>)> {
         Just((None, Vec::new())),
         query().prop_map(|q| (Some("application/x-www-form-urlencoded"), q)),
         proptest::collection::vec((key(), value()), 0..10).prop_map(|pairs| {
-            let map: serde_json::Map<String, serde_json::Value> =
-                pairs.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
-            (Some("application/json"), serde_json::Value::Object(map).to_string().into_bytes())
+            let map: serde_json::Map<String, serde_json::Value> = pairs
+                .into_iter()
+                .map(|(k, v)| (k, serde_json::Value::String(v)))
+                .collect();
+            (
+                Some("application/json"),
+                serde_json::Value::Object(map).to_string().into_bytes(),
+            )
         }),
         proptest::collection::vec(any::<u8>(), 0..256).prop_map(|b| (None, b)),
     ]

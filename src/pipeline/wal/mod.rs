@@ -252,6 +252,7 @@ impl Wal {
             chunk_at: Position::default(),
             stop_at: inflight.map(|(_, end)| end),
             acked: ack,
+            file: None,
         };
         let recovered = Recovered {
             ack,
@@ -470,6 +471,8 @@ pub struct LogReader {
     stop_at: Option<Position>,
     /// Everything before this is acknowledged.
     acked: Position,
+    /// The segment being read, kept open.
+    file: Option<(u64, File)>,
 }
 
 const CHUNK: usize = 4 << 20;
@@ -605,7 +608,11 @@ impl LogReader {
         }
         let len = want.max(CHUNK as u64).min(available) as usize;
         self.chunk.resize(len, 0);
-        let file = File::open(segment_path(&self.shared.config.dir, self.pos.segment))?;
+        if self.file.as_ref().is_none_or(|(id, _)| *id != self.pos.segment) {
+            let f = File::open(segment_path(&self.shared.config.dir, self.pos.segment))?;
+            self.file = Some((self.pos.segment, f));
+        }
+        let (_, file) = self.file.as_ref().expect("segment file open");
         file.read_exact_at(&mut self.chunk, self.pos.offset)?;
         self.chunk_at = self.pos;
         Ok(0)
