@@ -105,6 +105,12 @@ fn unix_now() -> u32 {
         .unwrap_or(0)
 }
 
+enum Msg {
+    Append(Append),
+    /// Write what is queued, then stop.
+    Close,
+}
+
 struct Append {
     payload: Vec<u8>,
     done: oneshot::Sender<io::Result<()>>,
@@ -146,7 +152,7 @@ impl Shared {
 /// The ingest side of the log (cheap to clone; every HTTP worker holds one).
 #[derive(Clone)]
 pub struct Wal {
-    tx: Arc<Mutex<Option<mpsc::Sender<Append>>>>,
+    tx: mpsc::Sender<Msg>,
     shared: Arc<Shared>,
     appender: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
@@ -232,7 +238,7 @@ impl Wal {
             offset: 0,
         };
         let (durable_tx, durable_rx) = watch::channel(durable_start);
-        let (tx, rx) = mpsc::channel::<Append>();
+        let (tx, rx) = mpsc::channel::<Msg>();
         let appender = Appender {
             shared: shared.clone(),
             file,
@@ -262,7 +268,7 @@ impl Wal {
         };
         Ok((
             Wal {
-                tx: Arc::new(Mutex::new(Some(tx))),
+                tx,
                 shared,
                 appender: Arc::new(Mutex::new(Some(appender))),
             },
@@ -286,14 +292,10 @@ impl Wal {
             return Err(Refusal::Full);
         }
         let (done, wait) = oneshot::channel();
-        {
-            let guard = self.tx.lock().expect("wal sender lock");
-            let Some(tx) = guard.as_ref() else {
-                return Err(Refusal::ShuttingDown);
-            };
-            s.pending_bytes.fetch_add(len, Ordering::Relaxed);
-            tx.send(Append { payload, done })
-                .map_err(|_| Refusal::ShuttingDown)?;
+        s.pending_bytes.fetch_add(len, Ordering::Relaxed);
+        if self.tx.send(Msg::Append(Append { payload, done })).is_err() {
+            s.pending_bytes.fetch_sub(len, Ordering::Relaxed);
+            return Err(Refusal::ShuttingDown);
         }
         match wait.await {
             Ok(Ok(())) => Ok(()),
@@ -306,7 +308,7 @@ impl Wal {
     /// Waits until every append handed over before is durable (or failed).
     pub fn close(&self) {
         self.shared.closed.store(true, Ordering::Release);
-        self.tx.lock().expect("wal sender lock").take();
+        let _ = self.tx.send(Msg::Close);
         if let Some(handle) = self.appender.lock().expect("appender handle lock").take() {
             let _ = handle.join();
         }
@@ -371,23 +373,63 @@ struct Appender {
     durable: watch::Sender<Position>,
 }
 
+/// Group commit: how long to wait for the next callback before writing, and in all.
+const COMMIT_GAP: std::time::Duration = std::time::Duration::from_micros(200);
+const COMMIT_MAX_WAIT: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Upper bound of one group commit's write.
 const GROUP_BYTES: u64 = 16 << 20;
 
 impl Appender {
-    fn run(mut self, rx: mpsc::Receiver<Append>) {
+    fn run(mut self, rx: mpsc::Receiver<Msg>) {
         let mut buf = Vec::with_capacity(1 << 20);
         let mut group: Vec<Append> = Vec::new();
-        while let Ok(first) = rx.recv() {
-            let mut bytes = first.payload.len() as u64;
-            group.push(first);
-            while bytes < GROUP_BYTES {
-                match rx.try_recv() {
-                    Ok(a) => {
+        let mut closing = false;
+        while !closing {
+            let mut bytes = 0;
+            match rx.recv() {
+                Ok(Msg::Append(first)) => {
+                    bytes += first.payload.len() as u64;
+                    group.push(first);
+                }
+                Ok(Msg::Close) | Err(_) => {
+                    // Whatever raced with the close is still written; senders after this fail.
+                    closing = true;
+                    while let Ok(msg) = rx.try_recv() {
+                        if let Msg::Append(a) = msg {
+                            bytes += a.payload.len() as u64;
+                            group.push(a);
+                        }
+                    }
+                    if group.is_empty() {
+                        break;
+                    }
+                }
+            }
+            // Group commit: take what is queued, and while callbacks keep arriving (each within
+            // COMMIT_GAP of the previous), wait for them up to COMMIT_MAX_WAIT, so one fsync
+            // covers them all. A lone callback waits COMMIT_GAP at most.
+            let opened = std::time::Instant::now();
+            while !closing && bytes < GROUP_BYTES {
+                let next = match rx.try_recv() {
+                    Ok(msg) => Some(msg),
+                    Err(mpsc::TryRecvError::Disconnected) => None,
+                    Err(mpsc::TryRecvError::Empty) => {
+                        let left = COMMIT_MAX_WAIT.saturating_sub(opened.elapsed());
+                        if left.is_zero() {
+                            None
+                        } else {
+                            rx.recv_timeout(left.min(COMMIT_GAP)).ok()
+                        }
+                    }
+                };
+                match next {
+                    Some(Msg::Append(a)) => {
                         bytes += a.payload.len() as u64;
                         group.push(a);
                     }
-                    Err(_) => break,
+                    Some(Msg::Close) => closing = true,
+                    None => break,
                 }
             }
             buf.clear();
