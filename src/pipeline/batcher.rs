@@ -88,6 +88,7 @@ pub async fn run<S: Store>(
         if batch.token.is_empty() {
             batch.token = format!("mem-{:016x}", rand::random::<u64>());
         }
+        batch.freeze();
         while let Err(e) = source.begin(&batch) {
             tracing::error!(error = %e, "write-ahead log: cannot record the batch in flight; retrying");
             if !shutdown.sleep(Duration::from_secs(1)).await {

@@ -83,7 +83,7 @@ impl<S: Store> Deliverer<S> {
     /// Delivers every row of `batch`: stored, or isolated into the rejects.
     pub async fn deliver(&self, batch: &Batch, shutdown: &Shutdown) -> Result<(), GaveUp> {
         self.metrics.batch_rows.observe(batch.rows() as f64);
-        self.metrics.batch_bytes.observe(batch.data.len() as f64);
+        self.metrics.batch_bytes.observe(batch.bytes().len() as f64);
         let mut todo: Vec<Range<usize>> = Vec::from([0..batch.rows()]);
         while let Some(range) = todo.pop() {
             let token = if range.len() == batch.rows() {
@@ -96,7 +96,7 @@ impl<S: Store> Deliverer<S> {
                 let started = Instant::now();
                 let result = self
                     .store
-                    .insert(batch.rows_bytes(range.clone()), range.len(), &token)
+                    .insert(batch.shared(range.clone()), range.len(), &token)
                     .await;
                 let elapsed = started.elapsed().as_secs_f64();
                 let err = match result {

@@ -34,6 +34,8 @@ pub enum Refusal {
 #[derive(Debug, Default)]
 pub struct Batch {
     pub data: Vec<u8>,
+    /// `data`, handed over to the store without copying (see [`Batch::freeze`]).
+    frozen: Option<bytes::Bytes>,
     /// Start offset of each row in `data`.
     pub offsets: Vec<usize>,
     /// When the first row entered the batch (drives the age flush).
@@ -57,7 +59,37 @@ impl Batch {
         self.offsets.is_empty()
     }
 
+    /// Ends filling: the rows become shared, so sending them (whole or in parts, and again on a
+    /// retry) copies nothing.
+    pub fn freeze(&mut self) {
+        if self.frozen.is_none() {
+            self.frozen = Some(bytes::Bytes::from(std::mem::take(&mut self.data)));
+        }
+    }
+
+    /// All rows' bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.frozen.as_deref().unwrap_or(&self.data)
+    }
+
+    /// Rows `range` as shared bytes (a view of the frozen batch; a copy if not frozen).
+    pub fn shared(&self, range: std::ops::Range<usize>) -> bytes::Bytes {
+        let (start, end) = self.byte_range(range);
+        match &self.frozen {
+            Some(b) => b.slice(start..end),
+            None => bytes::Bytes::copy_from_slice(&self.data[start..end]),
+        }
+    }
+
+    fn byte_range(&self, range: std::ops::Range<usize>) -> (usize, usize) {
+        let total = self.bytes().len();
+        let start = self.offsets.get(range.start).copied().unwrap_or(total);
+        let end = self.offsets.get(range.end).copied().unwrap_or(total);
+        (start, end)
+    }
+
     pub fn push(&mut self, row: &[u8]) {
+        assert!(self.frozen.is_none(), "rows pushed into a frozen batch");
         if self.started.is_none() {
             self.started = Some(Instant::now());
         }
@@ -67,19 +99,14 @@ impl Batch {
 
     /// The bytes of row `i`.
     pub fn row(&self, i: usize) -> &[u8] {
-        let end = self.offsets.get(i + 1).copied().unwrap_or(self.data.len());
-        &self.data[self.offsets[i]..end]
+        let (start, end) = self.byte_range(i..i + 1);
+        &self.bytes()[start..end]
     }
 
     /// The bytes of rows `range`, contiguous.
     pub fn rows_bytes(&self, range: std::ops::Range<usize>) -> &[u8] {
-        let start = self.offsets[range.start];
-        let end = self
-            .offsets
-            .get(range.end)
-            .copied()
-            .unwrap_or(self.data.len());
-        &self.data[start..end]
+        let (start, end) = self.byte_range(range);
+        &self.bytes()[start..end]
     }
 }
 

@@ -219,15 +219,10 @@ impl ClickHouseStore {
 }
 
 impl Store for ClickHouseStore {
-    async fn insert(&self, data: &[u8], _rows: usize, token: &str) -> Result<(), StoreError> {
+    async fn insert(&self, data: Bytes, _rows: usize, token: &str) -> Result<(), StoreError> {
         let profile = self.ensure_ready().await?;
         let result = self
-            .send(
-                &self.insert_sql,
-                profile,
-                Bytes::copy_from_slice(data),
-                Some(token),
-            )
+            .send(&self.insert_sql, profile, data, Some(token))
             .await;
         if let Err(e) = &result
             && matches!(e.code, Some(16 | 60 | 81))

@@ -52,7 +52,7 @@ pub trait Store: Send + Sync + 'static {
     /// server-side deduplication where the server supports it.
     fn insert(
         &self,
-        data: &[u8],
+        data: bytes::Bytes,
         rows: usize,
         token: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
