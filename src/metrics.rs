@@ -246,7 +246,8 @@ impl Metrics {
         )));
 
         let hot = std::sync::Arc::new(Hot {
-            requests: [0, 1].map(|r| OUTCOMES.map(|o| requests.with_label_values(&[ROUTES[r], o.as_str()]))),
+            requests: [0, 1]
+                .map(|r| OUTCOMES.map(|o| requests.with_label_values(&[ROUTES[r], o.as_str()]))),
             callbacks: activity::KNOWN
                 .iter()
                 .chain(&["unknown", "none"])

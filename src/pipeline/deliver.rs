@@ -84,7 +84,8 @@ impl<S: Store> Deliverer<S> {
     pub async fn deliver(&self, batch: &Batch, shutdown: &Shutdown) -> Result<(), GaveUp> {
         self.metrics.batch_rows.observe(batch.rows() as f64);
         self.metrics.batch_bytes.observe(batch.bytes().len() as f64);
-        let mut todo: Vec<Range<usize>> = Vec::from([0..batch.rows()]);
+        let mut todo: Vec<Range<usize>> = Vec::new();
+        todo.push(0..batch.rows());
         while let Some(range) = todo.pop() {
             let token = if range.len() == batch.rows() {
                 batch.token.clone()

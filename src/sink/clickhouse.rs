@@ -63,6 +63,14 @@ pub(crate) fn to_store_error(e: clickhouse::error::Error) -> StoreError {
     }
 }
 
+/// An error while probing or migrating is about the server or the schema, never about the rows
+/// being inserted: retried, never isolated into the rejects.
+fn not_the_datas_fault(mut e: StoreError) -> StoreError {
+    e.class = ErrorClass::Transient;
+    e.message = format!("preparing the table: {}", e.message);
+    e
+}
+
 impl ClickHouseStore {
     pub fn new(config: ClickHouseConfig) -> Self {
         let mut client = Client::default()
@@ -117,11 +125,18 @@ impl ClickHouseStore {
             profile: Some(profile),
             ..Default::default()
         };
-        for st in schema::statements(profile, &self.config.target) {
+        // Tables first, then the columns a newer version added, then the views that read them
+        // (18.16 checks a view's columns when it is created).
+        let target = &self.config.target;
+        for st in schema::table_statements(profile, target) {
             self.execute(profile, &st.sql).await?;
             report.statements.push(st.what);
         }
         report.added_columns = self.add_missing_columns(profile).await?;
+        for st in schema::view_statements(profile, target) {
+            self.execute(profile, &st.sql).await?;
+            report.statements.push(st.what);
+        }
         *self.ready.lock().await = Some(profile);
         Ok(report)
     }
@@ -220,7 +235,7 @@ impl ClickHouseStore {
 
 impl Store for ClickHouseStore {
     async fn insert(&self, data: Bytes, _rows: usize, token: &str) -> Result<(), StoreError> {
-        let profile = self.ensure_ready().await?;
+        let profile = self.ensure_ready().await.map_err(not_the_datas_fault)?;
         let result = self
             .send(&self.insert_sql, profile, data, Some(token))
             .await;
@@ -234,7 +249,7 @@ impl Store for ClickHouseStore {
     }
 
     async fn insert_rejects(&self, rejects: &[Reject]) -> Result<(), StoreError> {
-        let profile = self.ensure_ready().await?;
+        let profile = self.ensure_ready().await.map_err(not_the_datas_fault)?;
         let mut data = Vec::new();
         for r in rejects {
             rb::put_u32(&mut data, r.rejected_at);

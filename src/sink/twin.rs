@@ -67,7 +67,12 @@ fn split_rows(data: &[u8]) -> Vec<Vec<u8>> {
 }
 
 impl Store for TwinStore {
-    async fn insert(&self, data: bytes::Bytes, _rows: usize, token: &str) -> Result<(), StoreError> {
+    async fn insert(
+        &self,
+        data: bytes::Bytes,
+        _rows: usize,
+        token: &str,
+    ) -> Result<(), StoreError> {
         let mut s = self.state.lock().unwrap();
         s.inserts += 1;
         if let Some(e) = s.faults.pop_front() {

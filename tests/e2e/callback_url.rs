@@ -338,7 +338,10 @@ fn run_binary(args: &[&str]) -> (String, String) {
 /// The URLs of the binary's output, each after its `# …` comment line.
 fn urls_of(stdout: &str) -> Vec<String> {
     let lines: Vec<&str> = stdout.lines().collect();
-    assert!(lines.len() % 2 == 0 && !lines.is_empty(), "{stdout}");
+    assert!(
+        lines.len().is_multiple_of(2) && !lines.is_empty(),
+        "{stdout}"
+    );
     lines
         .chunks(2)
         .map(|pair| {

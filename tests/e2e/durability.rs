@@ -199,7 +199,7 @@ async fn garbage_at_the_end_of_the_log_is_cut_and_every_good_record_lands() {
     assert_eq!(ok.len(), 300, "{statuses:?}");
     assert!(offline.terminate(Duration::from_secs(20)).success());
     // Damage: garbage appended to the newest non-empty segment, as a torn write leaves.
-    let wal = dir.path().join("wal");
+    let wal = offline.data_dir.join("wal");
     let mut segments: Vec<_> = std::fs::read_dir(&wal)
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -5,8 +5,11 @@
 
 mod support;
 
+mod analyst;
+mod callback_url;
 mod corpus;
 mod durability;
 mod fixtures;
 mod lifecycle;
 mod receive;
+mod schema;

@@ -261,7 +261,9 @@ fn expected_row(d: &Decoded, received_at: u32) -> Row {
                 put(w, name, json!(""));
                 put_nested(w, &format!("{name}_kv"), &[]);
             }
-            (Ty::Str | Ty::LowCard | Ty::Json, Value::Text(s)) => put(w, name, json!(s)),
+            (Ty::Str | Ty::LowCard | Ty::Json, Value::Text(_) | Value::Part(..)) => {
+                put(w, name, json!(d.cb.resolve(v)))
+            }
             (Ty::Str | Ty::LowCard | Ty::Json, _) => put(w, name, json!("")),
             (Ty::Time, Value::Time(t)) => put(w, name, json!(time((*t).into()))),
             (Ty::TimeMs, Value::TimeMs(ms)) => put(w, name, json!(time_ms(*ms))),

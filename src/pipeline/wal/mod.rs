@@ -544,11 +544,11 @@ impl LogReader {
         }
         let mut moved = 0;
         while batch.rows() < limits.max_rows && batch.data.len() < limits.max_bytes {
-            if let Some(stop) = self.stop_at {
-                if self.pos >= stop {
-                    self.stop_at = None;
-                    break;
-                }
+            if let Some(stop) = self.stop_at
+                && self.pos >= stop
+            {
+                self.stop_at = None;
+                break;
             }
             let durable = *self.durable.borrow();
             if self.pos >= durable {
@@ -650,7 +650,11 @@ impl LogReader {
         }
         let len = want.max(CHUNK as u64).min(available) as usize;
         self.chunk.resize(len, 0);
-        if self.file.as_ref().is_none_or(|(id, _)| *id != self.pos.segment) {
+        if self
+            .file
+            .as_ref()
+            .is_none_or(|(id, _)| *id != self.pos.segment)
+        {
             let f = File::open(segment_path(&self.shared.config.dir, self.pos.segment))?;
             self.file = Some((self.pos.segment, f));
         }

@@ -8,6 +8,11 @@
 //!   an activity land in the same partition and collapse.
 //! - `ORDER BY (activity_kind, event_date, callback_id)`: analysts filter by kind and time first;
 //!   ending on `callback_id` is what makes duplicates collapse.
+//!
+//! Beside the table, [`views`] defines what analysts read: per-activity views (exact, `FINAL`) and
+//! daily rollups fed by materialized views (approximate under duplicates).
+
+pub mod views;
 
 use crate::row::{Column, Profile, columns};
 
@@ -104,9 +109,17 @@ fn create_rejects(target: &Target) -> String {
     )
 }
 
-/// Every statement `migrate` runs on an empty server, in order.
+/// Every statement `migrate` runs, in order: [`table_statements`], then [`view_statements`].
 pub fn statements(profile: Profile, target: &Target) -> Vec<Statement> {
-    vec![
+    let mut all = table_statements(profile, target);
+    all.extend(view_statements(profile, target));
+    all
+}
+
+/// The database and the tables (callbacks, rejects, rollups): `CREATE … IF NOT EXISTS`, nothing
+/// that reads columns of the callbacks table.
+pub fn table_statements(profile: Profile, target: &Target) -> Vec<Statement> {
+    let mut out = vec![
         Statement {
             what: format!("database {}", target.database),
             sql: format!("CREATE DATABASE IF NOT EXISTS {}", target.database),
@@ -119,7 +132,17 @@ pub fn statements(profile: Profile, target: &Target) -> Vec<Statement> {
             what: format!("table {}", rejects_table(target)),
             sql: create_rejects(target),
         },
-    ]
+    ];
+    out.extend(views::rollup_tables(profile, target));
+    out
+}
+
+/// The materialized views that feed the rollups (`IF NOT EXISTS`, never dropped) and the
+/// per-activity views (dropped and created again, so they have the table's current columns).
+/// Both select columns of the callbacks table, and ClickHouse checks those when it creates a view:
+/// run these after the table has every column (after adding the missing ones).
+pub fn view_statements(profile: Profile, target: &Target) -> Vec<Statement> {
+    views::view_statements(profile, target)
 }
 
 /// The whole DDL as text, as `adjust-sink schema` prints it and `schema/` keeps it.
@@ -152,11 +175,106 @@ mod tests {
     #[test]
     fn legacy_ddl_avoids_what_18_16_rejects() {
         let ddl = render(Profile::Legacy, &target());
-        for word in ["CODEC", "TTL", "INDEX", "Map(", "DateTime64"] {
+        for word in [
+            "CODEC",
+            "TTL",
+            "INDEX",
+            "Map(",
+            "_map",
+            "DateTime64",
+            "DROP VIEW",
+            "JSONExtract",
+            "IF NOT EXISTS idx",
+            "ADD COLUMN IF NOT EXISTS",
+            "Bool",
+            "IPv4",
+            "IPv6",
+            "Date32",
+        ] {
             assert!(!ddl.contains(word), "legacy DDL contains {word}");
         }
         assert!(ddl.contains("ENGINE = ReplacingMergeTree"));
         assert!(ddl.contains("created_at_milli Nullable(Int64)"));
+        // 18.16 drops a view with DROP TABLE.
+        assert!(ddl.contains("DROP TABLE IF EXISTS adjust.installs;"));
+        assert!(ddl.contains("ENGINE = SummingMergeTree((installs))"));
+    }
+
+    /// Every column a view or a materialized view selects exists in the table: the wire columns of
+    /// [`columns`] (a `Nested` column as `<name>.key` and `<name>.value`), and on modern servers the
+    /// `Map` ALIAS columns.
+    #[test]
+    fn every_view_column_exists_in_the_table() {
+        for profile in [Profile::Legacy, Profile::Modern] {
+            let mut have: Vec<String> = columns().iter().flat_map(Column::wire_names).collect();
+            if profile == Profile::Modern {
+                let ddl = create_table(profile, &target());
+                for line in ddl.lines().filter(|l| l.contains(" ALIAS ")) {
+                    have.push(line.split_whitespace().next().unwrap().to_string());
+                }
+                assert!(have.contains(&"extra_map".to_string()));
+            }
+            for v in views::VIEWS {
+                let cols = v.columns(profile);
+                for c in &cols {
+                    assert!(
+                        have.contains(c),
+                        "{profile:?} view {}: no column {c}",
+                        v.name
+                    );
+                }
+                let mut unique = cols.clone();
+                unique.sort();
+                unique.dedup();
+                assert_eq!(unique.len(), cols.len(), "view {} repeats a column", v.name);
+            }
+            for r in views::ROLLUPS {
+                for c in r.reads() {
+                    assert!(
+                        have.iter().any(|h| h == c),
+                        "rollup {} reads {c}, not a column",
+                        r.table
+                    );
+                }
+            }
+        }
+    }
+
+    /// `migrate` runs the statements in order and adds missing columns between the two groups:
+    /// nothing in the first group reads the table's columns, and materialized views (which hold
+    /// the rollups' feed) are never dropped.
+    #[test]
+    fn statements_create_tables_first_and_never_drop_materialized_views() {
+        for profile in [Profile::Legacy, Profile::Modern] {
+            let t = target();
+            let tables = table_statements(profile, &t);
+            let views = view_statements(profile, &t);
+            assert!(
+                tables.iter().all(|s| s.sql.starts_with("CREATE ")),
+                "the first group only creates"
+            );
+            assert!(!tables.iter().any(|s| s.sql.contains(" VIEW ")));
+            let all: Vec<String> = statements(profile, &t).into_iter().map(|s| s.sql).collect();
+            let both: Vec<String> = tables.into_iter().chain(views).map(|s| s.sql).collect();
+            assert_eq!(all, both);
+            for s in &all {
+                if s.starts_with("DROP ") {
+                    let name = s.rsplit(' ').next().unwrap();
+                    assert!(
+                        views::VIEWS
+                            .iter()
+                            .any(|v| name == format!("adjust.{}", v.name)),
+                        "{s} drops something that is not a plain view"
+                    );
+                }
+            }
+            for r in views::ROLLUPS {
+                assert!(
+                    !all.iter()
+                        .any(|s| s.starts_with("DROP") && s.contains(r.table))
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,517 @@
+//! What analysts read: one plain view per activity and daily rollups fed by materialized views.
+//!
+//! - **Per-activity views** (`<db>.installs`, `<db>.events`, …): `SELECT <columns> FROM <table>
+//!   FINAL WHERE activity_kind IN (…)`. `FINAL` collapses duplicates at query time, so a view shows
+//!   each activity once. The columns come from the catalog: every placeholder whose [`Scope`] applies
+//!   to the activity (plus a few named ones, e.g. `installed_at` on events), the sink columns
+//!   ([`HEAD`]) and `extra`. Views hold no data: `migrate` drops and recreates them, so they follow
+//!   the table when columns are added.
+//! - **Daily rollups** (`<db>.installs_daily`, `<db>.revenue_daily`, `<db>.rejects_daily`):
+//!   `SummingMergeTree` tables fed by `<rollup>_mv` materialized views, sandbox traffic left out. A
+//!   materialized view sees every inserted block, duplicates included (`FINAL` cannot apply to an
+//!   insert), so the rollups count each *received* callback and are approximate when Adjust
+//!   delivers an activity twice; the per-activity views are exact. On modern servers a batch the
+//!   sink re-sends with the same dedup token is skipped in the rollups as in the table; 18.16 has
+//!   no tokens, so there a re-sent batch is counted again. Materialized views are created once
+//!   (`IF NOT EXISTS`) and never dropped by `migrate`: dropping one loses what arrives meanwhile,
+//!   so a changed definition needs a manual migration.
+
+use crate::adjust::catalog::{CATALOG, Placeholder, Scope, Ty};
+use crate::row::{HEAD, Profile};
+
+use super::{DEDUP_WINDOW, Statement, Target};
+
+/// One per-activity view.
+#[derive(Debug, Clone, Copy)]
+pub struct ActivityView {
+    pub name: &'static str,
+    /// The `activity_kind` values it shows.
+    pub kinds: &'static [&'static str],
+    /// Placeholders of these scopes are columns of the view.
+    pub scopes: &'static [Scope],
+    /// Further placeholders, of other scopes, that the activity carries.
+    pub also: &'static [&'static str],
+}
+
+use Scope::*;
+
+/// Revenue and currency placeholders of the `Event` scope (what ad revenue carries of it), and the
+/// install time (for cohorts).
+const AD_REVENUE_ALSO: &[&str] = &[
+    "revenue",
+    "revenue_float",
+    "currency",
+    "revenue_usd",
+    "revenue_usd_cents",
+    "revenue_cny_cents",
+    "reporting_revenue",
+    "reporting_currency",
+    "installed_at",
+];
+
+/// The per-activity views, in creation order. Kinds not listed here (updated attributions,
+/// `att_update`, `cost_updated`, subscriptions, GDPR erasures, unknown kinds) are only in the table.
+pub const VIEWS: &[ActivityView] = &[
+    ActivityView {
+        name: "installs",
+        kinds: &["install"],
+        scopes: &[
+            All,
+            Attribution,
+            Engagement,
+            Install,
+            Privacy,
+            Cost,
+            Partner,
+        ],
+        also: &[],
+    },
+    ActivityView {
+        name: "events",
+        kinds: &["event"],
+        scopes: &[All, Event, Privacy],
+        also: &["installed_at"],
+    },
+    ActivityView {
+        name: "sessions",
+        kinds: &["session"],
+        scopes: &[All, Session, Privacy],
+        also: &["installed_at"],
+    },
+    ActivityView {
+        name: "clicks",
+        kinds: &["click"],
+        scopes: &[All, Attribution, Engagement, Cost],
+        also: &[],
+    },
+    ActivityView {
+        name: "impressions",
+        kinds: &["impression"],
+        scopes: &[All, Attribution, Engagement, Cost],
+        also: &[],
+    },
+    ActivityView {
+        name: "reattributions",
+        kinds: &["reattribution", "reattribution_reinstall"],
+        scopes: &[
+            All,
+            Attribution,
+            Engagement,
+            Install,
+            Privacy,
+            Partner,
+            Uninstall,
+        ],
+        also: &[],
+    },
+    ActivityView {
+        name: "ad_revenue",
+        kinds: &["ad_revenue"],
+        scopes: &[All, AdRevenue],
+        also: AD_REVENUE_ALSO,
+    },
+    ActivityView {
+        name: "rejected",
+        kinds: &["rejected_install", "rejected_reattribution"],
+        scopes: &[All, Attribution, Engagement, Install, Fraud],
+        also: &[],
+    },
+    ActivityView {
+        name: "skan",
+        kinds: &[
+            "sk_install",
+            "sk_event",
+            "sk_qualifier",
+            "sk_cv_update",
+            "sk_install_direct",
+        ],
+        scopes: &[All, Skan],
+        also: &["event", "event_name", "installed_at"],
+    },
+    ActivityView {
+        name: "uninstalls",
+        kinds: &["uninstall", "reinstall"],
+        scopes: &[All, Uninstall],
+        also: &["installed_at", "last_session_time"],
+    },
+];
+
+impl ActivityView {
+    fn includes(&self, p: &Placeholder) -> bool {
+        self.scopes.contains(&p.scope) || self.also.contains(&p.name)
+    }
+
+    /// The view's columns, as selected from the table: the sink columns, the placeholders that
+    /// apply (a parameters placeholder with its `<name>_kv` arrays, and on modern servers its
+    /// `<name>_map`), then `extra` (plus `extra_map` on modern servers).
+    pub fn columns(&self, profile: Profile) -> Vec<String> {
+        let mut cols: Vec<String> = HEAD.iter().map(|c| c.to_string()).collect();
+        for p in CATALOG.iter().filter(|p| self.includes(p)) {
+            cols.push(p.name.to_string());
+            if p.ty == Ty::Params {
+                cols.extend(nested(&format!("{}_kv", p.name), profile));
+            }
+        }
+        cols.extend(nested("extra", profile));
+        cols
+    }
+
+    fn kinds_sql(&self) -> String {
+        self.kinds
+            .iter()
+            .map(|k| format!("'{k}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// `CREATE VIEW IF NOT EXISTS …`.
+    pub fn create(&self, profile: Profile, target: &Target) -> String {
+        format!(
+            "CREATE VIEW IF NOT EXISTS {}.{} AS\nSELECT\n{}\nFROM {} FINAL\nWHERE activity_kind IN ({})",
+            target.database,
+            self.name,
+            wrap(&self.columns(profile), "    ", 100),
+            target.table(),
+            self.kinds_sql()
+        )
+    }
+}
+
+/// A `Nested(key, value)` column as a view selects it: the two arrays (the shape 18.16 knows),
+/// and on modern servers the table's `Map` ALIAS column too.
+fn nested(name: &str, profile: Profile) -> Vec<String> {
+    let mut cols = vec![format!("{name}.key"), format!("{name}.value")];
+    if profile == Profile::Modern {
+        cols.push(format!("{}_map", name.trim_end_matches("_kv")));
+    }
+    cols
+}
+
+/// `items` joined with `, `, broken into lines of at most `width` characters.
+fn wrap(items: &[String], indent: &str, width: usize) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for (i, item) in items.iter().enumerate() {
+        let piece = if i + 1 < items.len() {
+            format!("{item},")
+        } else {
+            item.clone()
+        };
+        if !line.is_empty() && indent.len() + line.len() + 1 + piece.len() > width {
+            lines.push(format!("{indent}{line}"));
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&piece);
+    }
+    if !line.is_empty() {
+        lines.push(format!("{indent}{line}"));
+    }
+    lines.join("\n")
+}
+
+/// One column of a rollup: name, type, and the expression the materialized view computes it with.
+#[derive(Debug, Clone, Copy)]
+pub struct RollupColumn {
+    pub name: &'static str,
+    pub ty: &'static str,
+    pub expr: &'static str,
+}
+
+const fn col(name: &'static str, ty: &'static str, expr: &'static str) -> RollupColumn {
+    RollupColumn { name, ty, expr }
+}
+
+/// A `SummingMergeTree` table with one row per day and key, fed by the materialized view
+/// `<table>_mv` from every inserted callback of `kinds` (sandbox traffic left out).
+#[derive(Debug, Clone, Copy)]
+pub struct Rollup {
+    pub table: &'static str,
+    pub kinds: &'static [&'static str],
+    /// The key: `day` first, then the dimensions.
+    pub keys: &'static [RollupColumn],
+    /// The summed columns.
+    pub sums: &'static [RollupColumn],
+    /// What a row counts (shown by `migrate`).
+    pub what: &'static str,
+}
+
+const DAY: RollupColumn = col("day", "Date", "event_date");
+const LC: &str = "LowCardinality(String)";
+
+/// The rollups, in creation order.
+pub const ROLLUPS: &[Rollup] = &[
+    Rollup {
+        table: "installs_daily",
+        kinds: &["install"],
+        keys: &[
+            DAY,
+            col("app_token", LC, "app_token"),
+            col("app_name", LC, "app_name"),
+            col("network_name", LC, "network_name"),
+            col("campaign_name", "String", "campaign_name"),
+            col("country", LC, "country"),
+        ],
+        sums: &[col("installs", "UInt64", "count()")],
+        what: "installs per day, app, network, campaign and country",
+    },
+    Rollup {
+        table: "revenue_daily",
+        kinds: &["event", "ad_revenue", "subscription"],
+        keys: &[
+            DAY,
+            col("activity_kind", LC, "activity_kind"),
+            col("app_token", LC, "app_token"),
+            col("event", LC, "event"),
+            col("event_name", LC, "event_name"),
+            col("currency", LC, "currency"),
+        ],
+        sums: &[
+            col("events", "UInt64", "count()"),
+            col("revenue", "Float64", "sum(ifNull(revenue_float, 0))"),
+            col(
+                "reporting_revenue",
+                "Float64",
+                "sum(ifNull(reporting_revenue, 0))",
+            ),
+        ],
+        what: "callbacks and revenue per day, kind, app, event and currency",
+    },
+    Rollup {
+        table: "rejects_daily",
+        kinds: &["rejected_install", "rejected_reattribution"],
+        keys: &[
+            DAY,
+            col("activity_kind", LC, "activity_kind"),
+            col("app_token", LC, "app_token"),
+            col("rejection_reason", LC, "rejection_reason"),
+            col("network_name", LC, "network_name"),
+        ],
+        sums: &[col("rejects", "UInt64", "count()")],
+        what: "fraud rejections per day, kind, app, reason and network",
+    },
+];
+
+impl Rollup {
+    fn names(cols: &[RollupColumn]) -> String {
+        cols.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+    }
+
+    pub fn mv_name(&self) -> String {
+        format!("{}_mv", self.table)
+    }
+
+    /// The placeholders the materialized view reads (for the tests: all must be table columns).
+    pub fn reads(&self) -> Vec<&'static str> {
+        let mut names = vec!["activity_kind", "environment", "event_date"];
+        for c in self.keys.iter().chain(self.sums) {
+            for word in c
+                .expr
+                .split(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+                .filter(|w| !w.is_empty())
+            {
+                if !["count", "sum", "ifNull", "0"].contains(&word) && !names.contains(&word) {
+                    names.push(word);
+                }
+            }
+        }
+        names
+    }
+
+    /// `CREATE TABLE IF NOT EXISTS <db>.<rollup> … ENGINE = SummingMergeTree((sums))`. On modern
+    /// servers with the same insert deduplication window as the callbacks table: the block a
+    /// materialized view derives from a batch the sink re-sends with the same
+    /// `insert_deduplication_token` is then skipped too, so a retried batch is not counted twice.
+    pub fn create_table(&self, profile: Profile, target: &Target) -> String {
+        let cols: Vec<String> = self
+            .keys
+            .iter()
+            .chain(self.sums)
+            .map(|c| format!("    {} {}", c.name, c.ty))
+            .collect();
+        let settings = match profile {
+            Profile::Legacy => String::new(),
+            Profile::Modern => {
+                format!("\nSETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}")
+            }
+        };
+        format!(
+            "CREATE TABLE IF NOT EXISTS {}.{}\n(\n{}\n)\nENGINE = SummingMergeTree(({}))\nPARTITION BY toYYYYMM(day)\nORDER BY ({}){settings}",
+            target.database,
+            self.table,
+            cols.join(",\n"),
+            Self::names(self.sums),
+            Self::names(self.keys),
+        )
+    }
+
+    /// `CREATE MATERIALIZED VIEW IF NOT EXISTS <db>.<rollup>_mv TO <db>.<rollup> AS SELECT …`.
+    pub fn create_mv(&self, target: &Target) -> String {
+        let select: Vec<String> = self
+            .keys
+            .iter()
+            .chain(self.sums)
+            .map(|c| {
+                if c.expr == c.name {
+                    format!("    {}", c.name)
+                } else {
+                    format!("    {} AS {}", c.expr, c.name)
+                }
+            })
+            .collect();
+        let kinds: Vec<String> = self.kinds.iter().map(|k| format!("'{k}'")).collect();
+        format!(
+            "-- Counts every inserted row: an activity Adjust delivered twice (global and single-activity\n\
+             -- URL, Adjust's retries) is counted twice here (on 18.16 also a batch the sink re-sent after\n\
+             -- an ambiguous failure), while FINAL and the per-activity views show it once.\n\
+             CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{mv} TO {db}.{table} AS\nSELECT\n{select}\nFROM {source}\nWHERE activity_kind IN ({kinds}) AND environment != 'sandbox'\nGROUP BY {keys}",
+            db = target.database,
+            mv = self.mv_name(),
+            table = self.table,
+            select = select.join(",\n"),
+            source = target.table(),
+            kinds = kinds.join(", "),
+            keys = Self::names(self.keys),
+        )
+    }
+}
+
+/// The rollup tables (created before the columns of the callbacks table are brought up to date).
+pub fn rollup_tables(profile: Profile, target: &Target) -> Vec<Statement> {
+    ROLLUPS
+        .iter()
+        .map(|r| Statement {
+            what: format!("table {}.{} ({})", target.database, r.table, r.what),
+            sql: r.create_table(profile, target),
+        })
+        .collect()
+}
+
+/// The materialized views, then every per-activity view dropped and created again. Both read
+/// columns of the callbacks table, so they come after its columns are up to date.
+pub fn view_statements(profile: Profile, target: &Target) -> Vec<Statement> {
+    let mut out: Vec<Statement> = ROLLUPS
+        .iter()
+        .map(|r| Statement {
+            what: format!(
+                "materialized view {db}.{} -> {db}.{}",
+                r.mv_name(),
+                r.table,
+                db = target.database
+            ),
+            sql: r.create_mv(target),
+        })
+        .collect();
+    // 18.16 has no `DROP VIEW`; `DROP TABLE` drops a view there. Modern servers get `DROP VIEW`,
+    // which refuses to drop a table that happens to have the name.
+    let drop = match profile {
+        Profile::Legacy => "DROP TABLE",
+        Profile::Modern => "DROP VIEW",
+    };
+    for v in VIEWS {
+        let name = format!("{}.{}", target.database, v.name);
+        out.push(Statement {
+            what: format!("view {name} (dropped, to be created with the current columns)"),
+            sql: format!("{drop} IF EXISTS {name}"),
+        });
+        out.push(Statement {
+            what: format!("view {name} ({})", v.kinds.join(", ")),
+            sql: v.create(profile, target),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn has(view: &str, col: &str) -> bool {
+        let v = VIEWS.iter().find(|v| v.name == view).unwrap();
+        v.columns(Profile::Legacy).iter().any(|c| c == col)
+    }
+
+    #[test]
+    fn views_take_their_columns_from_the_scopes_that_apply() {
+        for v in VIEWS {
+            let cols = v.columns(Profile::Legacy);
+            for head in HEAD {
+                assert!(cols.iter().any(|c| c == head), "{} lacks {head}", v.name);
+            }
+            assert!(cols.ends_with(&["extra.key".to_string(), "extra.value".to_string()]));
+            assert!(!cols.iter().any(|c| c == "raw_query"));
+            for name in v.also {
+                assert!(
+                    CATALOG.iter().any(|p| p.name == *name),
+                    "{}: {name} is no placeholder",
+                    v.name
+                );
+            }
+        }
+        for col in [
+            "installed_at",
+            "click_time",
+            "att_status",
+            "match_type",
+            "cost_amount",
+        ] {
+            assert!(has("installs", col), "installs lacks {col}");
+        }
+        assert!(!has("installs", "revenue_float"));
+        for col in [
+            "event",
+            "revenue_float",
+            "reporting_revenue",
+            "installed_at",
+            "publisher_parameters",
+            "publisher_parameters_kv.key",
+        ] {
+            assert!(has("events", col), "events lacks {col}");
+        }
+        assert!(!has("events", "rejection_reason"));
+        for col in [
+            "ad_mediation_platform",
+            "reporting_revenue",
+            "revenue",
+            "installed_at",
+        ] {
+            assert!(has("ad_revenue", col), "ad_revenue lacks {col}");
+        }
+        assert!(!has("ad_revenue", "event_name"));
+        assert!(!has("ad_revenue", "publisher_parameters"));
+        assert!(has("rejected", "rejection_reason"));
+        assert!(has("skan", "sk_transaction_id"));
+        assert!(has("skan", "sk_conversion_value"));
+        assert!(has("uninstalls", "uninstalled_at"));
+        assert!(has("sessions", "session_count"));
+        assert!(!has("clicks", "session_count"));
+        let modern = VIEWS[0].columns(Profile::Modern);
+        assert!(modern.ends_with(&[
+            "extra.key".to_string(),
+            "extra.value".to_string(),
+            "extra_map".to_string()
+        ]));
+    }
+
+    #[test]
+    fn every_kind_has_at_most_one_view() {
+        let mut kinds: Vec<&str> = VIEWS.iter().flat_map(|v| v.kinds.iter().copied()).collect();
+        let n = kinds.len();
+        kinds.sort();
+        kinds.dedup();
+        assert_eq!(kinds.len(), n);
+    }
+
+    #[test]
+    fn wrap_breaks_lines_at_the_width() {
+        let items: Vec<String> = (0..30).map(|i| format!("column_{i}")).collect();
+        let text = wrap(&items, "    ", 40);
+        assert!(text.lines().all(|l| l.len() <= 40 && l.starts_with("    ")));
+        assert_eq!(
+            text.split(',').map(str::trim).collect::<Vec<_>>(),
+            items.iter().map(String::as_str).collect::<Vec<_>>()
+        );
+    }
+}
