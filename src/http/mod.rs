@@ -246,6 +246,9 @@ async fn healthz() -> HttpResponse {
         .body("ok\n")
 }
 
+/// Room a queue must have left to count as ready: a few dozen callbacks.
+const READY_HEADROOM: u64 = 64 << 10;
+
 /// Ready when callbacks are accepted now: not shutting down, and the queue (memory) or the disk
 /// budget (wal) has room. ClickHouse being down does not make a `wal` sink unready.
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
@@ -259,7 +262,7 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
                 let cap = m.queue_capacity_rows.get();
                 let bytes = m.queue_bytes.get();
                 let cap_bytes = m.queue_capacity_bytes.get();
-                let full = rows >= cap || bytes >= cap_bytes;
+                let full = rows >= cap || bytes + READY_HEADROOM as i64 > cap_bytes;
                 (
                     !full,
                     format!("memory queue {rows}/{cap} rows, {bytes}/{cap_bytes} bytes"),
@@ -268,7 +271,7 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             Ingest::Wal(w) => {
                 let (used, budget) = w.usage();
                 (
-                    used < budget,
+                    used + READY_HEADROOM < budget,
                     format!("write-ahead log {used}/{budget} bytes"),
                 )
             }
