@@ -54,40 +54,62 @@ pub fn for_each_pair<'a>(
             (Cow::Borrowed(part), Damage::default())
         }
     };
-    let mut start = 0;
-    for end in memchr::memchr_iter(b'&', input.as_bytes()).chain(std::iter::once(input.len())) {
+    let bytes = input.as_bytes();
+    let (mut start, mut eq) = (0, usize::MAX);
+    let (mut key_escaped, mut value_escaped) = (false, false);
+    let mut emit = |start: usize, eq: usize, end: usize, key_escaped: bool, value_escaped: bool| {
         if end > start {
-            let pair = &input[start..end];
-            // Pairs are short: one scalar pass finds `=` and whether either side needs decoding.
-            let (mut eq, mut key_escaped, mut value_escaped) = (None, false, false);
-            for (i, &c) in pair.as_bytes().iter().enumerate() {
-                if SPECIAL[usize::from(c)] {
-                    match (c, eq) {
-                        (b'=', None) => eq = Some(i),
-                        (b'%' | b'+', None) => key_escaped = true,
-                        (b'%' | b'+', Some(_)) => value_escaped = true,
-                        _ => {}
-                    }
-                }
-            }
-            let (k, v) = match eq {
-                Some(i) => (&pair[..i], &pair[i + 1..]),
-                None => (pair, ""),
+            let (k, v) = if eq == usize::MAX {
+                (&input[start..end], "")
+            } else {
+                (&input[start..eq], &input[eq + 1..end])
             };
             f(decode(k, key_escaped), decode(v, value_escaped));
         }
-        start = end + 1;
+    };
+    // Eight bytes at a time: most bytes are none of `&`, `=`, `%`, `+`, and a word without any
+    // of them is skipped with a handful of operations.
+    let mut at = 0;
+    while at < bytes.len() {
+        let word = match bytes.get(at..at + 8) {
+            Some(eight) => u64::from_le_bytes(eight.try_into().expect("8 bytes")),
+            None => {
+                let mut tail = [0u8; 8];
+                tail[..bytes.len() - at].copy_from_slice(&bytes[at..]);
+                u64::from_le_bytes(tail)
+            }
+        };
+        let mut candidates = specials(word);
+        while candidates != 0 {
+            let i = at + (candidates.trailing_zeros() / 8) as usize;
+            candidates &= candidates - 1;
+            match bytes.get(i) {
+                Some(b'&') => {
+                    emit(start, eq, i, key_escaped, value_escaped);
+                    (start, eq, key_escaped, value_escaped) = (i + 1, usize::MAX, false, false);
+                }
+                Some(b'=') if eq == usize::MAX => eq = i,
+                Some(b'%' | b'+') if eq == usize::MAX => key_escaped = true,
+                Some(b'%' | b'+') => value_escaped = true,
+                _ => {}
+            }
+        }
+        at += 8;
     }
+    emit(start, eq, bytes.len(), key_escaped, value_escaped);
 }
 
-/// Bytes that matter inside a pair.
-static SPECIAL: [bool; 256] = {
-    let mut t = [false; 256];
-    t[b'=' as usize] = true;
-    t[b'%' as usize] = true;
-    t[b'+' as usize] = true;
-    t
-};
+/// A mask with the high bit set in every byte of `w` that may be `&`, `=`, `%` or `+` (exact
+/// for the lowest match; later bytes may be false positives, which the caller checks).
+fn specials(w: u64) -> u64 {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
+    zero(w ^ (LO * u64::from(b'&')))
+        | zero(w ^ (LO * u64::from(b'=')))
+        | zero(w ^ (LO * u64::from(b'%')))
+        | zero(w ^ (LO * u64::from(b'+')))
+}
 
 /// Percent-decodes one component once, `+` meaning a space.
 pub fn decode_component(raw: &[u8]) -> (Cow<'_, str>, Damage) {
