@@ -25,7 +25,7 @@ use adjust_sink::schema::views::VIEWS;
 
 use crate::corpus::send;
 use crate::fixtures::load_all;
-use crate::support::{Db, Sink};
+use crate::support::{Db, Sink, migrate};
 
 const APP: &str = "qz7t0wn4pp01";
 /// 2024-07-01 00:00:00 UTC.
@@ -442,24 +442,6 @@ fn identities(sent: &[(String, &str, Body<'_>)]) -> BTreeSet<(String, u64)> {
             (cb.activity_kind().to_string(), callback_id(&cb))
         })
         .collect()
-}
-
-fn migrate(db: &Db) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_adjust-sink"))
-        .args([
-            "migrate",
-            "--clickhouse-url",
-            &db.url,
-            "--database",
-            &db.name,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "migrate failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 async fn view_columns(db: &Db, view: &str) -> Vec<String> {

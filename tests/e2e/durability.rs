@@ -118,21 +118,7 @@ async fn a_spent_disk_budget_sheds_then_recovers() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_row_clickhouse_refuses_goes_to_the_rejects_table_and_the_rest_lands() {
     let db = Db::fresh("poison").await;
-    let migrate = std::process::Command::new(env!("CARGO_BIN_EXE_adjust-sink"))
-        .args([
-            "migrate",
-            "--clickhouse-url",
-            &db.url,
-            "--database",
-            &db.name,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        migrate.status.success(),
-        "{}",
-        String::from_utf8_lossy(&migrate.stderr)
-    );
+    crate::support::migrate(&db);
     // A server-side rule that refuses one value: the kind of row-level error ClickHouse raises.
     db.query(&format!(
         "ALTER TABLE {} ADD COLUMN guard UInt8 MATERIALIZED throwIf(app_name = 'poison')",
@@ -190,11 +176,7 @@ async fn garbage_at_the_end_of_the_log_is_cut_and_every_good_record_lands() {
     let db = Db::fresh("torn").await;
     let dir = tempfile::tempdir().unwrap();
     // First life: ClickHouse unreachable, so everything stays in the log.
-    let mut args = crate::support::base_args(&db, dir.path());
-    let url = args.iter().position(|a| a == "--clickhouse-url").unwrap() + 1;
-    args[url] = "http://127.0.0.1:9".into();
-    args.extend(["--shutdown-timeout".into(), "1s".into()]);
-    let mut offline = Sink::spawn(args, dir.path().to_path_buf()).await;
+    let mut offline = Sink::start_offline(&db, dir.path()).await;
     let (ok, statuses) = blast(&offline, 300, 8, "torn").await;
     assert_eq!(ok.len(), 300, "{statuses:?}");
     assert!(offline.terminate(Duration::from_secs(20)).success());
@@ -229,11 +211,7 @@ async fn garbage_at_the_end_of_the_log_is_cut_and_every_good_record_lands() {
 async fn check_shows_the_backlog_and_replay_delivers_it() {
     let db = Db::fresh("replay").await;
     let dir = tempfile::tempdir().unwrap();
-    let mut args = crate::support::base_args(&db, dir.path());
-    let url = args.iter().position(|a| a == "--clickhouse-url").unwrap() + 1;
-    args[url] = "http://127.0.0.1:9".into();
-    args.extend(["--shutdown-timeout".into(), "1s".into()]);
-    let mut offline = Sink::spawn(args, dir.path().to_path_buf()).await;
+    let mut offline = Sink::start_offline(&db, dir.path()).await;
     let (ok, _) = blast(&offline, 200, 8, "replay").await;
     assert_eq!(ok.len(), 200);
     assert!(offline.terminate(Duration::from_secs(20)).success());

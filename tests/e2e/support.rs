@@ -209,6 +209,20 @@ impl Sink {
         sink
     }
 
+    /// Starts a sink in `data_dir` whose ClickHouse is unreachable (everything stays in its
+    /// write-ahead log) and that gives up flushing 1 s after SIGTERM.
+    pub async fn start_offline(db: &Db, data_dir: &Path) -> Sink {
+        let mut args = base_args(db, data_dir);
+        let url = args
+            .iter()
+            .position(|a| a == "--clickhouse-url")
+            .expect("url flag")
+            + 1;
+        args[url] = "http://127.0.0.1:9".into();
+        args.extend(["--shutdown-timeout".into(), "1s".into()]);
+        Sink::spawn(args, data_dir.to_path_buf()).await
+    }
+
     /// Starts a sink with a given data directory (kept by the caller, e.g. across restarts).
     pub async fn start_in(db: &Db, data_dir: &Path, extra: &[&str]) -> Sink {
         let mut args = base_args(db, data_dir);
@@ -531,4 +545,23 @@ pub async fn assert_exactly_once(db: &Db, acknowledged: &[String]) {
     db.query(&format!("OPTIMIZE TABLE {t} FINAL")).await;
     let after = db.number(&format!("SELECT count() FROM {t}")).await;
     assert_eq!(after, distinct, "duplicates left after merging");
+}
+
+/// Runs `adjust-sink migrate` for `db` and asserts it succeeded.
+pub fn migrate(db: &Db) {
+    let out = Command::new(env!("CARGO_BIN_EXE_adjust-sink"))
+        .args([
+            "migrate",
+            "--clickhouse-url",
+            &db.url,
+            "--database",
+            &db.name,
+        ])
+        .output()
+        .expect("run migrate");
+    assert!(
+        out.status.success(),
+        "migrate failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
