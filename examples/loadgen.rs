@@ -80,6 +80,10 @@ struct Args {
     /// Print the report as one JSON line on stdout.
     #[arg(long)]
     json: bool,
+
+    /// Print N generated query strings (with a sample nonce) and exit without sending.
+    #[arg(long, value_name = "N")]
+    print_sample: Option<usize>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -270,7 +274,8 @@ fn template(rng: &mut Rng, now: u64) -> Template {
     let created_at = now - rng.below(3600);
     let click_time = created_at - rng.below(86_400);
     let installed_at = click_time + rng.below(600);
-    let tracker = rng.alnum(6 + rng.below(3) as usize);
+    let tracker_len = 6 + rng.below(3) as usize;
+    let tracker = rng.alnum(tracker_len);
 
     let mut p: Vec<(&str, String)> = Vec::with_capacity(48);
     let mut add = |k: &'static str, v: String| p.push((k, v));
@@ -286,23 +291,29 @@ fn template(rng: &mut Rng, now: u64) -> Template {
         format!("{}.{}.{}", 1 + rng.below(6), rng.below(20), rng.below(10)),
     );
     add("environment", "production".into());
-    add(
-        "store",
-        if ios { "itunes" } else { "google" }.into(),
-    );
+    add("store", if ios { "itunes" } else { "google" }.into());
     add(
         "sdk_version",
         if ios { "ios4.38.2" } else { "android4.38.3" }.into(),
     );
     add("tracker", tracker);
-    add(
-        "tracker_name",
-        enc(&format!("{network}::{campaign}::{adgroup}::{creative}")),
-    );
-    add("network_name", enc(network));
-    add("campaign_name", enc(campaign));
-    add("adgroup_name", enc(adgroup));
-    add("creative_name", enc(creative));
+    if network == "Organic" {
+        // Organic traffic has no campaign structure.
+        add("tracker_name", network.into());
+        add("network_name", network.into());
+        add("campaign_name", String::new());
+        add("adgroup_name", String::new());
+        add("creative_name", String::new());
+    } else {
+        add(
+            "tracker_name",
+            enc(&format!("{network}::{campaign}::{adgroup}::{creative}")),
+        );
+        add("network_name", enc(network));
+        add("campaign_name", enc(campaign));
+        add("adgroup_name", enc(adgroup));
+        add("creative_name", enc(creative));
+    }
     add("adid", rng.hex(32));
     if ios {
         add("idfa", rng.uuid().to_uppercase());
@@ -360,8 +371,9 @@ fn template(rng: &mut Rng, now: u64) -> Template {
     add("city", enc(city));
     add("language", language.into());
     add("timezone", enc(tz));
-    add("isp", enc(rng.pick(ISPS)));
-    add("connection_type", enc(rng.pick(CONNECTIONS)));
+    let (isp, connection) = (*rng.pick(ISPS), *rng.pick(CONNECTIONS));
+    add("isp", enc(isp));
+    add("connection_type", enc(connection));
     add("created_at", created_at.to_string());
     add("click_time", click_time.to_string());
     add(
@@ -403,7 +415,10 @@ fn template(rng: &mut Rng, now: u64) -> Template {
         "session" => {
             add("installed_at", installed_at.to_string());
             add("session_count", (2 + rng.below(200)).to_string());
-            add("last_session_time", (created_at - rng.below(7200)).to_string());
+            add(
+                "last_session_time",
+                (created_at - rng.below(7200)).to_string(),
+            );
             add("time_spent", rng.below(3600).to_string());
         }
         _ => {}
@@ -589,9 +604,9 @@ async fn connection(shared: Arc<Shared>, conn_id: usize) -> Outcome {
     let mut seq: u64 = 0;
     let mut uri_buf = String::with_capacity(1600);
     // Connections are staggered over one interval so the total rate is smooth.
-    let mut next = shared.interval.map(|iv| {
-        shared.start + iv.mul_f64(conn_id as f64 / shared.connections as f64)
-    });
+    let mut next = shared
+        .interval
+        .map(|iv| shared.start + iv.mul_f64(conn_id as f64 / shared.connections as f64));
 
     loop {
         if let Some(at) = next {
@@ -599,7 +614,9 @@ async fn connection(shared: Arc<Shared>, conn_id: usize) -> Outcome {
                 break;
             }
             tokio::time::sleep_until(at.into()).await;
-        } else if Instant::now() >= shared.deadline {
+        }
+        // A connection behind its schedule does not catch up past the end of the run.
+        if Instant::now() >= shared.deadline {
             break;
         }
         if shared.issued.fetch_add(1, Ordering::Relaxed) >= shared.max_requests {
@@ -698,6 +715,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let templates: Vec<Template> = (0..args.pool.max(1))
         .map(|_| template(&mut rng, now.as_secs()))
         .collect();
+    if let Some(n) = args.print_sample {
+        for t in templates.iter().take(n) {
+            println!("{}{}{:032x}{}", target.path, t.head, 0, t.tail);
+        }
+        return Ok(());
+    }
     let avg_query = templates
         .iter()
         .map(|t| t.head.len() + 32 + t.tail.len())
@@ -744,10 +767,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         counts.errors += o.counts.errors;
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let sent =
-        counts.ok + counts.forbidden + counts.unavailable + counts.other + counts.errors;
+    let sent = counts.ok + counts.forbidden + counts.unavailable + counts.other + counts.errors;
     let rate = if elapsed > 0.0 {
         sent as f64 / elapsed
+    } else {
+        0.0
+    };
+    let ok_rate = if elapsed > 0.0 {
+        counts.ok as f64 / elapsed
     } else {
         0.0
     };
@@ -766,6 +793,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "duration_s": (elapsed * 1000.0).round() / 1000.0,
             "requests": sent,
             "rate": (rate * 10.0).round() / 10.0,
+            "ok_rate": (ok_rate * 10.0).round() / 10.0,
             "ok": counts.ok,
             "status_200": counts.ok,
             "status_403": counts.forbidden,
@@ -790,7 +818,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             args.connections, avg_query
         );
         println!("  requests      {sent} in {elapsed:.2} s");
-        println!("  rate          {rate:.0} req/s");
+        println!("  rate          {rate:.0} req/s ({ok_rate:.0} acknowledged/s)");
         println!(
             "  latency (ms)  p50 {p50:.3}  p99 {p99:.3}  p99.9 {p999:.3}  max {:.3}  mean {:.3}",
             ms(hist.max),
@@ -839,15 +867,21 @@ mod tests {
     #[test]
     fn templates_look_like_callbacks() {
         let mut rng = Rng(7);
-        let ts: Vec<_> = (0..200).map(|_| template(&mut rng, 1_700_000_000)).collect();
-        let avg = ts.iter().map(|t| t.head.len() + t.tail.len()).sum::<usize>() / ts.len();
+        let ts: Vec<_> = (0..200)
+            .map(|_| template(&mut rng, 1_700_000_000))
+            .collect();
+        let avg = ts
+            .iter()
+            .map(|t| t.head.len() + t.tail.len())
+            .sum::<usize>()
+            / ts.len();
         assert!((700..1400).contains(&avg), "average query {avg} bytes");
         for t in &ts {
             let q = format!("{}{}{}", t.head, "0".repeat(32), t.tail);
             let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&q).unwrap();
             assert!(pairs.len() >= 38, "{} placeholders", pairs.len());
             assert_eq!(pairs.iter().filter(|(k, _)| k == "nonce").count(), 1);
-            assert!(q.contains("tracker_name=") && q.contains("%3A%3A"));
+            assert!(q.contains("tracker_name="));
         }
     }
 }

@@ -1,0 +1,447 @@
+#!/usr/bin/env bash
+# End-to-end throughput benchmark of adjust-sink against a local ClickHouse server.
+#
+# Usage: scripts/bench.sh
+#
+# One run measures, with the same load generator settings (examples/loadgen.rs):
+#   (a) ceiling   the bare HTTP ceiling (examples/ceiling.rs), flat out
+#   (b) memory    adjust-sink --durability memory into a fresh database, flat out; then waits for
+#                 the sink to drain and checks that every acknowledged callback landed
+#   (c) wal       the same with --durability wal
+#   (d) half      p50/p99/p99.9 at half of (c)'s rate, against the wal sink of (c)
+#   (e) overload  a memory sink at twice (b)'s rate: 503 count, peak RSS, liveness, and whether
+#                 a request right afterwards is answered 200
+# and prints the figures; a machine-readable copy goes to target/bench/summary.txt.
+#
+# Environment:
+#   BENCH_DURATION           length of each flat-out and half-rate run (default 15s)
+#   BENCH_CONNECTIONS        load generator connections (default 64)
+#   BENCH_OVERLOAD_DURATION  length of the overload run (default 10s)
+#   BENCH_LOADGEN_THREADS    load generator threads (default 1)
+#   BENCH_KEEP_DB=1          keep the bench_* databases and the sinks' data directories
+#                            (dropped at the end otherwise)
+#
+# The local ClickHouse server (deploy/local/clickhouse.sh) is started when it does not run, and
+# stopped at the end only in that case. Exits non-zero when a check fails.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+DURATION="${BENCH_DURATION:-15s}"
+CONNECTIONS="${BENCH_CONNECTIONS:-64}"
+OVERLOAD_DURATION="${BENCH_OVERLOAD_DURATION:-10s}"
+THREADS="${BENCH_LOADGEN_THREADS:-1}"
+OUT=target/bench
+SINK=target/release/adjust-sink
+LOADGEN=target/release/examples/loadgen
+CEILING=target/release/examples/ceiling
+DRAIN_TIMEOUT=60
+TS="$(date -u +%Y%m%d_%H%M%S)"
+
+step() { echo "==> $*" >&2; }
+die() {
+    echo "bench.sh: $*" >&2
+    exit 1
+}
+
+# --- processes ------------------------------------------------------------------------
+
+PIDS=()
+STARTED_CLICKHOUSE=0
+DATABASES=()
+CH_URL=""
+
+stop_pid() { # pid [timeout seconds]
+    local pid="$1" timeout="${2:-40}" deadline
+    kill -0 "$pid" 2>/dev/null || {
+        wait "$pid" 2>/dev/null || true
+        return 0
+    }
+    kill -TERM "$pid" 2>/dev/null || true
+    deadline=$((SECONDS + timeout))
+    while kill -0 "$pid" 2>/dev/null; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            echo "bench.sh: pid $pid did not stop within ${timeout}s; sending SIGKILL" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+            break
+        fi
+        sleep 0.1
+    done
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$? pid db
+    trap - EXIT INT TERM
+    for pid in "${PIDS[@]}"; do
+        stop_pid "$pid" 10
+    done
+    if [ -n "$CH_URL" ] && [ "${BENCH_KEEP_DB:-0}" != 1 ]; then
+        for db in "${DATABASES[@]}"; do
+            curl -sf --max-time 30 "$CH_URL/" --data-binary "DROP DATABASE IF EXISTS $db" \
+                >/dev/null 2>&1 || true
+        done
+    fi
+    if [ "${BENCH_KEEP_DB:-0}" != 1 ]; then
+        rm -rf "$OUT"/data-*
+    fi
+    if [ "$STARTED_CLICKHOUSE" = 1 ]; then
+        deploy/local/clickhouse.sh stop || true
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+forget_pid() {
+    local pid="$1" p keep=()
+    for p in "${PIDS[@]}"; do
+        [ "$p" = "$pid" ] || keep+=("$p")
+    done
+    PIDS=("${keep[@]}")
+}
+
+# --- helpers --------------------------------------------------------------------------
+
+# json_num KEY JSON: a number from the load generator's one-line report.
+json_num() {
+    printf '%s' "$2" | sed -n "s/.*\"$1\":\([-0-9.eE+]*\).*/\1/p"
+}
+
+# calc EXPR: floating point arithmetic (awk), printed with up to 3 decimals.
+calc() {
+    awk "BEGIN { v = $1; if (v == int(v)) printf \"%d\", v; else printf \"%.3f\", v }"
+}
+
+# probe MAIN: sends one callback with a fresh nonce; prints the HTTP status (000: no answer).
+probe() {
+    curl -s -o /dev/null --max-time 5 -w '%{http_code}' \
+        "http://$1/adjust?activity_kind=click&app_token=4w565xzmb54d&adid=0123456789abcdef0123456789abcdef&created_at=$(date +%s)&nonce=probe$(date +%s%N)" ||
+        true
+}
+
+# metrics ADMIN: the sink's metrics page (empty when the sink does not answer).
+metrics() { curl -sf --max-time 5 "http://$1/metrics" || true; }
+
+# metric ADMIN NAME: value of an unlabeled metric (0 when absent).
+metric() {
+    metrics "$1" | awk -v n="$2" '$1 == n { v = $2 } END { printf "%s", (v == "" ? 0 : v) }'
+}
+
+# metric_sum ADMIN NAME: sum over every label set of a metric.
+metric_sum() {
+    metrics "$1" | awk -v n="$2" 'index($1, n "{") == 1 || $1 == n { s += $2 } END { if (s == int(s)) printf "%d", s; else printf "%.6f", s }'
+}
+
+clickhouse() { curl -sf --max-time 60 "$CH_URL/" --data-binary "$1"; }
+
+vm_hwm_mb() { # peak resident set size of PID in MB
+    awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo 0
+}
+
+# loadgen NAME URL [args...]: runs the load generator, saves and prints the JSON report.
+loadgen() {
+    local name="$1" url="$2" report
+    shift 2
+    report="$("$LOADGEN" --url "$url" --connections "$CONNECTIONS" --threads "$THREADS" \
+        --json "$@")" || die "loadgen ($name) failed"
+    printf '%s\n' "$report" >"$OUT/loadgen-$name.json"
+    printf '%s' "$report"
+}
+
+# start_sink MODE DATABASE [args...]: starts a sink; sets SINK_PID, SINK_MAIN, SINK_ADMIN.
+start_sink() {
+    local mode="$1" db="$2" log="$OUT/sink-$1.log" line deadline
+    shift 2
+    rm -rf "$OUT/data-$mode"
+    "$SINK" serve \
+        --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+        --clickhouse-url "$CH_URL" --database "$db" \
+        --no-default-allow --allow 127.0.0.1/32 \
+        --data-dir "$OUT/data-$mode" --durability "${DURABILITY:-$mode}" \
+        "$@" </dev/null >"$log" 2>&1 &
+    SINK_PID=$!
+    PIDS+=("$SINK_PID")
+    DATABASES+=("$db")
+    deadline=$((SECONDS + 30))
+    line=""
+    while [ -z "$line" ]; do
+        kill -0 "$SINK_PID" 2>/dev/null || {
+            tail -n 20 "$log" >&2
+            die "the $mode sink exited during startup (log: $log)"
+        }
+        [ "$SECONDS" -lt "$deadline" ] || die "the $mode sink did not start within 30 s"
+        sleep 0.1
+        line="$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -m1 'listening main=' || true)"
+    done
+    SINK_MAIN="$(printf '%s' "$line" | sed -n 's/.*listening main=\([^ ]*\).*/\1/p')"
+    SINK_ADMIN="$(printf '%s' "$line" | sed -n 's/.* admin=\([^ ]*\).*/\1/p')"
+    [ -n "$SINK_MAIN" ] && [ -n "$SINK_ADMIN" ] || die "cannot parse the listen line: $line"
+    # Load starts once one callback went all the way (the table exists, ClickHouse answers);
+    # that warm-up row counts among the rows expected in the database.
+    local code
+    code="$(probe "$SINK_MAIN")"
+    [ "$code" = 200 ] || die "the $mode sink answered $code to the warm-up callback"
+    SINK_EXTRA=1
+    deadline=$((SECONDS + 30))
+    until [ "$(metric "$SINK_ADMIN" adjust_sink_rows_written_total)" = 1 ]; do
+        [ "$SECONDS" -lt "$deadline" ] ||
+            die "the $mode sink did not deliver its warm-up callback in 30 s (log: $log)"
+        sleep 0.1
+    done
+}
+
+# drain ADMIN EXPECTED: waits until the sink wrote EXPECTED rows; prints the seconds it took.
+drain() {
+    local admin="$1" want="$2" start=$SECONDS written
+    while :; do
+        written="$(metric "$admin" adjust_sink_rows_written_total)"
+        [ "${written%.*}" -ge "$want" ] && break
+        if [ $((SECONDS - start)) -ge "$DRAIN_TIMEOUT" ]; then
+            echo "bench.sh: drain timeout: $written of $want rows written after ${DRAIN_TIMEOUT}s" >&2
+            break
+        fi
+        sleep 0.25
+    done
+    echo $((SECONDS - start))
+}
+
+# landed DATABASE: "count uniq" of the callbacks table after FINAL.
+landed() {
+    clickhouse "SELECT count(), uniqExact(callback_id) FROM $1.callbacks FINAL FORMAT TSV" |
+        tr '\t' ' '
+}
+
+declare -A R # every figure, by name
+CHECKS_FAILED=0
+
+check() { # NAME OK(0/1) DETAIL
+    if [ "$2" = 1 ]; then
+        R[check_$1]=PASS
+    else
+        R[check_$1]=FAIL
+        CHECKS_FAILED=1
+    fi
+    echo "    check $1: ${R[check_$1]} ($3)" >&2
+}
+
+# run_sink_phase MODE: (b)/(c): flat-out load, drain, verify; leaves the sink running.
+run_sink_phase() {
+    local mode="$1" db="bench_${TS}_$1" report ok want flushes0 flushes1 bsum0 bsum1 bcount0 bcount1
+    local bbytes0 bbytes1 isum0 isum1 icount0 icount1 dur waited count uniq
+    step "($mode) adjust-sink --durability $mode, database $db"
+    start_sink "$mode" "$db"
+    flushes0="$(metric_sum "$SINK_ADMIN" adjust_sink_flushes_total)"
+    bsum0="$(metric "$SINK_ADMIN" adjust_sink_batch_rows_sum)"
+    bbytes0="$(metric "$SINK_ADMIN" adjust_sink_batch_bytes_sum)"
+    isum0="$(metric_sum "$SINK_ADMIN" adjust_sink_insert_duration_seconds_sum)"
+    icount0="$(metric_sum "$SINK_ADMIN" adjust_sink_insert_duration_seconds_count)"
+    bcount0="$(metric "$SINK_ADMIN" adjust_sink_batch_rows_count)"
+    report="$(loadgen "$mode" "http://$SINK_MAIN" --duration "$DURATION")"
+    flushes1="$(metric_sum "$SINK_ADMIN" adjust_sink_flushes_total)"
+    echo "    $report" >&2
+    ok="$(json_num ok "$report")"
+    dur="$(json_num duration_s "$report")"
+    R[${mode}_rate]="$(json_num rate "$report")"
+    R[${mode}_ok_rate]="$(json_num ok_rate "$report")"
+    R[${mode}_requests]="$(json_num requests "$report")"
+    R[${mode}_acknowledged]="$ok"
+    R[${mode}_status_503]="$(json_num status_503 "$report")"
+    R[${mode}_errors]="$(json_num errors "$report")"
+    R[${mode}_p50_ms]="$(json_num p50_ms "$report")"
+    R[${mode}_p99_ms]="$(json_num p99_ms "$report")"
+    R[${mode}_p999_ms]="$(json_num p999_ms "$report")"
+    R[${mode}_inserts_per_s]="$(calc "($flushes1 - $flushes0) / $dur")"
+    want=$((ok + SINK_EXTRA))
+    waited="$(drain "$SINK_ADMIN" "$want")"
+    R[${mode}_drain_s]="$waited"
+    R[${mode}_rows_written]="$(metric "$SINK_ADMIN" adjust_sink_rows_written_total)"
+    # Batches of the load only (the warm-up batch is left out).
+    bsum1="$(metric "$SINK_ADMIN" adjust_sink_batch_rows_sum)"
+    bcount1="$(metric "$SINK_ADMIN" adjust_sink_batch_rows_count)"
+    R[${mode}_batches]="$(calc "$bcount1 - $bcount0")"
+    R[${mode}_avg_batch_rows]="$(calc "$bcount1 > $bcount0 ? ($bsum1 - $bsum0) / ($bcount1 - $bcount0) : 0")"
+    bbytes1="$(metric "$SINK_ADMIN" adjust_sink_batch_bytes_sum)"
+    R[${mode}_avg_row_bytes]="$(calc "$bsum1 > $bsum0 ? int(($bbytes1 - $bbytes0) / ($bsum1 - $bsum0)) : 0")"
+    isum1="$(metric_sum "$SINK_ADMIN" adjust_sink_insert_duration_seconds_sum)"
+    icount1="$(metric_sum "$SINK_ADMIN" adjust_sink_insert_duration_seconds_count)"
+    R[${mode}_avg_insert_ms]="$(calc "$icount1 > $icount0 ? int(($isum1 - $isum0) / ($icount1 - $icount0) * 1000) : 0")"
+    R[${mode}_flushes]="$(metric_sum "$SINK_ADMIN" adjust_sink_flushes_total)"
+    R[${mode}_peak_rss_mb]="$(vm_hwm_mb "$SINK_PID")"
+    read -r count uniq <<<"$(landed "$db")"
+    R[${mode}_rows_landed]="$count"
+    R[${mode}_rows_unique]="$uniq"
+    check "${mode}_landed" "$([ "$count" = "$want" ] && [ "$uniq" = "$want" ] && echo 1 || echo 0)" \
+        "acknowledged $want (1 warm-up), landed $count, unique callback_id $uniq"
+}
+
+# --- build and ClickHouse -------------------------------------------------------------
+
+mkdir -p "$OUT"
+step "building (release): adjust-sink, examples loadgen and ceiling"
+cargo build --release --bin adjust-sink --example loadgen --example ceiling
+
+step "local ClickHouse"
+if ! deploy/local/clickhouse.sh status >/dev/null 2>&1; then
+    STARTED_CLICKHOUSE=1
+fi
+CH_URL="$(deploy/local/clickhouse.sh start)"
+CH_VERSION="$(clickhouse 'SELECT version()')"
+echo "    $CH_URL (ClickHouse $CH_VERSION)" >&2
+
+R[machine_nproc]="$(nproc)"
+R[machine_cpu]="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1 | tr ' ' '_')"
+R[clickhouse_version]="$CH_VERSION"
+R[duration]="$DURATION"
+R[connections]="$CONNECTIONS"
+R[loadgen_threads]="$THREADS"
+R[loadavg_start]="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# --- (a) ceiling ----------------------------------------------------------------------
+
+step "(a) bare HTTP ceiling"
+"$CEILING" --listen 127.0.0.1:0 >"$OUT/ceiling.out" 2>"$OUT/ceiling.log" </dev/null &
+CEILING_PID=$!
+PIDS+=("$CEILING_PID")
+deadline=$((SECONDS + 20))
+until grep -q '^listening ' "$OUT/ceiling.out" 2>/dev/null; do
+    kill -0 "$CEILING_PID" 2>/dev/null || die "the ceiling server exited (log: $OUT/ceiling.log)"
+    [ "$SECONDS" -lt "$deadline" ] || die "the ceiling server did not start within 20 s"
+    sleep 0.1
+done
+CEILING_ADDR="$(awk '/^listening / { print $2; exit }' "$OUT/ceiling.out")"
+report="$(loadgen ceiling "http://$CEILING_ADDR" --duration "$DURATION")"
+echo "    $report" >&2
+R[ceiling_rate]="$(json_num rate "$report")"
+R[ceiling_ok_rate]="$(json_num ok_rate "$report")"
+R[ceiling_p50_ms]="$(json_num p50_ms "$report")"
+R[ceiling_p99_ms]="$(json_num p99_ms "$report")"
+R[ceiling_p999_ms]="$(json_num p999_ms "$report")"
+stop_pid "$CEILING_PID" 10
+forget_pid "$CEILING_PID"
+
+# --- (b) memory -----------------------------------------------------------------------
+
+run_sink_phase memory
+stop_pid "$SINK_PID"
+forget_pid "$SINK_PID"
+
+# --- (c) wal, (d) half rate -----------------------------------------------------------
+
+run_sink_phase wal
+WAL_DB="bench_${TS}_wal"
+
+HALF_RATE="$(awk "BEGIN { printf \"%.0f\", ${R[wal_ok_rate]} / 2 }")"
+step "(d) wal sink at half its maximum rate: $HALF_RATE req/s"
+report="$(loadgen half "http://$SINK_MAIN" --duration "$DURATION" --rate "$HALF_RATE")"
+echo "    $report" >&2
+ok_half="$(json_num ok "$report")"
+R[half_target_rate]="$HALF_RATE"
+R[half_rate]="$(json_num rate "$report")"
+R[half_acknowledged]="$ok_half"
+R[half_p50_ms]="$(json_num p50_ms "$report")"
+R[half_p99_ms]="$(json_num p99_ms "$report")"
+R[half_p999_ms]="$(json_num p999_ms "$report")"
+R[half_max_ms]="$(json_num max_ms "$report")"
+R[half_status_503]="$(json_num status_503 "$report")"
+want=$((R[wal_acknowledged] + ok_half + SINK_EXTRA))
+drain "$SINK_ADMIN" "$want" >/dev/null
+read -r count uniq <<<"$(landed "$WAL_DB")"
+check half_landed "$([ "$count" = "$want" ] && [ "$uniq" = "$want" ] && echo 1 || echo 0)" \
+    "acknowledged (c)+(d) $want (1 warm-up), landed $count, unique callback_id $uniq"
+stop_pid "$SINK_PID"
+forget_pid "$SINK_PID"
+
+# --- (e) overload ---------------------------------------------------------------------
+
+OVER_RATE="$(awk "BEGIN { printf \"%.0f\", ${R[memory_ok_rate]} * 2 }")"
+step "(e) overload: memory sink at twice its maximum rate ($OVER_RATE req/s) for $OVERLOAD_DURATION"
+DURABILITY=memory start_sink overload "bench_${TS}_overload"
+report="$(loadgen overload "http://$SINK_MAIN" --duration "$OVERLOAD_DURATION" --rate "$OVER_RATE")"
+echo "    $report" >&2
+ok_over="$(json_num ok "$report")"
+R[overload_target_rate]="$OVER_RATE"
+R[overload_rate]="$(json_num rate "$report")"
+R[overload_acknowledged]="$ok_over"
+R[overload_status_503]="$(json_num status_503 "$report")"
+R[overload_errors]="$(json_num errors "$report")"
+R[overload_p99_ms]="$(json_num p99_ms "$report")"
+R[overload_shed]="$(metrics "$SINK_ADMIN" |
+    awk '/^adjust_sink_requests_total\{/ && /outcome="shed"/ { s += $2 } END { printf "%.0f", s }')"
+R[overload_peak_rss_mb]="$(vm_hwm_mb "$SINK_PID")"
+alive=0
+kill -0 "$SINK_PID" 2>/dev/null && alive=1
+check overload_alive "$alive" "sink process still running after the overload"
+probe="$(probe "$SINK_MAIN")"
+R[overload_probe_status]="$probe"
+check overload_recovers "$([ "$probe" = 200 ] && echo 1 || echo 0)" \
+    "request right after the overload answered $probe"
+want=$((ok_over + SINK_EXTRA + (probe == 200 ? 1 : 0)))
+drain "$SINK_ADMIN" "$want" >/dev/null
+read -r count uniq <<<"$(landed "bench_${TS}_overload")"
+check overload_landed "$([ "$count" = "$want" ] && [ "$uniq" = "$want" ] && echo 1 || echo 0)" \
+    "acknowledged $want (warm-up and probe included), landed $count, unique callback_id $uniq"
+stop_pid "$SINK_PID"
+forget_pid "$SINK_PID"
+
+# --- report ---------------------------------------------------------------------------
+
+# A sink's rate is the rate of acknowledged callbacks (a 503 is not a callback taken).
+R[ratio_memory_ceiling]="$(calc "${R[memory_ok_rate]} / ${R[ceiling_ok_rate]}")"
+R[ratio_wal_ceiling]="$(calc "${R[wal_ok_rate]} / ${R[ceiling_ok_rate]}")"
+R[ratio_wal_memory]="$(calc "${R[wal_ok_rate]} / ${R[memory_ok_rate]}")"
+R[loadavg_end]="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+summary="$OUT/summary.txt"
+{
+    echo "# scripts/bench.sh $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    for k in "${!R[@]}"; do
+        echo "$k=${R[$k]}"
+    done | sort
+} >"$summary"
+
+cat <<EOF
+
+adjust-sink benchmark ($(nproc) cores, ${R[machine_cpu]//_/ }; ClickHouse $CH_VERSION)
+loadgen: $CONNECTIONS connections, $THREADS thread(s), $DURATION per run, ~1 KB callbacks
+
+load average before/after: ${R[loadavg_start]} / ${R[loadavg_end]}
+
+throughput (flat out)              answers/s  200 (acked)/s   p50 ms   p99 ms  p99.9 ms
+  (a) bare HTTP ceiling           $(printf '%11s %14s %8s %8s %9s' "${R[ceiling_rate]}" "${R[ceiling_ok_rate]}" "${R[ceiling_p50_ms]}" "${R[ceiling_p99_ms]}" "${R[ceiling_p999_ms]}")
+  (b) sink, --durability memory   $(printf '%11s %14s %8s %8s %9s' "${R[memory_rate]}" "${R[memory_ok_rate]}" "${R[memory_p50_ms]}" "${R[memory_p99_ms]}" "${R[memory_p999_ms]}")
+  (c) sink, --durability wal      $(printf '%11s %14s %8s %8s %9s' "${R[wal_rate]}" "${R[wal_ok_rate]}" "${R[wal_p50_ms]}" "${R[wal_p99_ms]}" "${R[wal_p999_ms]}")
+  ratios of acknowledged rates: memory/ceiling ${R[ratio_memory_ceiling]}, wal/ceiling ${R[ratio_wal_ceiling]}, wal/memory ${R[ratio_wal_memory]}
+
+latency at half the wal sink's acknowledged rate ((d): target ${R[half_target_rate]} req/s, achieved ${R[half_rate]})
+  p50 ${R[half_p50_ms]} ms, p99 ${R[half_p99_ms]} ms, p99.9 ${R[half_p999_ms]} ms, max ${R[half_max_ms]} ms
+
+delivery                                  memory        wal
+  acknowledged (200)                $(printf '%10s %10s' "${R[memory_acknowledged]}" "${R[wal_acknowledged]}")
+  rows landed (FINAL; +1 warm-up)   $(printf '%10s %10s' "${R[memory_rows_landed]}" "${R[wal_rows_landed]}")
+  inserts per second (during load)  $(printf '%10s %10s' "${R[memory_inserts_per_s]}" "${R[wal_inserts_per_s]}")
+  batches / average batch rows      $(printf '%10s %10s' "${R[memory_batches]}/${R[memory_avg_batch_rows]}" "${R[wal_batches]}/${R[wal_avg_batch_rows]}")
+  encoded bytes per row             $(printf '%10s %10s' "${R[memory_avg_row_bytes]}" "${R[wal_avg_row_bytes]}")
+  average INSERT duration (ms)      $(printf '%10s %10s' "${R[memory_avg_insert_ms]}" "${R[wal_avg_insert_ms]}")
+  drain after load (s)              $(printf '%10s %10s' "${R[memory_drain_s]}" "${R[wal_drain_s]}")
+  peak RSS (MB)                     $(printf '%10s %10s' "${R[memory_peak_rss_mb]}" "${R[wal_peak_rss_mb]}")
+  503 / errors during load          $(printf '%10s %10s' "${R[memory_status_503]}/${R[memory_errors]}" "${R[wal_status_503]}/${R[wal_errors]}")
+
+overload ((e): memory sink at twice its acknowledged rate, target ${R[overload_target_rate]} req/s for $OVERLOAD_DURATION, achieved ${R[overload_rate]})
+  200: ${R[overload_acknowledged]}, 503: ${R[overload_status_503]} (sink counted ${R[overload_shed]} shed), errors: ${R[overload_errors]}, p99 ${R[overload_p99_ms]} ms
+  peak RSS ${R[overload_peak_rss_mb]} MB, probe right after: ${R[overload_probe_status]}
+
+checks
+  memory: rows landed == acknowledged       ${R[check_memory_landed]}
+  wal: rows landed == acknowledged          ${R[check_wal_landed]}
+  wal + half rate: rows landed == acked     ${R[check_half_landed]}
+  overload: sink alive                      ${R[check_overload_alive]}
+  overload: next request answered 200       ${R[check_overload_recovers]}
+  overload: rows landed == acknowledged     ${R[check_overload_landed]}
+
+summary: $summary
+EOF
+
+exit "$CHECKS_FAILED"
