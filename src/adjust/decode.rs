@@ -125,7 +125,11 @@ impl DecodeOptions {
     }
 
     fn lookup(&self, key: &str) -> Option<usize> {
-        index_of(key).or_else(|| self.aliases.get(key).map(|&i| usize::from(i)))
+        match index_of(key) {
+            Some(i) => Some(i),
+            None if self.aliases.is_empty() => None,
+            None => self.aliases.get(key).map(|&i| usize::from(i)),
+        }
     }
 }
 
