@@ -351,57 +351,6 @@ fn urls_of(stdout: &str) -> Vec<String> {
         .collect()
 }
 
-/// The row of `id` as column → text for the columns `expect` names (as `corpus.rs` reads them).
-async fn row(db: &Db, id: u64, expect: &Map<String, Value>) -> Map<String, Value> {
-    let nested = |name: &str| name == "extra" || name.ends_with("_kv");
-    let cols: Vec<String> = expect
-        .keys()
-        .flat_map(|name| {
-            if nested(name) {
-                vec![
-                    format!("{name}.key AS `{name}.key`"),
-                    format!("{name}.value AS `{name}.value`"),
-                ]
-            } else {
-                vec![format!("toString({name}) AS `{name}`")]
-            }
-        })
-        .collect();
-    let sql = format!(
-        "SELECT {} FROM {} WHERE callback_id = {id} FORMAT JSONEachRow",
-        cols.join(", "),
-        db.table()
-    );
-    let out = db.query(&sql).await;
-    let line = out
-        .lines()
-        .next()
-        .unwrap_or_else(|| panic!("no row with callback_id {id}"));
-    let row: Map<String, Value> = serde_json::from_str(line).expect("JSONEachRow");
-    let mut actual = Map::new();
-    for name in expect.keys() {
-        if nested(name) {
-            let keys = row[&format!("{name}.key")]
-                .as_array()
-                .expect("keys")
-                .clone();
-            let values = row[&format!("{name}.value")]
-                .as_array()
-                .expect("values")
-                .clone();
-            let obj: Map<String, Value> = keys
-                .into_iter()
-                .map(|k| k.as_str().expect("key").to_owned())
-                .zip(values)
-                .collect();
-            actual.insert(name.clone(), Value::Object(obj));
-        } else if let Some(v) = row.get(name) {
-            actual.insert(name.clone(), v.clone());
-        }
-    }
-    actual
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn pasted_urls_land_in_clickhouse_with_every_value() {
     let db = Db::fresh("callback_url").await;
@@ -447,7 +396,11 @@ async fn pasted_urls_land_in_clickhouse_with_every_value() {
         // The row is selected by `callback_id` (an alias of it would shadow the column there).
         let mut expect = f.expect.clone();
         expect.insert("source_ip".into(), json!("127.0.0.1"));
-        wrong.extend(compare(&f.name, &expect, &row(&db, id, &expect).await));
+        wrong.extend(compare(
+            &f.name,
+            &expect,
+            &crate::corpus::actual(&db, id, &expect).await,
+        ));
     }
     assert!(
         wrong.is_empty(),

@@ -43,7 +43,7 @@ fn id_of(f: &Fixture) -> u64 {
 }
 
 /// The row of `id` as column → text, for the columns `expect` names.
-async fn actual(db: &Db, id: u64, expect: &Map<String, Value>) -> Map<String, Value> {
+pub(crate) async fn actual(db: &Db, id: u64, expect: &Map<String, Value>) -> Map<String, Value> {
     let mut cols = Vec::new();
     for name in expect.keys() {
         if name == "extra" || name.ends_with("_kv") {
