@@ -5,11 +5,10 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use adjust_sink::adjust::decode::{Body, DecodeOptions, decode};
-use adjust_sink::adjust::identity::callback_id;
 use adjust_sink::metrics::Metrics;
 use adjust_sink::pipeline::memory::MemoryQueue;
 use adjust_sink::pipeline::{Batch, Limits};
-use adjust_sink::row::{Meta, encode};
+use adjust_sink::row::{self, Meta, encode};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 /// A global install callback as Adjust sends it: ~40 placeholders, ~1 KB.
@@ -41,13 +40,21 @@ fn bench(c: &mut Criterion) {
             black_box(out.len())
         })
     });
+    // The whole callback → row step the HTTP handler runs (decode, raw rule, id, encode).
+    let options = row::Options::new();
     g.bench_function("decode_encode", |b| {
         b.iter(|| {
-            let cb = decode(black_box(q), Body::None, "", &opts);
-            let id = callback_id(&cb);
-            let mut out = Vec::with_capacity(q.len() + 1024);
-            encode(&cb, &meta(id), &mut out);
-            black_box(out)
+            black_box(row::build(
+                &row::Received {
+                    query: black_box(q),
+                    body: b"",
+                    content_type: None,
+                    trigger: "",
+                    source_ip: std::net::Ipv4Addr::new(178, 162, 216, 70).into(),
+                    received_at: 1_700_000_000,
+                },
+                &options,
+            ))
         })
     });
     g.finish();
@@ -70,7 +77,7 @@ fn bench(c: &mut Criterion) {
             }
             let mut batch = Batch::default();
             queue.fill(&mut batch, &limits);
-            black_box(batch.data.len())
+            black_box(batch.len_bytes())
         })
     });
     g.finish();

@@ -1,4 +1,4 @@
-//! Runs the per-callback hot path (decode, callback id, encode) a fixed number of times, so
+//! Runs the per-callback hot path ([`row::build`]: decode, callback id, encode) a fixed number of times, so
 //! that an instruction counter gives a repeatable cost per callback on a noisy machine:
 //!
 //! ```sh
@@ -10,9 +10,7 @@
 
 use std::hint::black_box;
 
-use adjust_sink::adjust::decode::{Body, DecodeOptions, decode};
-use adjust_sink::adjust::identity::callback_id;
-use adjust_sink::row::{Meta, encode};
+use adjust_sink::row::{self, Received};
 
 /// The same ~1 KB install callback as `benches/pipeline.rs`.
 const CALLBACK: &str = include_str!("../benches/install_callback.txt").trim_ascii_end();
@@ -22,23 +20,21 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(100_000);
-    let opts = DecodeOptions::new();
+    let options = row::Options::new();
     let mut total = 0usize;
     for _ in 0..n {
-        let cb = decode(black_box(CALLBACK.as_bytes()), Body::None, "", &opts);
-        let id = callback_id(&cb);
-        let mut out = Vec::with_capacity(CALLBACK.len() + 1024);
-        encode(
-            &cb,
-            &Meta {
+        let built = row::build(
+            &Received {
+                query: black_box(CALLBACK.as_bytes()),
+                body: b"",
+                content_type: None,
+                trigger: "",
+                source_ip: std::net::Ipv4Addr::new(178, 162, 216, 70).into(),
                 received_at: 1_700_000_000,
-                callback_id: id,
-                source_ip: "178.162.216.70",
-                raw: None,
             },
-            &mut out,
+            &options,
         );
-        total += black_box(out).len();
+        total += black_box(built.row).len();
     }
     println!(
         "{n} callbacks, {} bytes of rows, {} query bytes each",

@@ -128,7 +128,8 @@ pub struct ServeConfig {
     pub clickhouse: ClickHouseConfig,
     pub allow: Allowlist,
     pub trusted_proxies: Allowlist,
-    pub decode: DecodeOptions,
+    /// How callbacks become rows.
+    pub row: crate::row::Options,
     pub durability: Durability,
     pub data_dir: PathBuf,
     pub disk_budget: u64,
@@ -194,7 +195,7 @@ impl TryFrom<&ServeArgs> for ServeConfig {
                 .config(!a.no_migrate, parse_duration(&a.insert_timeout)?)?,
             allow,
             trusted_proxies,
-            decode,
+            row: crate::row::Options { decode },
             durability: a.durability,
             data_dir: a.data_dir.clone(),
             disk_budget: parse_bytes(&a.disk_budget)?,

@@ -23,6 +23,7 @@
 pub mod adjust;
 pub mod callback_url;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod http;
 pub mod metrics;

@@ -11,43 +11,118 @@ use prometheus::{
 
 use crate::adjust::{ProblemKind, activity};
 
-/// Outcome of one callback request, the `outcome` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Accepted,
-    Forbidden,
-    Shed,
-    ShuttingDown,
+/// A closed set of label values: every value is known up front, so each series exists (at 0)
+/// from the start and a label can never take an unbounded value.
+pub trait Label: Copy + 'static {
+    const ALL: &'static [Self];
+    fn as_str(self) -> &'static str;
 }
 
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Accepted => "accepted",
-            Outcome::Forbidden => "forbidden",
-            Outcome::Shed => "shed",
-            Outcome::ShuttingDown => "shutting_down",
+/// Declares a label enum with its wire strings.
+macro_rules! label {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),+ }
+
+        impl Label for $name {
+            const ALL: &'static [Self] = &[$($name::$variant),+];
+            fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
         }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                Label::as_str(self)
+            }
+        }
+    };
+}
+
+label!(
+    /// Which callback route answered, the `route` label.
+    Route { Global => "global", Trigger => "trigger" }
+);
+label!(
+    /// Outcome of one callback request, the `outcome` label.
+    Outcome {
+        Accepted => "accepted",
+        Forbidden => "forbidden",
+        Shed => "shed",
+        ShuttingDown => "shutting_down",
+    }
+);
+label!(
+    /// Why a batch was flushed, the `reason` label.
+    FlushReason { Rows => "rows", Bytes => "bytes", Age => "age", Shutdown => "shutdown" }
+);
+label!(
+    /// The result of one INSERT, the `result` label of the insert duration.
+    InsertResult { Ok => "ok", Error => "error" }
+);
+label!(
+    /// Whether a failed INSERT is retried, the `retriable` label.
+    Retriable { Yes => "true", No => "false" }
+);
+label!(
+    /// Why accepted rows will never reach ClickHouse, the `cause` label of `rows_dropped_total`.
+    DropCause { ShutdownDeadline => "shutdown_deadline", RejectUnwritable => "reject_unwritable" }
+);
+label!(
+    /// Why ClickHouse refused a row, the `reason` label of `rows_rejected_total`.
+    RejectReason { Parse => "parse", Type => "type", Constraint => "constraint", Other => "other" }
+);
+label!(
+    /// What kind of write-ahead log damage was found, the `kind` label of `wal_damaged_total`.
+    WalDamage { TornTail => "torn_tail", Quarantined => "quarantined" }
+);
+
+impl Label for ProblemKind {
+    const ALL: &'static [Self] = &ProblemKind::ALL;
+    fn as_str(self) -> &'static str {
+        ProblemKind::as_str(self)
     }
 }
 
-/// Why a batch was flushed, the `reason` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FlushReason {
-    Rows,
-    Bytes,
-    Age,
-    Shutdown,
+/// One counter per label value, resolved once (a label lookup takes a lock and a hash).
+#[derive(Clone)]
+pub struct Counters<L: Label> {
+    by_value: Vec<IntCounter>,
+    _label: std::marker::PhantomData<L>,
 }
 
-impl FlushReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FlushReason::Rows => "rows",
-            FlushReason::Bytes => "bytes",
-            FlushReason::Age => "age",
-            FlushReason::Shutdown => "shutdown",
+impl<L: Label + PartialEq> Counters<L> {
+    fn new(family: IntCounterVec) -> Self {
+        let by_value = L::ALL
+            .iter()
+            .map(|l| family.with_label_values(&[l.as_str()]))
+            .collect();
+        Counters {
+            by_value,
+            _label: std::marker::PhantomData,
         }
+    }
+
+    fn index(l: L) -> usize {
+        L::ALL.iter().position(|x| *x == l).expect("label in ALL")
+    }
+
+    pub fn inc(&self, l: L) {
+        self.by_value[Self::index(l)].inc();
+    }
+
+    pub fn inc_by(&self, l: L, n: u64) {
+        self.by_value[Self::index(l)].inc_by(n);
+    }
+
+    pub fn get(&self, l: L) -> u64 {
+        self.by_value[Self::index(l)].get()
+    }
+
+    /// The sum over every label value.
+    pub fn total(&self) -> u64 {
+        self.by_value.iter().map(IntCounter::get).sum()
     }
 }
 
@@ -59,7 +134,7 @@ pub struct Metrics {
     pub registry: Registry,
     pub requests: IntCounterVec,
     pub callbacks: IntCounterVec,
-    pub decode_problems: IntCounterVec,
+    pub decode_problems: Counters<ProblemKind>,
     pub queue_rows_pushed: IntCounter,
     pub queue_bytes_pushed: IntCounter,
     pub queue_rows_popped: IntCounter,
@@ -70,34 +145,26 @@ pub struct Metrics {
     pub queue_capacity_bytes: IntGauge,
     pub batch_rows: Histogram,
     pub batch_bytes: Histogram,
-    pub flushes: IntCounterVec,
-    pub insert_duration: HistogramVec,
+    pub flushes: Counters<FlushReason>,
+    /// By [`InsertResult`] in declaration order.
+    insert_duration_by: [Histogram; 2],
     pub rows_written: IntCounter,
-    pub insert_errors: IntCounterVec,
-    pub rows_dropped: IntCounterVec,
-    pub rows_rejected: IntCounterVec,
+    pub insert_errors: Counters<Retriable>,
+    pub rows_dropped: Counters<DropCause>,
+    pub rows_rejected: Counters<RejectReason>,
     pub spool_bytes: IntGauge,
     pub spool_budget_bytes: IntGauge,
     pub spool_oldest_age: IntGauge,
     pub wal_fsyncs: IntCounter,
-    pub wal_damaged: IntCounterVec,
+    pub wal_damaged: Counters<WalDamage>,
     pub clickhouse_up: IntGauge,
 }
 
-const ROUTES: &[&str] = &["global", "trigger"];
-
 struct Hot {
-    /// By route (global, trigger), then by [`Outcome`] in declaration order.
-    requests: [[IntCounter; 4]; 2],
+    /// By [`Route`], then by [`Outcome`], in declaration order.
+    requests: Vec<Vec<IntCounter>>,
     callbacks: Vec<(&'static str, IntCounter)>,
 }
-
-const OUTCOMES: [Outcome; 4] = [
-    Outcome::Accepted,
-    Outcome::Forbidden,
-    Outcome::Shed,
-    Outcome::ShuttingDown,
-];
 
 impl Metrics {
     pub fn new() -> Self {
@@ -246,15 +313,34 @@ impl Metrics {
         )));
 
         let hot = std::sync::Arc::new(Hot {
-            requests: [0, 1]
-                .map(|r| OUTCOMES.map(|o| requests.with_label_values(&[ROUTES[r], o.as_str()]))),
+            requests: Route::ALL
+                .iter()
+                .map(|r| {
+                    Outcome::ALL
+                        .iter()
+                        .map(|o| requests.with_label_values(&[r.as_str(), o.as_str()]))
+                        .collect()
+                })
+                .collect(),
             callbacks: activity::KNOWN
                 .iter()
                 .chain(&["unknown", "none"])
                 .map(|k| (*k, callbacks.with_label_values(&[k])))
                 .collect(),
         });
-        let m = Metrics {
+        let insert_duration_by = InsertResult::ALL
+            .iter()
+            .map(|r| insert_duration.with_label_values(&[r.as_str()]))
+            .collect::<Vec<_>>()
+            .try_into()
+            .expect("two results");
+        let decode_problems = Counters::new(decode_problems);
+        let flushes = Counters::new(flushes);
+        let insert_errors = Counters::new(insert_errors);
+        let rows_dropped = Counters::new(rows_dropped);
+        let rows_rejected = Counters::new(rows_rejected);
+        let wal_damaged = Counters::new(wal_damaged);
+        Metrics {
             hot,
             registry,
             requests,
@@ -271,7 +357,7 @@ impl Metrics {
             batch_rows,
             batch_bytes,
             flushes,
-            insert_duration,
+            insert_duration_by,
             rows_written,
             insert_errors,
             rows_dropped,
@@ -282,65 +368,34 @@ impl Metrics {
             wal_fsyncs,
             wal_damaged,
             clickhouse_up,
-        };
-        m.touch();
-        m
-    }
-
-    /// Creates every labelled series once so that dashboards and alerts see zeros, not gaps.
-    fn touch(&self) {
-        for route in ROUTES {
-            for o in [
-                Outcome::Accepted,
-                Outcome::Forbidden,
-                Outcome::Shed,
-                Outcome::ShuttingDown,
-            ] {
-                self.requests.with_label_values(&[route, o.as_str()]);
-            }
-        }
-        for k in activity::KNOWN.iter().chain(&["unknown", "none"]) {
-            self.callbacks.with_label_values(&[k]);
-        }
-        for k in ProblemKind::ALL {
-            self.decode_problems.with_label_values(&[k.as_str()]);
-        }
-        for r in [
-            FlushReason::Rows,
-            FlushReason::Bytes,
-            FlushReason::Age,
-            FlushReason::Shutdown,
-        ] {
-            self.flushes.with_label_values(&[r.as_str()]);
-        }
-        for r in ["ok", "error"] {
-            self.insert_duration.with_label_values(&[r]);
-        }
-        for r in ["true", "false"] {
-            self.insert_errors.with_label_values(&[r]);
-        }
-        for c in DROP_CAUSES {
-            self.rows_dropped.with_label_values(&[c]);
-        }
-        for r in crate::sink::classify::REJECT_REASONS {
-            self.rows_rejected.with_label_values(&[r]);
-        }
-        for k in ["torn_tail", "quarantined"] {
-            self.wal_damaged.with_label_values(&[k]);
         }
     }
 
-    pub fn request(&self, route: &'static str, outcome: Outcome) {
-        let r = usize::from(route != "global");
-        self.hot.requests[r][outcome as usize].inc();
+    pub fn request(&self, route: Route, outcome: Outcome) {
+        self.hot.requests[route as usize][outcome as usize].inc();
+    }
+
+    /// Requests answered on `route` with `outcome` so far.
+    pub fn requests(&self, route: Route, outcome: Outcome) -> u64 {
+        self.hot.requests[route as usize][outcome as usize].get()
     }
 
     /// Counts an accepted callback of `kind` (a label from [`activity::label`]).
-    pub fn callback(&self, kind: &str) {
+    pub fn callback(&self, kind: &'static str) {
         match self.hot.callbacks.iter().find(|(k, _)| *k == kind) {
             Some((_, c)) => c.inc(),
             None => self.callbacks.with_label_values(&[kind]).inc(),
         }
+    }
+
+    /// Records one INSERT's duration.
+    pub fn insert_took(&self, result: InsertResult, seconds: f64) {
+        self.insert_duration_by[result as usize].observe(seconds);
+    }
+
+    /// INSERTs observed with `result` so far.
+    pub fn inserts(&self, result: InsertResult) -> u64 {
+        self.insert_duration_by[result as usize].get_sample_count()
     }
 
     /// The Prometheus text exposition of every metric.
@@ -358,6 +413,3 @@ impl Default for Metrics {
         Self::new()
     }
 }
-
-/// Causes of `rows_dropped_total`.
-pub const DROP_CAUSES: &[&str] = &["shutdown_deadline", "reject_unwritable"];

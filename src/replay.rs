@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::metrics::Metrics;
 use crate::pipeline::Limits;
-use crate::pipeline::batcher::{self, Finished, Source};
+use crate::pipeline::batcher::{self, Finished};
 use crate::pipeline::deliver::{Backoff, Deliverer};
 use crate::pipeline::wal::inspect::{Inspection, inspect};
 use crate::pipeline::wal::{Wal, WalConfig};
@@ -53,13 +53,7 @@ pub async fn replay(
         data_dir.join("rejects.jsonl"),
     );
     let started = Instant::now();
-    let run = batcher::run(
-        Source::Wal(reader),
-        limits,
-        deliverer,
-        shutdown.clone(),
-        metrics.clone(),
-    );
+    let run = batcher::run(reader, limits, deliverer, shutdown.clone(), metrics.clone());
     let progress = progress(&metrics, before.pending_records, started);
     tokio::pin!(run, stop);
     let finished = tokio::select! {
@@ -73,14 +67,8 @@ pub async fn replay(
     if std::io::stderr().is_terminal() {
         eprintln!();
     }
-    let rejected: u64 = crate::sink::classify::REJECT_REASONS
-        .iter()
-        .map(|r| metrics.rows_rejected.with_label_values(&[r]).get())
-        .sum();
-    let batches: u64 = ["rows", "bytes", "age", "shutdown"]
-        .iter()
-        .map(|r| metrics.flushes.with_label_values(&[r]).get())
-        .sum();
+    let rejected = metrics.rows_rejected.total();
+    let batches = metrics.flushes.total();
     Ok(Summary {
         rows_written: metrics.rows_written.get(),
         rows_rejected: rejected,
@@ -134,9 +122,7 @@ impl CheckReport {
     }
 
     pub fn render(&self, data_dir: &Path) -> String {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = u64::from(crate::clock::unix_now());
         let age = |t: Option<u32>| {
             t.map_or("-".to_string(), |t| {
                 format!("{}s ago", now.saturating_sub(u64::from(t)))

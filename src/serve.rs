@@ -15,12 +15,13 @@ use anyhow::Context;
 
 use crate::cli::Durability;
 use crate::config::ServeConfig;
-use crate::http::{self, AppState, Ingest};
+use crate::http::{self, AppState};
 use crate::metrics::Metrics;
-use crate::pipeline::batcher::{self, Finished, Source};
+use crate::pipeline::batcher::{self, Finished};
 use crate::pipeline::deliver::{Backoff, Deliverer};
 use crate::pipeline::memory::MemoryQueue;
 use crate::pipeline::wal::{Wal, WalConfig};
+use crate::pipeline::{Consumer, Producer};
 use crate::shutdown::Shutdown;
 use crate::sink::clickhouse::ClickHouseStore;
 
@@ -35,32 +36,34 @@ pub async fn run(
     signal: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let metrics = Metrics::new();
-    let shutdown = Shutdown::new();
-
-    let (ingest, source) = match config.durability {
+    match config.durability {
         Durability::Wal => {
+            let dir = config.data_dir.join("wal");
             let wal_config = WalConfig {
-                dir: config.data_dir.join("wal"),
+                dir: dir.clone(),
                 segment_bytes: SEGMENT_BYTES,
                 disk_budget: config.disk_budget,
                 max_pending_bytes: config.queue_max_bytes,
             };
-            let (wal, reader, recovered) =
-                Wal::open(wal_config, metrics.clone()).with_context(|| {
-                    format!(
-                        "opening the write-ahead log in {}",
-                        config.data_dir.join("wal").display()
-                    )
-                })?;
-            let (used, _) = wal.usage();
+            let (wal, reader, recovered) = Wal::open(wal_config, metrics.clone())
+                .with_context(|| format!("opening the write-ahead log in {}", dir.display()))?;
             tracing::info!(
-                dir = %config.data_dir.join("wal").display(),
+                dir = %dir.display(),
                 resume_at = %recovered.ack,
-                pending_bytes = used,
+                pending_bytes = wal.usage().bytes,
                 torn_tail_bytes = recovered.torn_bytes,
                 "write-ahead log open"
             );
-            (Ingest::Wal(wal), Source::Wal(reader))
+            run_with(
+                config,
+                metrics,
+                wal,
+                reader,
+                listener,
+                admin_listener,
+                signal,
+            )
+            .await
         }
         Durability::Memory => {
             let q = Arc::new(MemoryQueue::new(
@@ -68,10 +71,31 @@ pub async fn run(
                 config.queue_max_bytes as usize,
                 metrics.clone(),
             ));
-            (Ingest::Memory(q.clone()), Source::Memory(q))
+            run_with(
+                config,
+                metrics,
+                q.clone(),
+                q,
+                listener,
+                admin_listener,
+                signal,
+            )
+            .await
         }
-    };
+    }
+}
 
+/// [`run`] with the queue open: `producer` for the HTTP workers, `consumer` for delivery.
+async fn run_with<P: Producer, C: Consumer>(
+    config: ServeConfig,
+    metrics: Metrics,
+    producer: P,
+    consumer: C,
+    listener: TcpListener,
+    admin_listener: TcpListener,
+    signal: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let shutdown = Shutdown::new();
     let store = ClickHouseStore::new(config.clickhouse.clone());
     let deliverer = Deliverer::new(
         store,
@@ -90,7 +114,7 @@ pub async fn run(
                     .build()
                     .expect("delivery runtime");
                 let finished =
-                    rt.block_on(batcher::run(source, limits, deliverer, shutdown, metrics));
+                    rt.block_on(batcher::run(consumer, limits, deliverer, shutdown, metrics));
                 let _ = done_tx.send(finished);
             })
             .context("starting the delivery thread")?;
@@ -98,10 +122,10 @@ pub async fn run(
     };
 
     let state = web::Data::new(AppState {
-        decode: config.decode.clone(),
+        row: config.row.clone(),
         allow: config.allow.clone(),
         trusted_proxies: config.trusted_proxies.clone(),
-        ingest: ingest.clone(),
+        queue: producer.clone(),
         metrics: metrics.clone(),
         shutdown: shutdown.clone(),
         retry_after: config.retry_after,
@@ -132,7 +156,7 @@ pub async fn run(
     shutdown.begin(config.shutdown_timeout);
     server_handle.stop(true).await;
     let _ = server_task.await;
-    ingest.close();
+    producer.close();
     match delivery.await {
         Ok(Finished::Drained) => tracing::info!("every accepted callback was delivered"),
         Ok(Finished::Deadline { rows }) => match config.durability {

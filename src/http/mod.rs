@@ -1,7 +1,7 @@
 //! The HTTP edge: the callback listener and the admin listener.
 //!
 //! Callback listener: `GET|POST /adjust` (global) and `GET|POST /adjust/{trigger}`
-//! (single-activity). The order of work per request: allowlist → decode → encode → queue; the
+//! (single-activity). The order of work per request: allowlist → [`row::build`] → queue; the
 //! answer is 200 once the queue (or the write-ahead log, after fsync) holds the row, 403 for a
 //! source outside the allowlist, 503 with `Retry-After` when the row cannot be taken now. Never a
 //! 4xx for content: Adjust would drop the callback for good.
@@ -12,8 +12,7 @@ pub mod allowlist;
 pub mod longuri;
 
 use std::net::TcpListener;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use actix_http::{HttpService, KeepAlive, Protocol, error::DispatchError};
 use actix_service::{IntoServiceFactory as _, ServiceFactoryExt as _, fn_service, map_config};
@@ -22,60 +21,25 @@ use actix_web::http::header;
 use actix_web::rt::net::TcpStream;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 
-use crate::adjust::decode::{Body, DecodeOptions, decode};
-use crate::adjust::{activity, identity};
-use crate::metrics::{Metrics, Outcome};
-use crate::pipeline::Refusal;
-use crate::pipeline::memory::MemoryQueue;
-use crate::pipeline::wal::Wal;
-use crate::row::{self, Meta};
+use crate::metrics::{Metrics, Outcome, Route};
+use crate::pipeline::{Producer, Refusal};
+use crate::row::{self, Received};
 use crate::shutdown::Shutdown;
 use allowlist::{Allowlist, client_ip};
 
 /// Adjust forwards callbacks of up to 1 MB; bodies are accepted up to 1 MiB.
 pub const MAX_BODY: usize = 1 << 20;
 
-/// Where accepted rows go.
-#[derive(Clone)]
-pub enum Ingest {
-    Memory(Arc<MemoryQueue>),
-    Wal(Wal),
-}
-
-impl Ingest {
-    async fn accept(&self, row: Vec<u8>) -> Result<(), Refusal> {
-        match self {
-            Ingest::Memory(q) => q.push(row),
-            Ingest::Wal(w) => w.append(row).await,
-        }
-    }
-
-    /// Refuses further rows.
-    pub fn close(&self) {
-        match self {
-            Ingest::Memory(q) => q.close(),
-            Ingest::Wal(w) => w.close(),
-        }
-    }
-}
-
-/// Everything a handler needs.
-pub struct AppState {
-    pub decode: DecodeOptions,
+/// Everything a handler needs; `P` is the queue's ingest half (memory or write-ahead log).
+pub struct AppState<P> {
+    pub row: row::Options,
     pub allow: Allowlist,
     pub trusted_proxies: Allowlist,
-    pub ingest: Ingest,
+    pub queue: P,
     pub metrics: Metrics,
     pub shutdown: Shutdown,
     /// `Retry-After` seconds for a full queue or a spent disk budget.
     pub retry_after: u32,
-}
-
-fn unix_now() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(0)
 }
 
 fn unavailable(seconds: u32, why: &str) -> HttpResponse {
@@ -85,12 +49,16 @@ fn unavailable(seconds: u32, why: &str) -> HttpResponse {
         .body(format!("{why}; retry later\n"))
 }
 
-async fn callback(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+async fn callback<P: Producer>(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState<P>>,
+) -> HttpResponse {
     let trigger = req.match_info().get("trigger").unwrap_or("");
     let route = if trigger.is_empty() {
-        "global"
+        Route::Global
     } else {
-        "trigger"
+        Route::Trigger
     };
     let m = &state.metrics;
 
@@ -129,37 +97,23 @@ async fn callback(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let body_kind = Body::from_content_type(content_type, &body);
-    let cb = decode(query, body_kind, trigger, &state.decode);
-    for p in &cb.problems {
-        m.decode_problems
-            .with_label_values(&[p.kind.as_str()])
-            .inc();
+    let built = row::build(
+        &Received {
+            query,
+            body: &body,
+            content_type,
+            trigger,
+            source_ip: client,
+            received_at: crate::clock::unix_now(),
+        },
+        &state.row,
+    );
+    for p in &built.problems {
+        m.decode_problems.inc(p.kind);
     }
-    let raw_joined;
-    let raw = if !cb.keeps_raw() {
-        None
-    } else if body.is_empty() {
-        Some(query)
-    } else if query.is_empty() {
-        Some(&body[..])
-    } else {
-        raw_joined = [query, b"\n", &body[..]].concat();
-        Some(&raw_joined[..])
-    };
-    let source_ip = client.to_string();
-    let meta = Meta {
-        received_at: unix_now(),
-        callback_id: identity::callback_id(&cb),
-        source_ip: &source_ip,
-        raw,
-    };
-    let mut encoded = Vec::with_capacity(query.len() + body.len() + 1024);
-    row::encode(&cb, &meta, &mut encoded);
-    let kind = activity::label(cb.activity_kind());
-    drop(cb);
+    let kind = built.activity;
 
-    match state.ingest.accept(encoded).await {
+    match state.queue.accept(built.row).await {
         Ok(()) => {
             m.request(route, Outcome::Accepted);
             m.callback(kind);
@@ -185,12 +139,15 @@ async fn not_found() -> HttpResponse {
 }
 
 /// Configures the callback routes (used by the server and by in-process tests).
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub fn routes<P: Producer>(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::PayloadConfig::new(MAX_BODY))
-        .route("/adjust", web::get().to(callback))
-        .route("/adjust", web::post().to(callback))
-        .route("/adjust/{trigger:[a-z0-9_]+}", web::get().to(callback))
-        .route("/adjust/{trigger:[a-z0-9_]+}", web::post().to(callback));
+        .route("/adjust", web::get().to(callback::<P>))
+        .route("/adjust", web::post().to(callback::<P>))
+        .route("/adjust/{trigger:[a-z0-9_]+}", web::get().to(callback::<P>))
+        .route(
+            "/adjust/{trigger:[a-z0-9_]+}",
+            web::post().to(callback::<P>),
+        );
 }
 
 /// The callback server on an already bound listener.
@@ -198,8 +155,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// Built like `HttpServer::listen` builds its services, but over [`longuri::LongUri`]
 /// connections, so that GET callbacks with targets beyond what `http::Uri` takes (65,534 bytes)
 /// are accepted up to actix-http's request-head limit (128 KiB; 431 beyond).
-pub fn callback_server(
-    state: web::Data<AppState>,
+pub fn callback_server<P: Producer>(
+    state: web::Data<AppState<P>>,
     listener: TcpListener,
     workers: usize,
     shutdown_timeout: Duration,
@@ -213,7 +170,7 @@ pub fn callback_server(
         .listen(format!("adjust-callbacks-{addr}"), listener, move || {
             let app = App::new()
                 .app_data(state.clone())
-                .configure(routes)
+                .configure(routes::<P>)
                 .default_service(web::to(not_found))
                 .into_factory()
                 .map_err(|err: actix_web::Error| err.error_response());
@@ -234,7 +191,7 @@ pub fn callback_server(
         .run())
 }
 
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+async fn metrics<P: Producer>(state: web::Data<AppState<P>>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render())
@@ -251,31 +208,13 @@ const READY_HEADROOM: u64 = 64 << 10;
 
 /// Ready when callbacks are accepted now: not shutting down, and the queue (memory) or the disk
 /// budget (wal) has room. ClickHouse being down does not make a `wal` sink unready.
-async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+async fn readyz<P: Producer>(state: web::Data<AppState<P>>) -> HttpResponse {
     let m = &state.metrics;
+    let usage = state.queue.usage();
     let (ready, detail) = if state.shutdown.is_stopping() {
         (false, "shutting down".to_string())
     } else {
-        match &state.ingest {
-            Ingest::Memory(q) => {
-                let rows = q.len() as i64;
-                let cap = m.queue_capacity_rows.get();
-                let bytes = m.queue_bytes.get();
-                let cap_bytes = m.queue_capacity_bytes.get();
-                let full = rows >= cap || bytes + READY_HEADROOM as i64 > cap_bytes;
-                (
-                    !full,
-                    format!("memory queue {rows}/{cap} rows, {bytes}/{cap_bytes} bytes"),
-                )
-            }
-            Ingest::Wal(w) => {
-                let (used, budget) = w.usage();
-                (
-                    used + READY_HEADROOM < budget,
-                    format!("write-ahead log {used}/{budget} bytes"),
-                )
-            }
-        }
+        (usage.has_room(READY_HEADROOM), usage.to_string())
     };
     let ch = if m.clickhouse_up.get() == 1 {
         "up"
@@ -291,13 +230,16 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// The admin server (metrics and probes) on an already bound listener.
-pub fn admin_server(state: web::Data<AppState>, listener: TcpListener) -> std::io::Result<Server> {
+pub fn admin_server<P: Producer>(
+    state: web::Data<AppState<P>>,
+    listener: TcpListener,
+) -> std::io::Result<Server> {
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .route("/metrics", web::get().to(metrics))
+            .route("/metrics", web::get().to(metrics::<P>))
             .route("/healthz", web::get().to(healthz))
-            .route("/readyz", web::get().to(readyz))
+            .route("/readyz", web::get().to(readyz::<P>))
     })
     .workers(1)
     .disable_signals()

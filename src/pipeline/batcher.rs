@@ -2,64 +2,14 @@
 //! it to [`Deliverer`], acknowledge it to the queue. One batch in flight at a time, so while
 //! ClickHouse is down nothing piles up in memory: the queue (or the log) holds it.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::deliver::Deliverer;
-use super::memory::MemoryQueue;
-use super::wal::LogReader;
+use super::queue::Consumer;
 use super::{Batch, Limits};
-use crate::metrics::{FlushReason, Metrics};
+use crate::metrics::{DropCause, FlushReason, Metrics};
 use crate::shutdown::Shutdown;
 use crate::sink::Store;
-
-/// Where batches come from.
-pub enum Source {
-    Memory(Arc<MemoryQueue>),
-    Wal(LogReader),
-}
-
-impl Source {
-    fn fill(&mut self, batch: &mut Batch, limits: &Limits) -> std::io::Result<usize> {
-        match self {
-            Source::Memory(q) => Ok(q.fill(batch, limits)),
-            Source::Wal(r) => r.fill(batch, limits),
-        }
-    }
-
-    async fn wait(&mut self) {
-        match self {
-            Source::Memory(q) => q.wait().await,
-            Source::Wal(r) => r.wait().await,
-        }
-    }
-
-    /// Closed for new rows, and everything read.
-    fn is_finished(&self) -> bool {
-        match self {
-            Source::Memory(q) => q.is_finished(),
-            Source::Wal(r) => r.is_finished(),
-        }
-    }
-
-    fn begin(&self, batch: &Batch) -> std::io::Result<()> {
-        match (self, batch.log_start, batch.log_end) {
-            (Source::Wal(r), Some(start), Some(end)) => r.begin(start, end),
-            _ => Ok(()),
-        }
-    }
-
-    fn ack(&mut self, batch: &Batch) -> std::io::Result<()> {
-        match (self, batch.log_end) {
-            (Source::Wal(r), Some(end)) => r.ack(end),
-            _ => Ok(()),
-        }
-    }
-
-    fn is_durable(&self) -> bool {
-        matches!(self, Source::Wal(_))
-    }
-}
 
 /// How the delivery loop ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -71,8 +21,8 @@ pub enum Finished {
 }
 
 /// Runs until the source is closed and drained, or the shutdown deadline passes.
-pub async fn run<S: Store>(
-    mut source: Source,
+pub async fn run<S: Store, C: Consumer>(
+    mut source: C,
     limits: Limits,
     deliverer: Deliverer<S>,
     shutdown: Shutdown,
@@ -83,11 +33,8 @@ pub async fn run<S: Store>(
             metrics.spool_oldest_age.set(0);
             return Finished::Drained;
         };
-        metrics.flushes.with_label_values(&[reason.as_str()]).inc();
+        metrics.flushes.inc(reason);
         let mut batch = batch;
-        if batch.token.is_empty() {
-            batch.token = format!("mem-{:016x}", rand::random::<u64>());
-        }
         batch.freeze();
         while let Err(e) = source.begin(&batch) {
             tracing::error!(error = %e, "write-ahead log: cannot record the batch in flight; retrying");
@@ -104,8 +51,7 @@ pub async fn run<S: Store>(
             } else {
                 metrics
                     .rows_dropped
-                    .with_label_values(&["shutdown_deadline"])
-                    .inc_by(gave_up.rows as u64);
+                    .inc_by(DropCause::ShutdownDeadline, gave_up.rows as u64);
                 tracing::error!(
                     rows = gave_up.rows,
                     "shutdown deadline: rows in memory were not delivered"
@@ -124,7 +70,7 @@ pub async fn run<S: Store>(
 
 /// Fills the next batch. `None` when the source is finished and nothing is left.
 async fn next_batch(
-    source: &mut Source,
+    source: &mut impl Consumer,
     limits: &Limits,
     metrics: &Metrics,
 ) -> Option<(Batch, FlushReason)> {
@@ -139,7 +85,7 @@ async fn next_batch(
         if batch.rows() >= limits.max_rows {
             return Some((batch, FlushReason::Rows));
         }
-        if batch.data.len() >= limits.max_bytes {
+        if batch.len_bytes() >= limits.max_bytes {
             return Some((batch, FlushReason::Bytes));
         }
         if source.is_finished() {
@@ -172,14 +118,8 @@ async fn next_batch(
 const POLL: Duration = Duration::from_millis(20);
 
 fn update_age(batch: &Batch, metrics: &Metrics) {
-    let age = match (batch.oldest_written, batch.started) {
-        (Some(written), _) => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            now.saturating_sub(u64::from(written)) as i64
-        }
+    let age = match (batch.log, batch.started) {
+        (Some(log), _) => i64::from(crate::clock::unix_now().saturating_sub(log.oldest_written)),
         (None, Some(started)) => started.elapsed().as_secs() as i64,
         (None, None) => 0,
     };
@@ -190,7 +130,9 @@ fn update_age(batch: &Batch, metrics: &Metrics) {
 mod tests {
     use super::*;
     use crate::pipeline::deliver::Backoff;
+    use crate::pipeline::memory::MemoryQueue;
     use crate::sink::twin::TwinStore;
+    use std::sync::Arc;
 
     #[tokio::test]
     async fn memory_rows_are_batched_and_drained_on_close() {
@@ -211,18 +153,11 @@ mod tests {
             Backoff::default(),
             "unused".into(),
         );
-        let done = run(
-            Source::Memory(q),
-            limits,
-            d,
-            Shutdown::new(),
-            metrics.clone(),
-        )
-        .await;
+        let done = run(q, limits, d, Shutdown::new(), metrics.clone()).await;
         assert_eq!(done, Finished::Drained);
         assert_eq!(metrics.rows_written.get(), 25);
-        assert_eq!(metrics.flushes.with_label_values(&["rows"]).get(), 2);
-        assert_eq!(metrics.flushes.with_label_values(&["shutdown"]).get(), 1);
+        assert_eq!(metrics.flushes.get(FlushReason::Rows), 2);
+        assert_eq!(metrics.flushes.get(FlushReason::Shutdown), 1);
     }
 
     #[tokio::test(start_paused = true)]
@@ -235,7 +170,7 @@ mod tests {
             max_bytes: 1 << 20,
             max_age: Duration::from_millis(500),
         };
-        let mut source = Source::Memory(q);
+        let mut source = q;
         let start = tokio::time::Instant::now();
         let (batch, reason) = next_batch(&mut source, &limits, &metrics).await.unwrap();
         assert_eq!(reason, FlushReason::Age);

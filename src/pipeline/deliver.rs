@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use super::Batch;
-use crate::metrics::Metrics;
-use crate::row;
+use crate::metrics::{DropCause, InsertResult, Metrics, Retriable};
 use crate::shutdown::Shutdown;
 use crate::sink::{ErrorClass, Reject, Store, StoreError};
 
@@ -83,15 +82,11 @@ impl<S: Store> Deliverer<S> {
     /// Delivers every row of `batch`: stored, or isolated into the rejects.
     pub async fn deliver(&self, batch: &Batch, shutdown: &Shutdown) -> Result<(), GaveUp> {
         self.metrics.batch_rows.observe(batch.rows() as f64);
-        self.metrics.batch_bytes.observe(batch.bytes().len() as f64);
+        self.metrics.batch_bytes.observe(batch.len_bytes() as f64);
         let mut todo: Vec<Range<usize>> = Vec::new();
         todo.push(0..batch.rows());
         while let Some(range) = todo.pop() {
-            let token = if range.len() == batch.rows() {
-                batch.token.clone()
-            } else {
-                format!("{}/{}-{}", batch.token, range.start, range.end)
-            };
+            let token = batch.token(range.clone());
             let mut attempt = 0u32;
             loop {
                 let started = Instant::now();
@@ -102,33 +97,24 @@ impl<S: Store> Deliverer<S> {
                 let elapsed = started.elapsed().as_secs_f64();
                 let err = match result {
                     Ok(()) => {
-                        self.metrics
-                            .insert_duration
-                            .with_label_values(&["ok"])
-                            .observe(elapsed);
+                        self.metrics.insert_took(InsertResult::Ok, elapsed);
                         self.metrics.rows_written.inc_by(range.len() as u64);
                         self.metrics.clickhouse_up.set(1);
                         break;
                     }
                     Err(e) => e,
                 };
-                self.metrics
-                    .insert_duration
-                    .with_label_values(&["error"])
-                    .observe(elapsed);
+                self.metrics.insert_took(InsertResult::Error, elapsed);
                 attempt += 1;
                 let class = match err.class {
                     ErrorClass::Unknown if attempt > UNKNOWN_RETRIES => ErrorClass::Data,
                     c => c,
                 };
-                self.metrics
-                    .insert_errors
-                    .with_label_values(&[if class.is_retriable() {
-                        "true"
-                    } else {
-                        "false"
-                    }])
-                    .inc();
+                self.metrics.insert_errors.inc(if class.is_retriable() {
+                    Retriable::Yes
+                } else {
+                    Retriable::No
+                });
                 if class == ErrorClass::Data {
                     self.metrics.clickhouse_up.set(1);
                     if range.len() == 1 {
@@ -155,19 +141,10 @@ impl<S: Store> Deliverer<S> {
 
     /// Stores one refused row in the rejects table, or the rejects file when that fails.
     async fn reject(&self, batch: &Batch, i: usize, err: &StoreError) {
-        let row = batch.row(i);
-        let reject = Reject {
-            rejected_at: unix_now(),
-            callback_id: row::callback_id_of(row).unwrap_or(0),
-            error: err.message.clone(),
-            row_json: row::to_json(row),
-            row: row.to_vec(),
-        };
-        let reason = crate::sink::classify::reject_reason(err.code);
+        let reject = Reject::new(batch.row(i), err.message.clone(), crate::clock::unix_now());
         self.metrics
             .rows_rejected
-            .with_label_values(&[reason])
-            .inc();
+            .inc(crate::sink::classify::reject_reason(err.code));
         tracing::error!(callback_id = reject.callback_id, error = %err, "ClickHouse refused a row; it goes to the rejects table");
         if let Err(e) = self
             .store
@@ -178,10 +155,7 @@ impl<S: Store> Deliverer<S> {
             if let Err(e) = append_reject_file(&self.rejects_file, &reject) {
                 // Nowhere left to keep it: this is the one place a row can be lost, and it is counted.
                 tracing::error!(error = %e, "rejects file not writable; row dropped");
-                self.metrics
-                    .rows_dropped
-                    .with_label_values(&["reject_unwritable"])
-                    .inc();
+                self.metrics.rows_dropped.inc(DropCause::RejectUnwritable);
             }
         }
     }
@@ -203,13 +177,6 @@ fn append_reject_file(path: &PathBuf, r: &Reject) -> std::io::Result<()> {
     });
     writeln!(f, "{line}")?;
     f.sync_data()
-}
-
-fn unix_now() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -3,10 +3,11 @@
 //! dies (README "Durability").
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
+use super::queue::{Consumer, Producer, Usage};
 use super::{Batch, Limits, Refusal};
 use crate::metrics::Metrics;
 
@@ -71,7 +72,7 @@ impl MemoryQueue {
         let mut inner = self.inner.lock().expect("queue lock");
         let mut moved = 0;
         let mut bytes = 0;
-        while batch.rows() < limits.max_rows && batch.data.len() < limits.max_bytes {
+        while batch.rows() < limits.max_rows && batch.len_bytes() < limits.max_bytes {
             let Some(row) = inner.rows.pop_front() else {
                 break;
             };
@@ -111,6 +112,52 @@ impl MemoryQueue {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl Producer for Arc<MemoryQueue> {
+    async fn accept(&self, row: Vec<u8>) -> Result<(), Refusal> {
+        self.push(row)
+    }
+
+    fn usage(&self) -> Usage {
+        let inner = self.inner.lock().expect("queue lock");
+        Usage {
+            what: "memory queue",
+            rows: Some((inner.rows.len() as u64, self.max_rows as u64)),
+            bytes: inner.bytes as u64,
+            capacity_bytes: self.max_bytes as u64,
+        }
+    }
+
+    fn close(&self) {
+        MemoryQueue::close(self)
+    }
+}
+
+impl Consumer for Arc<MemoryQueue> {
+    fn fill(&mut self, batch: &mut Batch, limits: &Limits) -> std::io::Result<usize> {
+        Ok(MemoryQueue::fill(self, batch, limits))
+    }
+
+    async fn wait(&mut self) {
+        MemoryQueue::wait(self).await
+    }
+
+    fn is_finished(&self) -> bool {
+        MemoryQueue::is_finished(self)
+    }
+
+    fn begin(&mut self, _batch: &Batch) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn ack(&mut self, _batch: &Batch) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn is_durable(&self) -> bool {
+        false
     }
 }
 

@@ -4,7 +4,10 @@
 //! DDL cannot drift apart. One wire encoding serves both server profiles: where the column types
 //! differ (`DateTime64(3)` on modern servers, `Int64` on 18.16) they share the encoding.
 
+mod build;
 pub mod rowbinary;
+
+pub use build::{Built, Options, Received, build};
 
 use std::sync::LazyLock;
 

@@ -74,17 +74,14 @@ pub fn classify_code(code: u32) -> ErrorClass {
 }
 
 /// The `reason` label of `rows_rejected_total` for a refused row's error code.
-pub fn reject_reason(code: Option<u32>) -> &'static str {
+pub fn reject_reason(code: Option<u32>) -> RejectReason {
     match code {
-        Some(6 | 26 | 27 | 32 | 33 | 38 | 41 | 72) => "parse",
-        Some(53 | 69 | 70 | 117 | 131 | 190) => "type",
-        Some(395 | 469) => "constraint",
-        _ => "other",
+        Some(6 | 26 | 27 | 32 | 33 | 38 | 41 | 72) => RejectReason::Parse,
+        Some(53 | 69 | 70 | 117 | 131 | 190) => RejectReason::Type,
+        Some(395 | 469) => RejectReason::Constraint,
+        _ => RejectReason::Other,
     }
 }
-
-/// Every value of [`reject_reason`].
-pub const REJECT_REASONS: &[&str] = &["parse", "type", "constraint", "other"];
 
 /// The `Code: N` of a ClickHouse error message, if it has one.
 pub fn code_of(message: &str) -> Option<u32> {
@@ -94,6 +91,8 @@ pub fn code_of(message: &str) -> Option<u32> {
         .unwrap_or(rest.len());
     rest[..end].parse().ok()
 }
+
+use crate::metrics::RejectReason;
 
 #[cfg(test)]
 mod tests {

@@ -4,10 +4,11 @@
 //! - [`clickhouse`]: the real one (official `clickhouse` crate, RowBinary, LZ4), with `migrate`.
 //! - [`classify`]: which ClickHouse errors are retried and which are caused by the data, decided
 //!   in one place.
-//! - [`twin`]: an in-memory store with fault injection, for unit tests.
+//! - `twin` (unit tests only): an in-memory store with fault injection.
 
 pub mod classify;
 pub mod clickhouse;
+#[cfg(test)]
 pub mod twin;
 
 use std::future::Future;
@@ -44,6 +45,19 @@ pub struct Reject {
     pub row_json: String,
     /// The row as encoded, to re-insert once the cause is fixed.
     pub row: Vec<u8>,
+}
+
+impl Reject {
+    /// A refused encoded row, with what the row module can read back of it.
+    pub fn new(row: &[u8], error: String, rejected_at: u32) -> Self {
+        Reject {
+            rejected_at,
+            callback_id: crate::row::callback_id_of(row).unwrap_or(0),
+            error,
+            row_json: crate::row::to_json(row),
+            row: row.to_vec(),
+        }
+    }
 }
 
 /// What delivery needs from a store.

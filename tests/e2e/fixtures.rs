@@ -11,9 +11,8 @@
 
 use std::path::Path;
 
-use adjust_sink::adjust::decode::{Body, DecodeOptions, decode};
 use adjust_sink::row::rowbinary::{Cell, Reader};
-use adjust_sink::row::{Meta, Profile, columns, encode};
+use adjust_sink::row::{self, Profile, columns};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -75,20 +74,6 @@ impl Fixture {
     /// The body bytes (empty when none).
     pub fn body_bytes(&self) -> &[u8] {
         self.body.as_deref().unwrap_or("").as_bytes()
-    }
-
-    /// What the server keeps in `raw_query` when decoding hits a problem: the query, the body, or
-    /// `query + "\n" + body` when both are present.
-    pub fn raw_input(&self) -> Vec<u8> {
-        let query = self.query.as_bytes();
-        let body = self.body_bytes();
-        if body.is_empty() {
-            query.to_vec()
-        } else if query.is_empty() {
-            body.to_vec()
-        } else {
-            [query, b"\n", body].concat()
-        }
     }
 
     /// The URL the callback is sent to, relative to the server root.
@@ -216,24 +201,20 @@ pub fn compare(
         .collect()
 }
 
-/// Decodes and encodes a fixture as the server does, and reads the row back as column → text.
+/// Builds a fixture's row as the server does ([`row::build`]), and reads it back as column → text.
 pub fn decode_offline(fixture: &Fixture) -> Map<String, Value> {
-    let body = fixture.body_bytes();
-    let cb = decode(
-        fixture.query.as_bytes(),
-        Body::from_content_type(fixture.content_type.as_deref(), body),
-        fixture.trigger(),
-        &DecodeOptions::new(),
+    let built = row::build(
+        &row::Received {
+            query: fixture.query.as_bytes(),
+            body: fixture.body_bytes(),
+            content_type: fixture.content_type.as_deref(),
+            trigger: fixture.trigger(),
+            source_ip: std::net::Ipv4Addr::new(178, 162, 216, 70).into(),
+            received_at: RECEIVED_AT,
+        },
+        &row::Options::new(),
     );
-    let raw = fixture.raw_input();
-    let meta = Meta {
-        received_at: RECEIVED_AT,
-        callback_id: 1,
-        source_ip: "178.162.216.70",
-        raw: cb.keeps_raw().then_some(&raw[..]),
-    };
-    let mut row = Vec::new();
-    encode(&cb, &meta, &mut row);
+    let row = built.row;
     let mut reader = Reader::new(&row);
     let mut actual = Map::new();
     for column in columns() {

@@ -13,7 +13,7 @@ use std::process::Command;
 use adjust_sink::adjust::catalog::{CATALOG, Ty};
 use adjust_sink::adjust::decode::{Body, Callback, DecodeOptions, Value, decode};
 use adjust_sink::adjust::identity::callback_id;
-use adjust_sink::row::{Meta, Profile, columns, encode, insert_sql};
+use adjust_sink::row::{self, Profile, columns, insert_sql};
 use adjust_sink::schema::{Target, statements};
 use serde_json::{Value as Json, json};
 
@@ -124,11 +124,13 @@ fn decode_samples() -> Vec<Decoded> {
                 None => Body::None,
             };
             let cb = decode(sample.query, body, sample.trigger, &opts);
-            // What the HTTP handler keeps in `raw_query`.
-            let raw = cb.keeps_raw().then(|| match sample.body {
-                None => sample.query.to_vec(),
-                Some((_, b)) if sample.query.is_empty() => b.to_vec(),
-                Some((_, b)) => [sample.query, b"\n", b].concat(),
+            // The damaged sample is a GET: its raw query is the query string.
+            let raw = cb.keeps_raw().then(|| {
+                assert!(
+                    sample.body.is_none(),
+                    "a sample that keeps raw input has no body"
+                );
+                sample.query.to_vec()
             });
             Decoded {
                 sample,
@@ -140,16 +142,25 @@ fn decode_samples() -> Vec<Decoded> {
         .collect()
 }
 
+/// The rows the sink builds for the samples ([`row::build`], as the HTTP handler does).
 fn encode_all(decoded: &[Decoded], received_at: u32) -> Vec<u8> {
+    let options = row::Options::new();
     let mut out = Vec::new();
     for d in decoded {
-        let meta = Meta {
-            received_at,
-            callback_id: d.id,
-            source_ip: SOURCE_IP,
-            raw: d.raw.as_deref(),
-        };
-        encode(&d.cb, &meta, &mut out);
+        let (content_type, body) = d.sample.body.unwrap_or(("", b""));
+        let built = row::build(
+            &row::Received {
+                query: d.sample.query,
+                body,
+                content_type: d.sample.body.is_some().then_some(content_type),
+                trigger: d.sample.trigger,
+                source_ip: SOURCE_IP.parse().expect("sample source ip"),
+                received_at,
+            },
+            &options,
+        );
+        assert_eq!(built.callback_id, d.id);
+        out.extend_from_slice(&built.row);
     }
     out
 }

@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::row::{self, Meta, Profile, rowbinary::Reader};
+use crate::row::{self, Profile, rowbinary::Reader};
 
 /// Keys that hit every column type, plus unknown ones.
 fn key() -> impl Strategy<Value = String> {
@@ -72,10 +72,19 @@ proptest! {
     fn any_input_decodes_encodes_and_reads_back(q in query(), (ct, b) in body(), trigger in "[a-z0-9_]{0,12}") {
         let opts = DecodeOptions::new();
         let cb = decode(&q, Body::from_content_type(ct, &b), &trigger, &opts);
-        let id = crate::adjust::identity::callback_id(&cb);
-        let mut out = Vec::new();
-        let raw = cb.keeps_raw().then_some(&q[..]);
-        row::encode(&cb, &Meta { received_at: 1_700_000_000, callback_id: id, source_ip: "127.0.0.1", raw }, &mut out);
+        let built = row::build(
+            &row::Received {
+                query: &q,
+                body: &b,
+                content_type: ct,
+                trigger: &trigger,
+                source_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+                received_at: 1_700_000_000,
+            },
+            &row::Options { decode: opts.clone() },
+        );
+        let (out, id) = (built.row, built.callback_id);
+        prop_assert_eq!(id, crate::adjust::identity::callback_id(&cb));
         let mut r = Reader::new(&out);
         for c in row::columns() {
             prop_assert!(r.cell(c.ty(Profile::Legacy)).is_ok(), "column {} unreadable", c.name);

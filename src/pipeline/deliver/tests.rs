@@ -7,10 +7,7 @@ fn row(id: u8) -> Vec<u8> {
 }
 
 fn batch(ids: impl IntoIterator<Item = u8>) -> Batch {
-    let mut b = Batch {
-        token: "t".into(),
-        ..Default::default()
-    };
+    let mut b = Batch::default();
     for id in ids {
         b.push(&row(id));
     }
@@ -38,7 +35,7 @@ async fn transient_errors_are_retried_until_acknowledged() {
     d.deliver(&batch(0..10), &Shutdown::new()).await.unwrap();
     assert_eq!(d.store().stored().len(), 10);
     assert_eq!(d.store().inserts(), 4);
-    assert_eq!(m.insert_errors.with_label_values(&["true"]).get(), 3);
+    assert_eq!(m.insert_errors.get(Retriable::Yes), 3);
     assert_eq!(m.rows_written.get(), 10);
     assert_eq!(m.clickhouse_up.get(), 1);
 }
@@ -57,7 +54,7 @@ async fn refused_rows_are_isolated_and_the_rest_lands() {
     assert_eq!(rejects.len(), 2);
     assert_eq!(rejects[0].row, row(3));
     assert!(rejects[0].error.contains("poisoned"));
-    assert_eq!(m.rows_rejected.with_label_values(&["parse"]).get(), 2);
+    assert_eq!(m.rows_rejected.get(crate::metrics::RejectReason::Parse), 2);
 }
 
 #[tokio::test]

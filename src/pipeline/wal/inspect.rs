@@ -101,7 +101,7 @@ mod tests {
             max_age: Duration::from_secs(1),
         };
         reader.fill(&mut b, &limits).unwrap();
-        reader.ack(b.log_end.unwrap()).unwrap();
+        reader.ack_upto(b.log.unwrap().end).unwrap();
         // A second process may not open the same log.
         let second = Wal::open(config, Metrics::new());
         assert!(

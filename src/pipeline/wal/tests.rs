@@ -1,4 +1,7 @@
 use super::*;
+use crate::pipeline::{Batch, Limits};
+use std::io::Write;
+use std::path::Path;
 use std::time::Duration;
 
 fn config(dir: &Path) -> WalConfig {
@@ -39,7 +42,7 @@ async fn rows_are_read_back_in_order_and_resume_after_ack() {
         rows_of(&b),
         (0..4u8).map(|i| vec![i; 100]).collect::<Vec<_>>()
     );
-    reader.ack(b.log_end.unwrap()).unwrap();
+    reader.ack_upto(b.log.unwrap().end).unwrap();
     wal.close();
     drop((wal, reader));
 
@@ -64,9 +67,9 @@ async fn segments_rotate_and_are_trimmed_after_ack() {
     assert!(list_segments(dir.path()).unwrap().len() > 3);
     let mut b = Batch::default();
     assert_eq!(reader.fill(&mut b, &limits(1000)).unwrap(), 50);
-    reader.ack(b.log_end.unwrap()).unwrap();
+    reader.ack_upto(b.log.unwrap().end).unwrap();
     assert_eq!(list_segments(dir.path()).unwrap().len(), 1);
-    let (disk, _) = wal.usage();
+    let disk = wal.usage().bytes;
     assert!(disk < 4096 + 600, "disk bytes after trim: {disk}");
 }
 
@@ -88,7 +91,7 @@ async fn torn_tail_is_truncated_and_counted() {
     let (_wal, mut reader, rec) = Wal::open(config(dir.path()), metrics.clone()).unwrap();
     assert_eq!(rec.torn_bytes, 17);
     assert_eq!(
-        metrics.wal_damaged.with_label_values(&["torn_tail"]).get(),
+        metrics.wal_damaged.get(crate::metrics::WalDamage::TornTail),
         1
     );
     let mut b = Batch::default();
@@ -124,8 +127,7 @@ async fn damage_in_the_middle_is_quarantined_and_the_rest_delivered() {
     assert_eq!(
         metrics
             .wal_damaged
-            .with_label_values(&["quarantined"])
-            .get(),
+            .get(crate::metrics::WalDamage::Quarantined),
         1
     );
     assert!(fs::metadata(dir.path().join("quarantine")).unwrap().len() >= rec as u64);
@@ -139,9 +141,9 @@ async fn an_inflight_batch_is_recut_identically_after_a_crash() {
     let mut b = Batch::default();
     reader.fill(&mut b, &limits(100)).unwrap();
     reader
-        .begin(b.log_start.unwrap(), b.log_end.unwrap())
+        .mark_inflight(b.log.unwrap().start, b.log.unwrap().end)
         .unwrap();
-    let token = b.token.clone();
+    let token = b.token(0..b.rows());
     // More rows arrive, then the process dies before the ack.
     append_all(&wal, (3..6u8).map(|i| vec![i; 10])).await;
     wal.close();
@@ -150,7 +152,7 @@ async fn an_inflight_batch_is_recut_identically_after_a_crash() {
     assert!(rec.inflight.is_some());
     let mut again = Batch::default();
     assert_eq!(reader.fill(&mut again, &limits(100)).unwrap(), 3);
-    assert_eq!(again.token, token);
+    assert_eq!(again.token(0..again.rows()), token);
     let mut next = Batch::default();
     assert_eq!(reader.fill(&mut next, &limits(100)).unwrap(), 3);
 }
@@ -190,9 +192,30 @@ async fn acknowledged_bytes_free_the_budget_before_their_segment_is_deleted() {
     assert_eq!(wal.append(vec![0; 200]).await, Err(Refusal::DiskBudget));
     let mut b = Batch::default();
     reader.fill(&mut b, &limits(1000)).unwrap();
-    reader.ack(b.log_end.unwrap()).unwrap();
-    assert_eq!(wal.usage().0, 0);
+    reader.ack_upto(b.log.unwrap().end).unwrap();
+    assert_eq!(wal.usage().bytes, 0);
     // Still one segment on disk, but the budget is free again.
     assert_eq!(list_segments(dir.path()).unwrap().len(), 1);
     wal.append(vec![0; 200]).await.unwrap();
+}
+
+#[tokio::test]
+async fn two_logs_never_mint_the_same_token() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut tokens = Vec::new();
+    for dir in [a.path(), b.path()] {
+        let (wal, mut reader, _) = Wal::open(config(dir), Metrics::new()).unwrap();
+        append_all(&wal, [vec![1; 10]]).await;
+        let mut batch = Batch::default();
+        reader.fill(&mut batch, &limits(10)).unwrap();
+        tokens.push(batch.token(0..1));
+        wal.close();
+    }
+    assert_ne!(tokens[0], tokens[1], "same positions, different logs");
+    // The id survives a reopen.
+    let (_wal, mut reader, _) = Wal::open(config(a.path()), Metrics::new()).unwrap();
+    let mut batch = Batch::default();
+    reader.fill(&mut batch, &limits(10)).unwrap();
+    let id = |t: &str| t.split('-').nth(1).unwrap().to_owned();
+    assert_eq!(id(&batch.token(0..1)), id(&tokens[0]));
 }
