@@ -96,6 +96,17 @@ pub struct ClickHouseArgs {
     /// Callbacks table (rejected rows go to `<table>_rejects`).
     #[arg(long, env = "ADJUST_SINK_TABLE", default_value = "callbacks")]
     pub table: String,
+
+    /// Give this cold placeholder a physical column (repeatable, or comma-separated in the env
+    /// var): `migrate` turns its ALIAS column into a DEFAULT column that ClickHouse fills from the
+    /// stored text, for new rows at insert and for older rows as parts merge.
+    #[arg(
+        long = "physical",
+        env = "ADJUST_SINK_PHYSICAL",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub physical: Vec<String>,
 }
 
 /// When a callback is acknowledged.

@@ -90,9 +90,17 @@ impl ClickHouseArgs {
                 ));
             }
         }
+        let physical: Vec<String> = self
+            .physical
+            .iter()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .collect();
+        crate::schema::check_physical(&physical).map_err(ConfigError)?;
         Ok(Target {
             database: self.database.clone(),
             table: self.table.clone(),
+            physical,
         })
     }
 

@@ -65,8 +65,17 @@ fn run(command: Command) -> anyhow::Result<()> {
             for what in &report.statements {
                 println!("  ensured {what}");
             }
+            if let Some(u) = &report.upgraded {
+                println!(
+                    "  moved {} rows in {} partitions to the two-tier layout in {:.1}s ({} partitions were already copied); the old table is kept as {} (drop it once satisfied)",
+                    u.rows, u.partitions, u.seconds, u.resumed, u.kept_as
+                );
+            }
             for c in &report.added_columns {
                 println!("  added column {c}");
+            }
+            for c in &report.promoted_columns {
+                println!("  made column {c} physical (DEFAULT, filled from the stored text)");
             }
             println!("schema is up to date");
             Ok(())

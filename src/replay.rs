@@ -191,7 +191,7 @@ pub async fn check(data_dir: &Path, clickhouse: ClickHouseConfig) -> anyhow::Res
                 .missing_columns()
                 .await
                 .map_err(|e| anyhow::anyhow!("reading the table's columns: {e}"))?;
-            (Ok(v), missing.into_iter().map(|c| c.name).collect())
+            (Ok(v), missing)
         }
         Err(e) => (Err(e.to_string()), Vec::new()),
     };

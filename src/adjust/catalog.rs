@@ -23,7 +23,8 @@ pub enum Ty {
     Float,
     /// JSON text kept as sent → `String`; checked for validity (counted when invalid).
     Json,
-    /// Flat JSON object of string pairs → `String` (raw) plus `<name>_keys`/`<name>_values` arrays.
+    /// Flat JSON object of string pairs → `String` (raw) plus a `<name>_kv` `Nested(key, value)`
+    /// column of its pairs.
     Params,
 }
 
@@ -329,3 +330,105 @@ pub const CATALOG: &[Placeholder] = &[
     p("predicted_value", Float, Partner),
     p("prediction_period_days", Int, Partner),
 ];
+
+/// The hot tier: placeholders most callbacks carry and analysts filter or group by (identity, app,
+/// time, attribution, device, geo, event and revenue), plus everything the views' filters, the
+/// rollups, the dedup key's inputs and `examples/sql` read. Each has a typed column of its own.
+/// Every other placeholder is cold: stored as text in the `cold_keys`/`cold_values` arrays and
+/// exposed as an `ALIAS` column of its own name and type (`--physical` promotes one).
+pub const HOT: &[&str] = &[
+    "activity_kind",
+    "app_id",
+    "app_name",
+    "app_token",
+    "app_version",
+    "store",
+    "environment",
+    "created_at",
+    "event",
+    "event_name",
+    "nonce",
+    "tracker",
+    "tracker_name",
+    "network_name",
+    "campaign_name",
+    "adgroup_name",
+    "creative_name",
+    "is_organic",
+    "is_reattributed",
+    "match_type",
+    "click_time",
+    "installed_at",
+    "reattributed_at",
+    "adid",
+    "idfa",
+    "idfv",
+    "gps_adid",
+    "fire_adid",
+    "oaid",
+    "android_id",
+    "web_uuid",
+    "os_name",
+    "os_version",
+    "device_type",
+    "device_name",
+    "ip_address",
+    "country",
+    "city",
+    "language",
+    "att_status",
+    "tracking_limited",
+    "session_count",
+    "revenue",
+    "revenue_float",
+    "currency",
+    "revenue_usd",
+    "reporting_revenue",
+    "reporting_currency",
+    "partner_parameters",
+    "publisher_parameters",
+    "callback_params",
+    "ad_mediation_platform",
+    "cost_amount",
+    "rejection_reason",
+    "uninstalled_at",
+    "sk_payload",
+    "sk_campaign_id",
+    "sk_transaction_id",
+    "sk_conversion_value",
+];
+
+static HOT_FLAGS: std::sync::LazyLock<[bool; CATALOG.len()]> = std::sync::LazyLock::new(|| {
+    let mut flags = [false; CATALOG.len()];
+    for (i, p) in CATALOG.iter().enumerate() {
+        flags[i] = HOT.contains(&p.name) || p.ty == Ty::Params;
+    }
+    flags
+});
+
+/// Whether catalog entry `idx` has a typed column of its own (the hot tier).
+pub fn is_hot(idx: usize) -> bool {
+    HOT_FLAGS[idx]
+}
+
+#[cfg(test)]
+mod tier_tests {
+    use super::*;
+
+    #[test]
+    fn every_hot_name_is_a_placeholder_once() {
+        for (i, name) in HOT.iter().enumerate() {
+            assert!(
+                CATALOG.iter().any(|p| p.name == *name),
+                "{name} is not a placeholder"
+            );
+            assert!(!HOT[..i].contains(name), "{name} listed twice");
+        }
+        assert!(
+            CATALOG
+                .iter()
+                .filter(|p| p.ty == Ty::Params)
+                .all(|p| HOT.contains(&p.name))
+        );
+    }
+}

@@ -104,17 +104,12 @@ pub fn build(received: &Received<'_>, options: &Options) -> Built {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::row::{Profile, columns, rowbinary::Cell, rowbinary::Reader};
+    use crate::row::rowbinary::Cell;
 
     fn raw_query_of(row: &[u8]) -> String {
-        let mut r = Reader::new(row);
-        let mut last = None;
-        for c in columns() {
-            last = Some(r.cell(c.ty(Profile::Legacy)).unwrap());
-        }
-        match last {
-            Some(Cell::Str(s)) => s,
-            other => panic!("raw_query is not a string: {other:?}"),
+        match crate::row::read_row(row).unwrap().pop() {
+            Some((c, Cell::Str(s))) if c.name == "raw_query" => s,
+            other => panic!("raw_query is not the last string: {other:?}"),
         }
     }
 

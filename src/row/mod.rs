@@ -1,19 +1,29 @@
 //! The row: the columns of `adjust.callbacks` and the RowBinary encoding of one callback.
 //!
 //! Both are generated from the placeholder catalog, so the insert column list, the encoder and the
-//! DDL cannot drift apart. One wire encoding serves both server profiles: where the column types
-//! differ (`DateTime64(3)` on modern servers, `Int64` on 18.16) they share the encoding.
+//! DDL cannot drift apart. Two storage tiers: a hot placeholder ([`crate::adjust::catalog::HOT`])
+//! has a typed column of its own; a cold one is written as normalized text into two parallel
+//! arrays, `cold_keys`/`cold_values`, and the table shows it through an `ALIAS` column of its own
+//! name and type. A callback carries ~45 of ~234 placeholders, so a row no longer pays for ~190
+//! empty columns. One wire encoding serves both server profiles: where column types differ
+//! (`DateTime64(3)` on modern servers, `Int64` on 18.16) they share the encoding.
+//!
+//! - [`build`](build()): a received callback → its row (the one way rows are made).
+//! - [`ty`]: what each placeholder type means (DDL, absent bytes, encoding, read-back).
+//! - [`rowbinary`]: the wire primitives and a reader.
 
 mod build;
 pub mod rowbinary;
+pub mod ty;
 
 pub use build::{Built, Options, Received, build};
 
 use std::sync::LazyLock;
 
-use crate::adjust::catalog::{CATALOG, Ty};
+use crate::adjust::catalog::{CATALOG, Ty, is_hot};
 use crate::adjust::decode::{Callback, Value};
 use rowbinary as rb;
+use rowbinary::{Cell, Malformed, Reader};
 
 /// The ClickHouse server generation a DDL is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -47,7 +57,7 @@ impl Profile {
     }
 }
 
-/// One column of the table as DDL sees it.
+/// One column of the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Column {
     pub name: String,
@@ -69,6 +79,10 @@ impl Column {
             modern: modern.into(),
             nested: false,
         }
+    }
+
+    fn typed(name: &str, ty: Ty) -> Self {
+        Self::split(name, ty.ddl(Profile::Legacy), ty.ddl(Profile::Modern))
     }
 
     fn pairs(name: &str) -> Self {
@@ -105,33 +119,50 @@ pub const HEAD: &[&str] = &[
     "source_ip",
 ];
 
-/// Every stored column, in wire order.
-pub fn columns() -> Vec<Column> {
-    let mut cols = vec![
+/// The cold tier's two parallel arrays: placeholder names and their normalized text.
+pub const COLD_KEYS: &str = "cold_keys";
+pub const COLD_VALUES: &str = "cold_values";
+
+fn head_columns() -> Vec<Column> {
+    vec![
         Column::new("received_at", "DateTime('UTC')"),
         Column::new("event_date", "Date"),
         Column::new("callback_id", "UInt64"),
         Column::new("callback_trigger", "LowCardinality(String)"),
         Column::new("source_ip", "String"),
-    ];
-    for p in CATALOG {
-        match p.ty {
-            Ty::Str | Ty::Json => cols.push(Column::new(p.name, "String")),
-            Ty::LowCard => cols.push(Column::new(p.name, "LowCardinality(String)")),
-            Ty::Time => cols.push(Column::new(p.name, "Nullable(DateTime('UTC'))")),
-            Ty::TimeMs => cols.push(Column::split(
-                p.name,
-                "Nullable(Int64)",
-                "Nullable(DateTime64(3, 'UTC'))",
-            )),
-            Ty::Flag => cols.push(Column::new(p.name, "Nullable(UInt8)")),
-            Ty::Int => cols.push(Column::new(p.name, "Nullable(Int64)")),
-            Ty::Float => cols.push(Column::new(p.name, "Nullable(Float64)")),
-            Ty::Params => {
-                cols.push(Column::new(p.name, "String"));
-                cols.push(Column::pairs(&format!("{}_kv", p.name)));
-            }
+    ]
+}
+
+/// A placeholder's own column (hot), with its `<name>_kv` pairs for a parameters placeholder.
+fn push_placeholder(cols: &mut Vec<Column>, name: &str, ty: Ty) {
+    cols.push(Column::typed(name, ty));
+    if ty == Ty::Params {
+        cols.push(Column::pairs(&format!("{name}_kv")));
+    }
+}
+
+/// The columns an INSERT writes, in wire order: the sink columns, the hot placeholders (catalog
+/// order), the cold arrays, `extra`, `raw_query`.
+pub fn wire_columns() -> Vec<Column> {
+    let mut cols = head_columns();
+    for (i, p) in CATALOG.iter().enumerate() {
+        if is_hot(i) {
+            push_placeholder(&mut cols, p.name, p.ty);
         }
+    }
+    cols.push(Column::new(COLD_KEYS, "Array(LowCardinality(String))"));
+    cols.push(Column::new(COLD_VALUES, "Array(String)"));
+    cols.push(Column::pairs("extra"));
+    cols.push(Column::new("raw_query", "String"));
+    cols
+}
+
+/// The table as analysts see it: the sink columns, every placeholder with its type (a column of
+/// its own or an `ALIAS` over the cold arrays), `extra`, `raw_query`.
+pub fn columns() -> Vec<Column> {
+    let mut cols = head_columns();
+    for p in CATALOG {
+        push_placeholder(&mut cols, p.name, p.ty);
     }
     cols.push(Column::pairs("extra"));
     cols.push(Column::new("raw_query", "String"));
@@ -140,7 +171,7 @@ pub fn columns() -> Vec<Column> {
 
 /// `INSERT INTO db.table (…) FORMAT RowBinary` with every wire column named.
 pub fn insert_sql(database: &str, table: &str) -> String {
-    let names: Vec<String> = columns().iter().flat_map(Column::wire_names).collect();
+    let names: Vec<String> = wire_columns().iter().flat_map(Column::wire_names).collect();
     format!(
         "INSERT INTO {database}.{table} ({}) FORMAT RowBinary",
         names.join(", ")
@@ -158,35 +189,31 @@ pub struct Meta<'a> {
     pub raw: Option<&'a [u8]>,
 }
 
-/// The encoding of "not sent" for every catalog column, concatenated, with each column's start:
-/// the encoder copies runs of absent columns in one go instead of walking ~230 columns.
+/// The encoding of "not sent" for every hot column, concatenated, with each column's start: the
+/// encoder copies runs of absent columns in one go.
 struct AbsentRow {
     bytes: Vec<u8>,
-    /// `starts[i]..starts[i + 1]` is column `i`; one more entry than the catalog.
+    /// For catalog entry `i`, the start of its bytes (`starts[CATALOG.len()]` is the end); a
+    /// cold entry starts and ends where the next hot one starts.
     starts: Vec<usize>,
 }
 
 static ABSENT: LazyLock<AbsentRow> = LazyLock::new(|| {
     let mut bytes = Vec::new();
     let mut starts = Vec::with_capacity(CATALOG.len() + 1);
-    for p in CATALOG {
+    for (i, p) in CATALOG.iter().enumerate() {
         starts.push(bytes.len());
-        put_absent(&mut bytes, p.ty);
+        if is_hot(i) {
+            p.ty.put_absent(&mut bytes);
+            if p.ty == Ty::Params {
+                // An empty `<name>_kv`: two empty arrays.
+                bytes.extend_from_slice(&[0, 0]);
+            }
+        }
     }
     starts.push(bytes.len());
     AbsentRow { bytes, starts }
 });
-
-fn put_absent(out: &mut Vec<u8>, ty: Ty) {
-    match ty {
-        // Empty string.
-        Ty::Str | Ty::LowCard | Ty::Json => out.push(0),
-        // Empty string, then an empty `Nested`: two empty arrays.
-        Ty::Params => out.extend_from_slice(&[0, 0, 0]),
-        // NULL.
-        Ty::Time | Ty::TimeMs | Ty::Int | Ty::Flag | Ty::Float => out.push(1),
-    }
-}
 
 static CREATED_AT: LazyLock<usize> =
     LazyLock::new(|| crate::adjust::decode::index_of("created_at").expect("created_at in catalog"));
@@ -204,12 +231,41 @@ pub fn encode(cb: &Callback<'_>, meta: &Meta<'_>, out: &mut Vec<u8>) {
     rb::put_str(out, meta.source_ip.as_bytes());
     let absent = &*ABSENT;
     let mut next = 0;
+    let mut cold_names: Vec<&'static str> = Vec::new();
+    let mut cold_text = String::new();
+    let mut cold_ends: Vec<usize> = Vec::new();
     for (idx, v) in cb.sent() {
+        let p = &CATALOG[idx];
+        if !is_hot(idx) {
+            cold_names.push(p.name);
+            ty::put_cold_text(cb, v, &mut cold_text);
+            cold_ends.push(cold_text.len());
+            continue;
+        }
         out.extend_from_slice(&absent.bytes[absent.starts[next]..absent.starts[idx]]);
-        put_value(cb, CATALOG[idx].ty, v, out);
+        ty::put_typed(cb, p.ty, v, out);
+        if let Value::Params(_, pairs) = v {
+            rb::put_pairs(
+                out,
+                pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                pairs.len(),
+            );
+        } else if p.ty == Ty::Params {
+            out.extend_from_slice(&[0, 0]);
+        }
         next = idx + 1;
     }
     out.extend_from_slice(&absent.bytes[absent.starts[next]..]);
+    rb::put_len(out, cold_names.len());
+    for name in &cold_names {
+        rb::put_str(out, name.as_bytes());
+    }
+    rb::put_len(out, cold_ends.len());
+    let mut start = 0;
+    for end in cold_ends {
+        rb::put_str(out, &cold_text.as_bytes()[start..end]);
+        start = end;
+    }
     rb::put_pairs(
         out,
         cb.extra.iter().map(|(k, v)| (k.as_ref(), v.as_ref())),
@@ -218,72 +274,94 @@ pub fn encode(cb: &Callback<'_>, meta: &Meta<'_>, out: &mut Vec<u8>) {
     rb::put_str(out, meta.raw.unwrap_or(b""));
 }
 
-fn put_value(cb: &Callback<'_>, ty: Ty, v: &Value<'_>, out: &mut Vec<u8>) {
-    match (ty, v) {
-        (Ty::Str | Ty::LowCard | Ty::Json, Value::Text(_) | Value::Part(..)) => {
-            rb::put_str(out, cb.resolve(v).as_bytes())
+/// Reads an encoded row back as the table shows it: every column of [`columns`] in order, the
+/// cold placeholders typed from their text as their `ALIAS` columns type them.
+pub fn read_row(row: &[u8]) -> Result<Vec<(Column, Cell)>, Malformed> {
+    let mut r = Reader::new(row);
+    let mut out = Vec::with_capacity(CATALOG.len() + 16);
+    let head = head_columns();
+    let cells = [
+        Cell::UInt(r.u32()?.into()),
+        Cell::UInt(r.u16()?.into()),
+        Cell::UInt(r.u64()?),
+        Cell::Str(r.string()?),
+        Cell::Str(r.string()?),
+    ];
+    out.extend(head.into_iter().zip(cells));
+    let mut hot: Vec<Option<(Cell, Option<Cell>)>> = vec![None; CATALOG.len()];
+    for (i, p) in CATALOG.iter().enumerate() {
+        if is_hot(i) {
+            let cell = p.ty.read(&mut r)?;
+            let kv = (p.ty == Ty::Params).then(|| r.pairs()).transpose()?;
+            hot[i] = Some((cell, kv.map(Cell::Pairs)));
         }
-        (Ty::Params, Value::Params(raw, pairs)) => {
-            rb::put_str(out, raw.as_bytes());
-            rb::put_pairs(
-                out,
-                pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-                pairs.len(),
-            );
-        }
-        (Ty::Time, Value::Time(t)) => {
-            out.push(0);
-            rb::put_u32(out, *t);
-        }
-        (Ty::TimeMs, Value::TimeMs(t)) | (Ty::Int, Value::Int(t)) => {
-            out.push(0);
-            rb::put_i64(out, *t);
-        }
-        (Ty::Flag, Value::Flag(f)) => out.extend_from_slice(&[0, *f]),
-        (Ty::Float, Value::Float(f)) => {
-            out.push(0);
-            rb::put_f64(out, *f);
-        }
-        // A value of another shape cannot be stored in this column: "not sent".
-        (ty, _) => put_absent(out, ty),
     }
+    let keys = r.strings()?;
+    let values = r.strings()?;
+    for (i, p) in CATALOG.iter().enumerate() {
+        let (cell, kv) = match hot[i].take() {
+            Some(found) => found,
+            None => {
+                let text = keys
+                    .iter()
+                    .position(|k| k == p.name)
+                    .and_then(|at| values.get(at));
+                let cell = text.map_or_else(|| p.ty.absent_cell(), |t| p.ty.cell_from_text(t));
+                let kv = (p.ty == Ty::Params).then(|| Cell::Pairs(Vec::new()));
+                (cell, kv)
+            }
+        };
+        out.push((Column::typed(p.name, p.ty), cell));
+        if let Some(kv) = kv {
+            out.push((Column::pairs(&format!("{}_kv", p.name)), kv));
+        }
+    }
+    out.push((Column::pairs("extra"), Cell::Pairs(r.pairs()?)));
+    out.push((Column::new("raw_query", "String"), Cell::Str(r.string()?)));
+    if !r.is_empty() {
+        return Err(Malformed(row.len()));
+    }
+    Ok(out)
 }
 
-/// The `callback_id` of an encoded row (it sits at a fixed offset after `received_at` and
-/// `event_date`).
+/// The `callback_id` of an encoded row.
 pub fn callback_id_of(row: &[u8]) -> Option<u64> {
-    Some(u64::from_le_bytes(row.get(6..14)?.try_into().ok()?))
+    let mut r = Reader::new(row);
+    r.u32().ok()?;
+    r.u16().ok()?;
+    r.u64().ok()
 }
 
 /// An encoded row as a JSON object (column → value; NULL and empty values left out), for the
 /// rejects table and for people reading it.
 pub fn to_json(row: &[u8]) -> String {
-    use rb::Cell;
-    let mut reader = rb::Reader::new(row);
     let mut obj = serde_json::Map::new();
-    for c in columns() {
-        let value = match reader.cell(c.ty(Profile::Legacy)) {
-            Ok(Cell::Null) => continue,
-            Ok(Cell::Str(s)) if s.is_empty() => continue,
-            Ok(Cell::Str(s)) => serde_json::Value::String(s),
-            Ok(Cell::UInt(v)) => serde_json::Value::from(v),
-            Ok(Cell::Int(v)) => serde_json::Value::from(v),
-            Ok(Cell::Float(v)) => serde_json::Value::from(v),
-            Ok(Cell::Pairs(p)) if p.is_empty() => continue,
-            Ok(Cell::Pairs(p)) => serde_json::Value::Array(
-                p.into_iter()
-                    .map(|(k, v)| serde_json::json!([k, v]))
-                    .collect(),
-            ),
-            Err(e) => {
-                obj.insert(
-                    "_malformed".into(),
-                    serde_json::Value::String(e.to_string()),
-                );
-                break;
+    match read_row(row) {
+        Ok(cells) => {
+            for (c, cell) in cells {
+                let value = match cell {
+                    Cell::Null => continue,
+                    Cell::Str(s) if s.is_empty() => continue,
+                    Cell::Str(s) => serde_json::Value::String(s),
+                    Cell::UInt(v) => serde_json::Value::from(v),
+                    Cell::Int(v) => serde_json::Value::from(v),
+                    Cell::Float(v) => serde_json::Value::from(v),
+                    Cell::Pairs(p) if p.is_empty() => continue,
+                    Cell::Pairs(p) => serde_json::Value::Array(
+                        p.into_iter()
+                            .map(|(k, v)| serde_json::json!([k, v]))
+                            .collect(),
+                    ),
+                };
+                obj.insert(c.name, value);
             }
-        };
-        obj.insert(c.name, value);
+        }
+        Err(e) => {
+            obj.insert(
+                "_malformed".into(),
+                serde_json::Value::String(e.to_string()),
+            );
+        }
     }
     serde_json::Value::Object(obj).to_string()
 }

@@ -109,7 +109,52 @@ impl<'a> Reader<'a> {
         Err(Malformed(self.pos))
     }
 
-    fn string(&mut self) -> Result<String, Malformed> {
+    /// A `Nullable` prefix: `true` when the value is NULL.
+    pub fn null_flag(&mut self) -> Result<bool, Malformed> {
+        Ok(self.take(1)?[0] == 1)
+    }
+
+    pub fn u8(&mut self) -> Result<u8, Malformed> {
+        Ok(self.take(1)?[0])
+    }
+
+    pub fn u16(&mut self) -> Result<u16, Malformed> {
+        Ok(u16::from_le_bytes(self.fixed()?))
+    }
+
+    pub fn u32(&mut self) -> Result<u32, Malformed> {
+        Ok(u32::from_le_bytes(self.fixed()?))
+    }
+
+    pub fn u64(&mut self) -> Result<u64, Malformed> {
+        Ok(u64::from_le_bytes(self.fixed()?))
+    }
+
+    pub fn i64(&mut self) -> Result<i64, Malformed> {
+        Ok(i64::from_le_bytes(self.fixed()?))
+    }
+
+    pub fn f64(&mut self) -> Result<f64, Malformed> {
+        Ok(f64::from_le_bytes(self.fixed()?))
+    }
+
+    /// A `Nested(key String, value String)`: two arrays, keys then values.
+    pub fn pairs(&mut self) -> Result<Vec<(String, String)>, Malformed> {
+        let keys = self.strings()?;
+        let values = self.strings()?;
+        if keys.len() != values.len() {
+            return Err(Malformed(self.pos));
+        }
+        Ok(keys.into_iter().zip(values).collect())
+    }
+
+    /// An `Array(String)`.
+    pub fn strings(&mut self) -> Result<Vec<String>, Malformed> {
+        let n = self.len()?;
+        (0..n).map(|_| self.string()).collect()
+    }
+
+    pub fn string(&mut self) -> Result<String, Malformed> {
         let n = self.len()?;
         Ok(String::from_utf8_lossy(self.take(n)?).into_owned())
     }

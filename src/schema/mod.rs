@@ -12,9 +12,11 @@
 //! Beside the table, [`views`] defines what analysts read: per-activity views (exact, `FINAL`) and
 //! daily rollups fed by materialized views (approximate under duplicates).
 
+pub mod upgrade;
 pub mod views;
 
-use crate::row::{Column, Profile, columns};
+use crate::adjust::catalog::{CATALOG, Placeholder, is_hot};
+use crate::row::{COLD_KEYS, COLD_VALUES, Column, Profile, wire_columns};
 
 /// The sorting key; its last element must stay `callback_id`.
 pub const ORDER_BY: &str = "(activity_kind, event_date, callback_id)";
@@ -39,6 +41,9 @@ pub const DEDUP_WINDOW: u32 = 1000;
 pub struct Target {
     pub database: String,
     pub table: String,
+    /// Cold placeholders promoted to a physical column (`--physical`): a `DEFAULT` column that
+    /// ClickHouse fills from the cold text, instead of an `ALIAS`.
+    pub physical: Vec<String>,
 }
 
 impl Target {
@@ -62,12 +67,121 @@ fn column_ddl(c: &Column, profile: Profile) -> String {
     s
 }
 
-/// `CREATE TABLE` for the callbacks table.
+/// How a cold placeholder shows in the table: an `ALIAS` computed from the cold text on every
+/// read, or, once promoted with `--physical`, a `DEFAULT` column filled from it on insert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColdKind {
+    Alias,
+    Default,
+}
+
+impl ColdKind {
+    pub fn as_sql(self) -> &'static str {
+        match self {
+            ColdKind::Alias => "ALIAS",
+            ColdKind::Default => "DEFAULT",
+        }
+    }
+}
+
+/// A cold placeholder's column: its name, type and the expression over the cold arrays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColdColumn {
+    pub name: &'static str,
+    pub ty: &'static str,
+    pub kind: ColdKind,
+    pub expr: String,
+}
+
+impl ColdColumn {
+    /// `name Type ALIAS|DEFAULT expr`.
+    pub fn definition(&self) -> String {
+        format!(
+            "{} {} {} {}",
+            self.name,
+            self.ty,
+            self.kind.as_sql(),
+            self.expr
+        )
+    }
+}
+
+/// The SQL that reads a cold placeholder's text (`''` when it was not sent).
+pub fn cold_text_sql(name: &str) -> String {
+    format!("{COLD_VALUES}[indexOf({COLD_KEYS}, '{name}')]")
+}
+
+/// The column of a cold placeholder.
+pub fn cold_column(p: &Placeholder, profile: Profile, target: &Target) -> ColdColumn {
+    let kind = if target.physical.iter().any(|n| n == p.name) {
+        ColdKind::Default
+    } else {
+        ColdKind::Alias
+    };
+    ColdColumn {
+        name: p.name,
+        ty: p.ty.ddl(profile),
+        kind,
+        expr: p.ty.from_text_sql(&cold_text_sql(p.name), profile),
+    }
+}
+
+/// Every cold placeholder's column, in catalog order.
+pub fn cold_columns(profile: Profile, target: &Target) -> Vec<ColdColumn> {
+    CATALOG
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !is_hot(*i))
+        .map(|(_, p)| cold_column(p, profile, target))
+        .collect()
+}
+
+/// Checks `--physical` names: each must be a cold placeholder (a hot one has its column already).
+pub fn check_physical(names: &[String]) -> Result<(), String> {
+    for name in names {
+        match CATALOG.iter().position(|p| p.name == name) {
+            None => {
+                return Err(format!(
+                    "--physical {name}: not an Adjust placeholder this sink knows"
+                ));
+            }
+            Some(i) if is_hot(i) => {
+                return Err(format!("--physical {name}: already a physical column"));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// `CREATE TABLE` for the callbacks table: the columns the sink writes, and every cold
+/// placeholder as an `ALIAS` (or `DEFAULT`) column of its own name and type, in catalog order.
 pub fn create_table(profile: Profile, target: &Target) -> String {
-    let cols = columns();
-    let mut lines: Vec<String> = cols.iter().map(|c| column_ddl(c, profile)).collect();
+    let wire = wire_columns();
+    let mut lines: Vec<String> = Vec::new();
+    let mut cold = cold_columns(profile, target).into_iter().peekable();
+    for c in &wire {
+        // Cold placeholders go where the catalog has them, before the next hot column.
+        if let Some(at) = CATALOG.iter().position(|p| p.name == c.name) {
+            while let Some(cc) = cold.next_if(|cc| {
+                CATALOG
+                    .iter()
+                    .position(|p| p.name == cc.name)
+                    .is_some_and(|i| i < at)
+            }) {
+                lines.push(format!("    {}", cc.definition()));
+            }
+        }
+        if c.name == COLD_KEYS {
+            lines.extend(cold.by_ref().map(|cc| format!("    {}", cc.definition())));
+        }
+        lines.push(column_ddl(c, profile));
+    }
     if profile == Profile::Modern {
-        for c in cols.iter().filter(|c| c.nested) {
+        lines.push(format!(
+            "    cold_map Map(String, String) ALIAS mapFromArrays({COLD_KEYS}, {COLD_VALUES})"
+        ));
+        for c in wire.iter().filter(|c| c.nested) {
             let map = if c.name == "extra" {
                 "extra_map".to_string()
             } else {
@@ -169,6 +283,7 @@ mod tests {
         Target {
             database: "adjust".into(),
             table: "callbacks".into(),
+            physical: Vec::new(),
         }
     }
 
@@ -206,7 +321,10 @@ mod tests {
     #[test]
     fn every_view_column_exists_in_the_table() {
         for profile in [Profile::Legacy, Profile::Modern] {
-            let mut have: Vec<String> = columns().iter().flat_map(Column::wire_names).collect();
+            let mut have: Vec<String> = crate::row::columns()
+                .iter()
+                .flat_map(Column::wire_names)
+                .collect();
             if profile == Profile::Modern {
                 let ddl = create_table(profile, &target());
                 for line in ddl.lines().filter(|l| l.contains(" ALIAS ")) {

@@ -374,6 +374,7 @@ fn modern_engine_check() {
     let target = Target {
         database: "adjust".into(),
         table: "callbacks".into(),
+        physical: Vec::new(),
     };
     let decoded = decode_samples();
     let ids: BTreeSet<u64> = decoded.iter().map(|d| d.id).collect();

@@ -1,0 +1,121 @@
+//! Moving a table of the first layout (every placeholder a column of its own) to the two-tier
+//! layout without losing or changing a row: a new table with the current DDL is filled partition
+//! by partition with `INSERT … SELECT` (each cold placeholder's typed value turned back into the
+//! text the sink would have stored), checked by counts, then swapped in with one `RENAME`. The
+//! old table is kept as `<table>_layout1` until its owner drops it.
+//!
+//! Safe to rerun after an interruption: a partition whose row count already matches is skipped,
+//! one that does not is dropped in the new table and copied again.
+
+use crate::adjust::catalog::{CATALOG, is_hot};
+use crate::row::{COLD_KEYS, COLD_VALUES, Column, Profile, wire_columns};
+
+use super::Target;
+
+/// Suffix of the table being filled.
+pub const FILLING: &str = "_tiered";
+/// Suffix the old table keeps after the swap.
+pub const KEPT: &str = "_layout1";
+
+/// The new table's target while it is filled.
+pub fn filling(target: &Target) -> Target {
+    Target {
+        table: format!("{}{FILLING}", target.table),
+        ..target.clone()
+    }
+}
+
+/// `INSERT INTO <new> (…) SELECT … FROM <old> WHERE toYYYYMM(event_date) = <partition>`.
+pub fn copy_partition(profile: Profile, old: &Target, new: &Target, partition: u32) -> String {
+    let wire = wire_columns();
+    let names: Vec<String> = wire.iter().flat_map(Column::wire_names).collect();
+    let cold: Vec<(String, String)> = CATALOG
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !is_hot(*i))
+        .map(|(_, p)| (format!("'{}'", p.name), p.ty.to_text_sql(p.name, profile)))
+        .collect();
+    let keys = cold
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let texts = cold
+        .iter()
+        .map(|(_, t)| t.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let select: Vec<String> = names
+        .iter()
+        .map(|n| match n.as_str() {
+            COLD_KEYS => format!("arrayFilter((k, v) -> v != '', [{keys}], [{texts}])"),
+            COLD_VALUES => format!("arrayFilter(v -> v != '', [{texts}])"),
+            other => other.to_string(),
+        })
+        .collect();
+    format!(
+        "INSERT INTO {} ({}) SELECT {} FROM {} WHERE toYYYYMM(event_date) = {partition}",
+        new.table(),
+        names.join(", "),
+        select.join(", "),
+        old.table()
+    )
+}
+
+/// Whether a table with these columns has the first layout: no cold arrays, and cold
+/// placeholders stored as columns of their own.
+pub fn is_first_layout(columns: &[(String, String)]) -> bool {
+    let has = |name: &str| columns.iter().any(|(n, _)| n == name);
+    let stored_cold = CATALOG
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !is_hot(*i))
+        .any(|(_, p)| {
+            columns
+                .iter()
+                .any(|(n, kind)| n == p.name && kind.is_empty())
+        });
+    !has(COLD_KEYS) && stored_cold
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target() -> Target {
+        Target {
+            database: "adjust".into(),
+            table: "callbacks".into(),
+            physical: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_copy_fills_every_wire_column_and_types_cold_values_back_to_text() {
+        let sql = copy_partition(Profile::Legacy, &target(), &filling(&target()), 201407);
+        assert!(sql.starts_with("INSERT INTO adjust.callbacks_tiered (received_at, "));
+        assert!(sql.ends_with("FROM adjust.callbacks WHERE toYYYYMM(event_date) = 201407"));
+        assert!(sql.contains("ifNull(toString(toUInt32(created_at_hour)), '')"));
+        assert!(sql.contains("ifNull(toString(sk_redownload), '')"));
+        assert!(sql.contains("toString(sdk_version)"));
+        assert!(
+            !sql.contains("'adid'"),
+            "hot columns are copied as they are"
+        );
+    }
+
+    #[test]
+    fn layouts_are_told_apart() {
+        let first = vec![
+            ("adid".to_string(), String::new()),
+            ("sdk_version".to_string(), String::new()),
+        ];
+        assert!(is_first_layout(&first));
+        let tiered = vec![
+            ("adid".to_string(), String::new()),
+            ("sdk_version".to_string(), "ALIAS".to_string()),
+            ("cold_keys".to_string(), String::new()),
+        ];
+        assert!(!is_first_layout(&tiered));
+    }
+}
