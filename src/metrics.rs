@@ -248,10 +248,9 @@ impl Metrics {
         let hot = std::sync::Arc::new(Hot {
             requests: [0, 1]
                 .map(|r| OUTCOMES.map(|o| requests.with_label_values(&[ROUTES[r], o.as_str()]))),
-            callbacks: activity::KNOWN
-                .iter()
-                .chain(&["unknown", "none"])
-                .map(|k| (*k, callbacks.with_label_values(&[k])))
+            callbacks: activity::kinds()
+                .chain(["unknown", "none"])
+                .map(|k| (k, callbacks.with_label_values(&[k])))
                 .collect(),
         });
         let m = Metrics {
@@ -299,7 +298,7 @@ impl Metrics {
                 self.requests.with_label_values(&[route, o.as_str()]);
             }
         }
-        for k in activity::KNOWN.iter().chain(&["unknown", "none"]) {
+        for k in activity::kinds().chain(["unknown", "none"]) {
             self.callbacks.with_label_values(&[k]);
         }
         for k in ProblemKind::ALL {
