@@ -2,11 +2,12 @@
 //! from the placeholder catalog. Pure functions, no I/O.
 //!
 //! - The *global* callback (`<base>/adjust?…`) and one URL per single-activity trigger
-//!   (`<base>/adjust/<trigger>?…`). Each lists the placeholders that apply to the activities it
-//!   covers (the [`Scope`]s of its [`Trigger`]; the global one gets the scopes of every activity it
-//!   fires for), or every placeholder of the catalog with `all`, as `name={name}` with the braces
-//!   unencoded, as Adjust's dashboard expects. `activity_kind`, `created_at` and `nonce` are in every
-//!   URL: the dedup key (`callback_id`) is built from them.
+//!   (`<base>/adjust/<trigger>?…`), the triggers and what they send taken from the activity table
+//!   ([`activity::ACTIVITIES`]). Each lists the placeholders that apply to the activities it covers
+//!   (their [`Scope`]s; the global one gets the scopes of every activity it carries), or every
+//!   placeholder of the catalog with `all`, as `name={name}` with the braces unencoded, as Adjust's
+//!   dashboard expects. `activity_kind`, `created_at` and `nonce` are in every URL: the dedup key
+//!   (`callback_id`) is built from them.
 //! - The *partner* form (ADJUST.md §1 "Event callbacks"): one tracker URL
 //!   `https://app.adjust.com/<tracker>?install_callback=<encoded>&event_callback_<t1>_<t2>=<encoded>`,
 //!   each callback URL percent-encoded as a query value (everything but `A-Za-z0-9-._~`), the way
@@ -17,27 +18,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
+use crate::adjust::activity;
+pub use crate::adjust::activity::{TRIGGERS, Trigger, global_scopes, trigger};
 use crate::adjust::catalog::{CATALOG, Placeholder, Scope};
-
-/// A single-activity callback trigger, as Adjust's dashboard lists them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Trigger {
-    /// The path segment (`/adjust/<name>`), stored as `callback_trigger` (and the activity kind
-    /// when a callback lacks one). Equal to the activity kind when the trigger covers one kind.
-    pub name: &'static str,
-    /// What Adjust calls the trigger.
-    pub title: &'static str,
-    /// The `{activity_kind}` values it fires for.
-    pub kinds: &'static [&'static str],
-    /// The placeholder scopes that apply, besides [`Scope::All`].
-    pub scopes: &'static [Scope],
-    /// Whether Adjust's global callback fires for these activities too (ADJUST.md §1: not for ad
-    /// revenue, SKAdNetwork and SAN clicks/impressions).
-    pub in_global: bool,
-    /// The tracker URL parameter a partner sets it with; `None` when only the dashboard can.
-    /// For events it is the prefix of `event_callback_<tokens>`.
-    pub partner_param: Option<&'static str>,
-}
 
 /// The placeholders every URL carries: `callback_id` is the hash of `nonce`, or of the
 /// activity's identity (kind, `created_at`, …) when there is none.
@@ -47,79 +30,10 @@ pub const REQUIRED: [&str; 3] = ["activity_kind", "created_at", "nonce"];
 pub const GLOBAL: &str = "global";
 
 /// The trigger of in-app events (configured per event token).
-pub const EVENT: &str = "event";
+pub const EVENT: &str = activity::triggers::EVENT.name;
 
 /// Where single-activity callbacks are configured in Adjust's dashboard.
 const DASHBOARD: &str = "Adjust dashboard: your app → Raw data export → Real-time callbacks";
-
-use Scope::*;
-
-const fn t(
-    name: &'static str,
-    title: &'static str,
-    kinds: &'static [&'static str],
-    scopes: &'static [Scope],
-    in_global: bool,
-    partner_param: Option<&'static str>,
-) -> Trigger {
-    Trigger {
-        name,
-        title,
-        kinds,
-        scopes,
-        in_global,
-        partner_param,
-    }
-}
-
-/// Every single-activity trigger, in the order they are printed.
-#[rustfmt::skip]
-pub static TRIGGERS: &[Trigger] = &[
-    t("click", "Click", &["click"], &[Attribution, Engagement, Cost, Partner], true, Some("click_callback")),
-    t("impression", "Impression", &["impression"], &[Attribution, Engagement, Cost, Partner], true, Some("impression_callback")),
-    t("install", "Install", &["install"], &[Attribution, Engagement, Install, Cost, Partner, Privacy], true, Some("install_callback")),
-    t("reattribution", "Reattribution", &["reattribution"], &[Attribution, Engagement, Install, Cost, Partner, Privacy], true, Some("reattribution_callback")),
-    t("session", "Session", &["session"], &[Install, Session, Privacy], true, Some("session_callback")),
-    t(EVENT, "Event", &["event"], &[Install, Session, Event, Privacy], true, Some("event_callback")),
-    t("rejected_install", "Rejected install", &["rejected_install"], &[Attribution, Engagement, Install, Fraud, Partner], true, Some("rejected_install_callback")),
-    t("rejected_reattribution", "Rejected reattribution", &["rejected_reattribution"], &[Attribution, Engagement, Fraud, Partner], true, Some("rejected_reattribution_callback")),
-    t("attribution_update", "Updated attribution", &["install_update", "reattribution_update"], &[Attribution, Engagement, Install, Partner, Privacy], true, None),
-    t("reinstall", "Reinstall", &["reinstall"], &[Attribution, Install, Session, Uninstall, Privacy], true, None),
-    t("reattribution_reinstall", "Reattribution reinstall", &["reattribution_reinstall"], &[Attribution, Engagement, Install, Session, Uninstall, Partner, Privacy], true, None),
-    t("uninstall", "Uninstall", &["uninstall"], &[Install, Session, Uninstall], true, None),
-    t("ad_revenue", "Ad revenue", &["ad_revenue"], &[Install, Event, AdRevenue, Privacy], false, None),
-    t("cost_updated", "Ad spend", &["cost_updated"], &[Cost, Partner], true, None),
-    t("subscription", "Subscription", &["subscription"], &[Install, Event, Subscription, Privacy], true, None),
-    t("att_update", "ATT update (iOS)", &["att_update"], &[Install, Privacy], true, None),
-    t("gdpr_forget_device", "Erased user (GDPR)", &["gdpr_forget_device"], &[Privacy], true, None),
-    t("sk_install", "SKAdNetwork install", &["sk_install"], &[Skan], false, None),
-    t("sk_event", "SKAdNetwork event", &["sk_event"], &[Event, Skan], false, None),
-    t("sk_qualifier", "SKAdNetwork qualifier", &["sk_qualifier"], &[Skan], false, None),
-    t("sk_cv_update", "SKAdNetwork CV update", &["sk_cv_update"], &[Skan], false, None),
-    t("sk_install_direct", "SKAdNetwork direct install", &["sk_install_direct"], &[Skan], false, None),
-    t("san_click", "SAN click", &["san_click"], &[Attribution, Engagement, Partner], false, None),
-    t("san_impression", "SAN impression", &["san_impression"], &[Attribution, Engagement, Partner], false, None),
-];
-
-/// A trigger by its name.
-pub fn trigger(name: &str) -> Option<&'static Trigger> {
-    TRIGGERS.iter().find(|t| t.name == name)
-}
-
-/// The scopes of the global callback: [`Scope::All`] and those of every activity it fires for.
-pub fn global_scopes() -> Vec<Scope> {
-    let mut scopes = vec![All];
-    for s in TRIGGERS
-        .iter()
-        .filter(|t| t.in_global)
-        .flat_map(|t| t.scopes)
-    {
-        if !scopes.contains(s) {
-            scopes.push(*s);
-        }
-    }
-    scopes
-}
 
 /// The placeholders for these scopes (plus [`Scope::All`] and [`REQUIRED`]), in catalog order;
 /// every placeholder of the catalog with `all`.
@@ -127,7 +41,7 @@ pub fn placeholders(scopes: &[Scope], all: bool) -> Vec<&'static Placeholder> {
     CATALOG
         .iter()
         .filter(|p| {
-            all || p.scope == All || scopes.contains(&p.scope) || REQUIRED.contains(&p.name)
+            all || p.scope == Scope::All || scopes.contains(&p.scope) || REQUIRED.contains(&p.name)
         })
         .collect()
 }
@@ -159,7 +73,7 @@ pub fn trigger_url(base: &BaseUrl, trigger: &Trigger, all: bool) -> String {
         "{}/adjust/{}?{}",
         base.as_str(),
         trigger.name,
-        query(&placeholders(trigger.scopes, all))
+        query(&placeholders(&trigger.scopes(), all))
     )
 }
 
@@ -798,7 +712,7 @@ mod tests {
         // The global callback does not fire for ad revenue and SKAdNetwork.
         assert!(!global.contains("ad_mediation_platform"));
         assert!(!global.contains("sk_payload"));
-        assert!(!global_scopes().contains(&Skan));
+        assert!(!global_scopes().contains(&Scope::Skan));
         let ad = trigger_url(&base, trigger("ad_revenue").unwrap(), false);
         assert!(ad.contains("&ad_revenue_payload={ad_revenue_payload}"));
         assert!(!ad.contains("click_time"));
@@ -810,29 +724,42 @@ mod tests {
         assert!(sk.contains("&sk_transaction_id={sk_transaction_id}&"));
     }
 
+    /// Every known kind has a URL to paste (its trigger's), and what the global callback's
+    /// comment says it leaves out is what the activity table says.
     #[test]
-    fn triggers_are_routable_and_cover_every_known_activity_kind() {
-        for t in TRIGGERS {
+    fn every_known_activity_kind_has_a_url() {
+        let base = BaseUrl::parse("https://sink.example.com").unwrap();
+        let out = generate(&opts("https://sink.example.com")).unwrap();
+        for a in activity::ACTIVITIES {
+            let url = trigger_url(&base, a.trigger, false);
             assert!(
-                t.name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
-                "{} does not match the /adjust/{{trigger}} route",
-                t.name
+                out.entries.iter().any(|e| e.url == url),
+                "no URL for {}",
+                a.kind
             );
-            assert!(TRIGGERS.iter().filter(|u| u.name == t.name).count() == 1);
-            for kind in t.kinds {
-                assert!(activity::KNOWN.contains(kind), "{kind} is not a known kind");
-            }
-            if t.kinds.len() == 1 {
-                assert_eq!(t.kinds[0], t.name);
-            }
         }
-        for kind in activity::KNOWN {
-            assert!(
-                TRIGGERS.iter().any(|t| t.kinds.contains(kind)),
-                "no trigger for {kind}"
-            );
+        let left_out: Vec<&str> = activity::ACTIVITIES
+            .iter()
+            .filter(|a| !a.in_global)
+            .map(|a| a.kind)
+            .collect();
+        assert!(out.entries[0].comment.contains(
+            "(every activity except ad revenue, SKAdNetwork and SAN clicks/impressions)"
+        ));
+        assert!(
+            left_out
+                .iter()
+                .all(|k| *k == "ad_revenue" || k.starts_with("sk_") || k.starts_with("san_")),
+            "{left_out:?}"
+        );
+        for k in [
+            "ad_revenue",
+            "sk_install",
+            "sk_event",
+            "san_click",
+            "san_impression",
+        ] {
+            assert!(left_out.contains(&k), "{k}");
         }
     }
 

@@ -322,10 +322,9 @@ impl Metrics {
                         .collect()
                 })
                 .collect(),
-            callbacks: activity::KNOWN
-                .iter()
-                .chain(&["unknown", "none"])
-                .map(|k| (*k, callbacks.with_label_values(&[k])))
+            callbacks: activity::kinds()
+                .chain(["unknown", "none"])
+                .map(|k| (k, callbacks.with_label_values(&[k])))
                 .collect(),
         });
         let insert_duration_by = InsertResult::ALL

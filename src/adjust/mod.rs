@@ -4,7 +4,8 @@
 //! - [`query`]: splitting and percent-decoding `key=value&…` without copying when possible.
 //! - [`decode`]: a raw callback (query string, form or JSON body) → a [`decode::Callback`] with
 //!   typed values, `extra` pairs and the decode problems found.
-//! - [`activity`]: the activity kinds Adjust sends, for metric labels.
+//! - [`activity`]: the activity kinds Adjust sends, with their triggers, placeholder scopes and
+//!   views (the one table the callback URLs, views, rollups and metric labels derive from).
 //! - [`identity`]: the `callback_id` dedup key.
 
 pub mod activity;

@@ -333,7 +333,7 @@ mod tests {
                 assert!(have.contains(&"extra_map".to_string()));
             }
             for v in views::VIEWS {
-                let cols = v.columns(profile);
+                let cols = views::columns(v, profile);
                 for c in &cols {
                     assert!(
                         have.contains(c),

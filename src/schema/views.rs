@@ -2,10 +2,11 @@
 //!
 //! - **Per-activity views** (`<db>.installs`, `<db>.events`, …): `SELECT <columns> FROM <table>
 //!   FINAL WHERE activity_kind IN (…)`. `FINAL` collapses duplicates at query time, so a view shows
-//!   each activity once. The columns come from the catalog: every placeholder whose [`Scope`] applies
-//!   to the activity (plus a few named ones, e.g. `installed_at` on events), the sink columns
-//!   ([`HEAD`]) and `extra`. Views hold no data: `migrate` drops and recreates them, so they follow
-//!   the table when columns are added.
+//!   each activity once. Which views exist and which kinds each shows is the activity table's
+//!   ([`crate::adjust::activity`]). The columns come from the catalog: every placeholder whose
+//!   scope applies to one of the view's activities (so every placeholder their callback URLs ask
+//!   for) plus the few the view names itself, the sink columns ([`HEAD`]) and `extra`. Views hold
+//!   no data: `migrate` drops and recreates them, so they follow the table when columns are added.
 //! - **Daily rollups** (`<db>.installs_daily`, `<db>.revenue_daily`, `<db>.rejects_daily`):
 //!   `SummingMergeTree` tables fed by `<rollup>_mv` materialized views, sandbox traffic left out. A
 //!   materialized view sees every inserted block, duplicates included (`FINAL` cannot apply to an
@@ -14,167 +15,59 @@
 //!   sink re-sends with the same dedup token is skipped in the rollups as in the table; 18.16 has
 //!   no tokens, so there a re-sent batch is counted again. Materialized views are created once
 //!   (`IF NOT EXISTS`) and never dropped by `migrate`: dropping one loses what arrives meanwhile,
-//!   so a changed definition needs a manual migration.
+//!   so a changed definition needs a manual migration. The kinds a rollup counts derive from the
+//!   activity table (the kinds of a view, or those that report revenue); a change there changes
+//!   the definition.
 
-use crate::adjust::catalog::{CATALOG, Placeholder, Scope, Ty};
+use crate::adjust::activity::{ACTIVITIES, Activity, views};
+use crate::adjust::catalog::{CATALOG, Ty};
 use crate::row::{HEAD, Profile};
 
 use super::{DEDUP_WINDOW, Statement, Target};
 
-/// One per-activity view.
-#[derive(Debug, Clone, Copy)]
-pub struct ActivityView {
-    pub name: &'static str,
-    /// The `activity_kind` values it shows.
-    pub kinds: &'static [&'static str],
-    /// Placeholders of these scopes are columns of the view.
-    pub scopes: &'static [Scope],
-    /// Further placeholders, of other scopes, that the activity carries.
-    pub also: &'static [&'static str],
+pub use crate::adjust::activity::{VIEWS, View};
+
+/// A view's columns, as selected from the table: the sink columns, the placeholders it shows
+/// (those of [`Scope::All`] and of its activities' scopes, and those it names itself; a parameters
+/// placeholder with its `<name>_kv` arrays, and on modern servers its `<name>_map`), then `extra`
+/// (plus `extra_map` on modern servers).
+///
+/// [`Scope::All`]: crate::adjust::catalog::Scope::All
+pub fn columns(view: &View, profile: Profile) -> Vec<String> {
+    let scopes = view.scopes();
+    let mut cols: Vec<String> = HEAD.iter().map(|c| c.to_string()).collect();
+    for p in CATALOG
+        .iter()
+        .filter(|p| scopes.contains(&p.scope) || view.also.contains(&p.name))
+    {
+        cols.push(p.name.to_string());
+        if p.ty == Ty::Params {
+            cols.extend(nested(&format!("{}_kv", p.name), profile));
+        }
+    }
+    cols.extend(nested("extra", profile));
+    cols
 }
 
-use Scope::*;
+/// `CREATE VIEW IF NOT EXISTS …` of a view.
+pub fn create_view(view: &View, profile: Profile, target: &Target) -> String {
+    format!(
+        "CREATE VIEW IF NOT EXISTS {}.{} AS\nSELECT\n{}\nFROM {} FINAL\nWHERE activity_kind IN ({})",
+        target.database,
+        view.name,
+        wrap(&columns(view, profile), "    ", 100),
+        target.table(),
+        quoted(&view.kinds())
+    )
+}
 
-/// Revenue and currency placeholders of the `Event` scope (what ad revenue carries of it), and the
-/// install time (for cohorts).
-const AD_REVENUE_ALSO: &[&str] = &[
-    "revenue",
-    "revenue_float",
-    "currency",
-    "revenue_usd",
-    "revenue_usd_cents",
-    "revenue_cny_cents",
-    "reporting_revenue",
-    "reporting_currency",
-    "installed_at",
-];
-
-/// The per-activity views, in creation order. Kinds not listed here (updated attributions,
-/// `att_update`, `cost_updated`, subscriptions, GDPR erasures, unknown kinds) are only in the table.
-pub const VIEWS: &[ActivityView] = &[
-    ActivityView {
-        name: "installs",
-        kinds: &["install"],
-        scopes: &[
-            All,
-            Attribution,
-            Engagement,
-            Install,
-            Privacy,
-            Cost,
-            Partner,
-        ],
-        also: &[],
-    },
-    ActivityView {
-        name: "events",
-        kinds: &["event"],
-        scopes: &[All, Event, Privacy],
-        also: &["installed_at"],
-    },
-    ActivityView {
-        name: "sessions",
-        kinds: &["session"],
-        scopes: &[All, Session, Privacy],
-        also: &["installed_at"],
-    },
-    ActivityView {
-        name: "clicks",
-        kinds: &["click"],
-        scopes: &[All, Attribution, Engagement, Cost],
-        also: &[],
-    },
-    ActivityView {
-        name: "impressions",
-        kinds: &["impression"],
-        scopes: &[All, Attribution, Engagement, Cost],
-        also: &[],
-    },
-    ActivityView {
-        name: "reattributions",
-        kinds: &["reattribution", "reattribution_reinstall"],
-        scopes: &[
-            All,
-            Attribution,
-            Engagement,
-            Install,
-            Privacy,
-            Partner,
-            Uninstall,
-        ],
-        also: &[],
-    },
-    ActivityView {
-        name: "ad_revenue",
-        kinds: &["ad_revenue"],
-        scopes: &[All, AdRevenue],
-        also: AD_REVENUE_ALSO,
-    },
-    ActivityView {
-        name: "rejected",
-        kinds: &["rejected_install", "rejected_reattribution"],
-        scopes: &[All, Attribution, Engagement, Install, Fraud],
-        also: &[],
-    },
-    ActivityView {
-        name: "skan",
-        kinds: &[
-            "sk_install",
-            "sk_event",
-            "sk_qualifier",
-            "sk_cv_update",
-            "sk_install_direct",
-        ],
-        scopes: &[All, Skan],
-        also: &["event", "event_name", "installed_at"],
-    },
-    ActivityView {
-        name: "uninstalls",
-        kinds: &["uninstall", "reinstall"],
-        scopes: &[All, Uninstall],
-        also: &["installed_at", "last_session_time"],
-    },
-];
-
-impl ActivityView {
-    fn includes(&self, p: &Placeholder) -> bool {
-        self.scopes.contains(&p.scope) || self.also.contains(&p.name)
-    }
-
-    /// The view's columns, as selected from the table: the sink columns, the placeholders that
-    /// apply (a parameters placeholder with its `<name>_kv` arrays, and on modern servers its
-    /// `<name>_map`), then `extra` (plus `extra_map` on modern servers).
-    pub fn columns(&self, profile: Profile) -> Vec<String> {
-        let mut cols: Vec<String> = HEAD.iter().map(|c| c.to_string()).collect();
-        for p in CATALOG.iter().filter(|p| self.includes(p)) {
-            cols.push(p.name.to_string());
-            if p.ty == Ty::Params {
-                cols.extend(nested(&format!("{}_kv", p.name), profile));
-            }
-        }
-        cols.extend(nested("extra", profile));
-        cols
-    }
-
-    fn kinds_sql(&self) -> String {
-        self.kinds
-            .iter()
-            .map(|k| format!("'{k}'"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-
-    /// `CREATE VIEW IF NOT EXISTS …`.
-    pub fn create(&self, profile: Profile, target: &Target) -> String {
-        format!(
-            "CREATE VIEW IF NOT EXISTS {}.{} AS\nSELECT\n{}\nFROM {} FINAL\nWHERE activity_kind IN ({})",
-            target.database,
-            self.name,
-            wrap(&self.columns(profile), "    ", 100),
-            target.table(),
-            self.kinds_sql()
-        )
-    }
+/// `'a', 'b'`.
+fn quoted(kinds: &[&str]) -> String {
+    kinds
+        .iter()
+        .map(|k| format!("'{k}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A `Nested(key, value)` column as a view selects it: the two arrays (the shape 18.16 knows),
@@ -225,11 +118,13 @@ const fn col(name: &'static str, ty: &'static str, expr: &'static str) -> Rollup
 }
 
 /// A `SummingMergeTree` table with one row per day and key, fed by the materialized view
-/// `<table>_mv` from every inserted callback of `kinds` (sandbox traffic left out).
+/// `<table>_mv` from every inserted callback of the activities it counts (sandbox traffic left
+/// out).
 #[derive(Debug, Clone, Copy)]
 pub struct Rollup {
     pub table: &'static str,
-    pub kinds: &'static [&'static str],
+    /// Which activities of the activity table it counts.
+    pub counts: fn(&Activity) -> bool,
     /// The key: `day` first, then the dimensions.
     pub keys: &'static [RollupColumn],
     /// The summed columns.
@@ -239,13 +134,28 @@ pub struct Rollup {
 }
 
 const DAY: RollupColumn = col("day", "Date", "event_date");
+
+/// The activities of the `installs` view.
+fn installs(a: &Activity) -> bool {
+    a.view == Some(&views::INSTALLS)
+}
+
+/// The activities that report revenue.
+fn revenue(a: &Activity) -> bool {
+    a.revenue
+}
+
+/// The activities of the `rejected` view.
+fn rejects(a: &Activity) -> bool {
+    a.view == Some(&views::REJECTED)
+}
 const LC: &str = "LowCardinality(String)";
 
 /// The rollups, in creation order.
 pub const ROLLUPS: &[Rollup] = &[
     Rollup {
         table: "installs_daily",
-        kinds: &["install"],
+        counts: installs,
         keys: &[
             DAY,
             col("app_token", LC, "app_token"),
@@ -259,7 +169,7 @@ pub const ROLLUPS: &[Rollup] = &[
     },
     Rollup {
         table: "revenue_daily",
-        kinds: &["event", "ad_revenue", "subscription"],
+        counts: revenue,
         keys: &[
             DAY,
             col("activity_kind", LC, "activity_kind"),
@@ -281,7 +191,7 @@ pub const ROLLUPS: &[Rollup] = &[
     },
     Rollup {
         table: "rejects_daily",
-        kinds: &["rejected_install", "rejected_reattribution"],
+        counts: rejects,
         keys: &[
             DAY,
             col("activity_kind", LC, "activity_kind"),
@@ -297,6 +207,15 @@ pub const ROLLUPS: &[Rollup] = &[
 impl Rollup {
     fn names(cols: &[RollupColumn]) -> String {
         cols.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+    }
+
+    /// The `activity_kind` values it counts, in table order.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        ACTIVITIES
+            .iter()
+            .filter(|a| (self.counts)(a))
+            .map(|a| a.kind)
+            .collect()
     }
 
     pub fn mv_name(&self) -> String {
@@ -361,7 +280,6 @@ impl Rollup {
                 }
             })
             .collect();
-        let kinds: Vec<String> = self.kinds.iter().map(|k| format!("'{k}'")).collect();
         format!(
             "-- Counts every inserted row: an activity Adjust delivered twice (global and single-activity\n\
              -- URL, Adjust's retries) is counted twice here (on 18.16 also a batch the sink re-sent after\n\
@@ -372,7 +290,7 @@ impl Rollup {
             table = self.table,
             select = select.join(",\n"),
             source = target.table(),
-            kinds = kinds.join(", "),
+            kinds = quoted(&self.kinds()),
             keys = Self::names(self.keys),
         )
     }
@@ -417,8 +335,8 @@ pub fn view_statements(profile: Profile, target: &Target) -> Vec<Statement> {
             sql: format!("{drop} IF EXISTS {name}"),
         });
         out.push(Statement {
-            what: format!("view {name} ({})", v.kinds.join(", ")),
-            sql: v.create(profile, target),
+            what: format!("view {name} ({})", v.kinds().join(", ")),
+            sql: create_view(v, profile, target),
         });
     }
     out
@@ -430,25 +348,18 @@ mod tests {
 
     fn has(view: &str, col: &str) -> bool {
         let v = VIEWS.iter().find(|v| v.name == view).unwrap();
-        v.columns(Profile::Legacy).iter().any(|c| c == col)
+        columns(v, Profile::Legacy).iter().any(|c| c == col)
     }
 
     #[test]
     fn views_take_their_columns_from_the_scopes_that_apply() {
         for v in VIEWS {
-            let cols = v.columns(Profile::Legacy);
+            let cols = columns(v, Profile::Legacy);
             for head in HEAD {
                 assert!(cols.iter().any(|c| c == head), "{} lacks {head}", v.name);
             }
             assert!(cols.ends_with(&["extra.key".to_string(), "extra.value".to_string()]));
             assert!(!cols.iter().any(|c| c == "raw_query"));
-            for name in v.also {
-                assert!(
-                    CATALOG.iter().any(|p| p.name == *name),
-                    "{}: {name} is no placeholder",
-                    v.name
-                );
-            }
         }
         for col in [
             "installed_at",
@@ -465,6 +376,7 @@ mod tests {
             "revenue_float",
             "reporting_revenue",
             "installed_at",
+            "session_count",
             "publisher_parameters",
             "publisher_parameters_kv.key",
         ] {
@@ -476,18 +388,23 @@ mod tests {
             "reporting_revenue",
             "revenue",
             "installed_at",
+            "att_status",
+            "publisher_parameters",
         ] {
             assert!(has("ad_revenue", col), "ad_revenue lacks {col}");
         }
-        assert!(!has("ad_revenue", "event_name"));
-        assert!(!has("ad_revenue", "publisher_parameters"));
+        assert!(!has("ad_revenue", "click_time"));
         assert!(has("rejected", "rejection_reason"));
+        assert!(has("rejected", "fb_campaign_name"));
         assert!(has("skan", "sk_transaction_id"));
         assert!(has("skan", "sk_conversion_value"));
+        assert!(has("skan", "installed_at"));
+        assert!(!has("skan", "installed_at_hour"));
         assert!(has("uninstalls", "uninstalled_at"));
         assert!(has("sessions", "session_count"));
+        assert!(has("clicks", "google_ads_campaign_id"));
         assert!(!has("clicks", "session_count"));
-        let modern = VIEWS[0].columns(Profile::Modern);
+        let modern = columns(&VIEWS[0], Profile::Modern);
         assert!(modern.ends_with(&[
             "extra.key".to_string(),
             "extra.value".to_string(),
@@ -495,13 +412,116 @@ mod tests {
         ]));
     }
 
+    /// Both ways between a view and its activities' callback URLs: the view shows every
+    /// placeholder they ask for, and nothing else but what it names itself.
     #[test]
-    fn every_kind_has_at_most_one_view() {
-        let mut kinds: Vec<&str> = VIEWS.iter().flat_map(|v| v.kinds.iter().copied()).collect();
-        let n = kinds.len();
-        kinds.sort();
-        kinds.dedup();
-        assert_eq!(kinds.len(), n);
+    fn every_view_shows_what_its_activities_callback_urls_ask_for() {
+        for v in VIEWS {
+            let cols = columns(v, Profile::Legacy);
+            let mut asked: Vec<&str> = Vec::new();
+            for a in v.activities() {
+                for p in crate::callback_url::placeholders(&a.trigger.scopes(), false) {
+                    assert!(
+                        cols.iter().any(|c| c == p.name),
+                        "view {} lacks {}, which the {} callback URL asks for",
+                        v.name,
+                        p.name,
+                        a.trigger.name
+                    );
+                    asked.push(p.name);
+                }
+            }
+            for p in CATALOG.iter().filter(|p| cols.iter().any(|c| c == p.name)) {
+                assert!(
+                    asked.contains(&p.name) || v.also.contains(&p.name),
+                    "view {} shows {}, which none of its callback URLs asks for",
+                    v.name,
+                    p.name
+                );
+            }
+        }
+    }
+
+    /// The rollups' kinds derive from the activity table. Their materialized views are never
+    /// re-created by `migrate`, so a change here must be deliberate (and come with a migration).
+    #[test]
+    fn rollups_count_the_kinds_they_always_counted() {
+        let kinds: Vec<(&str, Vec<&str>)> = ROLLUPS.iter().map(|r| (r.table, r.kinds())).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("installs_daily", vec!["install"]),
+                ("revenue_daily", vec!["event", "ad_revenue", "subscription"]),
+                (
+                    "rejects_daily",
+                    vec!["rejected_install", "rejected_reattribution"]
+                ),
+            ]
+        );
+    }
+
+    /// The README's table of views lists every view with exactly its kinds, and the kinds it
+    /// says are only in the table are those without a view.
+    #[test]
+    fn the_readme_describes_every_view() {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("\n## Views and rollups\n")
+            .nth(1)
+            .expect("a Views and rollups section")
+            .split("\n## ")
+            .next()
+            .unwrap_or("");
+        let ticked = |text: &str| -> Vec<String> {
+            let mut names: Vec<String> = text
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_owned)
+                .collect();
+            names.sort();
+            names
+        };
+        let mut described = Vec::new();
+        let rows = section
+            .lines()
+            .skip_while(|l| !l.starts_with("| view |"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'));
+        for row in rows {
+            let cells: Vec<&str> = row.split('|').collect();
+            let names = ticked(cells[1]);
+            let mut kinds: Vec<String> = names
+                .iter()
+                .flat_map(|n| {
+                    VIEWS
+                        .iter()
+                        .find(|v| v.name == n)
+                        .unwrap_or_else(|| panic!("README: no view {n}"))
+                        .kinds()
+                })
+                .map(str::to_owned)
+                .collect();
+            kinds.sort();
+            assert_eq!(ticked(cells[2]), kinds, "README row {row}");
+            described.extend(names);
+        }
+        described.sort();
+        let mut all: Vec<String> = VIEWS.iter().map(|v| v.name.to_owned()).collect();
+        all.sort();
+        assert_eq!(described, all, "the README's views");
+        let only = section
+            .split(" and unknown kinds are only in the table")
+            .next()
+            .and_then(|before| before.rsplit(". ").next())
+            .expect("the sentence on kinds only in the table");
+        let mut without: Vec<String> = ACTIVITIES
+            .iter()
+            .filter(|a| a.view.is_none())
+            .map(|a| a.kind.to_owned())
+            .collect();
+        without.sort();
+        assert_eq!(ticked(only), without, "README: {only}");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::time::Duration;
 use adjust_sink::adjust::decode::{Body, DecodeOptions, decode};
 use adjust_sink::adjust::identity::callback_id;
 use adjust_sink::row::Profile;
-use adjust_sink::schema::views::VIEWS;
+use adjust_sink::schema::views::{self, VIEWS};
 
 use crate::corpus::send;
 use crate::fixtures::load_all;
@@ -514,14 +514,15 @@ async fn analyst_views_rollups_and_kit_give_the_expected_answers() {
         ("rejected", 4),
     ]);
     for v in VIEWS {
+        let kinds = v.kinds();
         let want = activities
             .iter()
-            .filter(|(kind, _)| v.kinds.contains(&kind.as_str()))
+            .filter(|(kind, _)| kinds.contains(&kind.as_str()))
             .count() as u64;
         let name = format!("{d}.{}", v.name);
         let all = format!("SELECT count() FROM {name}");
         assert_eq!(db.number(&all).await, want, "rows of {name}");
-        let kinds: Vec<String> = v.kinds.iter().map(|k| format!("'{k}'")).collect();
+        let kinds: Vec<String> = kinds.iter().map(|k| format!("'{k}'")).collect();
         let in_table = format!(
             "SELECT count() FROM {t} FINAL WHERE activity_kind IN ({})",
             kinds.join(", ")
@@ -534,7 +535,7 @@ async fn analyst_views_rollups_and_kit_give_the_expected_answers() {
         );
         assert_eq!(
             view_columns(&db, v.name).await,
-            v.columns(profile),
+            views::columns(v, profile),
             "columns of {name}"
         );
         db.query(&format!("SELECT * FROM {name} FORMAT Null")).await;
@@ -646,7 +647,7 @@ async fn analyst_views_rollups_and_kit_give_the_expected_answers() {
     let installs_view = VIEWS.iter().find(|v| v.name == "installs").unwrap();
     assert_eq!(
         view_columns(&db, "installs").await,
-        installs_view.columns(profile)
+        views::columns(installs_view, profile)
     );
     let before = rolled_up_installs(&db).await;
     let at = D3 + 10 * HOUR;

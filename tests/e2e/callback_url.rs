@@ -216,7 +216,7 @@ fn kind_of(target: &Target) -> &'static str {
     match target {
         Target::Global | Target::Partner => "install",
         Target::Event(_) => "event",
-        Target::Trigger(name) => callback_url::trigger(name).expect("trigger").kinds[0],
+        Target::Trigger(name) => callback_url::trigger(name).expect("trigger").kinds()[0],
     }
 }
 
@@ -298,7 +298,7 @@ fn the_partner_form_carries_the_same_urls_and_they_decode_too() {
             })
             .unwrap_or_else(|| panic!("{param}: no dashboard URL for {trigger}"));
         assert_eq!(callback, same.url, "{param}");
-        let kind = callback_url::trigger(trigger).expect("trigger").kinds[0];
+        let kind = callback_url::trigger(trigger).expect("trigger").kinds()[0];
         wrong.extend(check_offline(&fill(param, BASE, &callback, kind)));
         params.push(param.to_owned());
     }

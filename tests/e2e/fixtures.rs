@@ -7,40 +7,21 @@
 //! string columns → the decoded text (`""` when not sent); NULL → JSON `null`; `Nested` columns
 //! (`extra`, `<params>_kv`) → a JSON object (a key that occurs more than once → array of values).
 //!
+//! The kinds the corpus must cover are the crate's activity table
+//! (`adjust_sink::adjust::activity::ACTIVITIES`): a kind added there without a fixture fails here.
+//!
 //! The offline test runs every fixture through `decode` → `encode` → `Reader`, without a server.
 
 use std::path::Path;
 
+use adjust_sink::adjust::activity;
 use adjust_sink::row::rowbinary::Cell;
 use adjust_sink::row::{self, Profile};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-/// The activity kinds the corpus must cover, one fixture at least each.
-pub const ACTIVITY_KINDS: [&str; 22] = [
-    "install",
-    "session",
-    "event",
-    "click",
-    "impression",
-    "reattribution",
-    "reattribution_reinstall",
-    "reinstall",
-    "uninstall",
-    "rejected_install",
-    "rejected_reattribution",
-    "install_update",
-    "reattribution_update",
-    "ad_revenue",
-    "att_update",
-    "sk_install",
-    "sk_event",
-    "sk_qualifier",
-    "sk_cv_update",
-    "gdpr_forget_device",
-    "subscription",
-    "cost_updated",
-];
+/// The fixture whose `activity_kind` is deliberately one the crate does not know.
+const UNKNOWN_KIND_FIXTURE: &str = "unknown_activity_kind";
 
 /// `received_at` of the rows the offline test encodes (2024-07-01 00:00:00 UTC).
 const RECEIVED_AT: u32 = 1_719_792_000;
@@ -227,16 +208,39 @@ pub fn decode_offline(fixture: &Fixture) -> Map<String, Value> {
     actual
 }
 
-/// The kinds of [`ACTIVITY_KINDS`] no fixture expects.
+/// The `activity_kind` a fixture expects in its row (`None` when it expects none).
+fn expected_kind(fixture: &Fixture) -> Option<&str> {
+    fixture.expect.get("activity_kind").and_then(Value::as_str)
+}
+
+/// The known activity kinds no fixture expects.
 pub fn missing_kinds(fixtures: &[Fixture]) -> Vec<&'static str> {
-    ACTIVITY_KINDS
-        .into_iter()
-        .filter(|kind| {
-            !fixtures
-                .iter()
-                .any(|f| f.expect.get("activity_kind").and_then(Value::as_str) == Some(*kind))
-        })
+    activity::kinds()
+        .filter(|kind| !fixtures.iter().any(|f| expected_kind(f) == Some(*kind)))
         .collect()
+}
+
+/// Fixtures whose kind the crate does not know, but for the one that is meant to be unknown
+/// (which must stay unknown), as problems.
+fn unknown_kinds(fixtures: &[Fixture]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for f in fixtures {
+        match expected_kind(f) {
+            None => problems.push(format!("{}: expects no activity_kind", f.name)),
+            Some(kind) => {
+                let known = activity::find(kind).is_some();
+                if f.name == UNKNOWN_KIND_FIXTURE && known {
+                    problems.push(format!("{}: `{kind}` is known to the crate", f.name));
+                } else if f.name != UNKNOWN_KIND_FIXTURE && !known {
+                    problems.push(format!("{}: `{kind}` is not a known activity kind", f.name));
+                }
+            }
+        }
+    }
+    if !fixtures.iter().any(|f| f.name == UNKNOWN_KIND_FIXTURE) {
+        problems.push(format!("no fixture {UNKNOWN_KIND_FIXTURE}"));
+    }
+    problems
 }
 
 /// Shape problems of a fixture itself (not of the decoder).
@@ -328,15 +332,13 @@ fn corpus_decodes_offline() {
 
 #[test]
 fn every_known_activity_kind_has_a_fixture() {
-    for kind in ACTIVITY_KINDS {
-        assert!(
-            adjust_sink::adjust::activity::KNOWN.contains(&kind),
-            "`{kind}` is not a known activity kind of the crate"
-        );
+    let fixtures = load_all();
+    // Both directions: every kind of the crate's table has a fixture, and every fixture's kind is
+    // one of the crate's (the deliberately unknown one aside).
+    let mut problems = unknown_kinds(&fixtures);
+    let missing = missing_kinds(&fixtures);
+    if !missing.is_empty() {
+        problems.push(format!("no fixture for activity kinds {missing:?}"));
     }
-    let missing = missing_kinds(&load_all());
-    assert!(
-        missing.is_empty(),
-        "no fixture for activity kinds {missing:?}"
-    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
