@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use std::process::Command;
 
-use adjust_sink::adjust::catalog::{CATALOG, Ty};
+use adjust_sink::adjust::catalog::{CATALOG, Ty, is_hot};
 use adjust_sink::adjust::decode::{Body, Callback, DecodeOptions, Value, decode};
 use adjust_sink::adjust::identity::callback_id;
 use adjust_sink::row::{self, Profile, columns, insert_sql};
@@ -289,6 +289,27 @@ fn expected_row(d: &Decoded, received_at: u32) -> Row {
             (ty, v) => panic!("{name}: {ty:?} column holds {v:?}"),
         }
     }
+    // Cold placeholders that were sent, in catalog order, as normalized text.
+    let cold: Vec<(&str, String)> = CATALOG
+        .iter()
+        .enumerate()
+        .zip(d.cb.values())
+        .filter(|((i, _), v)| !is_hot(*i) && **v != Value::Absent)
+        .map(|((_, p), v)| {
+            let text = match v {
+                Value::Time(t) => t.to_string(),
+                Value::TimeMs(t) | Value::Int(t) => t.to_string(),
+                Value::Flag(f) => f.to_string(),
+                Value::Float(f) => format!("{f:?}"),
+                other => d.cb.resolve(other).to_string(),
+            };
+            (p.name, text)
+        })
+        .collect();
+    let [(_, keys), (_, values), (_, map)] = pairs_json(cold.iter().map(|(k, v)| (*k, v.as_str())));
+    put(w, "cold_keys", keys);
+    put(w, "cold_values", values);
+    put(w, "cold_map", map);
     let extra: Vec<(&str, &str)> = d.cb.extra.iter().map(|(k, v)| (&**k, &**v)).collect();
     put_nested(w, "extra", &extra);
     let raw = d.raw.as_deref().unwrap_or_default();
@@ -450,7 +471,14 @@ fn modern_engine_check() {
             )
         })
         .collect();
+    // Every placeholder is a column with its type: its own (hot) or an ALIAS over the cold arrays.
     let mut declared: BTreeMap<String, (String, &str)> = BTreeMap::new();
+    let cold: BTreeSet<&str> = CATALOG
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !is_hot(*i))
+        .map(|(_, p)| p.name)
+        .collect();
     for c in columns() {
         if c.nested {
             for sub in c.wire_names() {
@@ -458,9 +486,20 @@ fn modern_engine_check() {
             }
             declared.insert(map_alias(&c.name), ("Map(String, String)".into(), "ALIAS"));
         } else {
-            declared.insert(c.name.clone(), (c.ty(Profile::Modern).into(), ""));
+            let kind = if cold.contains(c.name.as_str()) {
+                "ALIAS"
+            } else {
+                ""
+            };
+            declared.insert(c.name.clone(), (c.ty(Profile::Modern).into(), kind));
         }
     }
+    declared.insert(
+        "cold_keys".into(),
+        ("Array(LowCardinality(String))".into(), ""),
+    );
+    declared.insert("cold_values".into(), ("Array(String)".into(), ""));
+    declared.insert("cold_map".into(), ("Map(String, String)".into(), "ALIAS"));
     let declared: BTreeMap<&str, (&str, &str)> = declared
         .iter()
         .map(|(n, (t, k))| (n.as_str(), (t.as_str(), *k)))
