@@ -68,6 +68,21 @@ impl Db {
         }
     }
 
+    /// [`Db::query`] with URL settings (`name=value&…`), e.g. for LowCardinality on 18.16.
+    pub async fn query_with(&self, sql: &str, settings: &str) -> String {
+        let resp = self
+            .client
+            .post(format!("{}/?{settings}", self.url.trim_end_matches('/')))
+            .body(sql.to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("query failed: {sql}\n{e}"));
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        assert!(status.is_success(), "query failed: {sql}\n{status}: {text}");
+        text
+    }
+
     pub async fn query(&self, sql: &str) -> String {
         self.try_query(sql)
             .await

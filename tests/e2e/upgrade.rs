@@ -1,0 +1,271 @@
+//! `migrate` moves a table of the first release's layout (every placeholder a column of its own)
+//! to the two-tier layout: the same values come back through the same column names, counts are
+//! equal, an interrupted copy is resumed, and a second `migrate` does nothing.
+
+use std::process::Command;
+
+use adjust_sink::row::columns;
+
+use crate::support::Db;
+
+fn migrate(db: &Db) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_adjust-sink"))
+        .args([
+            "migrate",
+            "--clickhouse-url",
+            &db.url,
+            "--database",
+            &db.name,
+        ])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Creates the first release's database, tables, rollups and views in `db`.
+async fn create_first_release(db: &Db) {
+    let ddl = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/first_release_legacy.sql"
+    ))
+    .unwrap()
+    .replace("adjust.", &format!("{}.", db.name))
+    .replace("EXISTS adjust;", &format!("EXISTS {};", db.name));
+    for statement in ddl.split(";\n") {
+        let sql: String = statement
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        if !sql.trim().is_empty() {
+            db.query_with(&sql, "allow_experimental_low_cardinality_type=1")
+                .await;
+        }
+    }
+}
+
+/// 3,000 rows over three months: every placeholder type in both tiers, NULL and empty values,
+/// awkward text and floats, parameters, `extra`, and duplicates of one activity.
+const ROWS: &str = "
+INSERT INTO {t} (received_at, event_date, callback_id, callback_trigger, source_ip,
+    activity_kind, app_token, adid, nonce, created_at, revenue_float, country, is_organic,
+    publisher_parameters, `publisher_parameters_kv.key`, `publisher_parameters_kv.value`,
+    reftag, sdk_version, created_at_hour, created_at_milli, is_s2s, api_level, predicted_value,
+    ad_revenue_payload, sk_redownload, cost_currency, `extra.key`, `extra.value`, raw_query)
+SELECT
+    toDateTime(1404214700 + number, 'UTC'),
+    toDate(toDateTime(1404214665 + (number % 3) * 2678400, 'UTC')),
+    intDiv(number, 2) * 7919,
+    if(number % 2 = 0, '', 'install'),
+    '178.162.216.70',
+    ['install', 'event', 'session'][number % 3 + 1],
+    'abc123',
+    concat('adid-', toString(number)),
+    if(number % 5 = 0, '', concat('n', toString(intDiv(number, 2)))),
+    toDateTime(1404214665 + (number % 3) * 2678400, 'UTC'),
+    if(number % 4 = 0, NULL, number / 7),
+    ['de', 'us', ''][number % 3 + 1],
+    if(number % 6 = 0, NULL, toUInt8(number % 2)),
+    if(number % 3 = 0, '{\"a\":\"1\"}', ''),
+    arrayResize(['a'], if(number % 3 = 0, 1, 0)),
+    arrayResize(['1'], if(number % 3 = 0, 1, 0)),
+    if(number % 7 = 0, '', concat('ref \\'quoted\\' ü ', toString(number))),
+    ['4.38.0', '', 'unity4.1'][number % 3 + 1],
+    if(number % 2 = 0, NULL, toDateTime(1404212400 + number, 'UTC')),
+    if(number % 3 = 1, NULL, toInt64(1404214665123 + number)),
+    if(number % 5 = 0, NULL, toUInt8(number % 2)),
+    if(number % 4 = 3, NULL, toInt64(number) - 1500),
+    [NULL, 0.1, 1e-7, 1e300, -2.5e-9, 123456789.125][number % 6 + 1],
+    if(number % 8 = 0, '{\"network\":\"x\",\"v\":[1,2]}', ''),
+    if(number % 9 = 0, toUInt8(1), NULL),
+    ['', 'EUR', 'usd'][number % 3 + 1],
+    arrayResize(['user_id'], if(number % 10 = 0, 1, 0)),
+    arrayResize([toString(number)], if(number % 10 = 0, 1, 0)),
+    if(number % 11 = 0, 'revenue_float=abc', '')
+FROM numbers(3000)";
+
+/// Every column the table shows, row by row, in a stable order.
+async fn snapshot(db: &Db) -> String {
+    let names: Vec<String> = columns()
+        .iter()
+        .flat_map(|c| c.wire_names())
+        .map(|n| format!("`{n}`"))
+        .collect();
+    db.query(&format!(
+        "SELECT {} FROM {} ORDER BY callback_id, received_at FORMAT JSONEachRow",
+        names.join(", "),
+        db.table()
+    ))
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_release_table_moves_to_the_two_tier_layout_without_changing_a_row() {
+    let db = Db::fresh("upgrade").await;
+    create_first_release(&db).await;
+    db.query(&ROWS.replace("{t}", &db.table())).await;
+    let before = snapshot(&db).await;
+    assert_eq!(before.lines().count(), 3000);
+    let installs_daily = format!("SELECT sum(installs) FROM {}.installs_daily", db.name);
+    let rollup_before = db.number(&installs_daily).await;
+    assert!(rollup_before > 0);
+
+    // An earlier run was interrupted after copying part of a partition.
+    db.query_with(
+        &adjust_sink::schema::create_table(
+            adjust_sink::row::Profile::Legacy,
+            &adjust_sink::schema::Target {
+                database: db.name.clone(),
+                table: "callbacks_tiered".into(),
+                physical: Vec::new(),
+            },
+        ),
+        "allow_experimental_low_cardinality_type=1",
+    )
+    .await;
+    db.query(&format!(
+        "INSERT INTO {0}.callbacks_tiered (received_at, event_date, callback_id) \
+         SELECT received_at, event_date, callback_id FROM {0}.callbacks LIMIT 10",
+        db.name
+    ))
+    .await;
+
+    let (ok, out) = migrate(&db);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("moved 3000 rows in 3 partitions"),
+        "no move reported: {out}"
+    );
+    assert!(out.contains("callbacks_layout1"), "{out}");
+
+    // The same values through the same column names.
+    let after = snapshot(&db).await;
+    assert_eq!(after.lines().count(), 3000);
+    for (i, (a, b)) in before.lines().zip(after.lines()).enumerate() {
+        assert_eq!(a, b, "row {i} changed");
+    }
+    assert_eq!(
+        db.number(&format!(
+            "SELECT count() FROM system.columns WHERE database = '{}' AND table = 'callbacks' \
+             AND name = 'cold_keys'",
+            db.name
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        db.query(&format!(
+            "SELECT default_kind FROM system.columns WHERE database = '{}' AND table = 'callbacks' AND name = 'reftag'",
+            db.name
+        ))
+        .await
+        .trim(),
+        "ALIAS"
+    );
+    // The old table is kept; the rollups kept their rows and are fed from the new table.
+    assert_eq!(
+        db.number(&format!(
+            "SELECT count() FROM {}.callbacks_layout1",
+            db.name
+        ))
+        .await,
+        3000
+    );
+    assert_eq!(db.number(&installs_daily).await, rollup_before);
+    db.query(&format!(
+        "INSERT INTO {} (received_at, event_date, callback_id, activity_kind, app_token) \
+         VALUES (1404214700, '2014-07-01', 1, 'install', 'abc123')",
+        db.table()
+    ))
+    .await;
+    assert_eq!(db.number(&installs_daily).await, rollup_before + 1);
+    db.query(&format!(
+        "SELECT reftag, created_at_milli FROM {}.installs LIMIT 1",
+        db.name
+    ))
+    .await;
+
+    // Nothing left to do the second time.
+    let (ok, again) = migrate(&db);
+    assert!(ok, "{again}");
+    assert!(!again.contains("moved"), "{again}");
+    assert!(!again.contains("added column"), "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn physical_turns_a_cold_placeholder_into_a_filled_column() {
+    let db = Db::fresh("physical").await;
+    crate::support::migrate(&db);
+    db.query(&format!(
+        "INSERT INTO {} (received_at, event_date, callback_id, cold_keys, cold_values) \
+         VALUES (1404214700, '2014-07-01', 1, ['api_level', 'sdk_version'], ['33', '4.38.0'])",
+        db.table()
+    ))
+    .await;
+    let out = Command::new(env!("CARGO_BIN_EXE_adjust-sink"))
+        .args([
+            "migrate",
+            "--clickhouse-url",
+            &db.url,
+            "--database",
+            &db.name,
+            "--physical",
+            "api_level",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("made column api_level physical"), "{text}");
+    let kind = |name: &'static str| {
+        let db = db.clone();
+        async move {
+            db.query(&format!(
+                "SELECT default_kind FROM system.columns WHERE database = '{}' AND table = 'callbacks' AND name = '{name}'",
+                db.name
+            ))
+            .await
+            .trim()
+            .to_string()
+        }
+    };
+    assert_eq!(kind("api_level").await, "DEFAULT");
+    assert_eq!(kind("sdk_version").await, "ALIAS");
+    db.query(&format!(
+        "INSERT INTO {} (received_at, event_date, callback_id, cold_keys, cold_values) \
+         VALUES (1404214701, '2014-07-01', 2, ['api_level'], ['34'])",
+        db.table()
+    ))
+    .await;
+    db.query(&format!("OPTIMIZE TABLE {} FINAL", db.table()))
+        .await;
+    assert_eq!(
+        db.query(&format!(
+            "SELECT callback_id, api_level, sdk_version FROM {} ORDER BY callback_id FORMAT TSV",
+            db.table()
+        ))
+        .await,
+        "1\t33\t4.38.0\n2\t34\t\n"
+    );
+    let (bad_ok, bad) = {
+        let out = Command::new(env!("CARGO_BIN_EXE_adjust-sink"))
+            .args(["schema", "--profile", "legacy", "--physical", "adid"])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    assert!(
+        !bad_ok && bad.contains("already a physical column"),
+        "{bad}"
+    );
+}
