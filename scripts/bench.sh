@@ -18,6 +18,10 @@
 #   BENCH_CONNECTIONS        load generator connections (default 64)
 #   BENCH_OVERLOAD_DURATION  length of the overload run (default 10s)
 #   BENCH_LOADGEN_THREADS    load generator threads (default 1)
+#   BENCH_SINK_ARGS          extra flags for every sink (e.g. "--batch-max-rows 200000
+#                            --batch-max-age 5s" to compare batch shapes)
+#   BENCH_BASELINE           path of another adjust-sink binary (e.g. an earlier release) to run
+#                            as (b') with --durability wal in the same run, for comparison
 #   BENCH_KEEP_DB=1          keep the bench_* databases and the sinks' data directories
 #                            (dropped at the end otherwise)
 #
@@ -137,6 +141,15 @@ metric_sum() {
 
 clickhouse() { curl -sf --max-time 60 "$CH_URL/" --data-binary "$1"; }
 
+# cpu_s PID: user + system CPU seconds PID has used so far (0 when it is gone).
+cpu_s() {
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null ||
+        echo 0
+}
+
+# The local ClickHouse server's pid (for its CPU time).
+ch_pid() { cat "${ADJUST_SINK_CH_DIR:-target/clickhouse-local}/clickhouse-server.pid" 2>/dev/null || true; }
+
 vm_hwm_mb() { # peak resident set size of PID in MB
     awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo 0
 }
@@ -151,17 +164,18 @@ loadgen() {
     printf '%s' "$report"
 }
 
-# start_sink MODE DATABASE [args...]: starts a sink; sets SINK_PID, SINK_MAIN, SINK_ADMIN.
+# start_sink MODE DATABASE [args...]: starts a sink ($SINK_BIN, default $SINK); sets SINK_PID,
+# SINK_MAIN, SINK_ADMIN.
 start_sink() {
     local mode="$1" db="$2" log="$OUT/sink-$1.log" line deadline
     shift 2
     rm -rf "$OUT/data-$mode"
-    "$SINK" serve \
+    "${SINK_BIN:-$SINK}" serve \
         --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
         --clickhouse-url "$CH_URL" --database "$db" \
         --no-default-allow --allow 127.0.0.1/32 \
         --data-dir "$OUT/data-$mode" --durability "${DURABILITY:-$mode}" \
-        "$@" </dev/null >"$log" 2>&1 &
+        ${BENCH_SINK_ARGS:-} "$@" </dev/null >"$log" 2>&1 &
     SINK_PID=$!
     PIDS+=("$SINK_PID")
     DATABASES+=("$db")
@@ -239,6 +253,11 @@ run_sink_phase() {
     isum0="$(metric_sum "$SINK_ADMIN" adjust_sink_insert_duration_seconds_sum)"
     icount0="$(metric_sum "$SINK_ADMIN" adjust_sink_insert_duration_seconds_count)"
     bcount0="$(metric "$SINK_ADMIN" adjust_sink_batch_rows_count)"
+    local written0 sink_cpu0 ch_cpu0 chpid
+    chpid="$(ch_pid)"
+    written0="$(metric "$SINK_ADMIN" adjust_sink_rows_written_total)"
+    sink_cpu0="$(cpu_s "$SINK_PID")"
+    ch_cpu0="$(cpu_s "$chpid")"
     report="$(loadgen "$mode" "http://$SINK_MAIN" --duration "$DURATION")"
     flushes1="$(metric_sum "$SINK_ADMIN" adjust_sink_flushes_total)"
     echo "    $report" >&2
@@ -257,6 +276,13 @@ run_sink_phase() {
     want=$((ok + SINK_EXTRA))
     waited="$(drain "$SINK_ADMIN" "$want")"
     R[${mode}_drain_s]="$waited"
+    # CPU per row, from /proc of each process, over the load and the drain: the sink's, and the
+    # ClickHouse server's for inserting the same rows (and merging meanwhile).
+    local written1 rows
+    written1="$(metric "$SINK_ADMIN" adjust_sink_rows_written_total)"
+    rows="$(calc "${written1%.*} - ${written0%.*}")"
+    R[${mode}_sink_cpu_us_per_row]="$(calc "$rows > 0 ? int(($(cpu_s "$SINK_PID") - $sink_cpu0) * 1000000 / $rows * 10) / 10 : 0")"
+    R[${mode}_clickhouse_cpu_us_per_row]="$(calc "$rows > 0 && \"$chpid\" != \"\" ? int(($(cpu_s "$chpid") - $ch_cpu0) * 1000000 / $rows * 10) / 10 : 0")"
     R[${mode}_rows_written]="$(metric "$SINK_ADMIN" adjust_sink_rows_written_total)"
     # Batches of the load only (the warm-up batch is left out).
     bsum1="$(metric "$SINK_ADMIN" adjust_sink_batch_rows_sum)"
@@ -328,6 +354,15 @@ run_sink_phase memory
 stop_pid "$SINK_PID"
 forget_pid "$SINK_PID"
 
+# --- (b') baseline --------------------------------------------------------------------
+
+if [ -n "${BENCH_BASELINE:-}" ]; then
+    [ -x "$BENCH_BASELINE" ] || die "BENCH_BASELINE=$BENCH_BASELINE is not an executable"
+    DURABILITY=wal SINK_BIN="$BENCH_BASELINE" run_sink_phase baseline
+    stop_pid "$SINK_PID"
+    forget_pid "$SINK_PID"
+fi
+
 # --- (c) wal, (d) half rate -----------------------------------------------------------
 
 run_sink_phase wal
@@ -392,6 +427,17 @@ forget_pid "$SINK_PID"
 R[ratio_memory_ceiling]="$(calc "${R[memory_ok_rate]} / ${R[ceiling_ok_rate]}")"
 R[ratio_wal_ceiling]="$(calc "${R[wal_ok_rate]} / ${R[ceiling_ok_rate]}")"
 R[ratio_wal_memory]="$(calc "${R[wal_ok_rate]} / ${R[memory_ok_rate]}")"
+baseline_lines=""
+if [ -n "${BENCH_BASELINE:-}" ]; then
+    R[ratio_clickhouse_cpu_wal_baseline]="$(calc "${R[baseline_clickhouse_cpu_us_per_row]} > 0 ? ${R[wal_clickhouse_cpu_us_per_row]} / ${R[baseline_clickhouse_cpu_us_per_row]} : 0")"
+    R[ratio_baseline_ceiling]="$(calc "${R[baseline_ok_rate]} / ${R[ceiling_ok_rate]}")"
+    baseline_lines="
+baseline ((b'): $BENCH_BASELINE, --durability wal)
+  acknowledged/s ${R[baseline_ok_rate]} (${R[ratio_baseline_ceiling]} of the ceiling), p99 ${R[baseline_p99_ms]} ms, encoded bytes per row ${R[baseline_avg_row_bytes]}
+  sink CPU per row ${R[baseline_sink_cpu_us_per_row]} us, ClickHouse CPU per row ${R[baseline_clickhouse_cpu_us_per_row]} us
+  ClickHouse CPU per row, wal sink / baseline: ${R[ratio_clickhouse_cpu_wal_baseline]}; rows landed == acknowledged: ${R[check_baseline_landed]}
+"
+fi
 R[loadavg_end]="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 summary="$OUT/summary.txt"
@@ -427,8 +473,11 @@ delivery                                  memory        wal
   average INSERT duration (ms)      $(printf '%10s %10s' "${R[memory_avg_insert_ms]}" "${R[wal_avg_insert_ms]}")
   drain after load (s)              $(printf '%10s %10s' "${R[memory_drain_s]}" "${R[wal_drain_s]}")
   peak RSS (MB)                     $(printf '%10s %10s' "${R[memory_peak_rss_mb]}" "${R[wal_peak_rss_mb]}")
+  sink CPU per row (us)             $(printf '%10s %10s' "${R[memory_sink_cpu_us_per_row]}" "${R[wal_sink_cpu_us_per_row]}")
+  ClickHouse CPU per row (us)       $(printf '%10s %10s' "${R[memory_clickhouse_cpu_us_per_row]}" "${R[wal_clickhouse_cpu_us_per_row]}")
   503 / errors during load          $(printf '%10s %10s' "${R[memory_status_503]}/${R[memory_errors]}" "${R[wal_status_503]}/${R[wal_errors]}")
 
+${baseline_lines}
 overload ((e): memory sink at twice its acknowledged rate, target ${R[overload_target_rate]} req/s for $OVERLOAD_DURATION, achieved ${R[overload_rate]})
   200: ${R[overload_acknowledged]}, 503: ${R[overload_status_503]} (sink counted ${R[overload_shed]} shed), errors: ${R[overload_errors]}, p99 ${R[overload_p99_ms]} ms
   peak RSS ${R[overload_peak_rss_mb]} MB, probe right after: ${R[overload_probe_status]}
