@@ -1,7 +1,8 @@
 //! Start-up and shutdown of `serve`: the only module that knows every other one.
 //!
-//! Start: open the queue (write-ahead log or memory), start delivery on its own thread, start
-//! the callback and admin listeners. Stop (on the `signal` future): refuse new callbacks, let
+//! Start: set up the ClickHouse client and ask the server for its version (a TLS failure stops
+//! here; a server that is down does not), open the queue (write-ahead log or memory), start
+//! delivery on its own thread, start the callback and admin listeners. Stop (on the `signal` future): refuse new callbacks, let
 //! requests in flight finish, close the queue, let delivery drain and flush, exit — all within
 //! `--shutdown-timeout`. In `wal` mode whatever was not delivered by then stays in the log and is
 //! delivered first at the next start.
@@ -36,6 +37,13 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let metrics = Metrics::new();
     let shutdown = Shutdown::new();
+
+    // The store is set up on this runtime for the probe only; delivery gets its own.
+    let store = ClickHouseStore::new(config.clickhouse.clone())?;
+    if store.probe_at_start().await?.is_some() && !config.clickhouse.auto_migrate {
+        warn_about_missing_columns(&store).await;
+    }
+    drop(store);
 
     let (ingest, source) = match config.durability {
         Durability::Wal => {
@@ -72,7 +80,7 @@ pub async fn run(
         }
     };
 
-    let store = ClickHouseStore::new(config.clickhouse.clone());
+    let store = ClickHouseStore::new(config.clickhouse.clone())?;
     let deliverer = Deliverer::new(
         store,
         metrics.clone(),
@@ -150,6 +158,27 @@ pub async fn run(
     admin_handle.stop(true).await;
     let _ = admin_task.await;
     Ok(())
+}
+
+/// With `--no-migrate`, says at start when the table lacks what this version writes (inserts
+/// fail until `migrate` has run).
+async fn warn_about_missing_columns(store: &ClickHouseStore) {
+    let table = store.config().target.table();
+    match store.missing_columns().await {
+        Ok(missing) if missing.len() == crate::row::columns().len() => tracing::warn!(
+            %table,
+            "the table does not exist (or the user may not see it); run `adjust-sink migrate` \
+             as a user with DDL rights — callbacks are kept until then"
+        ),
+        Ok(missing) if !missing.is_empty() => tracing::warn!(
+            %table,
+            columns = ?missing.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            "the table lacks columns this version writes; run `adjust-sink migrate` as a user \
+             with DDL rights — callbacks are kept until then"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(%table, error = %e, "could not read the table's columns"),
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.
