@@ -13,3 +13,4 @@ mod fixtures;
 mod lifecycle;
 mod receive;
 mod schema;
+mod tls;
