@@ -55,6 +55,9 @@ fn run(command: Command) -> anyhow::Result<()> {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
+            // Bounded: a server that accepts the connection and never answers is an error
+            // within seconds, not a hang.
+            rt.block_on(store.probe(std::time::Duration::from_secs(10)))?;
             let report = rt.block_on(store.migrate()).map_err(|e| {
                 let hint = match e.code {
                     Some(c) if is_privilege_code(c) => {

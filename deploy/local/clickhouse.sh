@@ -23,6 +23,8 @@
 #   ADJUST_SINK_CH_TLS_KEY     its private key (PEM)
 #   ADJUST_SINK_CH_TLS_CA      the CA certificate that signed ADJUST_SINK_CH_TLS_CERT (what
 #                              `ca` prints; default: the certificate itself, i.e. self-signed)
+#   ADJUST_SINK_CH_USERS_XML   users file of the server (default: the package's
+#                              /etc/clickhouse-server/users.xml)
 #   Without a certificate, `start` generates with openssl (once) a local CA
 #   (<dir>/tls/ca.pem) and a server certificate it signs (<dir>/tls/server.pem, for
 #   DNS:localhost and IP:127.0.0.1).
@@ -207,6 +209,12 @@ our_pid() {
 }
 
 write_users_config() {
+    if [ -n "${ADJUST_SINK_CH_USERS_XML:-}" ]; then
+        [ -r "$ADJUST_SINK_CH_USERS_XML" ] ||
+            die "ADJUST_SINK_CH_USERS_XML $ADJUST_SINK_CH_USERS_XML is not readable"
+        echo "$ADJUST_SINK_CH_USERS_XML"
+        return
+    fi
     # The package's users.xml is used as is; a minimal one is written only when it is
     # not readable (e.g. a server installed some other way).
     if [ -r /etc/clickhouse-server/users.xml ]; then

@@ -195,7 +195,26 @@ impl ClickHouseStore {
 
     /// `SELECT version()`.
     pub async fn version(&self) -> Result<String, StoreError> {
-        self.version_raw().await.map_err(|e| self.store_error(e))
+        let timeout = self.config.insert_timeout;
+        match tokio::time::timeout(timeout, self.version_raw()).await {
+            Ok(result) => result.map_err(|e| self.store_error(e)),
+            Err(_) => Err(self.no_answer(timeout)),
+        }
+    }
+
+    /// The error of a request without an answer in time. An `https://` URL pointing at a plain
+    /// HTTP port may end so (the server waits for the rest of a request that never comes).
+    fn no_answer(&self, timeout: Duration) -> StoreError {
+        let hint = if self.config.url.starts_with("https://") {
+            " (if the port serves plain HTTP, not HTTPS, use http://)"
+        } else {
+            ""
+        };
+        StoreError::new(
+            ErrorClass::Transient,
+            None,
+            format!("no answer within {timeout:?}{hint}"),
+        )
     }
 
     /// [`store_error`], with the `--clickhouse-ca` file named in TLS problems.
@@ -218,11 +237,7 @@ impl ClickHouseStore {
             },
             Err(_) => Err(ProbeError::Other {
                 url,
-                error: StoreError::new(
-                    ErrorClass::Transient,
-                    None,
-                    format!("no answer within {timeout:?}"),
-                ),
+                error: self.no_answer(timeout),
             }),
         }
     }

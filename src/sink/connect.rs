@@ -193,8 +193,8 @@ pub fn tls_problem(err: &(dyn StdError + 'static), ca: Option<&Path>) -> Option<
             other => format!("TLS certificate rejected ({other}) — {fix_trust}"),
         },
         rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => format!(
-            "TLS handshake failed ({tls}) — the port does not seem to speak HTTPS; \
-             ClickHouse's HTTPS port is `https_port` (8443 by default), its HTTP port needs http://"
+            "TLS handshake failed ({tls}) — the port does not seem to speak HTTPS (ClickHouse's \
+             HTTPS port is its `https_port`, 8443 by default; for its HTTP port use http://)"
         ),
         other => format!("TLS handshake failed ({other})"),
     })

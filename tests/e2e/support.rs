@@ -425,18 +425,28 @@ impl PrivateClickHouse {
         ch
     }
 
-    /// A server that also serves HTTPS on free ports, with this certificate and key (PEM).
-    pub fn start_https(name: &str, cert: &Path, key: &Path) -> PrivateClickHouse {
+    /// A server that also serves HTTPS on free ports, with this certificate and key (PEM),
+    /// and with its own users file when given.
+    pub fn start_https(
+        name: &str,
+        cert: &Path,
+        key: &Path,
+        users: Option<&Path>,
+    ) -> PrivateClickHouse {
         let [http_port, tcp_port, https_port] = free_ports();
+        let mut env = vec![
+            ("ADJUST_SINK_CH_HTTPS_PORT", https_port.to_string()),
+            ("ADJUST_SINK_CH_TLS_CERT", cert.display().to_string()),
+            ("ADJUST_SINK_CH_TLS_KEY", key.display().to_string()),
+        ];
+        if let Some(users) = users {
+            env.push(("ADJUST_SINK_CH_USERS_XML", users.display().to_string()));
+        }
         let ch = PrivateClickHouse {
             dir: repo().join("target").join(format!("clickhouse-{name}")),
             http_port,
             tcp_port,
-            env: vec![
-                ("ADJUST_SINK_CH_HTTPS_PORT", https_port.to_string()),
-                ("ADJUST_SINK_CH_TLS_CERT", cert.display().to_string()),
-                ("ADJUST_SINK_CH_TLS_KEY", key.display().to_string()),
-            ],
+            env,
         };
         ch.run("start");
         ch
