@@ -90,17 +90,12 @@ pub struct ClickHouseArgs {
     pub clickhouse_user: Option<String>,
 
     /// ClickHouse password (prefer --clickhouse-password-file: a value given here is visible
-    /// in the process list).
-    #[arg(
-        long,
-        env = "ADJUST_SINK_CLICKHOUSE_PASSWORD",
-        hide_env_values = true,
-        conflicts_with = "clickhouse_password_file"
-    )]
+    /// in the process list; an empty one counts as not given).
+    #[arg(long, env = "ADJUST_SINK_CLICKHOUSE_PASSWORD", hide_env_values = true)]
     pub clickhouse_password: Option<Secret>,
 
     /// File holding the ClickHouse password (read at start; a trailing newline is not part of
-    /// it).
+    /// it). Not together with --clickhouse-password.
     #[arg(
         long,
         value_name = "PATH",

@@ -390,17 +390,27 @@ mod tests {
             c.clickhouse.password,
             Some(Password::File("/run/secrets/ch".into()))
         );
-        // clap refuses both flags together.
-        assert!(
-            Cli::try_parse_from([
-                "adjust-sink",
-                "serve",
-                "--clickhouse-password",
-                "a",
-                "--clickhouse-password-file",
-                "/run/secrets/ch",
-            ])
-            .is_err()
+        let e = serve(&[
+            "--clickhouse-password",
+            "a",
+            "--clickhouse-password-file",
+            "/run/secrets/ch",
+        ])
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("more than once"), "{e}");
+        // An empty password (e.g. an empty environment variable) is no password.
+        let c = serve(&[
+            "--clickhouse-password",
+            "",
+            "--clickhouse-password-file",
+            "/run/secrets/ch",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.clickhouse.password,
+            Some(Password::File("/run/secrets/ch".into()))
         );
         let e = serve(&[
             "--clickhouse-url",
