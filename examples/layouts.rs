@@ -21,14 +21,22 @@ const CALLBACK: &str = include_str!("../benches/install_callback.txt").trim_asci
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(300_000);
-    let dir = std::path::PathBuf::from(args.next().unwrap_or_else(|| "target/bench/layouts".into()));
+    let dir =
+        std::path::PathBuf::from(args.next().unwrap_or_else(|| "target/bench/layouts".into()));
     std::fs::create_dir_all(&dir)?;
     let options = row::Options::new();
     let kinds = ["install", "event", "session", "click", "reattribution"];
     let countries = ["de", "us", "br", "in", "jp", "fr"];
     let mut rows = Vec::with_capacity(n * 800);
     // The callback without the keys each row sets itself (the first of a repeated key wins).
-    let varied = ["nonce", "activity_kind", "adid", "created_at", "country", "revenue_float"];
+    let varied = [
+        "nonce",
+        "activity_kind",
+        "adid",
+        "created_at",
+        "country",
+        "revenue_float",
+    ];
     let base: Vec<&str> = CALLBACK
         .split('&')
         .filter(|pair| !varied.contains(&pair.split('=').next().unwrap_or("")))

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::row::Profile;
+use crate::sink::credentials::{Secret, ServerUrl};
 
 /// Receives Adjust server callbacks and lands every one of them, typed and exactly once, in
 /// ClickHouse.
@@ -70,24 +71,42 @@ pub struct CheckArgs {
     pub data_dir: PathBuf,
 }
 
-/// How to reach ClickHouse and where the table lives.
+/// How to reach ClickHouse and where the table lives. `Debug` shows no password.
 #[derive(Debug, Clone, Args)]
 pub struct ClickHouseArgs {
-    /// ClickHouse HTTP interface URL.
+    /// ClickHouse HTTP interface URL; `https://` for TLS (ClickHouse's `https_port`, 8443 on
+    /// ClickHouse Cloud). `user:password@` in it is used as the credentials and never printed.
     #[arg(
         long,
+        value_name = "URL",
         env = "ADJUST_SINK_CLICKHOUSE_URL",
-        default_value = "http://127.0.0.1:8123"
+        default_value = "http://127.0.0.1:8123",
+        hide_env_values = true
     )]
-    pub clickhouse_url: String,
+    pub clickhouse_url: ServerUrl,
 
     /// ClickHouse user (the server's default user when not set).
     #[arg(long, env = "ADJUST_SINK_CLICKHOUSE_USER")]
     pub clickhouse_user: Option<String>,
 
-    /// ClickHouse password.
+    /// ClickHouse password (prefer --clickhouse-password-file: a value given here is visible
+    /// in the process list; an empty one counts as not given).
     #[arg(long, env = "ADJUST_SINK_CLICKHOUSE_PASSWORD", hide_env_values = true)]
-    pub clickhouse_password: Option<String>,
+    pub clickhouse_password: Option<Secret>,
+
+    /// File holding the ClickHouse password (read at start; a trailing newline is not part of
+    /// it). Not together with --clickhouse-password.
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "ADJUST_SINK_CLICKHOUSE_PASSWORD_FILE"
+    )]
+    pub clickhouse_password_file: Option<PathBuf>,
+
+    /// PEM file with the CA certificate(s) that signed ClickHouse's TLS certificate, trusted
+    /// instead of the system's root certificates (for `https://` URLs).
+    #[arg(long, value_name = "PATH", env = "ADJUST_SINK_CLICKHOUSE_CA")]
+    pub clickhouse_ca: Option<PathBuf>,
 
     /// Database holding the callbacks table.
     #[arg(long, env = "ADJUST_SINK_DATABASE", default_value = "adjust")]

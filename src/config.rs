@@ -11,7 +11,8 @@ use crate::cli::{ClickHouseArgs, Durability, ServeArgs};
 use crate::http::allowlist::Allowlist;
 use crate::pipeline::Limits;
 use crate::schema::Target;
-use crate::sink::clickhouse::ClickHouseConfig;
+use crate::sink::clickhouse::{ClickHouseConfig, Password};
+use crate::sink::credentials::split_url;
 
 /// A configuration error, worded for the person running the command.
 #[derive(Debug, thiserror::Error)]
@@ -109,18 +110,59 @@ impl ClickHouseArgs {
         auto_migrate: bool,
         insert_timeout: Duration,
     ) -> Result<ClickHouseConfig, ConfigError> {
-        if !self.clickhouse_url.starts_with("http://")
-            && !self.clickhouse_url.starts_with("https://")
-        {
+        // `self.clickhouse_url` prints with its password redacted.
+        let raw = self.clickhouse_url.expose();
+        let https = raw.starts_with("https://");
+        if !https && !raw.starts_with("http://") {
             return err(format!(
                 "--clickhouse-url `{}` must start with http:// or https://",
                 self.clickhouse_url
             ));
         }
+        let split = split_url(raw).map_err(|e| {
+            ConfigError(format!(
+                "--clickhouse-url `{}` is not a URL: {e}",
+                self.clickhouse_url
+            ))
+        })?;
+        let user = match (
+            split.user,
+            self.clickhouse_user.clone().filter(|u| !u.is_empty()),
+        ) {
+            (Some(_), Some(_)) => {
+                return err(
+                    "the ClickHouse user is given both in --clickhouse-url and with --clickhouse-user; keep one",
+                );
+            }
+            (a, b) => a.or(b),
+        };
+        let given = self.clickhouse_password.clone().filter(|p| !p.is_empty());
+        let password = match (split.password, given, &self.clickhouse_password_file) {
+            (Some(p), None, None) => Some(Password::Given(p)),
+            (None, Some(p), None) => Some(Password::Given(p)),
+            (None, None, Some(path)) => Some(Password::File(path.clone())),
+            (None, None, None) => None,
+            _ => {
+                return err(
+                    "the ClickHouse password is given more than once (in --clickhouse-url, \
+                     --clickhouse-password, --clickhouse-password-file); keep one",
+                );
+            }
+        };
+        if let Some(ca) = &self.clickhouse_ca
+            && !https
+        {
+            return err(format!(
+                "--clickhouse-ca {} is only used for https:// URLs, and --clickhouse-url is `{}`",
+                ca.display(),
+                self.clickhouse_url
+            ));
+        }
         Ok(ClickHouseConfig {
-            url: self.clickhouse_url.trim_end_matches('/').to_string(),
-            user: self.clickhouse_user.clone().filter(|u| !u.is_empty()),
-            password: self.clickhouse_password.clone().filter(|p| !p.is_empty()),
+            url: split.url,
+            user,
+            password,
+            ca: self.clickhouse_ca.clone(),
             target: self.target()?,
             auto_migrate,
             insert_timeout,
@@ -221,7 +263,9 @@ impl TryFrom<&ServeArgs> for ServeConfig {
 mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
+    use crate::sink::credentials::Secret;
     use clap::Parser;
+    use std::path::Path;
 
     fn serve(args: &[&str]) -> Result<ServeConfig, ConfigError> {
         let cli = Cli::try_parse_from([&["adjust-sink", "serve"], args].concat()).unwrap();
@@ -279,5 +323,140 @@ mod tests {
         assert!(serve(&["--table", "bad;name"]).is_err());
         assert!(serve(&["--clickhouse-url", "localhost:8123"]).is_err());
         assert!(serve(&["--param-alias", "device_id=adid"]).is_ok());
+    }
+
+    #[test]
+    fn passwords_never_show_in_debug_output() {
+        let c = serve(&["--clickhouse-password", "hunter2"]).unwrap();
+        assert_eq!(
+            c.clickhouse.password,
+            Some(Password::Given(Secret::new("hunter2")))
+        );
+        let shown = format!("{:?}", c.clickhouse);
+        assert!(!shown.contains("hunter2"), "{shown}");
+        let cli = Cli::try_parse_from([
+            "adjust-sink",
+            "serve",
+            "--clickhouse-url",
+            "https://sink:s3cr%40t@ch.example.com:8443",
+            "--clickhouse-password-file",
+            "/run/secrets/ch",
+        ])
+        .unwrap();
+        let shown = format!("{cli:?}");
+        assert!(!shown.contains("s3cr"), "{shown}");
+        assert!(
+            shown.contains("https://sink:***@ch.example.com:8443"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_used_and_never_printed() {
+        let c = serve(&[
+            "--clickhouse-url",
+            "https://sink:s3cr%40t@ch.example.com:8443/",
+        ])
+        .unwrap();
+        assert_eq!(c.clickhouse.url, "https://ch.example.com:8443");
+        assert_eq!(c.clickhouse.user.as_deref(), Some("sink"));
+        assert_eq!(
+            c.clickhouse.password,
+            Some(Password::Given(Secret::new("s3cr@t")))
+        );
+        assert!(!format!("{:?}", c.clickhouse).contains("s3cr"));
+        // Errors that repeat the URL redact it.
+        for args in [
+            &["--clickhouse-url", "ftp://sink:s3cr3t@host"][..],
+            &["--clickhouse-url", "http://sink:s3cr3t@[::1"],
+            &[
+                "--clickhouse-url",
+                "http://sink:s3cr3t@host",
+                "--clickhouse-ca",
+                "ca.pem",
+            ],
+            &[
+                "--clickhouse-url",
+                "http://sink:s3cr3t@host",
+                "--clickhouse-password",
+                "other",
+            ],
+        ] {
+            let e = serve(args).err().unwrap().to_string();
+            assert!(!e.contains("s3cr3t"), "{e}");
+        }
+        let e = serve(&["--clickhouse-url", "ftp://sink:s3cr3t@host"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("ftp://sink:***@host"), "{e}");
+    }
+
+    #[test]
+    fn one_password_source_at_most() {
+        let c = serve(&["--clickhouse-password-file", "/run/secrets/ch"]).unwrap();
+        assert_eq!(
+            c.clickhouse.password,
+            Some(Password::File("/run/secrets/ch".into()))
+        );
+        let e = serve(&[
+            "--clickhouse-password",
+            "a",
+            "--clickhouse-password-file",
+            "/run/secrets/ch",
+        ])
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("more than once"), "{e}");
+        // An empty password (e.g. an empty environment variable) is no password.
+        let c = serve(&[
+            "--clickhouse-password",
+            "",
+            "--clickhouse-password-file",
+            "/run/secrets/ch",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.clickhouse.password,
+            Some(Password::File("/run/secrets/ch".into()))
+        );
+        let e = serve(&[
+            "--clickhouse-url",
+            "http://u:a@host",
+            "--clickhouse-password-file",
+            "/run/secrets/ch",
+        ])
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("more than once"), "{e}");
+        let e = serve(&[
+            "--clickhouse-url",
+            "http://u@host",
+            "--clickhouse-user",
+            "v",
+        ])
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("--clickhouse-user"), "{e}");
+    }
+
+    #[test]
+    fn a_ca_needs_https() {
+        let e = serve(&["--clickhouse-ca", "/etc/ca.pem"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("https://"), "{e}");
+        let c = serve(&[
+            "--clickhouse-url",
+            "https://ch.example.com:8443",
+            "--clickhouse-ca",
+            "/etc/ca.pem",
+        ])
+        .unwrap();
+        assert_eq!(c.clickhouse.ca.as_deref(), Some(Path::new("/etc/ca.pem")));
     }
 }

@@ -11,6 +11,7 @@ use adjust_sink::config::ServeConfig;
 use adjust_sink::row::Profile;
 use adjust_sink::schema;
 use adjust_sink::serve;
+use adjust_sink::sink::classify::is_privilege_code;
 use adjust_sink::sink::clickhouse::ClickHouseStore;
 
 fn main() -> ExitCode {
@@ -50,13 +51,23 @@ fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Migrate(args) => {
             let config = args.config(true, std::time::Duration::from_secs(60))?;
-            let store = ClickHouseStore::new(config.clone());
+            let store = ClickHouseStore::new(config.clone())?;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let report = rt
-                .block_on(store.migrate())
-                .with_context(|| format!("migrating ClickHouse at {}", config.url))?;
+            // Bounded: a server that accepts the connection and never answers is an error
+            // within seconds, not a hang.
+            rt.block_on(store.probe(std::time::Duration::from_secs(10)))?;
+            let report = rt.block_on(store.migrate()).map_err(|e| {
+                let hint = match e.code {
+                    Some(c) if is_privilege_code(c) => {
+                        " (migrate needs a user that may create databases and create and alter \
+                         tables and views)"
+                    }
+                    _ => "",
+                };
+                anyhow::anyhow!("migrating ClickHouse at {}: {e}{hint}", config.url)
+            })?;
             let profile = report.profile.map_or("?", Profile::as_str);
             println!(
                 "ClickHouse {} ({profile} profile) at {}",
@@ -135,7 +146,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                     let config = args
                         .clickhouse
                         .config(false, std::time::Duration::from_secs(10))?;
-                    let store = ClickHouseStore::new(config.clone());
+                    let store = ClickHouseStore::new(config.clone())?;
                     let rt = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()?;

@@ -3,7 +3,6 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::metrics::Metrics;
@@ -13,6 +12,8 @@ use crate::pipeline::deliver::{Backoff, Deliverer};
 use crate::pipeline::wal::inspect::{Inspection, inspect};
 use crate::pipeline::wal::{Wal, WalConfig};
 use crate::shutdown::Shutdown;
+use crate::sink::StoreError;
+use crate::sink::classify::is_privilege_code;
 use crate::sink::clickhouse::{ClickHouseConfig, ClickHouseStore};
 
 /// What a replay did.
@@ -42,12 +43,14 @@ pub async fn replay(
         disk_budget: u64::MAX,
         max_pending_bytes: 0,
     };
+    let store = ClickHouseStore::new(clickhouse)?;
+    store.probe_at_start().await?;
     let (wal, reader, _) = Wal::open(config, metrics.clone())?;
     // Nothing new comes in: delivery ends once everything durable is read and acknowledged.
     wal.close();
     let shutdown = Shutdown::new();
     let deliverer = Deliverer::new(
-        ClickHouseStore::new(clickhouse),
+        store,
         metrics.clone(),
         Backoff::default(),
         data_dir.join("rejects.jsonl"),
@@ -111,14 +114,25 @@ async fn progress(metrics: &Metrics, total: u64, started: Instant) {
 pub struct CheckReport {
     pub log: Inspection,
     pub rejects_file_lines: usize,
+    /// ClickHouse's version, or why it did not answer.
     pub server: Result<String, String>,
+    /// The callbacks table (`db.table`).
+    pub table: String,
+    /// Whether the user sees the table (it exists and may be read).
+    pub table_exists: bool,
     pub missing_columns: Vec<String>,
+    /// Tables an INSERT of no rows failed on, with the server's answer.
+    pub insert_refused: Vec<(String, StoreError)>,
 }
 
 impl CheckReport {
     /// Whether something needs attention (pending data is normal while serving).
     pub fn is_healthy(&self) -> bool {
-        self.server.is_ok() && self.missing_columns.is_empty() && self.log.damaged_bytes == 0
+        self.server.is_ok()
+            && self.table_exists
+            && self.missing_columns.is_empty()
+            && self.insert_refused.is_empty()
+            && self.log.damaged_bytes == 0
     }
 
     pub fn render(&self, data_dir: &Path) -> String {
@@ -163,7 +177,12 @@ impl CheckReport {
         match &self.server {
             Ok(v) => {
                 out += &format!("ClickHouse {v}\n");
-                if self.missing_columns.is_empty() {
+                if !self.table_exists {
+                    out += &format!(
+                        "  the table {} does not exist, or the user may not see it (run `adjust-sink migrate` as a user with DDL rights; the sink's user needs INSERT and SELECT on it)\n",
+                        self.table
+                    );
+                } else if self.missing_columns.is_empty() {
                     out += "  the table has every column this version writes\n";
                 } else {
                     out += &format!(
@@ -172,8 +191,25 @@ impl CheckReport {
                         self.missing_columns.join(", ")
                     );
                 }
+                if self.table_exists {
+                    if self.insert_refused.is_empty() {
+                        out += "  the user may insert into the callbacks and rejects tables\n";
+                    }
+                    for (table, e) in &self.insert_refused {
+                        out += &match e.code {
+                            Some(c) if is_privilege_code(c) => format!(
+                                "  the user may not insert into {table} (grant it INSERT): {e}\n"
+                            ),
+                            Some(60) => format!(
+                                "  {table} does not exist (run `adjust-sink migrate`): {e}\n"
+                            ),
+                            _ => format!("  inserting into {table} failed: {e}\n"),
+                        };
+                    }
+                }
             }
-            Err(e) => out += &format!("ClickHouse not reachable: {e}\n"),
+            // "ClickHouse at <url>: <what went wrong>"
+            Err(e) => out += &format!("{e}\n"),
         }
         out
     }
@@ -184,21 +220,39 @@ pub async fn check(data_dir: &Path, clickhouse: ClickHouseConfig) -> anyhow::Res
     let log = inspect(&data_dir.join("wal"))?;
     let rejects_file_lines =
         std::fs::read_to_string(data_dir.join("rejects.jsonl")).map_or(0, |s| s.lines().count());
-    let store = Arc::new(ClickHouseStore::new(clickhouse));
-    let (server, missing_columns) = match store.version().await {
-        Ok(v) => {
-            let missing = store
-                .missing_columns()
-                .await
-                .map_err(|e| anyhow::anyhow!("reading the table's columns: {e}"))?;
-            (Ok(v), missing)
-        }
-        Err(e) => (Err(e.to_string()), Vec::new()),
-    };
-    Ok(CheckReport {
+    let table = clickhouse.target.table();
+    let store = ClickHouseStore::new(clickhouse)?;
+    let mut report = CheckReport {
         log,
         rejects_file_lines,
-        server,
-        missing_columns,
-    })
+        server: Err(String::new()),
+        table,
+        table_exists: false,
+        missing_columns: Vec::new(),
+        insert_refused: Vec::new(),
+    };
+    match store.probe(Duration::from_secs(10)).await {
+        Ok(v) => report.server = Ok(v),
+        Err(e) => {
+            report.server = Err(e.to_string());
+            return Ok(report);
+        }
+    }
+    let have = store
+        .existing_columns()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the table's columns: {e}"))?;
+    report.table_exists = !have.is_empty();
+    if report.table_exists {
+        report.missing_columns = store
+            .missing_columns()
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the table's columns: {e}"))?;
+        for (table, result) in store.insert_allowed().await {
+            if let Err(e) = result {
+                report.insert_refused.push((table, e));
+            }
+        }
+    }
+    Ok(report)
 }

@@ -1,7 +1,8 @@
 //! Start-up and shutdown of `serve`: the only module that knows every other one.
 //!
-//! Start: open the queue (write-ahead log or memory), start delivery on its own thread, start
-//! the callback and admin listeners. Stop (on the `signal` future): refuse new callbacks, let
+//! Start: set up the ClickHouse client and ask the server for its version (a TLS failure stops
+//! here; a server that is down does not), open the queue (write-ahead log or memory), start
+//! delivery on its own thread, start the callback and admin listeners. Stop (on the `signal` future): refuse new callbacks, let
 //! requests in flight finish, close the queue, let delivery drain and flush, exit — all within
 //! `--shutdown-timeout`. In `wal` mode whatever was not delivered by then stays in the log and is
 //! delivered first at the next start.
@@ -36,6 +37,13 @@ pub async fn run(
     signal: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let metrics = Metrics::new();
+    // The store is set up on this runtime for the probe only; delivery gets its own.
+    let store = ClickHouseStore::new(config.clickhouse.clone())?;
+    if store.probe_at_start().await?.is_some() && !config.clickhouse.auto_migrate {
+        warn_about_missing_columns(&store).await;
+    }
+    drop(store);
+
     match config.durability {
         Durability::Wal => {
             let dir = config.data_dir.join("wal");
@@ -96,7 +104,7 @@ async fn run_with<P: Producer, C: Consumer>(
     signal: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
-    let store = ClickHouseStore::new(config.clickhouse.clone());
+    let store = ClickHouseStore::new(config.clickhouse.clone())?;
     let deliverer = Deliverer::new(
         store,
         metrics.clone(),
@@ -174,6 +182,32 @@ async fn run_with<P: Producer, C: Consumer>(
     admin_handle.stop(true).await;
     let _ = admin_task.await;
     Ok(())
+}
+
+/// With `--no-migrate`, says at start when the table lacks what this version writes (inserts
+/// fail until `migrate` has run).
+async fn warn_about_missing_columns(store: &ClickHouseStore) {
+    let table = store.config().target.table();
+    let exists = store
+        .existing_columns()
+        .await
+        .map(|c| !c.is_empty())
+        .unwrap_or(true);
+    match store.missing_columns().await {
+        Ok(_) if !exists => tracing::warn!(
+            %table,
+            "the table does not exist (or the user may not see it); run `adjust-sink migrate` \
+             as a user with DDL rights — callbacks are kept until then"
+        ),
+        Ok(missing) if !missing.is_empty() => tracing::warn!(
+            %table,
+            columns = ?missing,
+            "the table lacks columns this version writes; run `adjust-sink migrate` as a user \
+             with DDL rights — callbacks are kept until then"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(%table, error = %e, "could not read the table's columns"),
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

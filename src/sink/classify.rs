@@ -62,6 +62,18 @@ const TRANSIENT_CODES: &[u32] = &[
     516, // AUTHENTICATION_FAILED
 ];
 
+/// ClickHouse error codes of a user who may not run the statement (no DDL rights, read-only).
+const PRIVILEGE_CODES: &[u32] = &[
+    164, // READONLY
+    392, // QUERY_IS_PROHIBITED (allow_ddl = 0)
+    497, // ACCESS_DENIED (also "Not enough privileges")
+];
+
+/// Whether the code says the user lacks the rights for the statement.
+pub fn is_privilege_code(code: u32) -> bool {
+    PRIVILEGE_CODES.contains(&code)
+}
+
 /// Classifies a ClickHouse error code.
 pub fn classify_code(code: u32) -> ErrorClass {
     if DATA_CODES.contains(&code) {

@@ -2,12 +2,17 @@
 //!
 //! - [`Store`]: what delivery needs from a store (insert a batch, insert rejected rows).
 //! - [`clickhouse`]: the real one (official `clickhouse` crate, RowBinary, LZ4), with `migrate`.
+//! - [`connect`]: its HTTP(S) client (rustls; system roots or `--clickhouse-ca`) and connection
+//!   errors explained.
+//! - [`credentials`]: passwords and URLs that never print their secret.
 //! - [`classify`]: which ClickHouse errors are retried and which are caused by the data, decided
 //!   in one place.
 //! - `twin` (unit tests only): an in-memory store with fault injection.
 
 pub mod classify;
 pub mod clickhouse;
+pub mod connect;
+pub mod credentials;
 #[cfg(test)]
 pub mod twin;
 

@@ -13,4 +13,5 @@ mod fixtures;
 mod lifecycle;
 mod receive;
 mod schema;
+mod tls;
 mod upgrade;

@@ -74,3 +74,30 @@ async fn schema_prints_what_schema_dir_holds() {
     let (ok, err) = sink(&["schema", "--clickhouse-url", "http://127.0.0.1:9"]);
     assert!(!ok && err.contains("--profile"), "{err}");
 }
+
+/// The settings every INSERT carries on 18.16 exist there (it fails a query naming one it does
+/// not know), and the modern-only ones do not, which is why they are left out.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_legacy_insert_settings_are_known_to_18_16() {
+    use adjust_sink::row::Profile;
+    use adjust_sink::sink::clickhouse::insert_settings;
+    let db = Db::fresh("insert_settings").await;
+    let known = |name: &str| {
+        let db = db.clone();
+        let sql = format!("SELECT count() FROM system.settings WHERE name = '{name}'");
+        async move { db.number(&sql).await == 1 }
+    };
+    assert!(!insert_settings(Profile::Legacy).is_empty());
+    for (name, _) in insert_settings(Profile::Legacy) {
+        assert!(known(name).await, "18.16 does not know {name}");
+    }
+    let legacy: Vec<&str> = insert_settings(Profile::Legacy)
+        .iter()
+        .map(|(n, _)| *n)
+        .collect();
+    for (name, _) in insert_settings(Profile::Modern) {
+        if !legacy.contains(name) {
+            assert!(!known(name).await, "18.16 knows {name}: pin it there too");
+        }
+    }
+}

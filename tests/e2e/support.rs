@@ -416,6 +416,16 @@ pub struct PrivateClickHouse {
     dir: PathBuf,
     http_port: u16,
     tcp_port: u16,
+    /// More `clickhouse.sh` settings (HTTPS).
+    env: Vec<(&'static str, String)>,
+}
+
+/// Ports free right now (bound to port 0, then released).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<std::net::TcpListener> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0"))
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
 }
 
 impl PrivateClickHouse {
@@ -424,6 +434,34 @@ impl PrivateClickHouse {
             dir: repo().join("target").join(format!("clickhouse-{name}")),
             http_port,
             tcp_port: http_port + 1000,
+            env: Vec::new(),
+        };
+        ch.run("start");
+        ch
+    }
+
+    /// A server that also serves HTTPS on free ports, with this certificate and key (PEM),
+    /// and with its own users file when given.
+    pub fn start_https(
+        name: &str,
+        cert: &Path,
+        key: &Path,
+        users: Option<&Path>,
+    ) -> PrivateClickHouse {
+        let [http_port, tcp_port, https_port] = free_ports();
+        let mut env = vec![
+            ("ADJUST_SINK_CH_HTTPS_PORT", https_port.to_string()),
+            ("ADJUST_SINK_CH_TLS_CERT", cert.display().to_string()),
+            ("ADJUST_SINK_CH_TLS_KEY", key.display().to_string()),
+        ];
+        if let Some(users) = users {
+            env.push(("ADJUST_SINK_CH_USERS_XML", users.display().to_string()));
+        }
+        let ch = PrivateClickHouse {
+            dir: repo().join("target").join(format!("clickhouse-{name}")),
+            http_port,
+            tcp_port,
+            env,
         };
         ch.run("start");
         ch
@@ -433,16 +471,32 @@ impl PrivateClickHouse {
         format!("http://127.0.0.1:{}", self.http_port)
     }
 
-    fn run(&self, action: &str) {
-        let status = Command::new("bash")
-            .arg(repo().join("deploy/local/clickhouse.sh"))
+    /// The HTTPS URL (for a server started with [`PrivateClickHouse::start_https`]), with the
+    /// host name the certificate is for.
+    pub fn https_url(&self, host: &str) -> String {
+        let port = self
+            .env
+            .iter()
+            .find(|(k, _)| *k == "ADJUST_SINK_CH_HTTPS_PORT")
+            .map(|(_, v)| v.as_str())
+            .expect("started with HTTPS");
+        format!("https://{host}:{port}")
+    }
+
+    fn script(&self, action: &str) -> Command {
+        let mut cmd = Command::new("bash");
+        cmd.arg(repo().join("deploy/local/clickhouse.sh"))
             .arg(action)
             .env("ADJUST_SINK_CH_DIR", &self.dir)
             .env("ADJUST_SINK_CH_HTTP_PORT", self.http_port.to_string())
             .env("ADJUST_SINK_CH_TCP_PORT", self.tcp_port.to_string())
-            .stdout(Stdio::null())
-            .status()
-            .expect("clickhouse.sh");
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null());
+        cmd
+    }
+
+    fn run(&self, action: &str) {
+        let status = self.script(action).status().expect("clickhouse.sh");
         assert!(
             status.success(),
             "clickhouse.sh {action} failed for {}",
@@ -461,15 +515,7 @@ impl PrivateClickHouse {
 
 impl Drop for PrivateClickHouse {
     fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(repo().join("deploy/local/clickhouse.sh"))
-            .arg("stop")
-            .env("ADJUST_SINK_CH_DIR", &self.dir)
-            .env("ADJUST_SINK_CH_HTTP_PORT", self.http_port.to_string())
-            .env("ADJUST_SINK_CH_TCP_PORT", self.tcp_port.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let _ = self.script("stop").stderr(Stdio::null()).status();
     }
 }
 

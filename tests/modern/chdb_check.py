@@ -12,6 +12,8 @@ Driven by the `modern` integration test (tests/modern/main.rs), which writes the
     retries      RowBinary file: the same callbacks received again (same callback_id)
     token        an insert_deduplication_token
     probes       {label: SQL expression} selected next to the columns
+    insert_settings  [[name, value]]: the settings the sink pins on every INSERT to a modern
+                 server; every insert here carries them
 
 The session lives in <workdir>/db. Prints one JSON object on stdout:
     version      SELECT version()
@@ -19,6 +21,9 @@ The session lives in <workdir>/db. Prints one JSON object on stdout:
     rows         the rows of the first insert: every column (ALIAS ones included) with
                  toString(), arrays and maps as JSON, plus the probes
     counts       {step: count()} along the deduplication steps
+    insert_settings  {"pinned": {name: value in effect during an INSERT that carries the
+                 pinned settings}, "default": {name: … during an INSERT without them},
+                 "meaning": {name: the value a query with `SETTINGS name = value` sees}}
 On any ClickHouse error, prints the failing statement and the error on stderr and exits 1.
 """
 
@@ -68,12 +73,20 @@ def main():
         fail("splitting the INSERT", insert, f"does not end with{suffix!r}")
     head = insert[: -len(suffix)]
 
+    def setting(name, value):
+        literal = value if value.isdigit() else quote(value)
+        return f"{name} = {literal}"
+
+    insert_settings = check.get("insert_settings", [])
+    pinned = [setting(name, value) for name, value in insert_settings]
+
     def insert_file(what, name, settings=""):
         # ClickHouse's order: INSERT INTO t (cols) FROM INFILE 'f' [SETTINGS …] FORMAT fmt
         path = os.path.join(workdir, name)
         sql = f"{head} FROM INFILE {quote(path)}"
-        if settings:
-            sql += f" SETTINGS {settings}"
+        applied = pinned + ([settings] if settings else [])
+        if applied:
+            sql += f" SETTINGS {', '.join(applied)}"
         run(what, sql + suffix)
 
     def count(final=False):
@@ -140,6 +153,45 @@ def main():
     counts["token_second"] = count()
     counts["token_final"] = count(final=True)
     out["counts"] = counts
+
+    # The pinned settings as the engine applies them to an INSERT: DEFAULT expressions are
+    # evaluated while the row is inserted, in the INSERT's settings.
+    if insert_settings:
+        names = [name for name, _ in insert_settings]
+        cols = ", ".join(
+            f"{ident(n)} String DEFAULT toString(getSetting({quote(n)}))" for n in names
+        )
+        run(
+            "creating the settings probe",
+            f"CREATE TABLE default.insert_settings_probe (n UInt8, {cols}) "
+            "ENGINE = MergeTree ORDER BY n",
+        )
+        run(
+            "INSERT with the pinned settings",
+            "INSERT INTO default.insert_settings_probe (n) "
+            f"SETTINGS {', '.join(pinned)} VALUES (1)",
+        )
+        run(
+            "INSERT without settings",
+            "INSERT INTO default.insert_settings_probe (n) VALUES (0)",
+        )
+        probe = json_rows(
+            "reading the settings probe",
+            "SELECT * FROM default.insert_settings_probe ORDER BY n",
+        )
+        meaning = {}
+        for name, value in insert_settings:
+            row = json_rows(
+                f"reading {name}",
+                f"SELECT toString(getSetting({quote(name)})) AS v SETTINGS {setting(name, value)}",
+            )
+            meaning[name] = row[0]["v"]
+        strip = lambda row: {n: row[n] for n in names}  # noqa: E731
+        out["insert_settings"] = {
+            "pinned": strip(probe[1]),
+            "default": strip(probe[0]),
+            "meaning": meaning,
+        }
 
     s.close()
     json.dump(out, sys.stdout)

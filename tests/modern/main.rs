@@ -15,6 +15,7 @@ use adjust_sink::adjust::decode::{Body, Callback, DecodeOptions, Value, decode};
 use adjust_sink::adjust::identity::callback_id;
 use adjust_sink::row::{self, Profile, columns, insert_sql};
 use adjust_sink::schema::{Target, statements};
+use adjust_sink::sink::clickhouse::insert_settings;
 use serde_json::{Value as Json, json};
 
 const PYTHON_VAR: &str = "ADJUST_SINK_TEST_CHDB_PYTHON";
@@ -446,6 +447,7 @@ fn modern_engine_check() {
         "retries": "retries.bin",
         "token": TOKEN,
         "probes": probes,
+        "insert_settings": insert_settings(Profile::Modern),
     });
     std::fs::write(dir.path().join("check.json"), check.to_string()).unwrap();
 
@@ -704,4 +706,24 @@ fn modern_engine_check() {
         "the second token insert was not skipped"
     );
     assert_eq!(count("token_final"), n);
+
+    // Every insert above carried the settings the sink pins on modern servers; here they are
+    // as the engine applied them to an INSERT (read by DEFAULT expressions during the insert).
+    let applied = &result["insert_settings"];
+    eprintln!("modern engine check: insert settings {applied}");
+    for (name, value) in insert_settings(Profile::Modern) {
+        assert_eq!(
+            applied["pinned"][name], applied["meaning"][name],
+            "{name}={value} not in effect during the INSERT: {applied}"
+        );
+    }
+    assert!(
+        insert_settings(Profile::Modern).contains(&("async_insert", "0")),
+        "the sink must pin synchronous inserts on modern servers"
+    );
+    // chDB's own default is asynchronous inserts: without the pin the INSERT would be one.
+    assert_ne!(
+        applied["default"]["async_insert"], applied["pinned"]["async_insert"],
+        "{applied}"
+    );
 }
