@@ -13,7 +13,7 @@ pub mod longuri;
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix_http::{HttpService, KeepAlive, Protocol, error::DispatchError};
 use actix_service::{IntoServiceFactory as _, ServiceFactoryExt as _, fn_service, map_config};
@@ -86,6 +86,7 @@ fn unavailable(seconds: u32, why: &str) -> HttpResponse {
 }
 
 async fn callback(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+    let started = Instant::now();
     let trigger = req.match_info().get("trigger").unwrap_or("");
     let route = if trigger.is_empty() {
         "global"
@@ -104,7 +105,7 @@ async fn callback(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
         .filter_map(|v| v.to_str().ok());
     let client = client_ip(peer, xff, &state.trusted_proxies);
     let Some(client) = client.filter(|ip| state.allow.contains(*ip)) else {
-        m.request(route, Outcome::Forbidden);
+        m.request(route, Outcome::Forbidden, started);
         let who = client.map_or_else(
             || "unparsable X-Forwarded-For".to_string(),
             |ip| ip.to_string(),
@@ -115,7 +116,7 @@ async fn callback(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
             .body(format!("forbidden: source {who} is not in the allowlist\n"));
     };
     if state.shutdown.is_stopping() {
-        m.request(route, Outcome::ShuttingDown);
+        m.request(route, Outcome::ShuttingDown, started);
         return unavailable(5, "shutting down");
     }
 
@@ -161,18 +162,18 @@ async fn callback(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>
 
     match state.ingest.accept(encoded).await {
         Ok(()) => {
-            m.request(route, Outcome::Accepted);
-            m.callback(kind);
+            m.request(route, Outcome::Accepted, started);
+            m.callback(kind, meta.received_at);
             HttpResponse::Ok()
                 .content_type("text/plain; charset=utf-8")
                 .body("OK\n")
         }
         Err(Refusal::ShuttingDown) => {
-            m.request(route, Outcome::ShuttingDown);
+            m.request(route, Outcome::ShuttingDown, started);
             unavailable(5, "shutting down")
         }
         Err(refusal) => {
-            m.request(route, Outcome::Shed);
+            m.request(route, Outcome::Shed, started);
             unavailable(state.retry_after, &refusal.to_string())
         }
     }

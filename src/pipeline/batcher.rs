@@ -80,7 +80,7 @@ pub async fn run<S: Store>(
 ) -> Finished {
     loop {
         let Some((batch, reason)) = next_batch(&mut source, &limits, &metrics).await else {
-            metrics.spool_oldest_age.set(0);
+            metrics.set_oldest_unacked(None);
             return Finished::Drained;
         };
         metrics.flushes.with_label_values(&[reason.as_str()]).inc();
@@ -171,19 +171,21 @@ async fn next_batch(
 /// How often a batch being filled looks for more rows.
 const POLL: Duration = Duration::from_millis(20);
 
+/// Tells the metrics since when the oldest row of the batch waits (its age keeps growing while
+/// the batch is retried).
 fn update_age(batch: &Batch, metrics: &Metrics) {
-    let age = match (batch.oldest_written, batch.started) {
-        (Some(written), _) => {
+    let since = match (batch.oldest_written, batch.started) {
+        (Some(written), _) => Some(u64::from(written)),
+        (None, Some(started)) => {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
-            now.saturating_sub(u64::from(written)) as i64
+            Some(now.saturating_sub(started.elapsed().as_secs()))
         }
-        (None, Some(started)) => started.elapsed().as_secs() as i64,
-        (None, None) => 0,
+        (None, None) => None,
     };
-    metrics.spool_oldest_age.set(age);
+    metrics.set_oldest_unacked(since);
 }
 
 #[cfg(test)]
