@@ -11,5 +11,6 @@ mod corpus;
 mod durability;
 mod fixtures;
 mod lifecycle;
+mod monitoring;
 mod receive;
 mod schema;
