@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every check and test of the project: formatting, clippy, unit tests, and the
-# end-to-end tests against a real local ClickHouse server (deploy/local/clickhouse.sh)
-# and the chDB engine (scripts/chdb-venv.sh).
+# Runs every check and test of the project: formatting, clippy, the deploy kit
+# (scripts/check-deploy.sh: Prometheus rules and their promtool tests, compose file, Grafana
+# dashboard), unit tests, and the end-to-end tests against a real local ClickHouse server
+# (deploy/local/clickhouse.sh) and the chDB engine (scripts/chdb-venv.sh).
 #
 # Usage: scripts/test.sh
 #
@@ -42,6 +43,10 @@ missing=()
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 installed python3-venv || missing+=(python3-venv)
+# The deploy kit checks: promtool, docker-compose (`config` needs no container engine), PyYAML.
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
     apt_install "${missing[@]}"
@@ -56,6 +61,9 @@ cargo fmt --all -- --check
 
 step "cargo clippy --all-targets ${locked[*]} -- -D warnings"
 cargo clippy --all-targets "${locked[@]}" -- -D warnings
+
+step "deploy kit (scripts/check-deploy.sh)"
+scripts/check-deploy.sh
 
 step "local ClickHouse server"
 started_clickhouse=0
@@ -108,5 +116,5 @@ read -r passed failed ignored < <(awk '
 cleanup
 trap - EXIT
 
-echo "==> all checks passed: fmt, clippy, tests (ClickHouse $ADJUST_SINK_TEST_CLICKHOUSE_URL, chDB)"
+echo "==> all checks passed: fmt, clippy, deploy kit, tests (ClickHouse $ADJUST_SINK_TEST_CLICKHOUSE_URL, chDB)"
 echo "tests: $passed passed, $failed failed, $ignored skipped"

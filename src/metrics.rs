@@ -1,12 +1,17 @@
 //! Every metric the sink exposes, declared in one place (README "Metrics" lists them).
 //!
-//! Names follow `adjust_sink_<name>_<unit>[_total]`; label values come from closed sets (the
-//! matched route, never the raw path). Drops are counted with a cause and should stay at zero;
-//! a retry is never counted as a drop.
+//! Names follow `adjust_sink_<name>_<unit>[_total]` (points in time: `<name>_timestamp_seconds`,
+//! unix seconds); label values come from closed sets (the matched route, never the raw path).
+//! Drops are counted with a cause and should stay at zero; a retry is never counted as a drop.
+//! Every labelled series that dashboards and alerts use exists from the start, at zero.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder, exponential_buckets,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder, exponential_buckets,
 };
 
 use crate::adjust::{ProblemKind, activity};
@@ -130,9 +135,12 @@ impl<L: Label + PartialEq> Counters<L> {
 #[derive(Clone)]
 pub struct Metrics {
     /// Series the request path touches, resolved once (a label lookup takes a lock and a hash).
-    hot: std::sync::Arc<Hot>,
+    hot: Arc<Hot>,
     pub registry: Registry,
     pub requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub last_callback: IntGauge,
+    pub build_info: IntGaugeVec,
     pub callbacks: IntCounterVec,
     pub decode_problems: Counters<ProblemKind>,
     pub queue_rows_pushed: IntCounter,
@@ -154,7 +162,12 @@ pub struct Metrics {
     pub rows_rejected: Counters<RejectReason>,
     pub spool_bytes: IntGauge,
     pub spool_budget_bytes: IntGauge,
-    pub spool_oldest_age: IntGauge,
+    /// Computed from `oldest_unacked` when scraped, so that it keeps growing while a batch is
+    /// retried.
+    spool_oldest_age: IntGauge,
+    /// Unix seconds at which the oldest row not yet acknowledged by ClickHouse was accepted; 0
+    /// when there is none.
+    oldest_unacked: Arc<AtomicU32>,
     pub wal_fsyncs: IntCounter,
     pub wal_damaged: Counters<WalDamage>,
     pub clickhouse_up: IntGauge,
@@ -163,8 +176,16 @@ pub struct Metrics {
 struct Hot {
     /// By [`Route`], then by [`Outcome`], in declaration order.
     requests: Vec<Vec<IntCounter>>,
+    /// Same indexes as `requests`.
+    durations: Vec<Vec<Histogram>>,
     callbacks: Vec<(&'static str, IntCounter)>,
 }
+
+/// Upper bounds of `request_duration_seconds`: 100 µs (memory queue) through fsync times (a few
+/// ms) to the seconds of a stalled disk.
+const REQUEST_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
 
 impl Metrics {
     pub fn new() -> Self {
@@ -187,6 +208,29 @@ impl Metrics {
             ),
             &["route", "outcome"]
         ));
+        let request_duration = reg!(HistogramVec::new(
+            HistogramOpts::from(ns(
+                "request_duration_seconds",
+                "Time from a complete callback request to its answer, by route and outcome (as requests_total)."
+            ))
+            .buckets(REQUEST_BUCKETS.to_vec()),
+            &["route", "outcome"]
+        ));
+        let last_callback = reg!(IntGauge::with_opts(ns(
+            "last_callback_timestamp_seconds",
+            "Unix time of the newest accepted callback (the start of the process until the first one): time() minus it is how long no callback was accepted."
+        )));
+        last_callback.set(i64::from(crate::clock::unix_now()));
+        let build_info = reg!(IntGaugeVec::new(
+            ns(
+                "build_info",
+                "Always 1; the version label is the running adjust-sink version."
+            ),
+            &["version"]
+        ));
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
         let callbacks = reg!(IntCounterVec::new(
             ns(
                 "callbacks_total",
@@ -312,7 +356,18 @@ impl Metrics {
             "1 when the last request to ClickHouse succeeded, 0 when it failed."
         )));
 
-        let hot = std::sync::Arc::new(Hot {
+        let by_route_and_outcome = |family: &HistogramVec| -> Vec<Vec<Histogram>> {
+            Route::ALL
+                .iter()
+                .map(|r| {
+                    Outcome::ALL
+                        .iter()
+                        .map(|o| family.with_label_values(&[r.as_str(), o.as_str()]))
+                        .collect()
+                })
+                .collect()
+        };
+        let hot = Arc::new(Hot {
             requests: Route::ALL
                 .iter()
                 .map(|r| {
@@ -322,6 +377,7 @@ impl Metrics {
                         .collect()
                 })
                 .collect(),
+            durations: by_route_and_outcome(&request_duration),
             callbacks: activity::kinds()
                 .chain(["unknown", "none"])
                 .map(|k| (k, callbacks.with_label_values(&[k])))
@@ -343,6 +399,9 @@ impl Metrics {
             hot,
             registry,
             requests,
+            request_duration,
+            last_callback,
+            build_info,
             callbacks,
             decode_problems,
             queue_rows_pushed,
@@ -364,14 +423,18 @@ impl Metrics {
             spool_bytes,
             spool_budget_bytes,
             spool_oldest_age,
+            oldest_unacked: Arc::new(AtomicU32::new(0)),
             wal_fsyncs,
             wal_damaged,
             clickhouse_up,
         }
     }
 
-    pub fn request(&self, route: Route, outcome: Outcome) {
+    /// Counts a callback request answered with `outcome`, and how long it took since `started`.
+    pub fn request(&self, route: Route, outcome: Outcome, started: Instant) {
         self.hot.requests[route as usize][outcome as usize].inc();
+        self.hot.durations[route as usize][outcome as usize]
+            .observe(started.elapsed().as_secs_f64());
     }
 
     /// Requests answered on `route` with `outcome` so far.
@@ -379,11 +442,33 @@ impl Metrics {
         self.hot.requests[route as usize][outcome as usize].get()
     }
 
-    /// Counts an accepted callback of `kind` (a label from [`activity::label`]).
-    pub fn callback(&self, kind: &'static str) {
+    /// Counts an accepted callback of `kind` (a label from [`activity::label`]) received at
+    /// `received_at` (unix seconds).
+    pub fn callback(&self, kind: &'static str, received_at: u32) {
         match self.hot.callbacks.iter().find(|(k, _)| *k == kind) {
             Some((_, c)) => c.inc(),
             None => self.callbacks.with_label_values(&[kind]).inc(),
+        }
+        // A read, and a write once a second: the newest wins (a slower worker does not go back).
+        let at = i64::from(received_at);
+        if self.last_callback.get() < at {
+            self.last_callback.set(at);
+        }
+    }
+
+    /// Records when the oldest row not yet acknowledged by ClickHouse was accepted (unix
+    /// seconds), or `None` when every accepted row is acknowledged. Its age is computed at each
+    /// scrape.
+    pub fn set_oldest_unacked(&self, accepted_at: Option<u32>) {
+        self.oldest_unacked
+            .store(accepted_at.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// Age of the oldest row not yet acknowledged by ClickHouse, in seconds (0 when none).
+    pub fn oldest_unacked_age(&self) -> u32 {
+        match self.oldest_unacked.load(Ordering::Relaxed) {
+            0 => 0,
+            since => crate::clock::unix_now().saturating_sub(since),
         }
     }
 
@@ -399,6 +484,8 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        self.spool_oldest_age
+            .set(i64::from(self.oldest_unacked_age()));
         let mut buf = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buf)
@@ -410,5 +497,117 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of one series in `text` (labels as the exposition prints them).
+    fn value(text: &str, series: &str) -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn request_series_and_build_info_exist_from_the_start() {
+        let text = Metrics::new().render();
+        for route in Route::ALL {
+            for o in Outcome::ALL {
+                let labels = format!("outcome=\"{}\",route=\"{}\"", o.as_str(), route.as_str());
+                assert_eq!(
+                    value(&text, &format!("adjust_sink_requests_total{{{labels}}}")),
+                    0.0
+                );
+                assert_eq!(
+                    value(
+                        &text,
+                        &format!("adjust_sink_request_duration_seconds_count{{{labels}}}")
+                    ),
+                    0.0
+                );
+            }
+        }
+        let version = env!("CARGO_PKG_VERSION");
+        assert_eq!(
+            value(
+                &text,
+                &format!("adjust_sink_build_info{{version=\"{version}\"}}")
+            ),
+            1.0
+        );
+    }
+
+    #[test]
+    fn a_request_is_counted_and_timed_under_its_route_and_outcome() {
+        let m = Metrics::new();
+        let started = Instant::now() - std::time::Duration::from_millis(30);
+        m.request(Route::Trigger, Outcome::Shed, started);
+        let text = m.render();
+        let labels = "outcome=\"shed\",route=\"trigger\"";
+        assert_eq!(
+            value(&text, &format!("adjust_sink_requests_total{{{labels}}}")),
+            1.0
+        );
+        let bucket = |le: &str| {
+            value(
+                &text,
+                &format!("adjust_sink_request_duration_seconds_bucket{{{labels},le=\"{le}\"}}"),
+            )
+        };
+        assert_eq!(bucket("0.025"), 0.0);
+        assert_eq!(bucket("0.25"), 1.0);
+        let other = "outcome=\"shed\",route=\"global\"";
+        assert_eq!(
+            value(
+                &text,
+                &format!("adjust_sink_request_duration_seconds_count{{{other}}}")
+            ),
+            0.0
+        );
+    }
+
+    #[test]
+    fn last_callback_starts_at_the_start_and_never_goes_back() {
+        let m = Metrics::new();
+        let start = m.last_callback.get();
+        assert!((start - i64::from(crate::clock::unix_now())).abs() <= 1);
+        let later = start as u32 + 100;
+        m.callback("install", later);
+        m.callback("install", later - 50);
+        assert_eq!(m.last_callback.get(), i64::from(later));
+        let text = m.render();
+        assert_eq!(
+            value(&text, "adjust_sink_last_callback_timestamp_seconds"),
+            f64::from(later)
+        );
+        assert_eq!(
+            value(
+                &text,
+                "adjust_sink_callbacks_total{activity_kind=\"install\"}"
+            ),
+            2.0
+        );
+    }
+
+    #[test]
+    fn backlog_age_is_computed_when_scraped() {
+        let m = Metrics::new();
+        assert_eq!(
+            value(&m.render(), "adjust_sink_spool_oldest_unacked_age_seconds"),
+            0.0
+        );
+        m.set_oldest_unacked(Some(crate::clock::unix_now() - 120));
+        let age = value(&m.render(), "adjust_sink_spool_oldest_unacked_age_seconds");
+        assert!((120.0..=121.0).contains(&age), "age {age}");
+        m.set_oldest_unacked(None);
+        assert_eq!(
+            value(&m.render(), "adjust_sink_spool_oldest_unacked_age_seconds"),
+            0.0
+        );
     }
 }

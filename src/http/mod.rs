@@ -12,7 +12,7 @@ pub mod allowlist;
 pub mod longuri;
 
 use std::net::TcpListener;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_http::{HttpService, KeepAlive, Protocol, error::DispatchError};
 use actix_service::{IntoServiceFactory as _, ServiceFactoryExt as _, fn_service, map_config};
@@ -54,6 +54,7 @@ async fn callback<P: Producer>(
     body: web::Bytes,
     state: web::Data<AppState<P>>,
 ) -> HttpResponse {
+    let started = Instant::now();
     let trigger = req.match_info().get("trigger").unwrap_or("");
     let route = if trigger.is_empty() {
         Route::Global
@@ -72,7 +73,7 @@ async fn callback<P: Producer>(
         .filter_map(|v| v.to_str().ok());
     let client = client_ip(peer, xff, &state.trusted_proxies);
     let Some(client) = client.filter(|ip| state.allow.contains(*ip)) else {
-        m.request(route, Outcome::Forbidden);
+        m.request(route, Outcome::Forbidden, started);
         let who = client.map_or_else(
             || "unparsable X-Forwarded-For".to_string(),
             |ip| ip.to_string(),
@@ -83,7 +84,7 @@ async fn callback<P: Producer>(
             .body(format!("forbidden: source {who} is not in the allowlist\n"));
     };
     if state.shutdown.is_stopping() {
-        m.request(route, Outcome::ShuttingDown);
+        m.request(route, Outcome::ShuttingDown, started);
         return unavailable(5, "shutting down");
     }
 
@@ -97,6 +98,7 @@ async fn callback<P: Producer>(
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
+    let received_at = crate::clock::unix_now();
     let built = row::build(
         &Received {
             query,
@@ -104,7 +106,7 @@ async fn callback<P: Producer>(
             content_type,
             trigger,
             source_ip: client,
-            received_at: crate::clock::unix_now(),
+            received_at,
         },
         &state.row,
     );
@@ -115,18 +117,18 @@ async fn callback<P: Producer>(
 
     match state.queue.accept(built.row).await {
         Ok(()) => {
-            m.request(route, Outcome::Accepted);
-            m.callback(kind);
+            m.request(route, Outcome::Accepted, started);
+            m.callback(kind, received_at);
             HttpResponse::Ok()
                 .content_type("text/plain; charset=utf-8")
                 .body("OK\n")
         }
         Err(Refusal::ShuttingDown) => {
-            m.request(route, Outcome::ShuttingDown);
+            m.request(route, Outcome::ShuttingDown, started);
             unavailable(5, "shutting down")
         }
         Err(refusal) => {
-            m.request(route, Outcome::Shed);
+            m.request(route, Outcome::Shed, started);
             unavailable(state.retry_after, &refusal.to_string())
         }
     }

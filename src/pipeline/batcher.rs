@@ -30,7 +30,7 @@ pub async fn run<S: Store, C: Consumer>(
 ) -> Finished {
     loop {
         let Some((batch, reason)) = next_batch(&mut source, &limits, &metrics).await else {
-            metrics.spool_oldest_age.set(0);
+            metrics.set_oldest_unacked(None);
             return Finished::Drained;
         };
         metrics.flushes.inc(reason);
@@ -117,13 +117,18 @@ async fn next_batch(
 /// How often a batch being filled looks for more rows.
 const POLL: Duration = Duration::from_millis(20);
 
+/// Tells the metrics since when the oldest row of the batch waits (its age keeps growing while
+/// the batch is retried).
 fn update_age(batch: &Batch, metrics: &Metrics) {
-    let age = match (batch.log, batch.started) {
-        (Some(log), _) => i64::from(crate::clock::unix_now().saturating_sub(log.oldest_written)),
-        (None, Some(started)) => started.elapsed().as_secs() as i64,
-        (None, None) => 0,
+    let since = match (batch.log, batch.started) {
+        (Some(log), _) => Some(log.oldest_written),
+        (None, Some(started)) => {
+            let waited = u32::try_from(started.elapsed().as_secs()).unwrap_or(u32::MAX);
+            Some(crate::clock::unix_now().saturating_sub(waited))
+        }
+        (None, None) => None,
     };
-    metrics.spool_oldest_age.set(age);
+    metrics.set_oldest_unacked(since);
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod corpus;
 mod durability;
 mod fixtures;
 mod lifecycle;
+mod monitoring;
 mod receive;
 mod schema;
 mod tls;
