@@ -1,0 +1,334 @@
+//! `migrate`: create or upgrade the ClickHouse objects for the connected server's generation,
+//! add what the table lacks, promote `--physical` placeholders, and move a table of the first
+//! layout to the two-tier one ([`crate::schema::upgrade`]).
+
+use super::{ClickHouseStore, ErrorClass, Profile, StoreError, Target, row, schema, upgrade};
+
+/// What `migrate` did.
+#[derive(Debug, Default)]
+pub struct MigrateReport {
+    pub version: String,
+    pub profile: Option<Profile>,
+    pub statements: Vec<String>,
+    pub added_columns: Vec<String>,
+    /// Cold placeholders turned from ALIAS into DEFAULT columns (`--physical`).
+    pub promoted_columns: Vec<String>,
+    /// Set when a table of the first layout was moved to the two-tier layout.
+    pub upgraded: Option<Upgraded>,
+}
+
+/// What moving a first-layout table did.
+#[derive(Debug, Default, Clone)]
+pub struct Upgraded {
+    pub rows: u64,
+    pub partitions: usize,
+    /// Partitions found already copied by an earlier, interrupted run.
+    pub resumed: usize,
+    pub seconds: f64,
+    /// Where the old table was kept.
+    pub kept_as: String,
+}
+
+fn sql_str(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+impl ClickHouseStore {
+    /// Runs a query and returns its TabSeparated rows, split into fields.
+    async fn rows(&self, profile: Profile, sql: &str) -> Result<Vec<Vec<String>>, StoreError> {
+        let mut q = self.client.query_raw(sql);
+        if profile == Profile::Legacy {
+            q = q.with_setting("allow_experimental_low_cardinality_type", "1");
+        }
+        let mut cursor = q
+            .fetch_bytes("TabSeparated")
+            .map_err(|e| self.store_error(e))?;
+        let bytes = cursor.collect().await.map_err(|e| self.store_error(e))?;
+        Ok(String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(|l| l.split('\t').map(str::to_owned).collect())
+            .collect())
+    }
+
+    async fn count(&self, profile: Profile, sql: &str) -> Result<u64, StoreError> {
+        let rows = self.rows(profile, sql).await?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.first())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Creates the database and tables for the connected server's generation, adds any column
+    /// the code has and the table lacks, promotes `--physical` placeholders, and moves a table
+    /// of the first layout to the two-tier one. Idempotent.
+    pub async fn migrate(&self) -> Result<MigrateReport, StoreError> {
+        self.migrate_with(true).await
+    }
+
+    /// [`migrate`](Self::migrate); without `upgrade`, a first-layout table is an error (the
+    /// copy is for the `migrate` command, not for a sink's first insert).
+    pub(super) async fn migrate_with(&self, upgrade: bool) -> Result<MigrateReport, StoreError> {
+        let version = self.version().await?;
+        let profile = Profile::for_version(&version);
+        let mut report = MigrateReport {
+            version,
+            profile: Some(profile),
+            ..Default::default()
+        };
+        // Tables first, then the columns a newer version added, then the views that read them
+        // (18.16 checks a view's columns when it is created).
+        let target = &self.config.target;
+        for st in schema::table_statements(profile, target) {
+            self.execute(profile, &st.sql).await?;
+            report.statements.push(st.what);
+        }
+        if upgrade::is_first_layout(&self.existing_columns().await?) {
+            if !upgrade {
+                return Err(StoreError::new(
+                    ErrorClass::Transient,
+                    None,
+                    format!(
+                        "{} has the first release's layout; run `adjust-sink migrate` to move it to the two-tier layout (rows wait in the queue meanwhile)",
+                        target.table()
+                    ),
+                ));
+            }
+            report.upgraded = Some(self.upgrade_layout(profile).await?);
+        }
+        let (added, promoted) = self.add_missing_columns(profile).await?;
+        report.added_columns = added;
+        report.promoted_columns = promoted;
+        for st in schema::view_statements(profile, target) {
+            self.execute(profile, &st.sql).await?;
+            report.statements.push(st.what);
+        }
+        *self.ready.lock().await = Some(profile);
+        Ok(report)
+    }
+
+    /// Columns of `table` with their default kind (`''`, `DEFAULT`, `MATERIALIZED`, `ALIAS`).
+    async fn columns_of(&self, t: &Target) -> Result<Vec<(String, String)>, StoreError> {
+        let sql = format!(
+            "SELECT name, default_kind FROM system.columns WHERE database = {} AND table = {}",
+            sql_str(&t.database),
+            sql_str(&t.table)
+        );
+        Ok(self
+            .rows(Profile::Legacy, &sql)
+            .await?
+            .into_iter()
+            .map(|mut r| {
+                let kind = if r.len() > 1 {
+                    r.remove(1)
+                } else {
+                    String::new()
+                };
+                (r.swap_remove(0), kind)
+            })
+            .collect())
+    }
+
+    /// The callbacks table's columns with their default kind.
+    pub async fn existing_columns(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.columns_of(&self.config.target).await
+    }
+
+    /// Columns the code writes or shows that the table lacks (wire columns, then cold
+    /// placeholders' ALIAS columns).
+    pub async fn missing_columns(&self) -> Result<Vec<String>, StoreError> {
+        let have: Vec<String> = self
+            .existing_columns()
+            .await?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        let mut missing: Vec<String> = row::wire_columns()
+            .into_iter()
+            .filter(|c| c.wire_names().iter().any(|n| !have.contains(n)))
+            .map(|c| c.name)
+            .collect();
+        missing.extend(
+            schema::cold_columns(Profile::Legacy, &self.config.target)
+                .into_iter()
+                .filter(|c| !have.iter().any(|h| h == c.name))
+                .map(|c| c.name.to_string()),
+        );
+        Ok(missing)
+    }
+
+    /// Adds missing columns; turns the ALIAS column of a `--physical` placeholder into a DEFAULT
+    /// one. A DEFAULT column no longer asked for is left as it is (it holds data).
+    async fn add_missing_columns(
+        &self,
+        profile: Profile,
+    ) -> Result<(Vec<String>, Vec<String>), StoreError> {
+        let have = self.existing_columns().await?;
+        let table = self.config.target.table();
+        let mut added = Vec::new();
+        let mut promoted = Vec::new();
+        for c in row::wire_columns() {
+            if c.wire_names()
+                .iter()
+                .any(|n| !have.iter().any(|(h, _)| h == n))
+            {
+                let sql = format!(
+                    "ALTER TABLE {table} ADD COLUMN {} {}",
+                    c.name,
+                    c.ty(profile)
+                );
+                self.execute(profile, &sql).await?;
+                added.push(c.name);
+            }
+        }
+        for c in schema::cold_columns(profile, &self.config.target) {
+            match have.iter().find(|(h, _)| h == c.name) {
+                None => {
+                    let sql = format!("ALTER TABLE {table} ADD COLUMN {}", c.definition());
+                    self.execute(profile, &sql).await?;
+                    added.push(c.name.to_string());
+                }
+                Some((_, kind)) if kind == "ALIAS" && c.kind == schema::ColdKind::Default => {
+                    let sql = format!("ALTER TABLE {table} MODIFY COLUMN {}", c.definition());
+                    self.execute(profile, &sql).await?;
+                    promoted.push(c.name.to_string());
+                }
+                Some(_) => {}
+            }
+        }
+        Ok((added, promoted))
+    }
+
+    /// Moves a first-layout table to the two-tier layout (see [`upgrade`]).
+    async fn upgrade_layout(&self, profile: Profile) -> Result<Upgraded, StoreError> {
+        let started = std::time::Instant::now();
+        let old = &self.config.target;
+        let new = upgrade::filling(old);
+        let kept = Target {
+            table: format!("{}{}", old.table, upgrade::KEPT),
+            ..old.clone()
+        };
+        if !self.columns_of(&kept).await?.is_empty() {
+            return Err(StoreError::new(
+                ErrorClass::Transient,
+                None,
+                format!(
+                    "{} has the first layout, but {} exists already: rename or drop it, then run migrate again",
+                    old.table(),
+                    kept.table()
+                ),
+            ));
+        }
+        // A first-layout table from an older build may lack placeholders added since.
+        let have = self.existing_columns().await?;
+        for c in row::columns() {
+            if c.wire_names()
+                .iter()
+                .any(|n| !have.iter().any(|(h, _)| h == n))
+            {
+                let sql = format!(
+                    "ALTER TABLE {} ADD COLUMN {} {}",
+                    old.table(),
+                    c.name,
+                    c.ty(profile)
+                );
+                self.execute(profile, &sql).await?;
+            }
+        }
+        self.execute(profile, &schema::create_table(profile, &new))
+            .await?;
+        let partitions: Vec<u32> = self
+            .rows(
+                profile,
+                &format!(
+                    "SELECT DISTINCT toYYYYMM(event_date) AS p FROM {} ORDER BY p",
+                    old.table()
+                ),
+            )
+            .await?
+            .into_iter()
+            .filter_map(|r| r.first().and_then(|p| p.parse().ok()))
+            .collect();
+        let mut report = Upgraded {
+            partitions: partitions.len(),
+            kept_as: kept.table(),
+            ..Default::default()
+        };
+        tracing::info!(
+            table = %old.table(),
+            partitions = partitions.len(),
+            "moving the table to the two-tier layout"
+        );
+        for (i, p) in partitions.iter().enumerate() {
+            let count = |t: &Target| {
+                format!(
+                    "SELECT count() FROM {} WHERE toYYYYMM(event_date) = {p}",
+                    t.table()
+                )
+            };
+            let want = self.count(profile, &count(old)).await?;
+            let have = self.count(profile, &count(&new)).await?;
+            if have == want {
+                report.resumed += 1;
+            } else {
+                if have > 0 {
+                    let sql = format!("ALTER TABLE {} DROP PARTITION {p}", new.table());
+                    self.execute(profile, &sql).await?;
+                }
+                self.execute(profile, &upgrade::copy_partition(profile, old, &new, *p))
+                    .await?;
+                let copied = self.count(profile, &count(&new)).await?;
+                if copied != want {
+                    return Err(StoreError::new(
+                        ErrorClass::Transient,
+                        None,
+                        format!(
+                            "partition {p}: copied {copied} rows of {want}; nothing was swapped, run migrate again"
+                        ),
+                    ));
+                }
+            }
+            report.rows += want;
+            tracing::info!(
+                partition = p,
+                done = i + 1,
+                of = partitions.len(),
+                rows = want,
+                total_rows = report.rows,
+                elapsed_s = started.elapsed().as_secs(),
+                "partition moved"
+            );
+        }
+        let total = |t: &Target| format!("SELECT count() FROM {}", t.table());
+        let (want, have) = (
+            self.count(profile, &total(old)).await?,
+            self.count(profile, &total(&new)).await?,
+        );
+        if want != have {
+            return Err(StoreError::new(
+                ErrorClass::Transient,
+                None,
+                format!(
+                    "{} holds {want} rows but the copy {have} (rows arrived during the move?); nothing was swapped, run migrate again",
+                    old.table()
+                ),
+            ));
+        }
+        // The rollups' materialized views read the old table; they are created again over the
+        // new one after the swap (their rollup tables keep every row).
+        for r in schema::views::ROLLUPS {
+            let sql = format!("DROP TABLE IF EXISTS {}.{}", old.database, r.mv_name());
+            self.execute(profile, &sql).await?;
+        }
+        let sql = format!(
+            "RENAME TABLE {} TO {}, {} TO {}",
+            old.table(),
+            kept.table(),
+            new.table(),
+            old.table()
+        );
+        self.execute(profile, &sql).await?;
+        report.seconds = started.elapsed().as_secs_f64();
+        Ok(report)
+    }
+}
