@@ -263,15 +263,20 @@ $(remote_servers_xml)
 EOF
 }
 
+# Fails when node $1 does not run but something else answers on its HTTP port.
+check_port_free() {
+    if ! node_pid "$1" >/dev/null && node_answers "$1"; then
+        die "$(node_url "$1") already serves a ClickHouse not started from $DIR; stop it or set ADJUST_SINK_CLUSTER_BASE_PORT"
+    fi
+}
+
 # Launches node $1 unless it runs already; does not wait for it.
 launch_node() {
     local n="$1" pid server
     if node_pid "$n" >/dev/null; then
         return 0
     fi
-    if node_answers "$n"; then
-        die "$(node_url "$n") already serves a ClickHouse not started from $DIR; stop it or set ADJUST_SINK_CLUSTER_BASE_PORT"
-    fi
+    check_port_free "$n"
     server="$(clickhouse_server_command)"
     write_node_config "$n"
     rm -f "$(node_pid_file "$n")"
@@ -323,6 +328,9 @@ wait_for() {
 cmd_start() {
     local n
     ensure_installed
+    for n in "${NODES[@]}"; do
+        check_port_free "$n"
+    done
     mkdir -p "$DIR"
     start_zookeeper
     for n in "${NODES[@]}"; do
@@ -337,6 +345,7 @@ cmd_start() {
 cmd_start_node() {
     check_node "$1"
     ensure_installed
+    check_port_free "$1"
     mkdir -p "$DIR"
     start_zookeeper
     launch_node "$1"
