@@ -8,7 +8,7 @@
 //!   placeholder of the catalog with `all`, as `name={name}` with the braces unencoded, as Adjust's
 //!   dashboard expects. `activity_kind`, `created_at` and `nonce` are in every URL: the dedup key
 //!   (`callback_id`) is built from them.
-//! - The *partner* form (ADJUST.md §1 "Event callbacks"): one tracker URL
+//! - The *partner* form (Adjust's partner guide: callbacks attached to a tracker URL): one tracker URL
 //!   `https://app.adjust.com/<tracker>?install_callback=<encoded>&event_callback_<t1>_<t2>=<encoded>`,
 //!   each callback URL percent-encoded as a query value (everything but `A-Za-z0-9-._~`), the way
 //!   Adjust's partner guide shows it.

@@ -2,17 +2,22 @@
 //! once, in ClickHouse.
 //!
 //! ```text
-//! Adjust ─► http: allowlist ─► adjust::decode ─► row::encode ─► pipeline queue (memory | wal)
-//!                                                                  │
-//!           ClickHouse ◄─ sink::clickhouse ◄─ pipeline::deliver ◄─ pipeline::batcher
+//! Adjust ─► http: allowlist ─► row::build ─► pipeline::queue::Producer (memory | wal)
+//!                              (adjust::decode, identity, encode)      │
+//!           ClickHouse ◄─ sink::clickhouse ◄─ pipeline::deliver ◄─ pipeline::batcher ◄─ Consumer
 //! ```
 //!
 //! # Layout
-//! - [`adjust`]: the Adjust domain (placeholder catalog, decoding, activity kinds, callback id).
-//! - [`row`]: the table's columns and the RowBinary encoding of one callback.
-//! - [`schema`]: the DDL for legacy (18.16) and modern ClickHouse.
-//! - [`pipeline`]: memory queue, write-ahead log, batcher and delivery.
-//! - [`sink`]: the store seam, the ClickHouse store, error classes, and an in-memory twin.
+//! - [`adjust`]: the Adjust domain (placeholder catalog and its hot tier, the activity table,
+//!   decoding, callback id).
+//! - [`row`]: [`row::build`], the one way a callback becomes a row; the table's columns (two
+//!   storage tiers), each placeholder type's behaviour ([`row::ty`]), RowBinary.
+//! - [`schema`]: the DDL for legacy (18.16) and modern ClickHouse, views, rollups, and the move from
+//!   the first release's layout.
+//! - [`pipeline`]: the queue seam ([`pipeline::queue`]), batches, memory queue, write-ahead log,
+//!   batcher and delivery.
+//! - [`sink`]: the store seam, the ClickHouse store (HTTPS, credentials, migrate), error classes.
+//! - [`clock`]: the one wall clock.
 //! - [`http`]: callback and admin listeners, allowlist.
 //! - [`metrics`]: every Prometheus metric.
 //! - [`cli`], [`config`]: command line and validated settings.

@@ -1,7 +1,7 @@
 -- Ad-revenue eCPM by mediation platform
 --
 -- Answers: per mediation platform, how many ad impressions, how much ad revenue, and at what eCPM?
--- (ADJUST.md §6.4.) impressions = ad_revenue callbacks (one per impression-level revenue
+-- impressions = ad_revenue callbacks (one per impression-level revenue
 -- report), revenue = sum of reporting_revenue (the app's reporting currency; add app_name to the
 -- GROUP BY when apps report in different currencies), eCPM = revenue / impressions × 1000.
 -- Reads:   adjust.ad_revenue (activity_kind = 'ad_revenue', FINAL: each callback once).

@@ -1,7 +1,7 @@
 -- Installs by day × network × campaign
 --
 -- Answers: how many installs did each network and campaign bring, per day and app? (The daily
--- channel input of a marketing-mix model; ADJUST.md §6.2.)
+-- channel input of a marketing-mix model)
 -- Reads:   adjust.installs (activity_kind = 'install', with FINAL: an install Adjust sent twice, to
 --          the global and to the install callback URL or again on a retry, counts once).
 --          `day` is the UTC day of `created_at`. Organic installs have network_name 'Organic'.

@@ -1,7 +1,7 @@
 -- LTV7 by install cohort
 --
 -- Answers: per app and install day (the cohort), how many installs, how much revenue they brought
--- on their first day (D0) and in their first 7 days (LTV7), and LTV7 per install. (ADJUST.md §6.3.)
+-- on their first day (D0) and in their first 7 days (LTV7), and LTV7 per install.
 -- Definitions: days_x = floor((created_at - installed_at) / 86400), strict 24-hour days as Adjust
 --          counts them; D0 = days_x 0, LTV7 = days_x 0 to 6. Revenue = reporting_revenue (the app's
 --          reporting currency) of in-app events and ad revenue; add 'subscription' to the list if

@@ -1,7 +1,7 @@
 -- Fraud rejections by reason and network
 --
 -- Answers: which networks send traffic that Adjust's Fraud Prevention rejects, and why?
--- (ADJUST.md §6.9.) Counts rejected installs and rejected reattributions per rejection_reason
+-- Counts rejected installs and rejected reattributions per rejection_reason
 -- (anonymous_traffic, distribution_outlier, too_many_engagements, engagement_injection,
 -- incorrect_signature, …) and network.
 -- Reads:   adjust.rejected (rejected_install, rejected_reattribution; FINAL: each callback once).

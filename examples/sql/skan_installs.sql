@@ -1,7 +1,7 @@
 -- SKAdNetwork installs, deduplicated, with conversion values
 --
 -- Answers: how many SKAN installs per day, network, SKAN campaign and conversion value?
--- (ADJUST.md §6.7.) An install reaches Adjust once from the winning network (sk_install) and often
+-- An install reaches Adjust once from the winning network (sk_install) and often
 -- again from the device (sk_install_direct, iOS 15+): both carry Apple's transaction id, so they
 -- are counted once per sk_transaction_id; when a network sends none, per nonce; when neither was
 -- sent, per callback. The network's copy is preferred for the attribution fields. The conversion

@@ -44,7 +44,7 @@ pub struct Activity {
     /// The placeholder scopes that apply to it, besides [`Scope::All`]: its callback URL asks for
     /// them and its view shows them.
     pub scopes: &'static [Scope],
-    /// Whether Adjust's global callback carries it too (ADJUST.md §1: not ad revenue,
+    /// Whether Adjust's global callback carries it too (Adjust sends it every activity except ad revenue,
     /// SKAdNetwork, SAN clicks and impressions).
     pub in_global: bool,
     /// The per-activity view that shows it; `None`: only in the table.
@@ -218,7 +218,7 @@ impl Activity {
     }
 }
 
-/// Every activity kind documented or observed (ADJUST.md §2). The order is that of the kinds in
+/// Every activity kind Adjust documents or was observed sending. The order is that of the kinds in
 /// a view's `WHERE activity_kind IN (…)` and a rollup's.
 #[rustfmt::skip]
 pub static ACTIVITIES: &[Activity] = {

@@ -1,7 +1,7 @@
 //! A raw callback → typed values. Never fails: whatever the sender sent is kept, either typed in
 //! its column, or as a raw pair in `extra`, or (when the input itself was damaged) in `raw_query`.
 //!
-//! Rules (ADJUST.md §1, §7): percent-decode once, `+` is a space; an absent key, an empty value
+//! Rules (how Adjust fills callback URLs): percent-decode once, `+` is a space; an absent key, an empty value
 //! and an unreplaced literal `{placeholder}` all mean "not sent"; a value that does not parse gives
 //! NULL and keeps the raw pair in `extra`; for a repeated key the first wins and the others go to
 //! `extra`; keys that are not placeholders (SDK callback parameters) go to `extra`.

@@ -5,8 +5,8 @@ use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 
-/// Adjust's callback source ranges (ADJUST.md §1.1: the union of the ranges Adjust documents and
-/// those production receivers allow).
+/// Adjust's callback source ranges: the union of the ranges Adjust documents for its callback
+/// servers and those production receivers allow in practice.
 pub const ADJUST_RANGES: &[&str] = &[
     "178.162.216.64/26",
     "178.162.216.128/26",

@@ -53,7 +53,7 @@ impl Ty {
     }
 
     /// The SQL that turns the cold text `text` (an SQL expression) into this type, for the ALIAS
-    /// (or, once promoted, DEFAULT) column of a cold placeholder. Inverse of [`put_cold_text`].
+    /// (or, once promoted, DEFAULT) column of a cold placeholder. Inverse of `put_cold_text`.
     pub fn from_text_sql(self, text: &str, profile: Profile) -> String {
         match (self, profile) {
             (Ty::Str | Ty::LowCard | Ty::Json | Ty::Params, _) => text.to_string(),

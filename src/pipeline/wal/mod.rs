@@ -8,8 +8,8 @@
 //! - One [`LogReader`] (the delivery side) reads records up to the durable end into batches.
 //! - `id` holds the log's random identity, part of every batch's deduplication token.
 //!
-//! Files: [`positions`] (positions and the small state files), [`appender`] (group commit),
-//! [`reader`] (batches, quarantine, trimming), [`recovery`] (torn tails), [`record`] (framing),
+//! Files: `positions` (positions and the small state files), `appender` (group commit),
+//! `reader` (batches, quarantine, trimming), `recovery` (torn tails), [`record`] (framing),
 //! [`inspect`] (`check`).
 //! - `ack` (atomically replaced) holds the position up to which ClickHouse acknowledged; segments
 //!   wholly before it are deleted. `inflight` holds the range of the batch being inserted, so that
