@@ -411,6 +411,11 @@ pub fn is_hot(idx: usize) -> bool {
     HOT_FLAGS[idx]
 }
 
+/// [`is_hot`] for every catalog entry, for loops that ask for many.
+pub fn hot_flags() -> &'static [bool; CATALOG.len()] {
+    &HOT_FLAGS
+}
+
 #[cfg(test)]
 mod tier_tests {
     use super::*;

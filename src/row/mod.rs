@@ -20,7 +20,7 @@ pub use build::{Built, Options, Received, build};
 
 use std::sync::LazyLock;
 
-use crate::adjust::catalog::{CATALOG, Ty, is_hot};
+use crate::adjust::catalog::{CATALOG, Ty, hot_flags, is_hot};
 use crate::adjust::decode::{Callback, Value};
 use rowbinary as rb;
 use rowbinary::{Cell, Malformed, Reader};
@@ -230,16 +230,13 @@ pub fn encode(cb: &Callback<'_>, meta: &Meta<'_>, out: &mut Vec<u8>) {
     rb::put_str(out, cb.trigger.as_bytes());
     rb::put_str(out, meta.source_ip.as_bytes());
     let absent = &*ABSENT;
+    let hot = hot_flags();
     let mut next = 0;
-    let mut cold_names: Vec<&'static str> = Vec::new();
-    let mut cold_text = String::new();
-    let mut cold_ends: Vec<usize> = Vec::new();
+    let mut cold = 0;
     for (idx, v) in cb.sent() {
         let p = &CATALOG[idx];
-        if !is_hot(idx) {
-            cold_names.push(p.name);
-            ty::put_cold_text(cb, v, &mut cold_text);
-            cold_ends.push(cold_text.len());
+        if !hot[idx] {
+            cold += 1;
             continue;
         }
         out.extend_from_slice(&absent.bytes[absent.starts[next]..absent.starts[idx]]);
@@ -256,15 +253,15 @@ pub fn encode(cb: &Callback<'_>, meta: &Meta<'_>, out: &mut Vec<u8>) {
         next = idx + 1;
     }
     out.extend_from_slice(&absent.bytes[absent.starts[next]..]);
-    rb::put_len(out, cold_names.len());
-    for name in &cold_names {
-        rb::put_str(out, name.as_bytes());
+    // The cold tier: names, then texts, of the cold placeholders sent (two more passes over the
+    // few dozen values sent, instead of collecting them).
+    rb::put_len(out, cold);
+    for (idx, _) in cb.sent().filter(|(idx, _)| !hot[*idx]) {
+        rb::put_str(out, CATALOG[idx].name.as_bytes());
     }
-    rb::put_len(out, cold_ends.len());
-    let mut start = 0;
-    for end in cold_ends {
-        rb::put_str(out, &cold_text.as_bytes()[start..end]);
-        start = end;
+    rb::put_len(out, cold);
+    for (_, v) in cb.sent().filter(|(idx, _)| !hot[*idx]) {
+        ty::put_cold(cb, v, out);
     }
     rb::put_pairs(
         out,

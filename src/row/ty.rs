@@ -4,8 +4,6 @@
 //! an encoded value reads back. Every `match` here is over [`Ty`] or [`Value`] with no catch-all,
 //! so adding a type does not compile until each behaviour is decided.
 
-use std::fmt::Write as _;
-
 use super::Profile;
 use super::rowbinary::{self as rb, Cell, Malformed, Reader};
 use crate::adjust::catalog::Ty;
@@ -53,7 +51,7 @@ impl Ty {
     }
 
     /// The SQL that turns the cold text `text` (an SQL expression) into this type, for the ALIAS
-    /// (or, once promoted, DEFAULT) column of a cold placeholder. Inverse of `put_cold_text`.
+    /// (or, once promoted, DEFAULT) column of a cold placeholder. Inverse of `put_cold`.
     pub fn from_text_sql(self, text: &str, profile: Profile) -> String {
         match (self, profile) {
             (Ty::Str | Ty::LowCard | Ty::Json | Ty::Params, _) => text.to_string(),
@@ -147,27 +145,22 @@ pub(crate) fn put_typed(cb: &Callback<'_>, ty: Ty, v: &Value<'_>, out: &mut Vec<
     }
 }
 
-/// Appends the normalized text of a sent value, as the cold key/value column keeps it: text as
-/// sent, times as epoch seconds (milliseconds for `*_milli`), flags as `0`/`1`, numbers in
-/// their shortest exact decimal form. The ALIAS column types it back exactly
-/// ([`Ty::from_text_sql`]). `Absent` is never stored cold.
-pub(crate) fn put_cold_text(cb: &Callback<'_>, v: &Value<'_>, out: &mut String) {
-    match v {
-        Value::Absent => {}
-        Value::Text(_) | Value::Part(..) | Value::Params(..) => out.push_str(cb.resolve(v)),
-        Value::Time(t) => {
-            let _ = write!(out, "{t}");
-        }
-        Value::TimeMs(t) | Value::Int(t) => {
-            let _ = write!(out, "{t}");
-        }
-        Value::Flag(f) => {
-            let _ = write!(out, "{f}");
-        }
-        Value::Float(f) => {
-            let _ = write!(out, "{f:?}");
-        }
-    }
+/// Appends the normalized text of a sent value as a RowBinary string, as the cold key/value column
+/// keeps it: text as sent, times as epoch seconds (milliseconds for `*_milli`), flags as `0`/`1`,
+/// numbers in their shortest exact decimal form (`ryu`). The ALIAS column types it back exactly
+/// ([`Ty::from_text_sql`]). `Absent` is never stored cold (an empty string if asked).
+pub(crate) fn put_cold(cb: &Callback<'_>, v: &Value<'_>, out: &mut Vec<u8>) {
+    let mut int = itoa::Buffer::new();
+    let mut float = ryu::Buffer::new();
+    let text: &str = match v {
+        Value::Absent => "",
+        Value::Text(_) | Value::Part(..) | Value::Params(..) => cb.resolve(v),
+        Value::Time(t) => int.format(*t),
+        Value::TimeMs(t) | Value::Int(t) => int.format(*t),
+        Value::Flag(f) => int.format(*f),
+        Value::Float(f) => float.format_finite(*f),
+    };
+    rb::put_str(out, text.as_bytes());
 }
 
 #[cfg(test)]
@@ -238,8 +231,9 @@ mod tests {
         ] {
             let parsed = ty.parse(sent).expect("parses").0;
             let cb = decode(b"", Body::None, "", &DecodeOptions::new());
-            let mut text = String::new();
-            put_cold_text(&cb, &parsed, &mut text);
+            let mut cold = Vec::new();
+            put_cold(&cb, &parsed, &mut cold);
+            let text = Reader::new(&cold).string().unwrap();
             let mut typed = Vec::new();
             put_typed(&cb, ty, &parsed, &mut typed);
             let direct = ty.read(&mut Reader::new(&typed)).unwrap();
