@@ -18,10 +18,15 @@
 //!   split across two reads is held until the target ends, to know its length).
 //! - The header section is scanned, not held, to find the end of the request: `Content-Length`
 //!   bytes of body are passed on, then the next request line is watched (keep-alive, pipelining).
-//! - `Transfer-Encoding`, `Upgrade`, `Connection: upgrade`, `CONNECT`, anything this scanner does
-//!   not recognise (stricter than httparse), or a request line held past [`HOLD_LIMIT`]: the
+//! - `Transfer-Encoding`, `Upgrade`, `Connection: upgrade`, `CONNECT`, a repeated or malformed
+//!   `Content-Length`, anything this scanner does not recognise (its request line and header
+//!   names are stricter than httparse), or a request line held past [`HOLD_LIMIT`]: the
 //!   connection passes through untouched for the rest of its life, and actix handles it as it
 //!   would without the wrapper (400 for a target it cannot parse, 431 for a head too large).
+//! - Header values the scanner does not need are skipped to their line end, and a lone `\r`
+//!   before a request line is skipped like an empty line: a head httparse refuses for such bytes
+//!   (a control byte in a value, a `\r` without `\n`) can be framed here. actix answers it 400
+//!   and closes the connection, so nothing after it is read, and the head stays refused.
 //!
 //! Writes pass straight through.
 //!
@@ -31,7 +36,8 @@
 //!   and what makes the scanner let the connection pass through;
 //! - `rewrite`: the request target (scanned, held while it may be long) and the rewrite, driving
 //!   `framing` over each read;
-//! - `tests`: examples.
+//! - `tests` (examples) and `fuzz` (a differential property test against request boundaries as
+//!   httparse and RFC 9112 find them).
 
 use std::io;
 use std::pin::Pin;
@@ -59,6 +65,8 @@ macro_rules! class {
 mod framing;
 mod rewrite;
 
+#[cfg(test)]
+mod fuzz;
 #[cfg(test)]
 mod tests;
 
