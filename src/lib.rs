@@ -39,3 +39,6 @@ pub mod schema;
 pub mod serve;
 pub mod shutdown;
 pub mod sink;
+
+#[cfg(test)]
+mod fuzzing;

@@ -1,0 +1,201 @@
+//! Request targets longer than actix-http can parse.
+//!
+//! actix-http parses the request target into `http::Uri`, which refuses more than 65,534 bytes:
+//! a GET callback with a longer query string would get a 400 before any handler runs, and Adjust
+//! drops a callback answered with a 4xx for good. The request head itself may be up to 128 KiB
+//! (actix-http's `MAX_BUFFER_SIZE`; 431 beyond).
+//!
+//! [`LongUri`] wraps the TCP stream of the callback listener and watches the inbound bytes at
+//! HTTP/1.x request boundaries. A request line whose origin-form target is longer than
+//! [`REWRITE_ABOVE`] bytes, `METHOD /path?QUERY HTTP/1.x`, reaches actix as
+//! `METHOD /path HTTP/1.x` followed by a header `<query_header()>: QUERY`, and the handler takes
+//! the query from that header. The header name carries a random per-process suffix, so no client
+//! can send it. The rewritten head is 35 bytes longer than the original (header name, `: `, line
+//! end, minus the `?`), so actix accepts original heads of up to 131,037 bytes. Everything else
+//! passes unchanged, byte for byte:
+//!
+//! - Shorter targets are not copied: the bytes are scanned where actix reads them (only a query
+//!   split across two reads is held until the target ends, to know its length).
+//! - The header section is scanned, not held, to find the end of the request: `Content-Length`
+//!   bytes of body are passed on, then the next request line is watched (keep-alive, pipelining).
+//! - `Transfer-Encoding`, `Upgrade`, `Connection: upgrade`, `CONNECT`, a repeated or malformed
+//!   `Content-Length`, anything this scanner does not recognise (its request line and header
+//!   names are stricter than httparse), or a request line held past [`HOLD_LIMIT`]: the
+//!   connection passes through untouched for the rest of its life, and actix handles it as it
+//!   would without the wrapper (400 for a target it cannot parse, 431 for a head too large).
+//! - Header values the scanner does not need are skipped to their line end, and a lone `\r`
+//!   before a request line is skipped like an empty line: a head httparse refuses for such bytes
+//!   (a control byte in a value, a `\r` without `\n`) can be framed here. actix answers it 400
+//!   and closes the connection, so nothing after it is read, and the head stays refused.
+//!
+//! Writes pass straight through.
+//!
+//! # Layout
+//! - this file: the stream adapter ([`LongUri`]) and the limits;
+//! - `framing`: where each request ends (request line, header section, `Content-Length` body),
+//!   and what makes the scanner let the connection pass through;
+//! - `rewrite`: the request target (scanned, held while it may be long) and the rewrite, driving
+//!   `framing` over each read;
+//! - `tests` (examples) and `fuzz` (a differential property test against request boundaries as
+//!   httparse and RFC 9112 find them).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::LazyLock;
+use std::task::{Context, Poll, ready};
+
+use actix_web::http::header::HeaderName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use rewrite::Rewriter;
+
+/// A byte class (a pattern) as a lookup table.
+macro_rules! class {
+    ($pattern:pat) => {{
+        let mut table = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            table[b] = matches!(b as u8, $pattern);
+            b += 1;
+        }
+        table
+    }};
+}
+
+mod framing;
+mod rewrite;
+
+#[cfg(test)]
+mod fuzz;
+#[cfg(test)]
+mod tests;
+
+/// Targets longer than this are rewritten (`http::Uri` takes at most 65,534 bytes).
+pub const REWRITE_ABOVE: usize = 65_000;
+
+/// A request line held longer than this (from its `?` on) is released unchanged and the
+/// connection passes through; actix answers 431 for a head beyond 128 KiB anyway.
+pub const HOLD_LIMIT: usize = 256 << 10;
+
+/// Buffers kept between requests are given back above this capacity.
+const KEEP_CAPACITY: usize = 16 << 10;
+
+static QUERY_HEADER: LazyLock<HeaderName> = LazyLock::new(|| {
+    let name = format!("x-adjust-sink-q-{:016x}", rand::random::<u64>());
+    HeaderName::from_bytes(name.as_bytes()).expect("a valid header name")
+});
+
+/// The header carrying the query string of a rewritten request line (random per process).
+pub fn query_header() -> &'static HeaderName {
+    &QUERY_HEADER
+}
+
+/// A connection whose long request targets are rewritten (see the module docs).
+pub struct LongUri<IO> {
+    io: IO,
+    rw: Rewriter,
+    /// Output not yet delivered (held or injected bytes); delivered before anything is read.
+    out: Vec<u8>,
+    out_pos: usize,
+}
+
+impl<IO> LongUri<IO> {
+    pub fn new(io: IO) -> Self {
+        Self::with_header(io, query_header().as_str().as_bytes())
+    }
+
+    fn with_header(io: IO, header: &'static [u8]) -> Self {
+        LongUri {
+            io,
+            rw: Rewriter::new(header),
+            out: Vec::new(),
+            out_pos: 0,
+        }
+    }
+
+    /// Copies pending output into `buf`.
+    fn deliver(&mut self, buf: &mut ReadBuf<'_>) {
+        let n = buf.remaining().min(self.out.len() - self.out_pos);
+        buf.put_slice(&self.out[self.out_pos..self.out_pos + n]);
+        self.out_pos += n;
+        if self.out_pos == self.out.len() {
+            self.out_pos = 0;
+            self.out.clear();
+            if self.out.capacity() > KEEP_CAPACITY {
+                self.out = Vec::new();
+            }
+        }
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for LongUri<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            if this.out_pos < this.out.len() {
+                this.deliver(buf);
+                return Poll::Ready(Ok(()));
+            }
+            if this.rw.passes_through() {
+                return Pin::new(&mut this.io).poll_read(cx, buf);
+            }
+            let before = buf.filled().len();
+            ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+            let after = buf.filled().len();
+            if after == before {
+                // End of stream: whatever is held goes to actix as it came.
+                this.rw.eof(&mut this.out);
+                if this.out.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+                continue;
+            }
+            let verbatim = this.rw.feed(&buf.filled()[before..after], &mut this.out);
+            buf.set_filled(before + verbatim);
+            if this.out_pos < this.out.len() {
+                this.deliver(buf);
+            }
+            if buf.filled().len() > before {
+                return Poll::Ready(Ok(()));
+            }
+            // Everything read is held (a long target arriving): read on.
+        }
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for LongUri<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}

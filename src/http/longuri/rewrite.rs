@@ -1,0 +1,276 @@
+//! The request target: scanned where actix reads it, held from its `?` on while it may turn out
+//! long, and, when it is longer than [`REWRITE_ABOVE`], moved into the query header:
+//! `METHOD /path?QUERY HTTP/1.x` becomes `METHOD /path HTTP/1.x` + `<header>: QUERY`.
+//!
+//! [`Rewriter::feed`] drives the whole scan over one read: the target here, the rest of the
+//! request through [`Framer`].
+
+use super::framing::{Framer, HTTP_1, State, Step};
+use super::{HOLD_LIMIT, KEEP_CAPACITY, REWRITE_ABOVE};
+
+/// Path bytes `http::Uri` accepts (`#` excluded: a fragment before the query passes through).
+static PATH: [bool; 256] = class!(
+    0x21 | 0x24..=0x3B | 0x3D | 0x40..=0x5F | 0x61..=0x7A | 0x7C | 0x7E | b'"' | b'{' | b'}'
+);
+
+/// Query bytes `http::Uri` accepts (`#` starts the fragment).
+static QUERY: [bool; 256] = class!(0x21 | 0x24..=0x3B | 0x3D | 0x3F..=0x7E);
+
+/// Fragment bytes httparse accepts (`http::Uri` drops the fragment unchecked).
+static FRAGMENT: [bool; 256] = class!(0x21..=0x7E | 0x80..=0xFF);
+
+/// How many leading bytes of `bytes` are in `class`.
+fn span(bytes: &[u8], class: &[bool; 256]) -> usize {
+    bytes
+        .iter()
+        .position(|&b| !class[b as usize])
+        .unwrap_or(bytes.len())
+}
+
+/// Collects the output of one read: in place while it equals the input, in `out` from the first
+/// difference on.
+struct Emit<'a> {
+    input: &'a [u8],
+    verbatim: usize,
+    diverged: bool,
+    out: &'a mut Vec<u8>,
+}
+
+impl Emit<'_> {
+    /// `input[from..to]` goes out unchanged (calls come in input order).
+    fn pass(&mut self, from: usize, to: usize) {
+        if from == to {
+            return;
+        }
+        if !self.diverged && from == self.verbatim {
+            self.verbatim = to;
+        } else {
+            self.diverged = true;
+            self.out.extend_from_slice(&self.input[from..to]);
+        }
+    }
+
+    fn inject(&mut self, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.diverged = true;
+            self.out.extend_from_slice(bytes);
+        }
+    }
+}
+
+/// The rewriting state machine, without I/O.
+pub(super) struct Rewriter {
+    framer: Framer,
+    header: &'static [u8],
+    /// Held bytes of earlier reads: from the `?` of the current target on.
+    hold: Vec<u8>,
+    holding: bool,
+    target_len: usize,
+    /// Query bytes before a `#` (the fragment is not part of the query).
+    query_len: usize,
+    fragment: bool,
+    rewrite: bool,
+}
+
+impl Rewriter {
+    pub(super) fn new(header: &'static [u8]) -> Self {
+        Rewriter {
+            framer: Framer::new(),
+            header,
+            hold: Vec::new(),
+            holding: false,
+            target_len: 0,
+            query_len: 0,
+            fragment: false,
+            rewrite: false,
+        }
+    }
+
+    pub(super) fn passes_through(&self) -> bool {
+        self.framer.state == State::PassThrough
+    }
+
+    /// Where the scanner is (for tests).
+    #[cfg(test)]
+    pub(super) fn state(&self) -> State {
+        self.framer.state
+    }
+
+    /// Requests whose end was found so far (for tests).
+    #[cfg(test)]
+    pub(super) fn completed(&self) -> u64 {
+        self.framer.completed
+    }
+
+    /// Whether bytes are held, and how many the buffer has (for tests).
+    #[cfg(test)]
+    pub(super) fn held(&self) -> (bool, usize, usize) {
+        (self.holding, self.hold.len(), self.hold.capacity())
+    }
+
+    /// End of the inbound stream: held bytes go out unchanged.
+    pub(super) fn eof(&mut self, out: &mut Vec<u8>) {
+        if self.holding {
+            out.extend_from_slice(&self.hold);
+            self.drop_hold();
+        }
+        self.framer.state = State::PassThrough;
+    }
+
+    fn drop_hold(&mut self) {
+        self.holding = false;
+        self.hold.clear();
+        if self.hold.capacity() > KEEP_CAPACITY {
+            self.hold = Vec::new();
+        }
+    }
+
+    /// Held bytes go out unchanged. Bytes held from this read (`hs..`) stay in the pending run:
+    /// when earlier reads held some, nothing of this read has gone out yet, so they follow.
+    fn release(&mut self, e: &mut Emit<'_>) {
+        if self.holding {
+            e.inject(&self.hold);
+            self.drop_hold();
+        }
+    }
+
+    fn pass_through(&mut self, e: &mut Emit<'_>) {
+        self.release(e);
+        self.framer.state = State::PassThrough;
+    }
+
+    /// Processes one read. Returns how many leading bytes of `input` go out unchanged where they
+    /// are; the rest of the output for this read is appended to `out`.
+    pub(super) fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> usize {
+        let mut e = Emit {
+            input,
+            verbatim: 0,
+            diverged: false,
+            out,
+        };
+        let n = input.len();
+        // input[run..i] passes unchanged, except input[hs..i] while holding.
+        let mut run = 0;
+        let mut hs = 0;
+        let mut i = 0;
+        while i < n {
+            match self.framer.state {
+                State::PassThrough => i = n,
+                State::Body { remaining } => i += self.framer.body(remaining, n - i),
+                State::Query => {
+                    i = self.scan_query(input, i);
+                    if self.hold.len() + (i - hs) > HOLD_LIMIT {
+                        self.pass_through(&mut e);
+                    } else if i < n {
+                        if input[i] == b' ' {
+                            i += 1;
+                            self.rewrite = self.target_len > REWRITE_ABOVE;
+                            if !self.rewrite {
+                                self.release(&mut e);
+                            }
+                            self.framer.target_end();
+                        } else {
+                            self.pass_through(&mut e);
+                        }
+                    }
+                }
+                State::Path => {
+                    let len = span(&input[i..], &PATH);
+                    i += len;
+                    self.target_len += len;
+                    if i < n {
+                        i += 1;
+                        match input[i - 1] {
+                            b'?' => {
+                                self.target_len += 1;
+                                self.query_len = 0;
+                                self.fragment = false;
+                                self.holding = true;
+                                hs = i - 1;
+                                self.framer.state = State::Query;
+                            }
+                            b' ' => {
+                                self.rewrite = false;
+                                self.framer.target_end();
+                            }
+                            _ => self.pass_through(&mut e),
+                        }
+                    }
+                }
+                _ if self.framer.skips_value() => {
+                    // A header that does not frame the request: on to the end of the line.
+                    match memchr::memchr(b'\n', &input[i..]) {
+                        Some(at) => {
+                            i += at + 1;
+                            if self.framer.end_of_header() == Step::Refuse {
+                                self.pass_through(&mut e);
+                            }
+                        }
+                        None => i = n,
+                    }
+                }
+                _ => {
+                    let b = input[i];
+                    i += 1;
+                    match self.framer.head_byte(b) {
+                        Step::Next => {}
+                        Step::Target => self.target_len = 1,
+                        Step::LineEnd => {
+                            if self.rewrite {
+                                e.pass(run, hs);
+                                self.hold.extend_from_slice(&input[hs..i]);
+                                self.emit_rewritten(&mut e);
+                                self.drop_hold();
+                                run = i;
+                            }
+                        }
+                        Step::Refuse => self.pass_through(&mut e),
+                    }
+                }
+            }
+        }
+        if self.holding {
+            e.pass(run, hs);
+            self.hold.extend_from_slice(&input[hs..n]);
+        } else {
+            e.pass(run, n);
+        }
+        e.verbatim
+    }
+
+    /// The hot loop of a long target: query (and fragment) bytes from `i` on. Returns where
+    /// they end.
+    fn scan_query(&mut self, input: &[u8], mut i: usize) -> usize {
+        loop {
+            let len = if self.fragment {
+                span(&input[i..], &FRAGMENT)
+            } else {
+                let len = span(&input[i..], &QUERY);
+                self.query_len += len;
+                len
+            };
+            i += len;
+            self.target_len += len;
+            if i < input.len() && input[i] == b'#' && !self.fragment {
+                self.fragment = true;
+                i += 1;
+                self.target_len += 1;
+            } else {
+                return i;
+            }
+        }
+    }
+
+    /// `METHOD /path` has gone out; the rest of the request line and the query header follow.
+    fn emit_rewritten(&self, e: &mut Emit<'_>) {
+        e.inject(b" ");
+        e.inject(HTTP_1);
+        e.inject(&[b'0' + self.framer.minor]);
+        e.inject(b"\r\n");
+        e.inject(self.header);
+        e.inject(b": ");
+        // hold = "?" QUERY ["#" FRAGMENT] " HTTP/1.x" EOL
+        e.inject(&self.hold[1..1 + self.query_len]);
+        e.inject(b"\r\n");
+    }
+}
