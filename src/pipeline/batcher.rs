@@ -156,7 +156,7 @@ mod tests {
             TwinStore::new(),
             metrics.clone(),
             Backoff::default(),
-            "unused".into(),
+            crate::pipeline::deliver::RejectsFile::new("unused".into(), 0),
         );
         let done = run(q, limits, d, Shutdown::new(), metrics.clone()).await;
         assert_eq!(done, Finished::Drained);
