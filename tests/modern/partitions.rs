@@ -93,8 +93,8 @@ fn a_batch_over_150_months_lands_in_parts() {
         .expect("run partitions.py");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "partitions.py failed:\n{stderr}");
-    let result: Json = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("no JSON ({e}):\n{stderr}"));
+    let result: Json =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("no JSON ({e}):\n{stderr}"));
 
     // Refused whole, with the error the classifier turns into a split.
     let error = result["whole_error"]
