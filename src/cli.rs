@@ -204,7 +204,8 @@ pub struct ServeArgs {
     #[arg(long, env = "ADJUST_SINK_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
-    /// Disk the write-ahead log may use (e.g. `4GiB`); past it callbacks get 503.
+    /// Disk the sink may use (e.g. `4GiB`): the write-ahead log, past which callbacks get 503,
+    /// and an eighth of it (at most 512 MiB) kept for the rejects file.
     #[arg(long, env = "ADJUST_SINK_DISK_BUDGET", default_value = "4GiB")]
     pub disk_budget: String,
 

@@ -160,6 +160,9 @@ pub struct Metrics {
     pub insert_errors: Counters<Retriable>,
     pub rows_dropped: Counters<DropCause>,
     pub rows_rejected: Counters<RejectReason>,
+    pub rejects_deferred: IntCounter,
+    pub rejects_file_bytes: IntGauge,
+    pub rejects_file_capacity_bytes: IntGauge,
     pub spool_bytes: IntGauge,
     pub spool_budget_bytes: IntGauge,
     /// Computed from `oldest_unacked` when scraped, so that it keeps growing while a batch is
@@ -328,6 +331,18 @@ impl Metrics {
             ),
             &["reason"]
         ));
+        let rejects_deferred = reg!(IntCounter::with_opts(ns(
+            "rejects_deferred_total",
+            "Refused rows kept neither in the rejects table nor in the rejects file (full or unwritable): not acknowledged, retried with backoff."
+        )));
+        let rejects_file_bytes = reg!(IntGauge::with_opts(ns(
+            "rejects_file_bytes",
+            "Bytes in the rejects file (<data-dir>/rejects.jsonl)."
+        )));
+        let rejects_file_capacity_bytes = reg!(IntGauge::with_opts(ns(
+            "rejects_file_capacity_bytes",
+            "Bound of the rejects file, carved out of the disk budget."
+        )));
         let spool_bytes = reg!(IntGauge::with_opts(ns(
             "spool_bytes",
             "Bytes in the local write-ahead log (not yet acknowledged by ClickHouse, or not yet trimmed)."
@@ -420,6 +435,9 @@ impl Metrics {
             insert_errors,
             rows_dropped,
             rows_rejected,
+            rejects_deferred,
+            rejects_file_bytes,
+            rejects_file_capacity_bytes,
             spool_bytes,
             spool_budget_bytes,
             spool_oldest_age,

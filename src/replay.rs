@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::metrics::Metrics;
 use crate::pipeline::Limits;
 use crate::pipeline::batcher::{self, Finished};
-use crate::pipeline::deliver::{Backoff, Deliverer};
+use crate::pipeline::deliver::{Backoff, Deliverer, RejectsFile, share_of_budget};
 use crate::pipeline::wal::inspect::{Inspection, inspect};
 use crate::pipeline::wal::{Wal, WalConfig};
 use crate::shutdown::Shutdown;
@@ -53,7 +53,7 @@ pub async fn replay(
         store,
         metrics.clone(),
         Backoff::default(),
-        data_dir.join("rejects.jsonl"),
+        RejectsFile::new(data_dir.join("rejects.jsonl"), share_of_budget(u64::MAX)),
     );
     let started = Instant::now();
     let run = batcher::run(reader, limits, deliverer, shutdown.clone(), metrics.clone());

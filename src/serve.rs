@@ -19,7 +19,7 @@ use crate::config::ServeConfig;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::pipeline::batcher::{self, Finished};
-use crate::pipeline::deliver::{Backoff, Deliverer};
+use crate::pipeline::deliver::{Backoff, Deliverer, RejectsFile, share_of_budget};
 use crate::pipeline::memory::MemoryQueue;
 use crate::pipeline::wal::{Wal, WalConfig};
 use crate::pipeline::{Consumer, Producer};
@@ -50,7 +50,8 @@ pub async fn run(
             let wal_config = WalConfig {
                 dir: dir.clone(),
                 segment_bytes: SEGMENT_BYTES,
-                disk_budget: config.disk_budget,
+                // The rejects file's share of the budget is kept out of the log's.
+                disk_budget: config.disk_budget - share_of_budget(config.disk_budget),
                 max_pending_bytes: config.queue_max_bytes,
             };
             let (wal, reader, recovered) = Wal::open(wal_config, metrics.clone())
@@ -109,7 +110,10 @@ async fn run_with<P: Producer, C: Consumer>(
         store,
         metrics.clone(),
         Backoff::default(),
-        config.data_dir.join("rejects.jsonl"),
+        RejectsFile::new(
+            config.data_dir.join("rejects.jsonl"),
+            share_of_budget(config.disk_budget),
+        ),
     );
     let delivery = {
         let (shutdown, metrics, limits) = (shutdown.clone(), metrics.clone(), config.limits);

@@ -47,6 +47,11 @@ impl Shutdown {
         matches!(*self.tx.borrow(), Some(d) if Instant::now() >= d)
     }
 
+    /// Resolves when the stop deadline passes (never while running).
+    pub async fn deadline(&self) {
+        while self.sleep(Duration::from_secs(3600)).await {}
+    }
+
     /// Sleeps for `d`, or until the stop deadline, whichever comes first. Returns `false` when
     /// the deadline cut the sleep short.
     pub async fn sleep(&self, d: Duration) -> bool {

@@ -129,9 +129,99 @@ impl Batch {
     }
 }
 
+/// Cuts rows `range` of `batch` into consecutive parts that each touch at most `max_partitions`
+/// partitions (months of `event_date`, the table's `PARTITION BY`), for a server that refuses an
+/// INSERT touching more. Pure: the same rows give the same parts, so after a crash the parts (and
+/// their tokens, [`Batch::token`]) are minted again identically. Rows are kept in order (a part is
+/// a range of the batch); a row whose date cannot be read counts as a partition of its own kind.
+pub fn split_by_partition(
+    batch: &Batch,
+    range: Range<usize>,
+    max_partitions: usize,
+) -> Vec<Range<usize>> {
+    let max = max_partitions.max(1);
+    let mut parts = Vec::new();
+    let mut start = range.start;
+    let mut seen: Vec<Option<u32>> = Vec::new();
+    for i in range.clone() {
+        let month = crate::row::event_date_of(batch.row(i)).map(month_of);
+        if !seen.contains(&month) {
+            if seen.len() == max {
+                parts.push(start..i);
+                start = i;
+                seen.clear();
+            }
+            seen.push(month);
+        }
+    }
+    if start < range.end {
+        parts.push(start..range.end);
+    }
+    parts
+}
+
+/// The month (`year * 12 + month - 1`) of a day number (days since 1970-01-01).
+pub(crate) fn month_of(days: u16) -> u32 {
+    // Civil from days (proleptic Gregorian), for the years a `Date` holds.
+    let z = i64::from(days) + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year * 12 + month - 1) as u32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A row whose first bytes read as `received_at` (u32) and `event_date` (u16).
+    fn dated(days: u16) -> Vec<u8> {
+        let mut r = vec![0u8; 4];
+        r.extend_from_slice(&days.to_le_bytes());
+        r
+    }
+
+    #[test]
+    fn months_of_days() {
+        assert_eq!(month_of(0), 1970 * 12); // 1970-01-01
+        assert_eq!(month_of(30), 1970 * 12); // 1970-01-31
+        assert_eq!(month_of(31), 1970 * 12 + 1); // 1970-02-01
+        assert_eq!(month_of(19_783), 2024 * 12 + 2); // 2024-03-01
+        assert_eq!(month_of(19_782), 2024 * 12 + 1); // 2024-02-29
+    }
+
+    #[test]
+    fn parts_touch_at_most_the_limit_and_cover_the_batch_in_order() {
+        let mut b = Batch::default();
+        // 150 months, each row on the first of a month; then the first months again.
+        let firsts: Vec<u16> = (0..150u32)
+            .map(|m| (m as f64 * 30.437).ceil() as u16)
+            .collect();
+        for d in firsts.iter().chain(&firsts[..20]) {
+            b.push(&dated(*d));
+        }
+        let parts = split_by_partition(&b, 0..b.rows(), 100);
+        assert_eq!(parts, vec![0..100, 100..170]);
+        let parts = split_by_partition(&b, 10..170, 60);
+        assert_eq!(parts, vec![10..70, 70..130, 130..170]);
+        for p in &parts {
+            let months: std::collections::HashSet<u32> = p
+                .clone()
+                .map(|i| month_of(crate::row::event_date_of(b.row(i)).unwrap()))
+                .collect();
+            assert!(months.len() <= 60, "{p:?}: {}", months.len());
+        }
+        // A batch within the limit stays whole; the same rows cut the same way.
+        assert_eq!(split_by_partition(&b, 0..50, 100), vec![0..50]);
+        assert_eq!(
+            split_by_partition(&b, 0..170, 100),
+            split_by_partition(&b, 0..170, 100)
+        );
+    }
 
     #[test]
     fn tokens_name_the_log_and_the_range() {

@@ -156,13 +156,44 @@ mod tests {
             TwinStore::new(),
             metrics.clone(),
             Backoff::default(),
-            "unused".into(),
+            crate::pipeline::deliver::RejectsFile::new("unused".into(), 0),
         );
         let done = run(q, limits, d, Shutdown::new(), metrics.clone()).await;
         assert_eq!(done, Finished::Drained);
         assert_eq!(metrics.rows_written.get(), 25);
         assert_eq!(metrics.flushes.get(FlushReason::Rows), 2);
         assert_eq!(metrics.flushes.get(FlushReason::Shutdown), 1);
+    }
+
+    #[tokio::test]
+    async fn memory_rows_of_an_insert_hanging_at_the_deadline_are_counted_as_dropped() {
+        let metrics = Metrics::new();
+        let q = Arc::new(MemoryQueue::new(1000, 1 << 20, metrics.clone()));
+        for i in 0..7u8 {
+            q.push(vec![4, i, i, i]).unwrap();
+        }
+        q.close();
+        let limits = Limits {
+            max_rows: 100,
+            max_bytes: 1 << 20,
+            max_age: Duration::from_millis(10),
+        };
+        let store = TwinStore::new();
+        store.hang_next(1);
+        let d = Deliverer::new(
+            store,
+            metrics.clone(),
+            Backoff::default(),
+            crate::pipeline::deliver::RejectsFile::new("unused".into(), 0),
+        );
+        let shutdown = Shutdown::new();
+        shutdown.begin(Duration::from_millis(200));
+        let started = std::time::Instant::now();
+        let done = run(q, limits, d, shutdown, metrics.clone()).await;
+        assert_eq!(done, Finished::Deadline { rows: 7 });
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(metrics.rows_dropped.get(DropCause::ShutdownDeadline), 7);
+        assert_eq!(metrics.rows_written.get(), 0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -329,6 +329,13 @@ pub fn callback_id_of(row: &[u8]) -> Option<u64> {
     r.u64().ok()
 }
 
+/// The `event_date` of an encoded row (days since 1970-01-01), what the table is partitioned by.
+pub fn event_date_of(row: &[u8]) -> Option<u16> {
+    let mut r = Reader::new(row);
+    r.u32().ok()?;
+    r.u16().ok()
+}
+
 /// An encoded row as a JSON object (column → value; NULL and empty values left out), for the
 /// rejects table and for people reading it.
 pub fn to_json(row: &[u8]) -> String {

@@ -9,13 +9,17 @@ pub enum ErrorClass {
     /// Caused by the rows themselves (parse or type errors, a constraint): split the batch to
     /// isolate the offending rows and send those to the rejects table.
     Data,
-    /// Not known: retried a few times, then treated as data so nothing blocks for ever.
+    /// The batch's shape is refused, not its rows (more partitions than one INSERT may touch):
+    /// cut the batch into parts that each touch fewer partitions, and land every part.
+    Shape,
+    /// Not known: retried with backoff like a transient error. Rows go to the rejects only when
+    /// ClickHouse names a data error.
     Unknown,
 }
 
 impl ErrorClass {
     pub fn is_retriable(self) -> bool {
-        !matches!(self, ErrorClass::Data)
+        !matches!(self, ErrorClass::Data | ErrorClass::Shape)
     }
 }
 
@@ -72,6 +76,29 @@ const PRIVILEGE_CODES: &[u32] = &[
 /// Whether the code says the user lacks the rights for the statement.
 pub fn is_privilege_code(code: u32) -> bool {
     PRIVILEGE_CODES.contains(&code)
+}
+
+/// What a modern server says (code 252, like "Too many parts") when one INSERT touches more
+/// partitions than `max_partitions_per_insert_block` allows.
+const TOO_MANY_PARTITIONS: &str = "Too many partitions for single INSERT block";
+
+/// Classifies a ClickHouse error by its code and message.
+pub fn classify(code: u32, message: &str) -> ErrorClass {
+    if code == 252 && message.contains(TOO_MANY_PARTITIONS) {
+        ErrorClass::Shape
+    } else {
+        classify_code(code)
+    }
+}
+
+/// The partition limit a "Too many partitions" error names (`… (more than 100)`).
+pub fn partition_limit(message: &str) -> Option<usize> {
+    let rest = &message[message.find(TOO_MANY_PARTITIONS)?..];
+    let rest = &rest[rest.find("more than ")? + 10..];
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
 }
 
 /// Classifies a ClickHouse error code.
@@ -131,5 +158,22 @@ mod tests {
         assert_eq!(classify_code(99999), ErrorClass::Unknown);
         assert!(ErrorClass::Unknown.is_retriable());
         assert!(!ErrorClass::Data.is_retriable());
+        assert!(!ErrorClass::Shape.is_retriable());
+    }
+
+    /// The message of ClickHouse 26.9 (chDB) for an INSERT spanning 150 months.
+    const PARTITIONS: &str = "Code: 252. DB::Exception: Too many partitions for single INSERT \
+        block (more than 100). The limit is controlled by 'max_partitions_per_insert_block' \
+        setting. Large number of partitions is a common misconception. (TOO_MANY_PARTS)";
+
+    #[test]
+    fn too_many_partitions_is_a_shape_error_and_too_many_parts_is_not() {
+        assert_eq!(classify(252, PARTITIONS), ErrorClass::Shape);
+        assert_eq!(partition_limit(PARTITIONS), Some(100));
+        let parts = "Code: 252. DB::Exception: Too many parts (300). Merges are processing \
+                     significantly slower than inserts. (TOO_MANY_PARTS)";
+        assert_eq!(classify(252, parts), ErrorClass::Transient);
+        assert_eq!(partition_limit(parts), None);
+        assert_eq!(classify(27, "Code: 27. Cannot parse"), ErrorClass::Data);
     }
 }

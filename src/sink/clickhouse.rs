@@ -12,7 +12,7 @@ use bytes::Bytes;
 use clickhouse::Client;
 use tokio::sync::Mutex;
 
-use super::classify::{ErrorClass, classify_code, code_of, is_privilege_code};
+use super::classify::{ErrorClass, classify, code_of, is_privilege_code};
 use super::connect::{self, SetupError};
 use super::credentials::Secret;
 use super::{Reject, Store, StoreError};
@@ -134,7 +134,7 @@ fn store_error(e: clickhouse::error::Error, ca: Option<&std::path::Path>) -> Sto
         E::BadResponse(msg) => {
             let code = code_of(&msg);
             let class = match code {
-                Some(c) => classify_code(c),
+                Some(c) => classify(c, &msg),
                 // An HTTP error without a ClickHouse code: a proxy or an overloaded server.
                 None => ErrorClass::Transient,
             };

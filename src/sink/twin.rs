@@ -20,6 +20,15 @@ struct State {
     poison: Vec<Vec<u8>>,
     rejects: Vec<Reject>,
     inserts: usize,
+    /// Refuse, as a modern server does, an insert touching more partitions (months of the
+    /// rows' `event_date`) than this.
+    max_partitions: Option<usize>,
+    /// The rejects table cannot be written.
+    rejects_broken: bool,
+    /// The next inserts never answer.
+    hang: usize,
+    /// Tokens of the inserts stored, in order.
+    stored_tokens: Vec<String>,
 }
 
 impl TwinStore {
@@ -33,6 +42,34 @@ impl TwinStore {
         for _ in 0..n {
             s.faults.push_back(StoreError::new(class, None, "injected"));
         }
+    }
+
+    /// The next `n` inserts fail with `error`.
+    pub fn fail_next_with(&self, n: usize, error: StoreError) {
+        let mut s = self.state.lock().unwrap();
+        for _ in 0..n {
+            s.faults.push_back(error.clone());
+        }
+    }
+
+    /// Inserts touching more than `n` partitions fail as on a modern server.
+    pub fn max_partitions(&self, n: usize) {
+        self.state.lock().unwrap().max_partitions = Some(n);
+    }
+
+    /// Inserts into the rejects table fail.
+    pub fn break_rejects(&self) {
+        self.state.lock().unwrap().rejects_broken = true;
+    }
+
+    /// The next `n` inserts never answer.
+    pub fn hang_next(&self, n: usize) {
+        self.state.lock().unwrap().hang += n;
+    }
+
+    /// The tokens of the inserts that stored rows, in order.
+    pub fn tokens(&self) -> Vec<String> {
+        self.state.lock().unwrap().stored_tokens.clone()
     }
 
     /// Any insert containing this exact row fails with a data error.
@@ -73,12 +110,42 @@ impl Store for TwinStore {
         _rows: usize,
         token: &str,
     ) -> Result<(), StoreError> {
+        let hang = {
+            let mut s = self.state.lock().unwrap();
+            s.inserts += 1;
+            if s.hang > 0 {
+                s.hang -= 1;
+                true
+            } else {
+                false
+            }
+        };
+        if hang {
+            std::future::pending::<()>().await;
+        }
         let mut s = self.state.lock().unwrap();
-        s.inserts += 1;
         if let Some(e) = s.faults.pop_front() {
             return Err(e);
         }
         let rows = split_rows(&data);
+        if let Some(max) = s.max_partitions {
+            let mut months: Vec<Option<u32>> = rows
+                .iter()
+                .map(|r| crate::row::event_date_of(r).map(crate::pipeline::batch::month_of))
+                .collect();
+            months.sort_unstable();
+            months.dedup();
+            if months.len() > max {
+                return Err(StoreError::new(
+                    ErrorClass::Shape,
+                    Some(252),
+                    format!(
+                        "Code: 252. DB::Exception: Too many partitions for single INSERT block \
+                         (more than {max}). (TOO_MANY_PARTS)"
+                    ),
+                ));
+            }
+        }
         if rows.iter().any(|r| s.poison.contains(r)) {
             return Err(StoreError::new(
                 ErrorClass::Data,
@@ -90,15 +157,20 @@ impl Store for TwinStore {
             return Ok(()); // deduplicated, as a modern server does
         }
         s.rows.extend(rows);
+        s.stored_tokens.push(token.to_string());
         Ok(())
     }
 
     async fn insert_rejects(&self, rejects: &[Reject]) -> Result<(), StoreError> {
-        self.state
-            .lock()
-            .unwrap()
-            .rejects
-            .extend_from_slice(rejects);
+        let mut s = self.state.lock().unwrap();
+        if s.rejects_broken {
+            return Err(StoreError::new(
+                ErrorClass::Transient,
+                Some(242),
+                "Code: 242. Table is in readonly mode",
+            ));
+        }
+        s.rejects.extend_from_slice(rejects);
         Ok(())
     }
 }

@@ -16,3 +16,4 @@ mod receive;
 mod schema;
 mod tls;
 mod upgrade;
+mod wedge;

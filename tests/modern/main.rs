@@ -10,6 +10,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use std::process::Command;
 
+mod partitions;
+
 use adjust_sink::adjust::catalog::{CATALOG, Ty, is_hot};
 use adjust_sink::adjust::decode::{Body, Callback, DecodeOptions, Value, decode};
 use adjust_sink::adjust::identity::callback_id;
