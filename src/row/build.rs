@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use crate::adjust::decode::{Body, DecodeOptions, Problem, decode};
 use crate::adjust::{activity, identity};
 
+use super::privacy::Privacy;
 use super::{Meta, encode};
 
 /// One callback as received.
@@ -30,6 +31,8 @@ pub struct Received<'a> {
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub decode: DecodeOptions,
+    /// `--pseudonymize` / `--drop`.
+    pub privacy: Privacy,
 }
 
 impl Options {
@@ -37,6 +40,7 @@ impl Options {
     pub fn new() -> Self {
         Options {
             decode: DecodeOptions::new(),
+            privacy: Privacy::default(),
         }
     }
 }
@@ -57,6 +61,12 @@ pub struct Built {
 ///
 /// `raw_query` keeps the raw input only when decoding hit a problem that loses information
 /// ([`crate::adjust::ProblemKind::keeps_raw`]): the query, the body, or both joined by a newline.
+///
+/// With privacy settings ([`Privacy`]), pseudonymized values are replaced first, then
+/// `callback_id` is computed (from the stored forms, so the copies of one activity still collapse,
+/// and nothing without privacy settings changes), then dropped values are removed (after the id,
+/// so two devices that differ only in a dropped identifier do not collapse); `raw_query` is
+/// rebuilt with every configured value in its stored form.
 pub fn build(received: &Received<'_>, options: &Options) -> Built {
     let Received {
         query,
@@ -66,12 +76,25 @@ pub fn build(received: &Received<'_>, options: &Options) -> Built {
         source_ip,
         received_at,
     } = *received;
-    let cb = decode(
-        query,
-        Body::from_content_type(content_type, body),
-        trigger,
-        &options.decode,
-    );
+    let parsed_body = Body::from_content_type(content_type, body);
+    let mut cb = decode(query, parsed_body, trigger, &options.decode);
+    let privacy = &options.privacy;
+    let redacted;
+    let (query, body) = if privacy.is_active() {
+        privacy.pseudonymize(&mut cb, &options.decode);
+        redacted = cb.keeps_raw().then(|| {
+            (
+                privacy.redact(Body::Form(query), &options.decode),
+                privacy.redact(parsed_body, &options.decode),
+            )
+        });
+        match &redacted {
+            Some((q, b)) => (&q[..], &b[..]),
+            None => (&b""[..], &b""[..]),
+        }
+    } else {
+        (query, body)
+    };
     let joined;
     let raw = if !cb.keeps_raw() {
         None
@@ -83,8 +106,13 @@ pub fn build(received: &Received<'_>, options: &Options) -> Built {
         joined = [query, b"\n", body].concat();
         Some(&joined[..])
     };
-    let source_ip = source_ip.to_string();
     let callback_id = identity::callback_id(&cb);
+    let source_ip = if privacy.is_active() {
+        privacy.drop_values(&mut cb, &options.decode);
+        privacy.source_ip(source_ip.to_string())
+    } else {
+        source_ip.to_string()
+    };
     let meta = Meta {
         received_at,
         callback_id,

@@ -81,7 +81,10 @@ proptest! {
                 source_ip: std::net::Ipv4Addr::LOCALHOST.into(),
                 received_at: 1_700_000_000,
             },
-            &row::Options { decode: opts.clone() },
+            &row::Options {
+                decode: opts.clone(),
+                ..Default::default()
+            },
         );
         let (out, id) = (built.row, built.callback_id);
         prop_assert_eq!(id, crate::adjust::identity::callback_id(&cb));
