@@ -132,6 +132,7 @@ pub fn build(received: &Received<'_>, options: &Options) -> Built {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adjust::decode::DecodeOptions;
     use crate::row::rowbinary::Cell;
 
     fn raw_query_of(row: &[u8]) -> String {
@@ -174,5 +175,67 @@ mod tests {
     fn the_row_carries_the_dedup_key() {
         let b = build(&received(b"nonce=n1&adid=a", b""), &Options::new());
         assert_eq!(crate::row::callback_id_of(&b.row), Some(b.callback_id));
+    }
+
+    fn private() -> Options {
+        Options {
+            privacy: Privacy::new(
+                Some(b"k"),
+                &["adid".into(), "ip_address".into()],
+                &["user_agent".into()],
+            )
+            .unwrap(),
+            ..Options::new()
+        }
+    }
+
+    #[test]
+    fn privacy_settings_keep_callback_ids_collapsing() {
+        let global = b"activity_kind=event&adid=a1&created_at=100&event=tok&user_agent=x";
+        let single = b"activity_kind=event&adid=a1&created_at=100&event=tok&ip_address=1.2.3.4";
+        let plain = build(&received(global, b""), &Options::new());
+        let (g, s) = (
+            build(&received(global, b""), &private()),
+            build(&received(single, b""), &private()),
+        );
+        assert_eq!(g.callback_id, s.callback_id);
+        // Without settings the id is what it always was: the identity of the raw values.
+        let cb = decode(global, Body::None, "install", &DecodeOptions::new());
+        assert_eq!(plain.callback_id, identity::callback_id(&cb));
+        // Two devices differing only in a pseudonymized id stay apart.
+        let other = build(
+            &received(b"activity_kind=event&adid=a2&created_at=100&event=tok", b""),
+            &private(),
+        );
+        assert_ne!(g.callback_id, other.callback_id);
+    }
+
+    #[test]
+    fn raw_query_keeps_no_raw_identifier() {
+        let o = private();
+        let b = build(
+            &received(
+                b"adid=RAW1&user_agent=UA&revenue_float=abc",
+                b"ip_address=9.9.9.9",
+            ),
+            &o,
+        );
+        let raw = raw_query_of(&b.row);
+        assert_eq!(
+            raw,
+            format!(
+                "adid={}&revenue_float=abc\nip_address={}",
+                o.privacy.pseudonym("RAW1"),
+                o.privacy.pseudonym("9.9.9.9")
+            )
+        );
+        let json = crate::row::to_json(&b.row);
+        for secret in ["RAW1", "UA", "9.9.9.9", "178.162.216.70"] {
+            assert!(!json.contains(secret), "{secret} in {json}");
+        }
+        assert!(
+            json.contains(&o.privacy.pseudonym("178.162.216.70")),
+            "{json}"
+        );
     }
 }
