@@ -27,43 +27,41 @@ const BATCH: usize = 1000;
 /// How often 18.16 partitions are checked against `--retention`.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
-/// Runs the housekeeping rounds until the task is dropped.
+/// How soon a failed retention round is tried again.
+const RETENTION_RETRY: Duration = Duration::from_secs(60);
+
+/// Runs the housekeeping rounds until the task is dropped. The first erasure round comes one
+/// interval after start (delivery creates the tables meanwhile); the first retention round at
+/// start, then hourly (a failed one again after a minute).
 pub async fn run(store: ClickHouseStore, settings: Housekeeping, metrics: Metrics) {
-    let mut erasure = settings.erasure_interval.map(|every| {
-        let mut t = tokio::time::interval(every);
-        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        t
-    });
-    let mut retention = settings.retention_days.map(|_| {
-        let mut t = tokio::time::interval(RETENTION_EVERY);
-        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        t
-    });
+    use tokio::time::{Instant, sleep_until};
+    let far = || Instant::now() + Duration::from_secs(365 * 86_400);
+    let mut next_erasure = settings
+        .erasure_interval
+        .map_or_else(far, |every| Instant::now() + every);
+    let mut next_retention = settings.retention_days.map_or_else(far, |_| Instant::now());
     let mut seen = HashSet::new();
     let mut ttl_set = false;
     loop {
         tokio::select! {
-            _ = tick(&mut erasure) => {
+            _ = sleep_until(next_erasure) => {
                 if let Err(e) = erase(&store, &metrics, &mut seen).await {
                     tracing::warn!(error = %e, "erasure round failed; trying again next round");
                 }
+                let every = settings.erasure_interval.expect("erasure is on");
+                next_erasure = Instant::now() + every;
             }
-            _ = tick(&mut retention) => {
+            _ = sleep_until(next_retention) => {
                 let days = settings.retention_days.expect("retention is set");
-                if let Err(e) = retain(&store, &metrics, days, &mut ttl_set).await {
-                    tracing::warn!(error = %e, "retention round failed; trying again later");
-                }
+                next_retention = Instant::now() + match retain(&store, &metrics, days, &mut ttl_set).await {
+                    Ok(()) => RETENTION_EVERY,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "retention round failed; trying again in a minute");
+                        RETENTION_RETRY
+                    }
+                };
             }
         }
-    }
-}
-
-async fn tick(t: &mut Option<tokio::time::Interval>) {
-    match t {
-        Some(t) => {
-            t.tick().await;
-        }
-        None => std::future::pending().await,
     }
 }
 

@@ -167,8 +167,14 @@ fn pseudonymizing_without_a_key_refuses_to_start_and_says_what_to_set() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("only text placeholders"));
 }
 
-/// Two devices with an install and an event each, plus a rejected row each.
-async fn two_devices(db: &Db, sink: &Sink) {
+/// A value as stored: its pseudonym under `key`, or itself.
+fn stored(key: Option<&str>, value: &str) -> String {
+    key.map_or_else(|| value.to_string(), |k| hmac_hex(k, value))
+}
+
+/// Two devices with an install and an event each, plus a rejected row each (as the sink would
+/// store it, pseudonymized under `key`).
+async fn two_devices(db: &Db, sink: &Sink, key: Option<&str>) {
     for (dev, gps) in [("devA", "gpsA"), ("devB", "gpsB")] {
         for (kind, t) in [("install", 1404214665), ("event", 1404214700)] {
             let q = format!(
@@ -180,8 +186,9 @@ async fn two_devices(db: &Db, sink: &Sink) {
     assert_eq!(db.wait_rows(4, Duration::from_secs(20)).await, 4);
     for dev in ["devA", "devB"] {
         db.query(&format!(
-            "INSERT INTO {}_rejects (rejected_at, callback_id, error, row_json, row) VALUES (now(), 1, 'refused', '{{\"adid\":\"{dev}\",\"activity_kind\":\"event\"}}', '')",
-            db.table()
+            "INSERT INTO {}_rejects (rejected_at, callback_id, error, row_json, row) VALUES (now(), 1, 'refused', '{{\"adid\":\"{}\",\"activity_kind\":\"event\"}}', '')",
+            db.table(),
+            stored(key, dev)
         ))
         .await;
     }
@@ -189,8 +196,9 @@ async fn two_devices(db: &Db, sink: &Sink) {
 
 /// (distinct callbacks, rejects) of a device: a restart after SIGKILL may deliver a batch again,
 /// and 18.16 has no insert tokens, so copies are counted once.
-async fn left_of(db: &Db, dev: &str, gps: &str) -> (u64, u64) {
+async fn left_of(db: &Db, key: Option<&str>, dev: &str, gps: &str) -> (u64, u64) {
     let t = db.table();
+    let (dev, gps) = (stored(key, dev), stored(key, gps));
     (
         db.number(&format!(
             "SELECT uniqExact(callback_id) FROM {t} WHERE adid = '{dev}' OR gps_adid = '{gps}'"
@@ -203,10 +211,10 @@ async fn left_of(db: &Db, dev: &str, gps: &str) -> (u64, u64) {
     )
 }
 
-async fn wait_erased(db: &Db, within: Duration) -> bool {
+async fn wait_erased(db: &Db, key: Option<&str>, within: Duration) -> bool {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
-        if left_of(db, "devA", "gpsA").await == (0, 0) {
+        if left_of(db, key, "devA", "gpsA").await == (0, 0) {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -214,16 +222,23 @@ async fn wait_erased(db: &Db, within: Duration) -> bool {
     false
 }
 
-async fn assert_only_device_a_erased(db: &Db) {
-    assert_eq!(left_of(db, "devA", "gpsA").await, (0, 0));
-    assert_eq!(left_of(db, "devB", "gpsB").await, (2, 1));
+async fn assert_only_device_a_erased(db: &Db, key: Option<&str>) {
+    assert_eq!(left_of(db, key, "devA", "gpsA").await, (0, 0));
+    assert_eq!(left_of(db, key, "devB", "gpsB").await, (2, 1));
     let requests = db
         .query(&format!(
             "SELECT id_kind, device_id FROM {}_erasures GROUP BY id_kind, device_id ORDER BY id_kind FORMAT TabSeparated",
             db.table()
         ))
         .await;
-    assert_eq!(requests, "adid\tdevA\ngps_adid\tgpsA\n");
+    assert_eq!(
+        requests,
+        format!(
+            "adid\t{}\ngps_adid\t{}\n",
+            stored(key, "devA"),
+            stored(key, "gpsA")
+        )
+    );
 }
 
 const FORGET: &str =
@@ -233,17 +248,17 @@ const FORGET: &str =
 async fn a_forget_callback_erases_the_device_within_three_intervals() {
     let db = Db::fresh("privacy_erase").await;
     let sink = Sink::start(&db, &["--erasure-interval", "2s"]).await;
-    two_devices(&db, &sink).await;
+    two_devices(&db, &sink, None).await;
     let asked = Instant::now();
     assert_eq!(sink.get(FORGET).await.status(), 200);
     assert!(
-        wait_erased(&db, Duration::from_secs(6)).await,
+        wait_erased(&db, None, Duration::from_secs(6)).await,
         "device A still stored after {:?}: {:?}; log:\n{}",
         asked.elapsed(),
-        left_of(&db, "devA", "gpsA").await,
+        left_of(&db, None, "devA", "gpsA").await,
         sink.logs()
     );
-    assert_only_device_a_erased(&db).await;
+    assert_only_device_a_erased(&db, None).await;
     // The requests are marked done.
     let deadline = Instant::now() + Duration::from_secs(10);
     while sink.metric("adjust_sink_erasures_done_total").await < 2.0 && Instant::now() < deadline {
@@ -266,22 +281,25 @@ async fn a_forget_callback_erases_the_device_within_three_intervals() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_erasure_survives_a_sigkill_before_it_runs() {
+    // With the device ids pseudonymized: the request and the erasure use their stored form.
     let db = Db::fresh("privacy_kill").await;
     let dir = tempfile::tempdir().unwrap();
+    let key = Some(KEY);
+    let flags = ["--pseudonymize", "adid,gps_adid", "--erasure-interval"];
     // A long interval: the first round runs at start, the next only after the kill.
-    let mut sink = Sink::start_in(&db, dir.path(), &["--erasure-interval", "1h"]).await;
-    two_devices(&db, &sink).await;
+    let mut sink = start_private(&db, dir.path(), &[&flags[..], &["1h"]].concat()).await;
+    two_devices(&db, &sink, key).await;
     assert_eq!(sink.get(FORGET).await.status(), 200);
     sink.kill();
-    assert!(left_of(&db, "devA", "gpsA").await.0 >= 2);
-    let restarted = Sink::start_in(&db, dir.path(), &["--erasure-interval", "2s"]).await;
+    assert!(left_of(&db, key, "devA", "gpsA").await.0 >= 2);
+    let restarted = start_private(&db, dir.path(), &[&flags[..], &["2s"]].concat()).await;
     assert!(
-        wait_erased(&db, Duration::from_secs(20)).await,
+        wait_erased(&db, key, Duration::from_secs(20)).await,
         "device A still stored: {:?}; log:\n{}",
-        left_of(&db, "devA", "gpsA").await,
+        left_of(&db, key, "devA", "gpsA").await,
         restarted.logs()
     );
-    assert_only_device_a_erased(&db).await;
+    assert_only_device_a_erased(&db, key).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
