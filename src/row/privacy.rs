@@ -360,4 +360,52 @@ mod tests {
         assert_eq!(p.source_ip(ip.clone()), p.pseudonym(&ip));
         assert_eq!(privacy(&[], &["ip_address"]).source_ip(ip), "");
     }
+
+    proptest::proptest! {
+        /// Whatever surrounds them (repeats, damaged escapes, values that do not parse, a body),
+        /// pseudonymized and dropped values never reach the encoded row in raw form.
+        #[test]
+        fn no_raw_value_reaches_the_row(
+            pairs in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec!["adid", "user_agent", "idfa", "created_at", "revenue_float", "x", "ad%69d"]),
+                    proptest::sample::select(vec!["SECRETA", "SECRETB%zz", "%zz", "abc", "1404214665", "{adid}", "%FF"]),
+                ),
+                0..12,
+            ),
+            in_body in proptest::bool::ANY,
+        ) {
+            let p = Privacy::new(Some(b"k"), &["adid".into(), "idfa".into()], &["user_agent".into(), "created_at".into()]).unwrap();
+            let options = crate::row::Options { privacy: p, ..crate::row::Options::new() };
+            // Secret values only under the configured keys (`ad%69d` is `adid`).
+            let input = pairs
+                .iter()
+                .map(|(k, v)| {
+                    let configured = ["adid", "ad%69d", "idfa", "user_agent", "created_at"].contains(k);
+                    let v = if configured { v.to_string() } else { v.replace("SECRET", "plain").replace("1404214665", "7") };
+                    format!("{k}={v}")
+                })
+                .collect::<Vec<_>>()
+                .join("&");
+            let (query, body) = if in_body { ("", input.as_str()) } else { (input.as_str(), "") };
+            let built = crate::row::build(
+                &crate::row::Received {
+                    query: query.as_bytes(),
+                    body: body.as_bytes(),
+                    content_type: None,
+                    trigger: "event",
+                    source_ip: "10.0.0.1".parse().unwrap(),
+                    received_at: 1_700_000_000,
+                },
+                &options,
+            );
+            let row = &built.row;
+            proptest::prop_assert!(!contains(row, b"SECRET"), "{}", crate::row::to_json(row));
+            proptest::prop_assert!(!contains(row, b"1404214665"), "{}", crate::row::to_json(row));
+        }
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
 }
