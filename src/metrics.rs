@@ -173,6 +173,7 @@ pub struct Metrics {
     pub clickhouse_up: IntGauge,
     pub erasures_requested: IntCounter,
     pub erasures_done: IntCounter,
+    pub erasures_pending: IntGauge,
     /// Computed from `oldest_erasure` when scraped.
     erasure_oldest_age: IntGauge,
     /// Unix seconds of the oldest pending erasure request; 0 when there is none.
@@ -370,6 +371,10 @@ impl Metrics {
             "erasures_done_total",
             "Erasure requests carried out: no row of the device is left in the callbacks and rejects tables."
         )));
+        let erasures_pending = reg!(IntGauge::with_opts(ns(
+            "erasures_pending",
+            "Erasure requests not carried out yet, as of the last erasure round (at most 1000 are read at once)."
+        )));
         let erasure_oldest_age = reg!(IntGauge::with_opts(ns(
             "erasure_oldest_pending_age_seconds",
             "Age of the oldest erasure request not carried out yet (0 when none is pending)."
@@ -452,6 +457,7 @@ impl Metrics {
             clickhouse_up,
             erasures_requested,
             erasures_done,
+            erasures_pending,
             erasure_oldest_age,
             oldest_erasure: Arc::new(AtomicU32::new(0)),
             retention_partitions_dropped,

@@ -100,6 +100,7 @@ async fn erase(
         }
     }
     metrics.set_oldest_erasure(requests.iter().map(|r| r.requested_at).min());
+    metrics.erasures_pending.set(requests.len() as i64);
     if requests.is_empty() {
         return Ok(());
     }
@@ -128,6 +129,7 @@ async fn erase(
         metrics.erasures_done.inc_by(requests.len() as u64);
         if requests.len() < BATCH {
             metrics.set_oldest_erasure(None);
+            metrics.erasures_pending.set(0);
         }
         for r in &requests {
             seen.remove(r);
