@@ -9,10 +9,12 @@
 //!
 //! # Layout
 //! - [`adjust`]: the Adjust domain (placeholder catalog, decoding, activity kinds, callback id).
-//! - [`row`]: the table's columns and the RowBinary encoding of one callback.
-//! - [`schema`]: the DDL for legacy (18.16) and modern ClickHouse.
+//! - [`row`]: the table's columns, the RowBinary encoding of one callback, and the privacy
+//!   settings applied while it is built.
+//! - [`schema`]: the DDL for legacy (18.16) and modern ClickHouse (erasure requests included).
 //! - [`pipeline`]: memory queue, write-ahead log, batcher and delivery.
-//! - [`sink`]: the store seam, the ClickHouse store, error classes, and an in-memory twin.
+//! - [`sink`]: the store seam, the ClickHouse store, error classes, an in-memory twin, and the
+//!   housekeeping beside delivery (erasure, retention).
 //! - [`http`]: callback and admin listeners, allowlist.
 //! - [`metrics`]: every Prometheus metric.
 //! - [`cli`], [`config`]: command line and validated settings.

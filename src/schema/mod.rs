@@ -11,6 +11,8 @@
 //!
 //! Beside the table, [`views`] defines what analysts read: per-activity views (exact, `FINAL`) and
 //! daily rollups fed by materialized views (approximate under duplicates).
+//! [`erasure`] defines `<table>_erasures`, the view that records erasure requests, and the SQL of
+//! erasure and retention.
 
 pub mod erasure;
 pub mod upgrade;
