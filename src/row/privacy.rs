@@ -68,6 +68,12 @@ impl Privacy {
                 let idx = index_of(name).ok_or_else(|| {
                     format!("{flag} {name}: not an Adjust placeholder this sink knows")
                 })?;
+                if name == "activity_kind" {
+                    return Err(format!(
+                        "{flag} activity_kind: the activity kind is not personal data, and the \
+                         table's order, the views and erasure requests depend on it"
+                    ));
+                }
                 let ty = CATALOG[idx].ty;
                 if action == Action::Pseudonymize && !matches!(ty, Ty::Str | Ty::LowCard) {
                     return Err(format!(
@@ -284,6 +290,8 @@ mod tests {
             e.contains("only text placeholders") && e.contains("--drop"),
             "{e}"
         );
+        let e = Privacy::new(Some(b"k"), &[], &["activity_kind".into()]).unwrap_err();
+        assert!(e.contains("--drop activity_kind"), "{e}");
         let e = Privacy::new(Some(b"k"), &["nope".into()], &[]).unwrap_err();
         assert!(e.contains("--pseudonymize nope"), "{e}");
         let e = Privacy::new(Some(b"k"), &["adid".into()], &["adid".into()]).unwrap_err();
