@@ -64,6 +64,9 @@ async fn pseudonymized_and_dropped_values_are_stored_nowhere_in_raw_form() {
             "ip_address",
             "--drop",
             "user_agent",
+            // The test client keeps its connection open; a graceful stop waits for it this long.
+            "--shutdown-timeout",
+            "5s",
         ],
     )
     .await;
@@ -306,7 +309,8 @@ async fn an_erasure_survives_a_sigkill_before_it_runs() {
 async fn retention_drops_old_partitions_on_legacy_servers() {
     let db = Db::fresh("privacy_retention").await;
     let dir = tempfile::tempdir().unwrap();
-    let mut sink = Sink::start_in(&db, dir.path(), &[]).await;
+    // The test client keeps its connection open; a graceful stop waits for it this long.
+    let mut sink = Sink::start_in(&db, dir.path(), &["--shutdown-timeout", "5s"]).await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
