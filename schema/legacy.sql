@@ -318,6 +318,17 @@ ENGINE = SummingMergeTree((rejects))
 PARTITION BY toYYYYMM(day)
 ORDER BY (day, activity_kind, app_token, rejection_reason, network_name);
 
+-- table adjust.callbacks_erasures
+CREATE TABLE IF NOT EXISTS adjust.callbacks_erasures
+(
+    requested_at DateTime('UTC'),
+    device_id String,
+    id_kind String,
+    done_at DateTime('UTC')
+)
+ENGINE = ReplacingMergeTree(done_at)
+ORDER BY (id_kind, device_id, requested_at);
+
 -- materialized view adjust.installs_daily_mv -> adjust.installs_daily
 -- Counts every inserted row: an activity Adjust delivered twice (global and single-activity
 -- URL, Adjust's retries) is counted twice here (on 18.16 also a batch the sink re-sent after
@@ -726,3 +737,14 @@ SELECT
     time_to_reinstall, extra.key, extra.value
 FROM adjust.callbacks FINAL
 WHERE activity_kind IN ('uninstall', 'reinstall');
+
+-- materialized view adjust.callbacks_erasures_mv -> adjust.callbacks_erasures
+CREATE MATERIALIZED VIEW IF NOT EXISTS adjust.callbacks_erasures_mv TO adjust.callbacks_erasures
+AS SELECT
+    received_at AS requested_at,
+    tupleElement(id, 2) AS device_id,
+    tupleElement(id, 1) AS id_kind,
+    toDateTime(0, 'UTC') AS done_at
+FROM adjust.callbacks
+ARRAY JOIN [('adid', adid), ('idfa', idfa), ('idfv', idfv), ('gps_adid', gps_adid), ('android_id', cold_values[indexOf(cold_keys, 'android_id')]), ('fire_adid', cold_values[indexOf(cold_keys, 'fire_adid')]), ('oaid', cold_values[indexOf(cold_keys, 'oaid')]), ('web_uuid', cold_values[indexOf(cold_keys, 'web_uuid')]), ('win_adid', cold_values[indexOf(cold_keys, 'win_adid')])] AS id
+WHERE activity_kind = 'gdpr_forget_device' AND tupleElement(id, 2) != '';

@@ -250,6 +250,58 @@ pub struct ServeArgs {
     /// yourself).
     #[arg(long, env = "ADJUST_SINK_NO_MIGRATE")]
     pub no_migrate: bool,
+
+    #[command(flatten)]
+    pub privacy: PrivacyArgs,
+}
+
+/// Privacy settings of `serve` (README "Privacy").
+#[derive(Debug, Args)]
+pub struct PrivacyArgs {
+    /// Store this text placeholder (`adid`, `idfa`, `gps_adid`, `android_id`, `ip_address`, …)
+    /// as the hex HMAC-SHA256 of its value under the key in ADJUST_SINK_PSEUDONYM_KEY, wherever
+    /// it would be written (repeatable, or comma-separated in the env var). `ip_address` also
+    /// pseudonymizes `source_ip`.
+    #[arg(
+        long = "pseudonymize",
+        value_name = "NAME",
+        env = "ADJUST_SINK_PSEUDONYMIZE",
+        value_delimiter = ','
+    )]
+    pub pseudonymize: Vec<String>,
+
+    /// The secret key of --pseudonymize (set it in the environment, not on the command line).
+    #[arg(
+        long = "pseudonym-key",
+        env = "ADJUST_SINK_PSEUDONYM_KEY",
+        hide = true,
+        hide_env_values = true
+    )]
+    pub pseudonym_key: Option<Secret>,
+
+    /// Never store this placeholder (column empty or NULL, left out of `extra` and `raw_query`;
+    /// repeatable, or comma-separated in the env var). `ip_address` also empties `source_ip`.
+    #[arg(
+        long = "drop",
+        value_name = "NAME",
+        env = "ADJUST_SINK_DROP",
+        value_delimiter = ','
+    )]
+    pub drop: Vec<String>,
+
+    /// Keep callbacks and rejects this many days (by `event_date` and `rejected_at`), then
+    /// remove them: a TTL on modern servers, whole monthly partitions dropped hourly on 18.16.
+    #[arg(long, value_name = "DAYS", env = "ADJUST_SINK_RETENTION")]
+    pub retention: Option<u32>,
+
+    /// How often erasure requests (`gdpr_forget_device` callbacks) are carried out.
+    #[arg(long, env = "ADJUST_SINK_ERASURE_INTERVAL", default_value = "60s")]
+    pub erasure_interval: String,
+
+    /// Do not erase a device's rows on `gdpr_forget_device` (requests are still recorded in
+    /// `<table>_erasures`).
+    #[arg(long, env = "ADJUST_SINK_NO_ERASURE")]
+    pub no_erasure: bool,
 }
 
 #[derive(Debug, Args)]

@@ -189,6 +189,41 @@ pub struct ServeConfig {
     pub shutdown_timeout: Duration,
     pub retry_after: u32,
     pub workers: usize,
+    pub housekeeping: Housekeeping,
+}
+
+/// Retention and erasure (README "Privacy").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Housekeeping {
+    /// `--retention` days.
+    pub retention_days: Option<u32>,
+    /// `--erasure-interval`; `None` with `--no-erasure`.
+    pub erasure_interval: Option<Duration>,
+}
+
+impl crate::cli::PrivacyArgs {
+    pub fn privacy(&self) -> Result<crate::row::Privacy, ConfigError> {
+        crate::row::Privacy::new(
+            self.pseudonym_key.as_ref().map(|k| k.expose().as_bytes()),
+            &self.pseudonymize,
+            &self.drop,
+        )
+        .map_err(ConfigError)
+    }
+
+    pub fn housekeeping(&self) -> Result<Housekeeping, ConfigError> {
+        if self.retention == Some(0) {
+            return err("--retention must be at least 1 day");
+        }
+        let interval = parse_duration(&self.erasure_interval)?;
+        if interval.is_zero() {
+            return err("--erasure-interval must be above zero");
+        }
+        Ok(Housekeeping {
+            retention_days: self.retention,
+            erasure_interval: (!self.no_erasure).then_some(interval),
+        })
+    }
 }
 
 impl TryFrom<&ServeArgs> for ServeConfig {
@@ -245,7 +280,11 @@ impl TryFrom<&ServeArgs> for ServeConfig {
                 .config(!a.no_migrate, parse_duration(&a.insert_timeout)?)?,
             allow,
             trusted_proxies,
-            row: crate::row::Options { decode },
+            row: crate::row::Options {
+                decode,
+                privacy: a.privacy.privacy()?,
+            },
+            housekeeping: a.privacy.housekeeping()?,
             durability: a.durability,
             data_dir: a.data_dir.clone(),
             disk_budget: parse_bytes(&a.disk_budget)?,
@@ -441,6 +480,43 @@ mod tests {
         .unwrap()
         .to_string();
         assert!(e.contains("--clickhouse-user"), "{e}");
+    }
+
+    #[test]
+    fn privacy_settings_are_validated() {
+        let e = serve(&["--pseudonymize", "adid"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("ADJUST_SINK_PSEUDONYM_KEY"), "{e}");
+        let e = serve(&["--pseudonymize", "created_at", "--pseudonym-key", "k"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("only text placeholders"), "{e}");
+        let c = serve(&[
+            "--pseudonymize",
+            "adid,ip_address",
+            "--pseudonym-key",
+            "k",
+            "--drop",
+            "user_agent",
+            "--retention",
+            "30",
+            "--erasure-interval",
+            "2s",
+        ])
+        .unwrap();
+        assert!(c.row.privacy.is_active());
+        assert!(!format!("{:?}", c.row.privacy).contains("\"k\""));
+        assert_eq!(c.housekeeping.retention_days, Some(30));
+        assert_eq!(
+            c.housekeeping.erasure_interval,
+            Some(Duration::from_secs(2))
+        );
+        let c = serve(&["--no-erasure"]).unwrap();
+        assert_eq!(c.housekeeping.erasure_interval, None);
+        assert!(serve(&["--retention", "0"]).is_err());
     }
 
     #[test]

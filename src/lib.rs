@@ -11,12 +11,14 @@
 //! - [`adjust`]: the Adjust domain (placeholder catalog and its hot tier, the activity table,
 //!   decoding, callback id).
 //! - [`row`]: [`row::build`], the one way a callback becomes a row; the table's columns (two
-//!   storage tiers), each placeholder type's behaviour ([`row::ty`]), RowBinary.
+//!   storage tiers), each placeholder type's behaviour ([`row::ty`]), RowBinary, and the privacy
+//!   settings applied while a row is built.
 //! - [`schema`]: the DDL for legacy (18.16) and modern ClickHouse, views, rollups, and the move from
-//!   the first release's layout.
+//!   the first release's layout, erasure requests.
 //! - [`pipeline`]: the queue seam ([`pipeline::queue`]), batches, memory queue, write-ahead log,
 //!   batcher and delivery.
-//! - [`sink`]: the store seam, the ClickHouse store (HTTPS, credentials, migrate), error classes.
+//! - [`sink`]: the store seam, the ClickHouse store (HTTPS, credentials, migrate), error classes,
+//!   and the housekeeping beside delivery (erasure, retention).
 //! - [`clock`]: the one wall clock.
 //! - [`http`]: callback and admin listeners, allowlist.
 //! - [`metrics`]: every Prometheus metric.

@@ -174,6 +174,14 @@ pub struct Metrics {
     pub wal_fsyncs: IntCounter,
     pub wal_damaged: Counters<WalDamage>,
     pub clickhouse_up: IntGauge,
+    pub erasures_requested: IntCounter,
+    pub erasures_done: IntCounter,
+    pub erasures_pending: IntGauge,
+    /// Computed from `oldest_erasure` when scraped.
+    erasure_oldest_age: IntGauge,
+    /// Unix seconds of the oldest pending erasure request; 0 when there is none.
+    oldest_erasure: Arc<AtomicU32>,
+    pub retention_partitions_dropped: IntCounter,
 }
 
 struct Hot {
@@ -370,6 +378,26 @@ impl Metrics {
             "clickhouse_up",
             "1 when the last request to ClickHouse succeeded, 0 when it failed."
         )));
+        let erasures_requested = reg!(IntCounter::with_opts(ns(
+            "erasures_requested_total",
+            "Erasure requests (one per device identifier of a gdpr_forget_device callback) this process found pending."
+        )));
+        let erasures_done = reg!(IntCounter::with_opts(ns(
+            "erasures_done_total",
+            "Erasure requests carried out: no row of the device is left in the callbacks and rejects tables."
+        )));
+        let erasures_pending = reg!(IntGauge::with_opts(ns(
+            "erasures_pending",
+            "Erasure requests not carried out yet, as of the last erasure round (at most 1000 are read at once)."
+        )));
+        let erasure_oldest_age = reg!(IntGauge::with_opts(ns(
+            "erasure_oldest_pending_age_seconds",
+            "Age of the oldest erasure request not carried out yet (0 when none is pending)."
+        )));
+        let retention_partitions_dropped = reg!(IntCounter::with_opts(ns(
+            "retention_partitions_dropped_total",
+            "Monthly partitions dropped for --retention (18.16; modern servers use a TTL)."
+        )));
 
         let by_route_and_outcome = |family: &HistogramVec| -> Vec<Vec<Histogram>> {
             Route::ALL
@@ -445,6 +473,12 @@ impl Metrics {
             wal_fsyncs,
             wal_damaged,
             clickhouse_up,
+            erasures_requested,
+            erasures_done,
+            erasures_pending,
+            erasure_oldest_age,
+            oldest_erasure: Arc::new(AtomicU32::new(0)),
+            retention_partitions_dropped,
         }
     }
 
@@ -500,10 +534,26 @@ impl Metrics {
         self.insert_duration_by[result as usize].get_sample_count()
     }
 
+    /// Records when the oldest pending erasure request was made (unix seconds), or `None`.
+    pub fn set_oldest_erasure(&self, requested_at: Option<u32>) {
+        self.oldest_erasure
+            .store(requested_at.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// Age of the oldest pending erasure request, in seconds (0 when none).
+    pub fn oldest_erasure_age(&self) -> u32 {
+        match self.oldest_erasure.load(Ordering::Relaxed) {
+            0 => 0,
+            since => crate::clock::unix_now().saturating_sub(since),
+        }
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         self.spool_oldest_age
             .set(i64::from(self.oldest_unacked_age()));
+        self.erasure_oldest_age
+            .set(i64::from(self.oldest_erasure_age()));
         let mut buf = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buf)

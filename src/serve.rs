@@ -25,6 +25,7 @@ use crate::pipeline::wal::{Wal, WalConfig};
 use crate::pipeline::{Consumer, Producer};
 use crate::shutdown::Shutdown;
 use crate::sink::clickhouse::ClickHouseStore;
+use crate::sink::housekeeping;
 
 /// Segment size of the write-ahead log.
 const SEGMENT_BYTES: u64 = 64 << 20;
@@ -151,6 +152,17 @@ async fn run_with<P: Producer, C: Consumer>(
         config.shutdown_timeout,
     )?;
     let admin = http::admin_server(state, admin_listener)?;
+    let housekeeping = {
+        // Delivery migrates; this store only probes.
+        let mut ch = config.clickhouse.clone();
+        ch.auto_migrate = false;
+        let store = ClickHouseStore::new(ch)?;
+        actix_web::rt::spawn(housekeeping::run(
+            store,
+            config.housekeeping,
+            metrics.clone(),
+        ))
+    };
     let (server_handle, admin_handle) = (server.handle(), admin.handle());
     let server_task = actix_web::rt::spawn(server);
     let admin_task = actix_web::rt::spawn(admin);
@@ -183,6 +195,7 @@ async fn run_with<P: Producer, C: Consumer>(
         },
         Err(_) => tracing::error!("the delivery thread ended unexpectedly"),
     }
+    housekeeping.abort();
     admin_handle.stop(true).await;
     let _ = admin_task.await;
     Ok(())

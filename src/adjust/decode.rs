@@ -124,7 +124,8 @@ impl DecodeOptions {
         opts
     }
 
-    fn lookup(&self, key: &str) -> Option<usize> {
+    /// The catalog index a query key stands for (a placeholder name or an alias of one).
+    pub fn lookup(&self, key: &str) -> Option<usize> {
         match index_of(key) {
             Some(i) => Some(i),
             None if self.aliases.is_empty() => None,
@@ -302,6 +303,32 @@ impl<'a> Callback<'a> {
                 Some((idx, &self.sent[usize::from(self.slots[idx])].1))
             })
         })
+    }
+
+    /// Replaces the value of catalog entry `idx` when it was sent: `f` gets its text and returns
+    /// the new text, or `None` to make it "not sent". Values cut from it (the tracker name's
+    /// parts) keep their text. For the privacy settings, on string-typed placeholders.
+    pub fn rewrite(&mut self, idx: usize, f: impl FnOnce(&str) -> Option<String>) {
+        let at = match self.slots[idx] {
+            NONE => return,
+            at => usize::from(at),
+        };
+        for i in 0..self.sent.len() {
+            if let Value::Part(of, ..) = self.sent[i].1
+                && usize::from(of) == idx
+            {
+                let text = self.resolve(&self.sent[i].1).to_owned();
+                self.sent[i].1 = Value::Text(Cow::Owned(text));
+            }
+        }
+        match f(self.text(idx)) {
+            Some(text) => self.sent[at].1 = Value::Text(Cow::Owned(text)),
+            None => {
+                self.sent[at].1 = Value::Absent;
+                self.slots[idx] = NONE;
+                self.present[idx / 64] &= !(1 << (idx % 64));
+            }
+        }
     }
 
     fn is_sent(&self, idx: usize) -> bool {

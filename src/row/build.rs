@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use crate::adjust::decode::{Body, DecodeOptions, Problem, decode};
 use crate::adjust::{activity, identity};
 
+use super::privacy::Privacy;
 use super::{Meta, encode};
 
 /// One callback as received.
@@ -30,6 +31,8 @@ pub struct Received<'a> {
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub decode: DecodeOptions,
+    /// `--pseudonymize` / `--drop`.
+    pub privacy: Privacy,
 }
 
 impl Options {
@@ -37,6 +40,7 @@ impl Options {
     pub fn new() -> Self {
         Options {
             decode: DecodeOptions::new(),
+            privacy: Privacy::default(),
         }
     }
 }
@@ -57,6 +61,12 @@ pub struct Built {
 ///
 /// `raw_query` keeps the raw input only when decoding hit a problem that loses information
 /// ([`crate::adjust::ProblemKind::keeps_raw`]): the query, the body, or both joined by a newline.
+///
+/// With privacy settings ([`Privacy`]), pseudonymized values are replaced first, then
+/// `callback_id` is computed (from the stored forms, so the copies of one activity still collapse,
+/// and nothing without privacy settings changes), then dropped values are removed (after the id,
+/// so two devices that differ only in a dropped identifier do not collapse); `raw_query` is
+/// rebuilt with every configured value in its stored form.
 pub fn build(received: &Received<'_>, options: &Options) -> Built {
     let Received {
         query,
@@ -66,12 +76,25 @@ pub fn build(received: &Received<'_>, options: &Options) -> Built {
         source_ip,
         received_at,
     } = *received;
-    let cb = decode(
-        query,
-        Body::from_content_type(content_type, body),
-        trigger,
-        &options.decode,
-    );
+    let parsed_body = Body::from_content_type(content_type, body);
+    let mut cb = decode(query, parsed_body, trigger, &options.decode);
+    let privacy = &options.privacy;
+    let redacted;
+    let (query, body) = if privacy.is_active() {
+        privacy.pseudonymize(&mut cb, &options.decode);
+        redacted = cb.keeps_raw().then(|| {
+            (
+                privacy.redact(Body::Form(query), &options.decode),
+                privacy.redact(parsed_body, &options.decode),
+            )
+        });
+        match &redacted {
+            Some((q, b)) => (&q[..], &b[..]),
+            None => (&b""[..], &b""[..]),
+        }
+    } else {
+        (query, body)
+    };
     let joined;
     let raw = if !cb.keeps_raw() {
         None
@@ -83,9 +106,16 @@ pub fn build(received: &Received<'_>, options: &Options) -> Built {
         joined = [query, b"\n", body].concat();
         Some(&joined[..])
     };
-    let mut ip_text = [0u8; 39];
-    let source_ip = ip_str(source_ip, &mut ip_text);
     let callback_id = identity::callback_id(&cb);
+    let mut ip_text = [0u8; 39];
+    let private_ip;
+    let source_ip = if privacy.is_active() {
+        privacy.drop_values(&mut cb, &options.decode);
+        private_ip = privacy.source_ip(ip_str(source_ip, &mut ip_text).to_string());
+        private_ip.as_str()
+    } else {
+        ip_str(source_ip, &mut ip_text)
+    };
     let meta = Meta {
         received_at,
         callback_id,
@@ -133,6 +163,7 @@ fn ip_str(ip: IpAddr, buf: &mut [u8; 39]) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adjust::decode::DecodeOptions;
     use crate::row::rowbinary::Cell;
 
     fn raw_query_of(row: &[u8]) -> String {
@@ -192,5 +223,67 @@ mod tests {
     fn the_row_carries_the_dedup_key() {
         let b = build(&received(b"nonce=n1&adid=a", b""), &Options::new());
         assert_eq!(crate::row::callback_id_of(&b.row), Some(b.callback_id));
+    }
+
+    fn private() -> Options {
+        Options {
+            privacy: Privacy::new(
+                Some(b"k"),
+                &["adid".into(), "ip_address".into()],
+                &["user_agent".into()],
+            )
+            .unwrap(),
+            ..Options::new()
+        }
+    }
+
+    #[test]
+    fn privacy_settings_keep_callback_ids_collapsing() {
+        let global = b"activity_kind=event&adid=a1&created_at=100&event=tok&user_agent=x";
+        let single = b"activity_kind=event&adid=a1&created_at=100&event=tok&ip_address=1.2.3.4";
+        let plain = build(&received(global, b""), &Options::new());
+        let (g, s) = (
+            build(&received(global, b""), &private()),
+            build(&received(single, b""), &private()),
+        );
+        assert_eq!(g.callback_id, s.callback_id);
+        // Without settings the id is what it always was: the identity of the raw values.
+        let cb = decode(global, Body::None, "install", &DecodeOptions::new());
+        assert_eq!(plain.callback_id, identity::callback_id(&cb));
+        // Two devices differing only in a pseudonymized id stay apart.
+        let other = build(
+            &received(b"activity_kind=event&adid=a2&created_at=100&event=tok", b""),
+            &private(),
+        );
+        assert_ne!(g.callback_id, other.callback_id);
+    }
+
+    #[test]
+    fn raw_query_keeps_no_raw_identifier() {
+        let o = private();
+        let b = build(
+            &received(
+                b"adid=RAW1&user_agent=UA&revenue_float=abc",
+                b"ip_address=9.9.9.9",
+            ),
+            &o,
+        );
+        let raw = raw_query_of(&b.row);
+        assert_eq!(
+            raw,
+            format!(
+                "adid={}&revenue_float=abc\nip_address={}",
+                o.privacy.pseudonym("RAW1"),
+                o.privacy.pseudonym("9.9.9.9")
+            )
+        );
+        let json = crate::row::to_json(&b.row);
+        for secret in ["RAW1", "UA", "9.9.9.9", "178.162.216.70"] {
+            assert!(!json.contains(secret), "{secret} in {json}");
+        }
+        assert!(
+            json.contains(&o.privacy.pseudonym("178.162.216.70")),
+            "{json}"
+        );
     }
 }

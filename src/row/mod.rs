@@ -10,13 +10,16 @@
 //!
 //! - [`build`](build()): a received callback → its row (the one way rows are made).
 //! - [`ty`]: what each placeholder type means (DDL, absent bytes, encoding, read-back).
+//! - [`privacy`]: `--pseudonymize` / `--drop`, applied while the row is built.
 //! - [`rowbinary`]: the wire primitives and a reader.
 
 mod build;
+pub mod privacy;
 pub mod rowbinary;
 pub mod ty;
 
 pub use build::{Built, Options, Received, build};
+pub use privacy::Privacy;
 
 use std::sync::LazyLock;
 

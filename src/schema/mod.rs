@@ -11,7 +11,10 @@
 //!
 //! Beside the table, [`views`] defines what analysts read: per-activity views (exact, `FINAL`) and
 //! daily rollups fed by materialized views (approximate under duplicates).
+//! [`erasure`] defines `<table>_erasures`, the view that records erasure requests, and the SQL of
+//! erasure and retention.
 
+pub mod erasure;
 pub mod upgrade;
 pub mod views;
 
@@ -248,6 +251,7 @@ pub fn table_statements(profile: Profile, target: &Target) -> Vec<Statement> {
         },
     ];
     out.extend(views::rollup_tables(profile, target));
+    out.push(erasure::table_statement(target));
     out
 }
 
@@ -256,7 +260,9 @@ pub fn table_statements(profile: Profile, target: &Target) -> Vec<Statement> {
 /// Both select columns of the callbacks table, and ClickHouse checks those when it creates a view:
 /// run these after the table has every column (after adding the missing ones).
 pub fn view_statements(profile: Profile, target: &Target) -> Vec<Statement> {
-    views::view_statements(profile, target)
+    let mut out = views::view_statements(profile, target);
+    out.push(erasure::view_statement(target));
+    out
 }
 
 /// The whole DDL as text, as `adjust-sink schema` prints it and `schema/` keeps it.

@@ -330,6 +330,24 @@ impl ClickHouseStore {
         Ok(profile)
     }
 
+    /// Runs a statement for the housekeeping tasks (erasure, retention), on the server's profile.
+    pub async fn run_sql(&self, sql: &str) -> Result<Profile, StoreError> {
+        let profile = self.ensure_ready().await?;
+        self.execute(profile, sql).await?;
+        Ok(profile)
+    }
+
+    /// Runs a query for the housekeeping tasks; its TabSeparated rows split into fields.
+    pub async fn select_sql(&self, sql: &str) -> Result<Vec<Vec<String>>, StoreError> {
+        let profile = self.ensure_ready().await?;
+        self.rows(profile, sql).await
+    }
+
+    /// The server's profile (probing, and migrating when enabled, on first use).
+    pub async fn profile(&self) -> Result<Profile, StoreError> {
+        self.ensure_ready().await
+    }
+
     /// Forgets the probed state, so the next insert probes (and migrates) again.
     async fn reset(&self) {
         *self.ready.lock().await = None;

@@ -5,6 +5,7 @@
 //! - [`connect`]: its HTTP(S) client (rustls; system roots or `--clickhouse-ca`) and connection
 //!   errors explained.
 //! - [`credentials`]: passwords and URLs that never print their secret.
+//! - [`housekeeping`]: erasure requests and `--retention`, beside delivery.
 //! - [`classify`]: which ClickHouse errors are retried and which are caused by the data, decided
 //!   in one place.
 //! - `twin` (unit tests only): an in-memory store with fault injection.
@@ -13,6 +14,7 @@ pub mod classify;
 pub mod clickhouse;
 pub mod connect;
 pub mod credentials;
+pub mod housekeeping;
 #[cfg(test)]
 pub mod twin;
 

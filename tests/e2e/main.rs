@@ -12,6 +12,7 @@ mod durability;
 mod fixtures;
 mod lifecycle;
 mod monitoring;
+mod privacy;
 mod receive;
 mod schema;
 mod tls;

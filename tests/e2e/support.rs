@@ -247,8 +247,14 @@ impl Sink {
 
     /// Starts the binary with exactly these arguments.
     pub async fn spawn(args: Vec<String>, data_dir: PathBuf) -> Sink {
+        Sink::spawn_env(args, data_dir, &[]).await
+    }
+
+    /// [`Sink::spawn`] with environment variables set for the process.
+    pub async fn spawn_env(args: Vec<String>, data_dir: PathBuf, env: &[(&str, &str)]) -> Sink {
         let mut child = Command::new(env!("CARGO_BIN_EXE_adjust-sink"))
             .args(&args)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

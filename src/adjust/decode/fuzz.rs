@@ -88,6 +88,7 @@ fn any_input_decodes_encodes_and_reads_back() {
                 },
                 &row::Options {
                     decode: opts.clone(),
+                    ..Default::default()
                 },
             );
             let (out, id) = (built.row, built.callback_id);

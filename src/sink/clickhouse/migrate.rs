@@ -35,7 +35,11 @@ fn sql_str(s: &str) -> String {
 
 impl ClickHouseStore {
     /// Runs a query and returns its TabSeparated rows, split into fields.
-    async fn rows(&self, profile: Profile, sql: &str) -> Result<Vec<Vec<String>>, StoreError> {
+    pub(super) async fn rows(
+        &self,
+        profile: Profile,
+        sql: &str,
+    ) -> Result<Vec<Vec<String>>, StoreError> {
         let mut q = self.client.query_raw(sql);
         if profile == Profile::Legacy {
             q = q.with_setting("allow_experimental_low_cardinality_type", "1");
@@ -50,7 +54,7 @@ impl ClickHouseStore {
             .collect())
     }
 
-    async fn count(&self, profile: Profile, sql: &str) -> Result<u64, StoreError> {
+    pub(super) async fn count(&self, profile: Profile, sql: &str) -> Result<u64, StoreError> {
         let rows = self.rows(profile, sql).await?;
         Ok(rows
             .first()

@@ -1,0 +1,369 @@
+//! Privacy by configuration: pseudonymized and dropped fields nowhere in raw form (ClickHouse,
+//! write-ahead log, logs), erasure on `gdpr_forget_device` (also across a SIGKILL), and
+//! `--retention` dropping old partitions on 18.16.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::support::{Db, Sink, base_args};
+
+const KEY: &str = "test-pseudonym-key-1";
+
+fn hmac_hex(key: &str, value: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(value.as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Every file under `dir`, recursively, with its bytes.
+fn files(dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files(&path, out);
+        } else {
+            out.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+        }
+    }
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+async fn start_private(db: &Db, dir: &Path, extra: &[&str]) -> Sink {
+    let mut args = base_args(db, dir);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Sink::spawn_env(
+        args,
+        dir.to_path_buf(),
+        &[("ADJUST_SINK_PSEUDONYM_KEY", KEY)],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pseudonymized_and_dropped_values_are_stored_nowhere_in_raw_form() {
+    let db = Db::fresh("privacy_pseudo").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut sink = start_private(
+        &db,
+        dir.path(),
+        &[
+            "--pseudonymize",
+            "adid",
+            "--pseudonymize",
+            "ip_address",
+            "--drop",
+            "user_agent",
+            // The test client keeps its connection open; a graceful stop waits for it this long.
+            "--shutdown-timeout",
+            "5s",
+        ],
+    )
+    .await;
+    let clean = "/adjust/install?adid=RAWDEVICEONE&ip_address=203.0.113.77&user_agent=SecretBrowser%2F1&created_at=1404214665&app_token=apptok";
+    // Broken percent-encoding (raw_query is kept), a repeated adid (goes to extra).
+    let broken = "/adjust/event?adid=RAWDEVICETWO&adid=RAWDEVICETHREE&ip_address=198.51.100.23&user_agent=SecretAgent&event=tok1&created_at=1404214666&app_token=apptok&label=%zz";
+    for q in [clean, broken] {
+        assert_eq!(sink.get(q).await.status(), 200);
+    }
+    assert_eq!(db.wait_rows(2, Duration::from_secs(20)).await, 2);
+
+    let row = db
+        .row_where(
+            &["adid", "ip_address", "user_agent", "source_ip", "raw_query"],
+            "activity_kind = 'install'",
+        )
+        .await;
+    assert_eq!(row["adid"], hmac_hex(KEY, "RAWDEVICEONE"));
+    assert_eq!(row["ip_address"], hmac_hex(KEY, "203.0.113.77"));
+    assert_eq!(row["user_agent"], "");
+    assert_eq!(row["source_ip"], hmac_hex(KEY, "127.0.0.1"));
+    assert_eq!(row["raw_query"], "");
+
+    let row = db
+        .row_where(
+            &["adid", "user_agent", "raw_query", "extra.value"],
+            "activity_kind = 'event'",
+        )
+        .await;
+    assert_eq!(row["adid"], hmac_hex(KEY, "RAWDEVICETWO"));
+    assert_eq!(row["user_agent"], "");
+    let raw = row["raw_query"].as_str().unwrap();
+    assert!(raw.contains("label=%zz"), "raw_query kept: {raw}");
+    assert!(
+        raw.contains(&format!("adid={}", hmac_hex(KEY, "RAWDEVICETWO"))),
+        "{raw}"
+    );
+    assert!(
+        row["extra.value"]
+            .as_str()
+            .unwrap()
+            .contains(&hmac_hex(KEY, "RAWDEVICETHREE")),
+        "{row:?}"
+    );
+
+    let secrets = [
+        "RAWDEVICE",
+        "203.0.113.77",
+        "198.51.100.23",
+        "SecretBrowser",
+        "SecretAgent",
+    ];
+    // Nothing in ClickHouse…
+    let everything = db
+        .query(&format!("SELECT * FROM {} FORMAT JSONEachRow", db.table()))
+        .await;
+    for s in &secrets {
+        assert!(!everything.contains(s), "{s} stored: {everything}");
+    }
+    // …nor in any file of the data directory (write-ahead log segments included)…
+    sink.terminate(Duration::from_secs(20));
+    let mut all = Vec::new();
+    files(dir.path(), &mut all);
+    assert!(all.iter().any(|(p, _)| p.contains("wal")), "{all:?}");
+    for (path, bytes) in &all {
+        for s in &secrets {
+            assert!(!contains(bytes, s), "{s} in {path}");
+        }
+    }
+    // …nor in the logs.
+    let logs = sink.logs();
+    for s in &secrets {
+        assert!(!logs.contains(s), "{s} logged:\n{logs}");
+    }
+}
+
+#[test]
+fn pseudonymizing_without_a_key_refuses_to_start_and_says_what_to_set() {
+    let out = Command::new(env!("CARGO_BIN_EXE_adjust-sink"))
+        .args([
+            "serve",
+            "--pseudonymize",
+            "adid",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("ADJUST_SINK_PSEUDONYM_KEY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ADJUST_SINK_PSEUDONYM_KEY"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_adjust-sink"))
+        .args(["serve", "--pseudonymize", "created_at"])
+        .env("ADJUST_SINK_PSEUDONYM_KEY", KEY)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only text placeholders"));
+}
+
+/// A value as stored: its pseudonym under `key`, or itself.
+fn stored(key: Option<&str>, value: &str) -> String {
+    key.map_or_else(|| value.to_string(), |k| hmac_hex(k, value))
+}
+
+/// Two devices with an install and an event each, plus a rejected row each (as the sink would
+/// store it, pseudonymized under `key`).
+async fn two_devices(db: &Db, sink: &Sink, key: Option<&str>) {
+    for (dev, gps) in [("devA", "gpsA"), ("devB", "gpsB")] {
+        for (kind, t) in [("install", 1404214665), ("event", 1404214700)] {
+            let q = format!(
+                "/adjust/{kind}?adid={dev}&gps_adid={gps}&created_at={t}&event=ev1&app_token=apptok"
+            );
+            assert_eq!(sink.get(&q).await.status(), 200);
+        }
+    }
+    assert_eq!(db.wait_rows(4, Duration::from_secs(20)).await, 4);
+    for dev in ["devA", "devB"] {
+        db.query(&format!(
+            "INSERT INTO {}_rejects (rejected_at, callback_id, error, row_json, row) VALUES (now(), 1, 'refused', '{{\"adid\":\"{}\",\"activity_kind\":\"event\"}}', '')",
+            db.table(),
+            stored(key, dev)
+        ))
+        .await;
+    }
+}
+
+/// (distinct callbacks, rejects) of a device: a restart after SIGKILL may deliver a batch again,
+/// and 18.16 has no insert tokens, so copies are counted once.
+async fn left_of(db: &Db, key: Option<&str>, dev: &str, gps: &str) -> (u64, u64) {
+    let t = db.table();
+    let (dev, gps) = (stored(key, dev), stored(key, gps));
+    (
+        db.number(&format!(
+            "SELECT uniqExact(callback_id) FROM {t} WHERE adid = '{dev}' OR gps_adid = '{gps}'"
+        ))
+        .await,
+        db.number(&format!(
+            "SELECT count() FROM {t}_rejects WHERE position(row_json, '\"{dev}\"') > 0"
+        ))
+        .await,
+    )
+}
+
+async fn wait_erased(db: &Db, key: Option<&str>, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if left_of(db, key, "devA", "gpsA").await == (0, 0) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+async fn assert_only_device_a_erased(db: &Db, key: Option<&str>) {
+    assert_eq!(left_of(db, key, "devA", "gpsA").await, (0, 0));
+    assert_eq!(left_of(db, key, "devB", "gpsB").await, (2, 1));
+    let requests = db
+        .query(&format!(
+            "SELECT id_kind, device_id FROM {}_erasures GROUP BY id_kind, device_id ORDER BY id_kind FORMAT TabSeparated",
+            db.table()
+        ))
+        .await;
+    assert_eq!(
+        requests,
+        format!(
+            "adid\t{}\ngps_adid\t{}\n",
+            stored(key, "devA"),
+            stored(key, "gpsA")
+        )
+    );
+}
+
+const FORGET: &str =
+    "/adjust/gdpr_forget_device?adid=devA&gps_adid=gpsA&app_token=apptok&created_at=1404300000";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forget_callback_erases_the_device_within_three_intervals() {
+    let db = Db::fresh("privacy_erase").await;
+    let sink = Sink::start(&db, &["--erasure-interval", "2s"]).await;
+    two_devices(&db, &sink, None).await;
+    let asked = Instant::now();
+    assert_eq!(sink.get(FORGET).await.status(), 200);
+    assert!(
+        wait_erased(&db, None, Duration::from_secs(6)).await,
+        "device A still stored after {:?}: {:?}; log:\n{}",
+        asked.elapsed(),
+        left_of(&db, None, "devA", "gpsA").await,
+        sink.logs()
+    );
+    assert_only_device_a_erased(&db, None).await;
+    // The requests are marked done.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sink.metric("adjust_sink_erasures_done_total").await < 2.0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(sink.metric("adjust_sink_erasures_done_total").await, 2.0);
+    assert_eq!(
+        sink.metric("adjust_sink_erasure_oldest_pending_age_seconds")
+            .await,
+        0.0
+    );
+    let done = db
+        .number(&format!(
+            "SELECT count() FROM {}_erasures FINAL WHERE done_at > 0",
+            db.table()
+        ))
+        .await;
+    assert_eq!(done, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_erasure_survives_a_sigkill_before_it_runs() {
+    // With the device ids pseudonymized: the request and the erasure use their stored form.
+    let db = Db::fresh("privacy_kill").await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = Some(KEY);
+    let flags = ["--pseudonymize", "adid,gps_adid", "--erasure-interval"];
+    // A long interval: the first round runs at start, the next only after the kill.
+    let mut sink = start_private(&db, dir.path(), &[&flags[..], &["1h"]].concat()).await;
+    two_devices(&db, &sink, key).await;
+    assert_eq!(sink.get(FORGET).await.status(), 200);
+    sink.kill();
+    assert!(left_of(&db, key, "devA", "gpsA").await.0 >= 2);
+    let restarted = start_private(&db, dir.path(), &[&flags[..], &["2s"]].concat()).await;
+    assert!(
+        wait_erased(&db, key, Duration::from_secs(20)).await,
+        "device A still stored: {:?}; log:\n{}",
+        left_of(&db, key, "devA", "gpsA").await,
+        restarted.logs()
+    );
+    assert_only_device_a_erased(&db, key).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_drops_old_partitions_on_legacy_servers() {
+    let db = Db::fresh("privacy_retention").await;
+    let dir = tempfile::tempdir().unwrap();
+    // The test client keeps its connection open; a graceful stop waits for it this long.
+    let mut sink = Sink::start_in(&db, dir.path(), &["--shutdown-timeout", "5s"]).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for (n, t) in [
+        (1, 1404214665),
+        (2, 1409000000),
+        (3, now - 86_400),
+        (4, now),
+    ] {
+        let q = format!("/adjust/session?nonce=r{n}&created_at={t}");
+        assert_eq!(sink.get(&q).await.status(), 200);
+    }
+    assert_eq!(db.wait_rows(4, Duration::from_secs(20)).await, 4);
+    let t = db.table();
+    db.query(&format!(
+        "INSERT INTO {t}_rejects (rejected_at, callback_id, error, row_json, row) VALUES (toDateTime(1404214665), 1, 'old', '{{}}', ''), (now(), 2, 'new', '{{}}', '')"
+    ))
+    .await;
+    sink.terminate(Duration::from_secs(20));
+
+    let sink = Sink::start_in(&db, dir.path(), &["--retention", "40"]).await;
+    let old = format!(
+        "SELECT (SELECT count() FROM {t} WHERE event_date < toDate('2015-01-01')) + (SELECT count() FROM {t}_rejects WHERE rejected_at < toDateTime('2015-01-01 00:00:00'))"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while db.number(&old).await > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let nonces = db
+        .query(&format!(
+            "SELECT DISTINCT nonce FROM {t} ORDER BY nonce FORMAT TabSeparated"
+        ))
+        .await;
+    assert_eq!(nonces, "r3\nr4\n", "log:\n{}", sink.logs());
+    let rejects = db
+        .query(&format!(
+            "SELECT DISTINCT error FROM {t}_rejects FORMAT TabSeparated"
+        ))
+        .await;
+    assert_eq!(rejects, "new\n");
+    let partitions = db
+        .query(&format!(
+            "SELECT DISTINCT partition FROM system.parts WHERE database = '{}' AND table = 'callbacks' AND active AND partition < '2015'",
+            db.name
+        ))
+        .await;
+    assert_eq!(partitions, "");
+    // 201407 and 201408 of the callbacks, 201407 of the rejects.
+    let dropped = "adjust_sink_retention_partitions_dropped_total";
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sink.metric(dropped).await < 3.0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(sink.metric(dropped).await, 3.0);
+}
