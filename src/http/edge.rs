@@ -54,6 +54,11 @@ impl Default for EdgeConfig {
 }
 
 impl EdgeConfig {
+    /// The longest a connection may go between two answers: idle, then a head, then a body.
+    pub fn request_budget(&self) -> Duration {
+        self.keep_alive + self.head_timeout + self.body_timeout
+    }
+
     /// Connections per worker, so that all workers together hold at most `max_connections`.
     pub fn per_worker(&self, workers: usize) -> usize {
         (self.max_connections / workers.max(1)).max(1)

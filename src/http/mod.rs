@@ -246,7 +246,7 @@ pub fn routes<P: Producer>(cfg: &mut web::ServiceConfig) {
 /// connections, so that GET callbacks with targets beyond what `http::Uri` takes (65,534 bytes)
 /// are accepted up to actix-http's request-head limit (128 KiB; 431 beyond). With `tls`, the TLS
 /// handshake (bounded by the head timeout) comes first and [`longuri::LongUri`] wraps the
-/// decrypted stream.
+/// decrypted stream. Every connection is under a [`conn::Deadline`].
 pub fn callback_server<P: Producer>(
     state: web::Data<AppState<P>>,
     listener: TcpListener,
@@ -279,6 +279,7 @@ pub fn callback_server<P: Producer>(
                 .finish(map_config(app, |_| AppConfig::default()));
             let acceptor = acceptor.clone();
             let handshake = edge.head_timeout;
+            let budget = edge.request_budget();
             fn_service(move |io: TcpStream| {
                 let acceptor = acceptor.clone();
                 async move {
@@ -300,6 +301,7 @@ pub fn callback_server<P: Producer>(
                             }
                         }
                     };
+                    let io = conn::Deadline::new(io, budget);
                     Ok::<_, DispatchError>((longuri::LongUri::new(io), Protocol::Http1, peer))
                 }
             })

@@ -105,8 +105,7 @@ async fn compressed_bombs_are_never_inflated() {
     // From outside the allowlist (behind a trusted proxy that names no client): 403 from the
     // head, the body never read.
     let db = Db::fresh("edge_bomb_outside").await;
-    let sink =
-        Sink::start_allowing(&db, "10.9.9.9/32", &["--trusted-proxy", "127.0.0.1/32"]).await;
+    let sink = Sink::start_allowing(&db, "10.9.9.9/32", &["--trusted-proxy", "127.0.0.1/32"]).await;
     let (statuses, grew) = six_bombs(&sink, &bomb).await;
     assert_eq!(statuses, vec![Some(403); 6]);
     assert!(grew < 64 << 20, "peak memory grew by {} MiB", grew >> 20);
@@ -187,7 +186,10 @@ async fn bodies_that_never_come_or_trickle_hold_nothing_open() {
     }
     let mut last = Duration::ZERO;
     for s in slow {
-        let closed = s.await.unwrap().expect("a trickling connection still open after 40 s");
+        let closed = s
+            .await
+            .unwrap()
+            .expect("a trickling connection still open after 40 s");
         last = last.max(closed - started);
     }
     assert!(last < Duration::from_secs(15), "last closed after {last:?}");
@@ -218,6 +220,54 @@ async fn bodies_that_never_come_or_trickle_hold_nothing_open() {
             .await,
         1.0
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_later_head_trickling_in_on_a_kept_connection_is_cut() {
+    let db = Db::fresh("edge_later_head").await;
+    let sink = Sink::start(
+        &db,
+        &[
+            "--keep-alive",
+            "1s",
+            "--head-timeout",
+            "1s",
+            "--body-timeout",
+            "1s",
+        ],
+    )
+    .await;
+    let mut conn = TcpStream::connect(sink.main).await.unwrap();
+    conn.write_all(
+        b"GET /adjust?activity_kind=install&adid=first&created_at=1700000000 HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        read_status(&mut conn, Duration::from_secs(5)).await,
+        Some((200, false))
+    );
+    // The next head, one byte every 300 ms: never complete, never idle.
+    let started = Instant::now();
+    let closed = async {
+        for b in b"GET /adjust?activity_kind=install&adid=second"
+            .iter()
+            .cycle()
+        {
+            if conn.write_all(&[*b]).await.is_err() {
+                break;
+            }
+            if closed_within(&mut conn, Duration::from_millis(300)).await {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                return None;
+            }
+        }
+        Some(started.elapsed())
+    };
+    let took = closed.await.expect("still open after 20 s");
+    assert!(took < Duration::from_secs(6), "closed after {took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -292,11 +342,18 @@ async fn callbacks_need_a_valid_token_which_is_never_stored() {
         403
     );
     assert_eq!(
-        get(format!("{q}&adid=prefix&sink_token={}", &T1[..T1.len() - 1])).await,
+        get(format!(
+            "{q}&adid=prefix&sink_token={}",
+            &T1[..T1.len() - 1]
+        ))
+        .await,
         403
     );
     assert_eq!(
-        get(format!("{q}&adid=one_good_one_bad&sink_token={T1}&sink_token=x")).await,
+        get(format!(
+            "{q}&adid=one_good_one_bad&sink_token={T1}&sink_token=x"
+        ))
+        .await,
         403
     );
     assert_eq!(get(format!("sink_token={T1}&{q}&adid=t1")).await, 200);
@@ -361,7 +418,11 @@ async fn callbacks_need_a_valid_token_which_is_never_stored() {
     for t in [T1, T2] {
         let hits = found_in_files(&sink.data_dir, t.as_bytes());
         assert!(hits.is_empty(), "token in {hits:?}");
-        assert!(!sink.logs().contains(t), "token in the log:\n{}", sink.logs());
+        assert!(
+            !sink.logs().contains(t),
+            "token in the log:\n{}",
+            sink.logs()
+        );
     }
 }
 
@@ -441,9 +502,12 @@ async fn tls_connect(
 }
 
 async fn https_get<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut S, query: &str) -> Option<u16> {
-    let req = format!("GET /adjust?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    let req =
+        format!("GET /adjust?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     conn.write_all(req.as_bytes()).await.unwrap();
-    read_status(conn, Duration::from_secs(10)).await.map(|(s, _)| s)
+    read_status(conn, Duration::from_secs(10))
+        .await
+        .map(|(s, _)| s)
 }
 
 #[tokio::test(flavor = "multi_thread")]
