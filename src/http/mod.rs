@@ -71,7 +71,7 @@ fn refuse(status: StatusCode, why: &str) -> HttpResponse {
         .body(format!("{why}\n"))
 }
 
-/// The client if it may send callbacks, or who it is for the refusal.
+/// The client if it may send callbacks, or why not (the 403's text).
 fn admitted<P>(req: &HttpRequest, state: &AppState<P>) -> Result<IpAddr, String> {
     let peer = req
         .peer_addr()
@@ -83,9 +83,9 @@ fn admitted<P>(req: &HttpRequest, state: &AppState<P>) -> Result<IpAddr, String>
         .filter_map(|v| v.to_str().ok());
     match client_ip(peer, xff, &state.trusted_proxies) {
         Some(ip) if state.allow.contains(ip) => Ok(ip),
-        Some(ip) => Err(ip.to_string()),
+        Some(ip) => Err(format!("source {ip} is not in the allowlist")),
         None => Err(format!(
-            "trusted proxy {peer} without a usable X-Forwarded-For"
+            "trusted proxy {peer} sent no usable X-Forwarded-For"
         )),
     }
 }
@@ -107,13 +107,10 @@ async fn callback<P: Producer>(
     // Decided from the connection and the head alone: nothing of the body is read before.
     let client = match admitted(&req, &state) {
         Ok(ip) => ip,
-        Err(who) => {
+        Err(why) => {
             m.request(route, Outcome::Forbidden, started);
-            tracing::debug!(source = %who, "callback from outside the allowlist");
-            return refuse(
-                StatusCode::FORBIDDEN,
-                &format!("forbidden: source {who} is not in the allowlist"),
-            );
+            tracing::debug!(%why, "callback refused");
+            return refuse(StatusCode::FORBIDDEN, &format!("forbidden: {why}"));
         }
     };
     if state.shutdown.is_stopping() {

@@ -271,6 +271,39 @@ async fn a_later_head_trickling_in_on_a_kept_connection_is_cut() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_trusted_proxy_must_name_the_client() {
+    let db = Db::fresh("edge_proxy").await;
+    // 127.0.0.1 is both allowed and a trusted proxy: warned about at start.
+    let sink = Sink::start(&db, &["--trusted-proxy", "127.0.0.0/8"]).await;
+    assert!(
+        sink.logs().contains("overlaps a --trusted-proxy range"),
+        "{}",
+        sink.logs()
+    );
+    let send = |xff: Option<&'static str>| {
+        let mut req = sink
+            .client()
+            .get(sink.url("/adjust?activity_kind=install&adid=p&created_at=1700000000"));
+        if let Some(xff) = xff {
+            req = req.header("X-Forwarded-For", xff);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    };
+    // The proxy itself is never the client: no header, an empty one or garbage → 403.
+    for xff in [None, Some(" "), Some("not-an-address")] {
+        let (status, text) = send(xff).await;
+        assert_eq!(status, 403, "{xff:?}");
+        assert!(text.contains("X-Forwarded-For"), "{text}");
+    }
+    // Named, and allowed (the overlap the warning is about: the proxy's own range is allowed).
+    assert_eq!(send(Some("127.0.0.1")).await.0, 200);
+    assert_eq!(send(Some("127.0.0.9")).await.0, 403);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn connections_beyond_the_limit_wait() {
     let db = Db::fresh("edge_max_conn").await;
     let sink = Sink::start(&db, &["--workers", "1", "--max-connections", "2"]).await;
