@@ -13,7 +13,7 @@
 //! - [`schema`]: the DDL for legacy (18.16) and modern ClickHouse.
 //! - [`pipeline`]: memory queue, write-ahead log, batcher and delivery.
 //! - [`sink`]: the store seam, the ClickHouse store, error classes, and an in-memory twin.
-//! - [`http`]: callback and admin listeners, allowlist.
+//! - [`http`]: callback and admin listeners, allowlist, callback token, TLS, edge limits.
 //! - [`metrics`]: every Prometheus metric.
 //! - [`cli`], [`config`]: command line and validated settings.
 //! - [`callback_url`]: the callback URLs to paste into Adjust (`callback-url`), from the catalog.
