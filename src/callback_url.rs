@@ -89,6 +89,14 @@ pub fn encode_value(value: &str) -> String {
     utf8_percent_encode(value, COMPONENT).to_string()
 }
 
+/// `url` with `&sink_token=<token>` appended (callback URLs always have a query).
+fn with_token(url: String, token: Option<&str>) -> String {
+    match token {
+        Some(t) => format!("{url}&{}={}", crate::http::token::KEY, encode_value(t)),
+        None => url,
+    }
+}
+
 /// The tracker URL parameter of event callbacks for these tokens: `event_callback_<t1>_<t2>…`
 /// (several tokens lumped into one parameter share one callback URL).
 pub fn event_param(tokens: &[String]) -> String {
@@ -137,6 +145,8 @@ pub enum Error {
         "--partner with the event trigger needs --event-token TOKEN (event callbacks are attached per event token)"
     )]
     EventWithoutToken,
+    #[error("--callback-token: {0}")]
+    CallbackToken(String),
 }
 
 /// A validated sink base URL (`https://sink.example.com`, or with a path prefix), without a
@@ -296,6 +306,8 @@ pub struct Options {
     pub partner: bool,
     /// The tracker token of the partner form.
     pub tracker: Option<String>,
+    /// `sink_token=<token>` goes into every callback URL (`serve --callback-token`).
+    pub callback_token: Option<String>,
 }
 
 /// What one printed URL is.
@@ -394,12 +406,16 @@ pub fn generate(opts: &Options) -> Result<Output, Error> {
         }
         (false, None) => None,
     };
+    let secret = opts.callback_token.as_deref();
+    if let Some(t) = secret {
+        crate::http::token::check(t).map_err(Error::CallbackToken)?;
+    }
     let (global, triggers) = selection(opts)?;
     let entries = match tracker {
         Some(tracker) => vec![partner_entry(
-            &base, tracker, global, &triggers, &tokens, opts.all,
+            &base, tracker, global, &triggers, &tokens, opts.all, secret,
         )?],
-        None => dashboard_entries(&base, global, &triggers, &tokens, opts.all),
+        None => dashboard_entries(&base, global, &triggers, &tokens, opts.all, secret),
     };
     Ok(Output {
         entries,
@@ -413,6 +429,7 @@ fn dashboard_entries(
     triggers: &[&'static Trigger],
     tokens: &[String],
     all: bool,
+    secret: Option<&str>,
 ) -> Vec<Entry> {
     let mut entries = Vec::new();
     if global {
@@ -421,11 +438,11 @@ fn dashboard_entries(
             comment: format!(
                 "Global callback (every activity except ad revenue, SKAdNetwork and SAN clicks/impressions) → {DASHBOARD} → Global"
             ),
-            url: global_url(base, all),
+            url: with_token(global_url(base, all), secret),
         });
     }
     for t in triggers {
-        let url = trigger_url(base, t, all);
+        let url = with_token(trigger_url(base, t, all), secret);
         if t.name != EVENT {
             entries.push(Entry {
                 target: Target::Trigger(t.name),
@@ -462,6 +479,7 @@ fn partner_entry(
     triggers: &[&'static Trigger],
     tokens: &[String],
     all: bool,
+    secret: Option<&str>,
 ) -> Result<Entry, Error> {
     let settable = || {
         TRIGGERS
@@ -480,7 +498,7 @@ fn partner_entry(
         let param = t
             .partner_param
             .ok_or_else(|| Error::NotForPartners(t.name.to_owned(), settable()))?;
-        let url = trigger_url(base, t, all);
+        let url = with_token(trigger_url(base, t, all), secret);
         if t.name == EVENT {
             if tokens.is_empty() {
                 return Err(Error::EventWithoutToken);
@@ -553,6 +571,43 @@ mod tests {
             encode_value("a-b.c_d~e f+g:h/i?j"),
             "a-b.c_d~e%20f%2Bg%3Ah%2Fi%3Fj"
         );
+    }
+
+    #[test]
+    fn the_callback_token_goes_into_every_url() {
+        let secret = "0123456789abcdef-rotated";
+        let out = generate(&Options {
+            callback_token: Some(secret.to_owned()),
+            ..opts("https://sink.example.com")
+        })
+        .unwrap();
+        assert!(out.entries.len() > 5);
+        for e in &out.entries {
+            assert!(
+                e.url.ends_with(&format!("&sink_token={secret}")),
+                "{}",
+                e.url
+            );
+        }
+        let out = generate(&Options {
+            callback_token: Some(secret.to_owned()),
+            ..partner("abc123", &["install", "session"], &[])
+        })
+        .unwrap();
+        assert_eq!(
+            out.entries[0]
+                .url
+                .matches("%26sink_token%3D0123456789abcdef-rotated")
+                .count(),
+            2,
+            "{}",
+            out.entries[0].url
+        );
+        let bad = generate(&Options {
+            callback_token: Some("short".into()),
+            ..opts("https://sink.example.com")
+        });
+        assert!(matches!(bad, Err(Error::CallbackToken(_))));
     }
 
     #[test]

@@ -180,6 +180,56 @@ pub struct ServeArgs {
     )]
     pub trusted_proxy: Vec<String>,
 
+    /// Shared secret every callback must carry as `sink_token=TOKEN` in its query string (or
+    /// POST body); refused with 403 otherwise. Repeatable (or comma-separated in the env var) to
+    /// rotate: every listed token is accepted. At least 16 characters of `A-Za-z0-9-._~`.
+    #[arg(
+        long = "callback-token",
+        value_name = "TOKEN",
+        env = "ADJUST_SINK_CALLBACK_TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub callback_token: Vec<Secret>,
+
+    /// PEM certificate chain: serve the callback listener over HTTPS (with --tls-key). Read again
+    /// on SIGHUP and when the file changes.
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "ADJUST_SINK_TLS_CERT",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "ADJUST_SINK_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Open callback connections at most, all workers together; further connections wait in
+    /// the listen backlog.
+    #[arg(long, env = "ADJUST_SINK_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// A request head (line and headers) must arrive within this time (also bounds the TLS
+    /// handshake); 408 and close otherwise.
+    #[arg(long, env = "ADJUST_SINK_HEAD_TIMEOUT", default_value = "10s")]
+    pub head_timeout: String,
+
+    /// A callback's body must arrive whole within this time after its head; 408 and close
+    /// otherwise.
+    #[arg(long, env = "ADJUST_SINK_BODY_TIMEOUT", default_value = "10s")]
+    pub body_timeout: String,
+
+    /// An idle keep-alive connection is closed after this time.
+    #[arg(long, env = "ADJUST_SINK_KEEP_ALIVE", default_value = "30s")]
+    pub keep_alive: String,
+
     /// Treat query key ALIAS as the placeholder NAME (`ALIAS=NAME`, e.g. `device_id=adid`;
     /// repeatable).
     #[arg(
@@ -343,6 +393,15 @@ pub struct CallbackUrlArgs {
     )]
     pub event_token: Vec<String>,
 
+    /// Put `sink_token=TOKEN` into every URL (the token `serve --callback-token` requires).
+    #[arg(
+        long = "callback-token",
+        value_name = "TOKEN",
+        env = "ADJUST_SINK_CALLBACK_TOKEN",
+        hide_env_values = true
+    )]
+    pub callback_token: Option<Secret>,
+
     /// Put every placeholder of the catalog in every URL, not only those of its activities.
     #[arg(long, env = "ADJUST_SINK_ALL")]
     pub all: bool,
@@ -372,6 +431,7 @@ impl CallbackUrlArgs {
             all: self.all,
             partner: self.partner,
             tracker: self.tracker.clone(),
+            callback_token: self.callback_token.as_ref().map(|t| t.expose().to_owned()),
         }
     }
 }

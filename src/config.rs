@@ -9,6 +9,8 @@ use ipnetwork::IpNetwork;
 use crate::adjust::DecodeOptions;
 use crate::cli::{ClickHouseArgs, Durability, ServeArgs};
 use crate::http::allowlist::Allowlist;
+use crate::http::edge::{EdgeConfig, TlsFiles};
+use crate::http::token::{self, Tokens};
 use crate::pipeline::Limits;
 use crate::schema::Target;
 use crate::sink::clickhouse::{ClickHouseConfig, Password};
@@ -178,6 +180,8 @@ pub struct ServeConfig {
     pub clickhouse: ClickHouseConfig,
     pub allow: Allowlist,
     pub trusted_proxies: Allowlist,
+    /// Token, TLS, timeouts and connection limits of the callback listener.
+    pub edge: EdgeConfig,
     /// How callbacks become rows.
     pub row: crate::row::Options,
     pub durability: Durability,
@@ -280,6 +284,7 @@ impl TryFrom<&ServeArgs> for ServeConfig {
                 .config(!a.no_migrate, parse_duration(&a.insert_timeout)?)?,
             allow,
             trusted_proxies,
+            edge: edge_config(a)?,
             row: crate::row::Options {
                 decode,
                 privacy: a.privacy.privacy()?,
@@ -296,6 +301,43 @@ impl TryFrom<&ServeArgs> for ServeConfig {
             workers,
         })
     }
+}
+
+/// The edge settings of `serve`.
+fn edge_config(a: &ServeArgs) -> Result<EdgeConfig, ConfigError> {
+    let tokens: Vec<&str> = a
+        .callback_token
+        .iter()
+        .map(|t| t.expose().trim())
+        .filter(|t| !t.is_empty())
+        .collect();
+    for t in &tokens {
+        token::check(t).or_else(|e| err(format!("--callback-token: {e}")))?;
+    }
+    let positive = |flag: &str, v: &str| -> Result<Duration, ConfigError> {
+        let d = parse_duration(v)?;
+        if d.is_zero() {
+            return err(format!("{flag} must be above zero"));
+        }
+        Ok(d)
+    };
+    if a.max_connections == 0 {
+        return err("--max-connections must be above zero");
+    }
+    Ok(EdgeConfig {
+        tokens: Tokens::new(tokens),
+        body_timeout: positive("--body-timeout", &a.body_timeout)?,
+        head_timeout: positive("--head-timeout", &a.head_timeout)?,
+        keep_alive: positive("--keep-alive", &a.keep_alive)?,
+        max_connections: a.max_connections,
+        tls: match (&a.tls_cert, &a.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
+    })
 }
 
 #[cfg(test)]
@@ -340,6 +382,37 @@ mod tests {
         assert!(e.contains("--allow"), "{e}");
         let c = serve(&["--no-default-allow", "--allow", "127.0.0.1/32,10.0.0.0/8"]).unwrap();
         assert_eq!(c.allow.len(), 2);
+    }
+
+    #[test]
+    fn edge_settings() {
+        let c = serve(&[]).unwrap();
+        assert!(!c.edge.tokens.required());
+        assert_eq!(c.edge.body_timeout, Duration::from_secs(10));
+        assert_eq!(c.edge.max_connections, 10_000);
+        assert!(c.edge.tls.is_none());
+        let c = serve(&[
+            "--callback-token",
+            "0123456789abcdef,fedcba9876543210",
+            "--max-connections",
+            "500",
+            "--body-timeout",
+            "2s",
+        ])
+        .unwrap();
+        assert!(c.edge.tokens.accepts(b"fedcba9876543210"));
+        assert_eq!(c.edge.per_worker(2), 250);
+        assert_eq!(c.edge.body_timeout, Duration::from_secs(2));
+        let e = serve(&["--callback-token", "short"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("16"), "{e}");
+        assert!(!e.contains("short"), "the token is not repeated: {e}");
+        assert!(serve(&["--max-connections", "0"]).is_err());
+        assert!(serve(&["--body-timeout", "0s"]).is_err());
+        let cli = Cli::try_parse_from(["adjust-sink", "serve", "--tls-cert", "c.pem"]);
+        assert!(cli.is_err(), "--tls-cert needs --tls-key");
     }
 
     #[test]

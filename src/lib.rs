@@ -20,7 +20,7 @@
 //! - [`sink`]: the store seam, the ClickHouse store (HTTPS, credentials, migrate), error classes,
 //!   and the housekeeping beside delivery (erasure, retention).
 //! - [`clock`]: the one wall clock.
-//! - [`http`]: callback and admin listeners, allowlist.
+//! - [`http`]: callback and admin listeners, allowlist, callback token, TLS, edge limits.
 //! - [`metrics`]: every Prometheus metric.
 //! - [`cli`], [`config`]: command line and validated settings.
 //! - [`callback_url`]: the callback URLs to paste into Adjust (`callback-url`), from the catalog.

@@ -56,6 +56,10 @@ label!(
         Forbidden => "forbidden",
         Shed => "shed",
         ShuttingDown => "shutting_down",
+        BadToken => "bad_token",
+        TooLarge => "too_large",
+        Compressed => "compressed",
+        BodyIncomplete => "body_incomplete",
     }
 );
 label!(
@@ -215,7 +219,7 @@ impl Metrics {
         let requests = reg!(IntCounterVec::new(
             ns(
                 "requests_total",
-                "Callback requests by route (global|trigger) and outcome (accepted|forbidden|shed|shutting_down)."
+                "Callback requests by route (global|trigger) and outcome (accepted|forbidden|bad_token|too_large|compressed|body_incomplete|shed|shutting_down)."
             ),
             &["route", "outcome"]
         ));

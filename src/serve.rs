@@ -16,6 +16,7 @@ use anyhow::Context;
 
 use crate::cli::Durability;
 use crate::config::ServeConfig;
+use crate::http::tls::CertStore;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::pipeline::batcher::{self, Finished};
@@ -106,6 +107,23 @@ async fn run_with<P: Producer, C: Consumer>(
     signal: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
+    let tls = match &config.edge.tls {
+        Some(files) => {
+            let certs = CertStore::open(&files.cert, &files.key).map_err(anyhow::Error::msg)?;
+            let server_config = certs.server_config().map_err(anyhow::Error::msg)?;
+            actix_web::rt::spawn(certs.watch());
+            Some(server_config)
+        }
+        None => None,
+    };
+    for (allowed, proxy) in config.allow.overlaps(&config.trusted_proxies) {
+        tracing::warn!(
+            %allowed,
+            %proxy,
+            "an --allow range overlaps a --trusted-proxy range: addresses in both are allowed as \
+             clients and believed as proxies; allow only the senders behind the proxy"
+        );
+    }
     let store = ClickHouseStore::new(config.clickhouse.clone())?;
     let deliverer = Deliverer::new(
         store,
@@ -138,6 +156,7 @@ async fn run_with<P: Producer, C: Consumer>(
         row: config.row.clone(),
         allow: config.allow.clone(),
         trusted_proxies: config.trusted_proxies.clone(),
+        edge: config.edge.clone(),
         queue: producer.clone(),
         metrics: metrics.clone(),
         shutdown: shutdown.clone(),
@@ -150,6 +169,7 @@ async fn run_with<P: Producer, C: Consumer>(
         listener,
         config.workers,
         config.shutdown_timeout,
+        tls.clone(),
     )?;
     let admin = http::admin_server(state, admin_listener)?;
     let housekeeping = {
@@ -170,6 +190,9 @@ async fn run_with<P: Producer, C: Consumer>(
         main = %main_addr,
         admin = %admin_addr,
         durability = ?config.durability,
+        https = tls.is_some(),
+        callback_token = config.edge.tokens.required(),
+        max_connections = config.edge.max_connections,
         clickhouse = %config.clickhouse.url,
         table = %config.clickhouse.target.table(),
         "listening"

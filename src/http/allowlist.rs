@@ -71,11 +71,25 @@ impl Allowlist {
         let ip = canonical(ip);
         self.nets.iter().any(|n| n.contains(ip))
     }
+
+    /// Pairs of networks, one from each list, that share addresses.
+    pub fn overlaps<'a>(&'a self, other: &'a Allowlist) -> Vec<(IpNetwork, IpNetwork)> {
+        let mut out = Vec::new();
+        for a in &self.nets {
+            for b in &other.nets {
+                if a.contains(b.network()) || b.contains(a.network()) {
+                    out.push((*a, *b));
+                }
+            }
+        }
+        out
+    }
 }
 
 /// The client of a request: the TCP peer, unless the peer is a trusted proxy, in which case the
-/// right-most `X-Forwarded-For` entry that is not a trusted proxy. `None` when that entry is not
-/// an IP address (the request is then refused).
+/// right-most `X-Forwarded-For` entry that is not a trusted proxy. `None` (the request is then
+/// refused) when a trusted peer sends no `X-Forwarded-For`, or an entry up to the client is not an
+/// IP address: the proxy itself is never taken as the client.
 pub fn client_ip<'a>(
     peer: IpAddr,
     forwarded_for: impl Iterator<Item = &'a str>,
@@ -90,6 +104,9 @@ pub fn client_ip<'a>(
         .map(str::trim)
         .filter(|e| !e.is_empty())
         .collect();
+    if entries.is_empty() {
+        return None;
+    }
     let mut client = peer;
     for entry in entries.iter().rev() {
         let ip = canonical(parse_forwarded(entry)?);
@@ -134,6 +151,19 @@ mod tests {
     }
 
     #[test]
+    fn overlapping_ranges_are_found() {
+        let nets = |v: &[&str]| Allowlist::new(v.iter().map(|n| n.parse().unwrap()).collect());
+        let allow = nets(&["10.0.0.0/8", "178.162.216.64/26"]);
+        assert_eq!(allow.overlaps(&nets(&["10.1.0.0/16"])).len(), 1);
+        assert_eq!(allow.overlaps(&nets(&["0.0.0.0/0"])).len(), 2);
+        assert!(
+            allow
+                .overlaps(&nets(&["127.0.0.1/32", "::1/128"]))
+                .is_empty()
+        );
+    }
+
+    #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
         let trusted = Allowlist::new(vec!["10.0.0.0/8".parse().unwrap()]);
         let xff = ["203.0.113.9, 178.162.216.70", "10.0.0.2"];
@@ -147,10 +177,14 @@ mod tests {
             client_ip(ip("198.51.100.1"), xff.iter().copied(), &trusted),
             Some(ip("198.51.100.1"))
         );
-        // Trusted peer without header: the peer.
+        // Trusted peer without header (or an empty one): no client, not the proxy.
         assert_eq!(
             client_ip(ip("10.0.0.1"), std::iter::empty(), &trusted),
-            Some(ip("10.0.0.1"))
+            None
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), [" , "].into_iter(), &trusted),
+            None
         );
         // Garbage entry: no client.
         assert_eq!(

@@ -1,31 +1,44 @@
 //! The HTTP edge: the callback listener and the admin listener.
 //!
 //! Callback listener: `GET|POST /adjust` (global) and `GET|POST /adjust/{trigger}`
-//! (single-activity). The order of work per request: allowlist → [`row::build`] → queue; the
-//! answer is 200 once the queue (or the write-ahead log, after fsync) holds the row, 403 for a
-//! source outside the allowlist, 503 with `Retry-After` when the row cannot be taken now. Never a
-//! 4xx for content: Adjust would drop the callback for good.
+//! (single-activity), over HTTP or HTTPS ([`tls`]). The order of work per request: allowlist and,
+//! when the query carries it, the token (from the connection and the head: a refused request gets
+//! 403 and its connection is closed, its body never read) → the body, as it came, up to
+//! [`MAX_BODY`] within the body timeout ([`edge`]) → the token pair cut out ([`token`]) →
+//! [`row::build`] → queue. The answer is 200 once the queue (or the write-ahead log, after fsync)
+//! holds the row, 503 with `Retry-After` when the row cannot be taken now. The 4xx answers are for
+//! requests that are not Adjust callbacks: 403 (source or token), 413 (body over 1 MiB), 415
+//! (compressed body: Adjust never compresses), 408 (body not received in time). Never a 4xx for
+//! content: Adjust would drop the callback for good.
 //!
 //! Admin listener: `/metrics`, `/healthz`, `/readyz`.
 
 pub mod allowlist;
+pub mod conn;
+pub mod edge;
 pub mod longuri;
+pub mod tls;
+pub mod token;
 
-use std::net::TcpListener;
+use std::borrow::Cow;
+use std::net::{IpAddr, TcpListener};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_http::{HttpService, KeepAlive, Protocol, error::DispatchError};
 use actix_service::{IntoServiceFactory as _, ServiceFactoryExt as _, fn_service, map_config};
 use actix_web::dev::{AppConfig, Server};
-use actix_web::http::header;
+use actix_web::http::{StatusCode, header};
 use actix_web::rt::net::TcpStream;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 
+use crate::adjust::decode::Body;
 use crate::metrics::{Metrics, Outcome, Route};
 use crate::pipeline::{Producer, Refusal};
 use crate::row::{self, Received};
 use crate::shutdown::Shutdown;
 use allowlist::{Allowlist, client_ip};
+use edge::{BodyError, EdgeConfig};
 
 /// Adjust forwards callbacks of up to 1 MB; bodies are accepted up to 1 MiB.
 pub const MAX_BODY: usize = 1 << 20;
@@ -35,6 +48,7 @@ pub struct AppState<P> {
     pub row: row::Options,
     pub allow: Allowlist,
     pub trusted_proxies: Allowlist,
+    pub edge: EdgeConfig,
     pub queue: P,
     pub metrics: Metrics,
     pub shutdown: Shutdown,
@@ -49,9 +63,36 @@ fn unavailable(seconds: u32, why: &str) -> HttpResponse {
         .body(format!("{why}; retry later\n"))
 }
 
+/// A refusal: the connection is closed after it (its body, if any, is never read).
+fn refuse(status: StatusCode, why: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .force_close()
+        .content_type("text/plain; charset=utf-8")
+        .body(format!("{why}\n"))
+}
+
+/// The client if it may send callbacks, or why not (the 403's text).
+fn admitted<P>(req: &HttpRequest, state: &AppState<P>) -> Result<IpAddr, String> {
+    let peer = req
+        .peer_addr()
+        .map(|a| a.ip())
+        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+    let xff = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok());
+    match client_ip(peer, xff, &state.trusted_proxies) {
+        Some(ip) if state.allow.contains(ip) => Ok(ip),
+        Some(ip) => Err(format!("source {ip} is not in the allowlist")),
+        None => Err(format!(
+            "trusted proxy {peer} sent no usable X-Forwarded-For"
+        )),
+    }
+}
+
 async fn callback<P: Producer>(
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState<P>>,
 ) -> HttpResponse {
     let started = Instant::now();
@@ -63,25 +104,14 @@ async fn callback<P: Producer>(
     };
     let m = &state.metrics;
 
-    let peer = req
-        .peer_addr()
-        .map(|a| a.ip())
-        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
-    let xff = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok());
-    let client = client_ip(peer, xff, &state.trusted_proxies);
-    let Some(client) = client.filter(|ip| state.allow.contains(*ip)) else {
-        m.request(route, Outcome::Forbidden, started);
-        let who = client.map_or_else(
-            || "unparsable X-Forwarded-For".to_string(),
-            |ip| ip.to_string(),
-        );
-        tracing::debug!(source = %who, "callback from outside the allowlist");
-        return HttpResponse::Forbidden()
-            .content_type("text/plain; charset=utf-8")
-            .body(format!("forbidden: source {who} is not in the allowlist\n"));
+    // Decided from the connection and the head alone: nothing of the body is read before.
+    let client = match admitted(&req, &state) {
+        Ok(ip) => ip,
+        Err(why) => {
+            m.request(route, Outcome::Forbidden, started);
+            tracing::debug!(%why, "callback refused");
+            return refuse(StatusCode::FORBIDDEN, &format!("forbidden: {why}"));
+        }
     };
     if state.shutdown.is_stopping() {
         m.request(route, Outcome::ShuttingDown, started);
@@ -94,14 +124,70 @@ async fn callback<P: Producer>(
         Some(rescued) => rescued.as_bytes(),
         None => req.query_string().as_bytes(),
     };
-    let content_type = req
-        .headers()
+    // The token pair goes before anything decodes, stores or logs the query.
+    let (query, mut tokens) = token::strip_pairs(query);
+    let bad_token = |m: &Metrics| {
+        m.request(route, Outcome::BadToken, started);
+        tracing::debug!(source = %client, "callback without a valid token");
+        refuse(StatusCode::FORBIDDEN, "forbidden: no valid sink_token")
+    };
+    let needs_token = state.edge.tokens.required();
+    if needs_token && !tokens.is_empty() && !state.edge.tokens.admit(&tokens) {
+        return bad_token(m);
+    }
+    let headers = req.headers();
+    let declared = edge::content_length(headers);
+    let has_body =
+        declared.is_some_and(|n| n > 0) || headers.contains_key(header::TRANSFER_ENCODING);
+    if needs_token && tokens.is_empty() && !has_body {
+        return bad_token(m);
+    }
+    if has_body && edge::is_encoded(headers) {
+        m.request(route, Outcome::Compressed, started);
+        return refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported: Content-Encoding (callbacks are taken uncompressed)",
+        );
+    }
+    let body = if has_body {
+        match edge::read_body(payload, declared, MAX_BODY, state.edge.body_timeout).await {
+            Ok(body) => body,
+            Err(BodyError::TooLarge) => {
+                m.request(route, Outcome::TooLarge, started);
+                return refuse(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("too large: bodies are taken up to {MAX_BODY} bytes"),
+                );
+            }
+            Err(e) => {
+                m.request(route, Outcome::BodyIncomplete, started);
+                tracing::debug!(source = %client, error = ?e, "callback body not received");
+                return refuse(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the body did not arrive in time",
+                );
+            }
+        }
+    } else {
+        web::Bytes::new()
+    };
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
+    let (body, in_body) = match Body::from_content_type(content_type, &body) {
+        Body::Json(json) => token::strip_json(json),
+        Body::Form(form) => token::strip_pairs(form),
+        Body::None => (Cow::Borrowed(&body[..]), Vec::new()),
+    };
+    tokens.extend(in_body);
+    if needs_token && !state.edge.tokens.admit(&tokens) {
+        return bad_token(m);
+    }
+
     let received_at = crate::clock::unix_now();
     let built = row::build(
         &Received {
-            query,
+            query: &query,
             body: &body,
             content_type,
             trigger,
@@ -142,8 +228,7 @@ async fn not_found() -> HttpResponse {
 
 /// Configures the callback routes (used by the server and by in-process tests).
 pub fn routes<P: Producer>(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::PayloadConfig::new(MAX_BODY))
-        .route("/adjust", web::get().to(callback::<P>))
+    cfg.route("/adjust", web::get().to(callback::<P>))
         .route("/adjust", web::post().to(callback::<P>))
         .route("/adjust/{trigger:[a-z0-9_]+}", web::get().to(callback::<P>))
         .route(
@@ -156,17 +241,23 @@ pub fn routes<P: Producer>(cfg: &mut web::ServiceConfig) {
 ///
 /// Built like `HttpServer::listen` builds its services, but over [`longuri::LongUri`]
 /// connections, so that GET callbacks with targets beyond what `http::Uri` takes (65,534 bytes)
-/// are accepted up to actix-http's request-head limit (128 KiB; 431 beyond).
+/// are accepted up to actix-http's request-head limit (128 KiB; 431 beyond). With `tls`, the TLS
+/// handshake (bounded by the head timeout) comes first and [`longuri::LongUri`] wraps the
+/// decrypted stream. Every connection is under a [`conn::Deadline`].
 pub fn callback_server<P: Producer>(
     state: web::Data<AppState<P>>,
     listener: TcpListener,
     workers: usize,
     shutdown_timeout: Duration,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> std::io::Result<Server> {
     let addr = listener.local_addr()?;
+    let edge = state.edge.clone();
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     Ok(Server::build()
         .workers(workers)
         .backlog(4096)
+        .max_concurrent_connections(edge.per_worker(workers))
         .shutdown_timeout(shutdown_timeout.as_secs().max(1))
         .disable_signals()
         .listen(format!("adjust-callbacks-{addr}"), listener, move || {
@@ -177,16 +268,39 @@ pub fn callback_server<P: Producer>(
                 .into_factory()
                 .map_err(|err: actix_web::Error| err.error_response());
             let http = HttpService::build()
-                .keep_alive(KeepAlive::default())
-                .client_request_timeout(Duration::from_secs(30))
+                .keep_alive(KeepAlive::Timeout(edge.keep_alive))
+                .client_request_timeout(edge.head_timeout)
                 .client_disconnect_timeout(Duration::from_secs(1))
                 .h1_allow_half_closed(true)
                 .local_addr(addr)
                 .finish(map_config(app, |_| AppConfig::default()));
-            fn_service(|io: TcpStream| async move {
-                // The TCP peer, for the allowlist (`HttpRequest::peer_addr`).
-                let peer = io.peer_addr().ok();
-                Ok::<_, DispatchError>((longuri::LongUri::new(io), Protocol::Http1, peer))
+            let acceptor = acceptor.clone();
+            let handshake = edge.head_timeout;
+            let budget = edge.request_budget();
+            fn_service(move |io: TcpStream| {
+                let acceptor = acceptor.clone();
+                async move {
+                    // The TCP peer, for the allowlist (`HttpRequest::peer_addr`).
+                    let peer = io.peer_addr().ok();
+                    let io = match acceptor {
+                        None => conn::Conn::Plain(io),
+                        Some(acceptor) => {
+                            match tokio::time::timeout(handshake, acceptor.accept(io)).await {
+                                Ok(Ok(tls)) => conn::Conn::Tls(Box::new(tls)),
+                                Ok(Err(e)) => {
+                                    tracing::debug!(?peer, error = %e, "TLS handshake failed");
+                                    return Err(DispatchError::Io(e));
+                                }
+                                Err(_) => {
+                                    tracing::debug!(?peer, "TLS handshake timed out");
+                                    return Err(DispatchError::SlowRequestTimeout);
+                                }
+                            }
+                        }
+                    };
+                    let io = conn::Deadline::new(io, budget);
+                    Ok::<_, DispatchError>((longuri::LongUri::new(io), Protocol::Http1, peer))
+                }
             })
             .and_then(http)
         })?

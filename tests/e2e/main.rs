@@ -9,6 +9,7 @@ mod analyst;
 mod callback_url;
 mod corpus;
 mod durability;
+mod edge;
 mod fixtures;
 mod lifecycle;
 mod monitoring;

@@ -398,15 +398,23 @@ impl Sink {
 
     /// Resident memory of the sink process, in bytes.
     pub fn rss(&self) -> u64 {
+        self.proc_status_kb("VmRSS:") * 1024
+    }
+
+    /// Peak resident memory of the sink process so far, in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        self.proc_status_kb("VmHWM:") * 1024
+    }
+
+    fn proc_status_kb(&self, field: &str) -> u64 {
         let status =
             std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
-        let kb: u64 = status
+        status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse().ok())
-            .expect("VmRSS");
-        kb * 1024
+            .unwrap_or_else(|| panic!("{field} in /proc/<pid>/status"))
     }
 }
 

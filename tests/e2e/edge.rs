@@ -1,0 +1,616 @@
+//! The callback listener on the open internet: requests from outside the allowlist are refused
+//! from their head (compressed bombs, bodies that never come, bodies trickling in), compressed
+//! bodies are never inflated, the callback token, and HTTPS with a certificate renewed in place.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::{Db, Sink};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Reads one response head from `conn`: its status, and whether the server asked to close.
+async fn read_status<S: AsyncRead + Unpin>(conn: &mut S, within: Duration) -> Option<(u16, bool)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let deadline = Instant::now() + within;
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        match tokio::time::timeout(left, conn.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return None,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+    let status = head.get(9..12)?.parse().ok()?;
+    Some((status, head.contains("\r\nconnection: close")))
+}
+
+/// Whether the server closes `conn` within `within` (reading and discarding what it sends).
+async fn closed_within<S: AsyncRead + Unpin>(conn: &mut S, within: Duration) -> bool {
+    let mut chunk = [0u8; 4096];
+    let deadline = Instant::now() + within;
+    loop {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            return false;
+        };
+        match tokio::time::timeout(left, conn.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+/// `size` bytes of zeros, gzip-compressed (a decompression bomb).
+fn gzip_bomb(dir: &Path, size: &str) -> Vec<u8> {
+    let path = dir.join("bomb.gz");
+    let status = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "head -c {size} /dev/zero | gzip -9 > {}",
+            path.display()
+        ))
+        .status()
+        .expect("gzip");
+    assert!(status.success());
+    std::fs::read(path).unwrap()
+}
+
+/// POSTs `body` with `Content-Encoding: gzip` on a raw connection (the body written alongside,
+/// write errors ignored: the server may close before taking it) and returns the status.
+async fn post_gzip(addr: std::net::SocketAddr, body: Arc<Vec<u8>>) -> Option<u16> {
+    let conn = TcpStream::connect(addr).await.expect("connect");
+    let (mut rd, mut wr) = conn.into_split();
+    let head = format!(
+        "POST /adjust HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let writer = tokio::spawn(async move {
+        let _ = wr.write_all(head.as_bytes()).await;
+        let _ = wr.write_all(&body).await;
+        wr
+    });
+    let status = read_status(&mut rd, Duration::from_secs(10)).await;
+    let _ = writer.await;
+    status.map(|(s, _)| s)
+}
+
+/// Sends six bombs at once; returns their statuses and how much the sink's peak memory grew.
+async fn six_bombs(sink: &Sink, bomb: &Arc<Vec<u8>>) -> (Vec<Option<u16>>, u64) {
+    let before = sink.peak_rss();
+    let sends: Vec<_> = (0..6)
+        .map(|_| tokio::spawn(post_gzip(sink.main, bomb.clone())))
+        .collect();
+    let mut statuses = Vec::new();
+    for s in sends {
+        statuses.push(s.await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    (statuses, sink.peak_rss().saturating_sub(before))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compressed_bombs_are_never_inflated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bomb = Arc::new(gzip_bomb(tmp.path(), "256M"));
+    assert!(bomb.len() < 1 << 20, "bomb of {} bytes", bomb.len());
+
+    // From outside the allowlist (behind a trusted proxy that names no client): 403 from the
+    // head, the body never read.
+    let db = Db::fresh("edge_bomb_outside").await;
+    let sink = Sink::start_allowing(&db, "10.9.9.9/32", &["--trusted-proxy", "127.0.0.1/32"]).await;
+    let (statuses, grew) = six_bombs(&sink, &bomb).await;
+    assert_eq!(statuses, vec![Some(403); 6]);
+    assert!(grew < 64 << 20, "peak memory grew by {} MiB", grew >> 20);
+    assert_eq!(
+        sink.metric("adjust_sink_requests_total{outcome=\"forbidden\",route=\"global\"}")
+            .await,
+        6.0
+    );
+    println!("outside: 6 bombs -> 403, peak RSS +{} KiB", grew >> 10);
+
+    // From an allowed source: refused as compressed (415), not inflated; the next callback is
+    // taken.
+    let db = Db::fresh("edge_bomb_allowed").await;
+    let sink = Sink::start(&db, &[]).await;
+    let (statuses, grew) = six_bombs(&sink, &bomb).await;
+    assert_eq!(statuses, vec![Some(415); 6]);
+    assert!(grew < 64 << 20, "peak memory grew by {} MiB", grew >> 20);
+    println!("allowed: 6 bombs -> 415, peak RSS +{} KiB", grew >> 10);
+    assert_eq!(
+        sink.metric("adjust_sink_requests_total{outcome=\"compressed\",route=\"global\"}")
+            .await,
+        6.0
+    );
+    let ok = sink
+        .get("/adjust?activity_kind=install&adid=after_bomb&created_at=1700000000")
+        .await;
+    assert_eq!(ok.status(), 200);
+    assert_eq!(db.wait_rows(1, WAIT).await, 1);
+}
+
+/// Opens a connection and sends a POST head announcing `length` bytes of body.
+async fn post_head(addr: std::net::SocketAddr, length: usize) -> TcpStream {
+    let mut conn = TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST /adjust HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {length}\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.expect("write head");
+    conn
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_that_never_come_or_trickle_hold_nothing_open() {
+    let db = Db::fresh("edge_slow").await;
+    let outside = Sink::start_allowing(&db, "10.9.9.9/32", &[]).await;
+
+    // A body that never comes, from outside: 403 at once, connection closed.
+    let started = Instant::now();
+    let mut conn = post_head(outside.main, 1000).await;
+    let answer = read_status(&mut conn, Duration::from_secs(1)).await;
+    assert_eq!(answer, Some((403, true)), "after {:?}", started.elapsed());
+    assert!(closed_within(&mut conn, Duration::from_secs(2)).await);
+
+    // 300 connections trickling one body byte every 5 s, from outside: all closed within 15 s.
+    let started = Instant::now();
+    let mut slow = Vec::new();
+    for _ in 0..300 {
+        let mut conn = post_head(outside.main, 100_000).await;
+        slow.push(tokio::spawn(async move {
+            let mut chunk = [0u8; 1024];
+            loop {
+                tokio::select! {
+                    read = conn.read(&mut chunk) => match read {
+                        Ok(0) | Err(_) => return Some(Instant::now()),
+                        Ok(_) => {}
+                    },
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {
+                        if conn.write_all(b"a").await.is_err() {
+                            return Some(Instant::now());
+                        }
+                    }
+                }
+                if started.elapsed() > Duration::from_secs(40) {
+                    return None;
+                }
+            }
+        }));
+    }
+    let mut last = Duration::ZERO;
+    for s in slow {
+        let closed = s
+            .await
+            .unwrap()
+            .expect("a trickling connection still open after 40 s");
+        last = last.max(closed - started);
+    }
+    assert!(last < Duration::from_secs(15), "last closed after {last:?}");
+    println!("300 trickling connections from outside: all closed after {last:?}");
+    assert_eq!(
+        outside
+            .metric("adjust_sink_requests_total{outcome=\"forbidden\",route=\"global\"}")
+            .await,
+        301.0
+    );
+
+    // From an allowed source a trickling body gets the body deadline: 408 and closed.
+    let allowed = Sink::start(&db, &["--body-timeout", "2s"]).await;
+    let started = Instant::now();
+    let mut conn = post_head(allowed.main, 1000).await;
+    conn.write_all(b"activity_kind=").await.unwrap();
+    let answer = read_status(&mut conn, Duration::from_secs(5)).await;
+    assert_eq!(answer, Some((408, true)));
+    let took = started.elapsed();
+    assert!(
+        (Duration::from_millis(1900)..Duration::from_secs(4)).contains(&took),
+        "answered after {took:?}"
+    );
+    assert!(closed_within(&mut conn, Duration::from_secs(3)).await);
+    assert_eq!(
+        allowed
+            .metric("adjust_sink_requests_total{outcome=\"body_incomplete\",route=\"global\"}")
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_later_head_trickling_in_on_a_kept_connection_is_cut() {
+    let db = Db::fresh("edge_later_head").await;
+    let sink = Sink::start(
+        &db,
+        &[
+            "--keep-alive",
+            "1s",
+            "--head-timeout",
+            "1s",
+            "--body-timeout",
+            "1s",
+        ],
+    )
+    .await;
+    let mut conn = TcpStream::connect(sink.main).await.unwrap();
+    conn.write_all(
+        b"GET /adjust?activity_kind=install&adid=first&created_at=1700000000 HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        read_status(&mut conn, Duration::from_secs(5)).await,
+        Some((200, false))
+    );
+    // The next head, one byte every 300 ms: never complete, never idle.
+    let started = Instant::now();
+    let closed = async {
+        for b in b"GET /adjust?activity_kind=install&adid=second"
+            .iter()
+            .cycle()
+        {
+            if conn.write_all(&[*b]).await.is_err() {
+                break;
+            }
+            if closed_within(&mut conn, Duration::from_millis(300)).await {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                return None;
+            }
+        }
+        Some(started.elapsed())
+    };
+    let took = closed.await.expect("still open after 20 s");
+    assert!(took < Duration::from_secs(6), "closed after {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trusted_proxy_must_name_the_client() {
+    let db = Db::fresh("edge_proxy").await;
+    // 127.0.0.1 is both allowed and a trusted proxy: warned about at start.
+    let sink = Sink::start(&db, &["--trusted-proxy", "127.0.0.0/8"]).await;
+    assert!(
+        sink.logs().contains("overlaps a --trusted-proxy range"),
+        "{}",
+        sink.logs()
+    );
+    let send = |xff: Option<&'static str>| {
+        let mut req = sink
+            .client()
+            .get(sink.url("/adjust?activity_kind=install&adid=p&created_at=1700000000"));
+        if let Some(xff) = xff {
+            req = req.header("X-Forwarded-For", xff);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    };
+    // The proxy itself is never the client: no header, an empty one or garbage → 403.
+    for xff in [None, Some(" "), Some("not-an-address")] {
+        let (status, text) = send(xff).await;
+        assert_eq!(status, 403, "{xff:?}");
+        assert!(text.contains("X-Forwarded-For"), "{text}");
+    }
+    // Named, and allowed (the overlap the warning is about: the proxy's own range is allowed).
+    assert_eq!(send(Some("127.0.0.1")).await.0, 200);
+    assert_eq!(send(Some("127.0.0.9")).await.0, 403);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_beyond_the_limit_wait() {
+    let db = Db::fresh("edge_max_conn").await;
+    let sink = Sink::start(&db, &["--workers", "1", "--max-connections", "2"]).await;
+    // Two idle connections take the two places.
+    let a = TcpStream::connect(sink.main).await.unwrap();
+    let b = TcpStream::connect(sink.main).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut c = TcpStream::connect(sink.main).await.unwrap();
+    c.write_all(b"GET /adjust?activity_kind=install&adid=third HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(
+        read_status(&mut c, Duration::from_millis(800)).await,
+        None,
+        "a third connection is served while two are open"
+    );
+    drop((a, b));
+    assert_eq!(
+        read_status(&mut c, Duration::from_secs(5)).await,
+        Some((200, false))
+    );
+}
+
+const T1: &str = "tok-1-0123456789abcdef";
+const T2: &str = "tok-2-fedcba9876543210";
+
+/// Whether `needle` occurs in any file under `dir`.
+fn found_in_files(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            hits.extend(found_in_files(&path, needle));
+        } else if std::fs::read(&path)
+            .unwrap_or_default()
+            .windows(needle.len())
+            .any(|w| w == needle)
+        {
+            hits.push(path);
+        }
+    }
+    hits
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn callbacks_need_a_valid_token_which_is_never_stored() {
+    let db = Db::fresh("edge_token").await;
+    let sink = Sink::start(
+        &db,
+        &[
+            "--callback-token",
+            T1,
+            "--callback-token",
+            T2,
+            "--log",
+            "debug",
+        ],
+    )
+    .await;
+    let q = "activity_kind=install&created_at=1700000000";
+    let get = |query: String| {
+        let url = sink.url(&format!("/adjust?{query}"));
+        let client = sink.client().clone();
+        async move { client.get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(get(format!("{q}&adid=none")).await, 403);
+    assert_eq!(
+        get(format!("{q}&adid=wrong&sink_token=tok-9-0123456789abcdef")).await,
+        403
+    );
+    assert_eq!(
+        get(format!(
+            "{q}&adid=prefix&sink_token={}",
+            &T1[..T1.len() - 1]
+        ))
+        .await,
+        403
+    );
+    assert_eq!(
+        get(format!(
+            "{q}&adid=one_good_one_bad&sink_token={T1}&sink_token=x"
+        ))
+        .await,
+        403
+    );
+    assert_eq!(get(format!("sink_token={T1}&{q}&adid=t1")).await, 200);
+    assert_eq!(get(format!("{q}&sink%5Ftoken={T2}&adid=t2")).await, 200);
+    // In a POST form body, and in a JSON body.
+    let form = sink
+        .client()
+        .post(sink.url("/adjust"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("{q}&adid=form&sink_token={T2}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 200);
+    let json = sink
+        .client()
+        .post(sink.url("/adjust/install"))
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"adid":"json","sink_token":"{T1}","created_at":"1700000000"}}"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json.status(), 200);
+    let bad_form = sink
+        .client()
+        .post(sink.url("/adjust"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("{q}&adid=bad_form&sink_token=nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_form.status(), 403);
+    // Broken percent-encoding: the raw query is kept, without the token.
+    assert_eq!(
+        get(format!("{q}&adid=raw&label=100%zz&sink_token={T1}")).await,
+        200
+    );
+    assert_eq!(db.wait_rows(5, WAIT).await, 5);
+    let raw = db.row_where(&["raw_query"], "adid = 'raw'").await;
+    assert_eq!(
+        raw["raw_query"],
+        format!("{q}&adid=raw&label=100%zz"),
+        "raw_query keeps everything but the token"
+    );
+    let adids = db
+        .query(&format!("SELECT adid FROM {} ORDER BY adid", db.table()))
+        .await;
+    assert_eq!(adids, "form\njson\nraw\nt1\nt2\n");
+    let all = db
+        .query(&format!("SELECT * FROM {} FORMAT TSV", db.table()))
+        .await;
+    for t in [T1, T2, "sink_token"] {
+        assert!(!all.contains(t), "{t} stored:\n{all}");
+    }
+    assert_eq!(
+        sink.metric("adjust_sink_requests_total{outcome=\"bad_token\",route=\"global\"}")
+            .await,
+        5.0
+    );
+    for t in [T1, T2] {
+        let hits = found_in_files(&sink.data_dir, t.as_bytes());
+        assert!(hits.is_empty(), "token in {hits:?}");
+        assert!(
+            !sink.logs().contains(t),
+            "token in the log:\n{}",
+            sink.logs()
+        );
+    }
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A self-signed certificate for 127.0.0.1 in `dir` as `<name>.pem` and `<name>-key.pem`; returns
+/// its DER.
+fn self_signed(dir: &Path, name: &str) -> Vec<u8> {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN=adjust-sink test {name}"),
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            "extendedKeyUsage=serverAuth",
+            "-keyout",
+            &format!("{name}-key.pem"),
+            "-out",
+            &format!("{name}.pem"),
+        ],
+    );
+    der(&dir.join(format!("{name}.pem")))
+}
+
+fn der(pem: &Path) -> Vec<u8> {
+    use rustls_pki_types::pem::PemObject;
+    rustls_pki_types::CertificateDer::from_pem_file(pem)
+        .unwrap()
+        .to_vec()
+}
+
+/// A TLS connection to the sink trusting `certs`; returns it and the certificate it served.
+async fn tls_connect(
+    addr: std::net::SocketAddr,
+    certs: &[&[u8]],
+) -> (tokio_rustls::client::TlsStream<TcpStream>, Vec<u8>) {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs {
+        roots
+            .add(rustls_pki_types::CertificateDer::from(c.to_vec()))
+            .unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let tls = connector.connect(name, tcp).await.expect("TLS handshake");
+    let served = tls.get_ref().1.peer_certificates().unwrap()[0].to_vec();
+    (tls, served)
+}
+
+async fn https_get<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut S, query: &str) -> Option<u16> {
+    let req =
+        format!("GET /adjust?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    conn.write_all(req.as_bytes()).await.unwrap();
+    read_status(conn, Duration::from_secs(10))
+        .await
+        .map(|(s, _)| s)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_with_a_certificate_renewed_on_sighup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let first = self_signed(dir, "first");
+    let second = self_signed(dir, "second");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::copy(dir.join("first.pem"), &cert).unwrap();
+    std::fs::copy(dir.join("first-key.pem"), &key).unwrap();
+
+    let db = Db::fresh("edge_https").await;
+    let sink = Sink::start(
+        &db,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let (mut conn, served) = tls_connect(sink.main, &[&first]).await;
+    assert_eq!(served, first);
+    assert_eq!(
+        https_get(
+            &mut conn,
+            "activity_kind=install&adid=over_tls&created_at=1700000000"
+        )
+        .await,
+        Some(200)
+    );
+    // Plain HTTP on the TLS listener gets no answer.
+    let mut plain = TcpStream::connect(sink.main).await.unwrap();
+    plain
+        .write_all(b"GET /adjust?adid=plain HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_status(&mut plain, Duration::from_secs(3)).await, None);
+
+    // Renewal: new files, SIGHUP, the new certificate is served without a restart.
+    std::fs::copy(dir.join("second.pem"), &cert).unwrap();
+    std::fs::copy(dir.join("second-key.pem"), &key).unwrap();
+    let status = Command::new("kill")
+        .args(["-HUP", &sink.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut conn = loop {
+        let (conn, served) = tls_connect(sink.main, &[&first, &second]).await;
+        if served == second {
+            break conn;
+        }
+        assert!(Instant::now() < deadline, "still the first certificate");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        https_get(
+            &mut conn,
+            "activity_kind=install&adid=after_renewal&created_at=1700000000"
+        )
+        .await,
+        Some(200)
+    );
+    assert_eq!(db.wait_rows(2, WAIT).await, 2);
+    assert!(
+        sink.logs().contains("TLS certificate reloaded"),
+        "{}",
+        sink.logs()
+    );
+}
