@@ -37,6 +37,52 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Show what a data directory holds for delivery, and whether the table matches this version.
     Check(CheckArgs),
+    /// Backfill from Adjust's CSV exports (CSV or CSV.gz, `-` for stdin): each row is typed as a
+    /// callback would be, activities already in the table are skipped
+    Import(ImportArgs),
+    /// Per day and activity kind: activities that arrived as callbacks, those only an export had
+    /// (`import`), and the completeness of the callbacks in percent
+    Reconcile(ReconcileArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
+
+    /// Export files: a header row naming placeholders (`adid` or `{adid}`, any order and subset),
+    /// then one activity per row; gzip is recognised by content; `-` reads stdin
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<String>,
+
+    /// Activities per existence check and insert
+    #[arg(long, env = "ADJUST_SINK_IMPORT_BATCH_ROWS", default_value_t = 5_000)]
+    pub batch_rows: usize,
+
+    /// Do not create or upgrade the tables before importing
+    #[arg(long, env = "ADJUST_SINK_NO_MIGRATE")]
+    pub no_migrate: bool,
+}
+
+/// How `reconcile` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
+
+    /// First day (YYYY-MM-DD, by event_date) to report; every day when absent
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+
+    /// `table` (aligned, with a total line) or `json` (one array of objects)
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ReportFormat,
 }
 
 #[derive(Debug, Args)]

@@ -85,6 +85,33 @@ static NAME_PARTS: LazyLock<[usize; 4]> = LazyLock::new(|| {
     .map(|n| index_of(n).expect("in catalog"))
 });
 
+/// SKAdNetwork postback fields (Apple's JSON, kept whole in `sk_payload`) and the placeholder
+/// each fills when the callback did not send that placeholder itself.
+const SKAN_FIELDS: &[(&str, &str)] = &[
+    ("version", "sk_version"),
+    ("ad-network-id", "sk_network_id"),
+    ("campaign-id", "sk_campaign_id"),
+    ("source-identifier", "sk_source_identifier"),
+    ("app-id", "sk_app_id"),
+    ("source-app-id", "sk_source_app_id"),
+    ("source-domain", "sk_source_domain"),
+    ("transaction-id", "sk_transaction_id"),
+    ("redownload", "sk_redownload"),
+    ("fidelity-type", "sk_fidelity_type"),
+    ("conversion-value", "sk_conversion_value"),
+    ("coarse-conversion-value", "sk_coarse_conversion_value"),
+    ("postback-sequence-index", "sk_postback_sequence_index"),
+    ("did-win", "sk_did_win"),
+];
+
+static SKAN: LazyLock<(usize, Vec<(&'static str, usize)>)> = LazyLock::new(|| {
+    let fields = SKAN_FIELDS
+        .iter()
+        .map(|(k, p)| (*k, index_of(p).expect("in catalog")))
+        .collect();
+    (index_of("sk_payload").expect("in catalog"), fields)
+});
+
 /// Names Adjust's own material uses for a placeholder that has another column name.
 const BUILTIN_ALIASES: &[(&str, &str)] = &[("publisher_parameter", "publisher_parameters")];
 
@@ -426,12 +453,47 @@ impl<'a> Callback<'a> {
                 }
             }
         }
+        self.derive_skan();
         if !self.is_sent(ACTIVITY_KIND) && !self.trigger.is_empty() {
             self.set(ACTIVITY_KIND, Value::Text(Cow::Borrowed(self.trigger)));
         }
         let kind = self.activity_kind();
         if !kind.is_empty() && super::activity::label(kind) == "unknown" {
             self.problem(ProblemKind::UnknownActivityKind, "activity_kind");
+        }
+    }
+}
+
+impl Callback<'_> {
+    /// Fills the `sk_*` placeholders the callback did not send from Apple's postback in
+    /// `sk_payload` (SKAN 4 adds `source-identifier`, `coarse-conversion-value`,
+    /// `postback-sequence-index`, …). A key sent by Adjust wins over the payload; a payload field
+    /// that does not type is left out (the payload itself is kept whole).
+    fn derive_skan(&mut self) {
+        let (payload, fields) = &*SKAN;
+        let Value::Text(text) = self.value(*payload) else {
+            return;
+        };
+        let Ok(map) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text)
+        else {
+            return;
+        };
+        for &(key, idx) in fields {
+            if self.is_sent(idx) {
+                continue;
+            }
+            let text = match map.get(key) {
+                None | Some(serde_json::Value::Null) => continue,
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(serde_json::Value::Bool(b)) => u8::from(*b).to_string(),
+                Some(other) => other.to_string(),
+            };
+            if text.is_empty() {
+                continue;
+            }
+            if let Ok((v, None)) = CATALOG[idx].ty.parse(text) {
+                self.set(idx, v);
+            }
         }
     }
 }
@@ -518,6 +580,21 @@ pub fn decode<'a>(
                 Err(_) => cb.problem(ProblemKind::BadBody, ""),
             }
         }
+    }
+    cb.derive();
+    cb
+}
+
+/// Decodes an activity given as `(placeholder, value)` pairs whose values are already decoded
+/// (a row of one of Adjust's CSV exports): each pair is taken as a query pair would be after
+/// percent-decoding, then the same derivations run. No trigger.
+pub fn decode_pairs<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    opts: &DecodeOptions,
+) -> Callback<'a> {
+    let mut cb = Callback::new("");
+    for (k, v) in pairs {
+        cb.put(Cow::Borrowed(k), Cow::Borrowed(v), opts);
     }
     cb.derive();
     cb

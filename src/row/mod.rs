@@ -16,7 +16,7 @@ mod build;
 pub mod rowbinary;
 pub mod ty;
 
-pub use build::{Built, Options, Received, build};
+pub use build::{Built, Options, Received, build, build_pairs};
 
 use std::sync::LazyLock;
 
@@ -117,7 +117,19 @@ pub const HEAD: &[&str] = &[
     "callback_id",
     "callback_trigger",
     "source_ip",
+    "ingest_source",
 ];
+
+/// How a row reached the table: `callback` (Adjust called the sink) or `import` (read from one of
+/// Adjust's exports by `adjust-sink import`).
+pub const INGEST_CALLBACK: &str = "callback";
+pub const INGEST_IMPORT: &str = "import";
+
+/// The `DEFAULT` clause of a sink column, where it has one: rows written before `ingest_source`
+/// existed came from callbacks.
+pub fn column_default(name: &str) -> Option<&'static str> {
+    (name == "ingest_source").then_some("DEFAULT 'callback'")
+}
 
 /// The cold tier's two parallel arrays: placeholder names and their normalized text.
 pub const COLD_KEYS: &str = "cold_keys";
@@ -130,6 +142,7 @@ fn head_columns() -> Vec<Column> {
         Column::new("callback_id", "UInt64"),
         Column::new("callback_trigger", "LowCardinality(String)"),
         Column::new("source_ip", "String"),
+        Column::new("ingest_source", "LowCardinality(String)"),
     ]
 }
 
@@ -185,6 +198,8 @@ pub struct Meta<'a> {
     pub received_at: u32,
     pub callback_id: u64,
     pub source_ip: &'a str,
+    /// [`INGEST_CALLBACK`] or [`INGEST_IMPORT`].
+    pub ingest_source: &'a str,
     /// The raw input, stored only when decoding hit a problem.
     pub raw: Option<&'a [u8]>,
 }
@@ -229,6 +244,7 @@ pub fn encode(cb: &Callback<'_>, meta: &Meta<'_>, out: &mut Vec<u8>) {
     rb::put_u64(out, meta.callback_id);
     rb::put_str(out, cb.trigger.as_bytes());
     rb::put_str(out, meta.source_ip.as_bytes());
+    rb::put_str(out, meta.ingest_source.as_bytes());
     let absent = &*ABSENT;
     let mut next = 0;
     let mut cold_names: Vec<&'static str> = Vec::new();
@@ -284,6 +300,7 @@ pub fn read_row(row: &[u8]) -> Result<Vec<(Column, Cell)>, Malformed> {
         Cell::UInt(r.u32()?.into()),
         Cell::UInt(r.u16()?.into()),
         Cell::UInt(r.u64()?),
+        Cell::Str(r.string()?),
         Cell::Str(r.string()?),
         Cell::Str(r.string()?),
     ];

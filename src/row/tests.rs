@@ -37,6 +37,7 @@ fn encoded_row_reads_back_column_by_column() {
             received_at: 1_700_000_000,
             callback_id: 42,
             source_ip: "178.162.216.70",
+            ingest_source: crate::row::INGEST_CALLBACK,
             raw: Some(b"raw"),
         },
         &mut out,

@@ -61,6 +61,10 @@ pub struct Statement {
 
 fn column_ddl(c: &Column, profile: Profile) -> String {
     let mut s = format!("    {} {}", c.name, c.ty(profile));
+    if let Some(default) = crate::row::column_default(&c.name) {
+        s.push(' ');
+        s.push_str(default);
+    }
     if profile == Profile::Modern && c.name == "raw_query" {
         s.push_str(" CODEC(ZSTD(3))");
     }

@@ -333,6 +333,13 @@ impl ClickHouseStore {
             .collect())
     }
 
+    /// Runs a read-only query on the callbacks table's server (probing, and migrating when
+    /// enabled, first) and returns its TabSeparated rows.
+    pub async fn select(&self, sql: &str) -> Result<Vec<Vec<String>>, StoreError> {
+        let profile = self.ensure_ready().await?;
+        self.rows(profile, sql).await
+    }
+
     async fn count(&self, profile: Profile, sql: &str) -> Result<u64, StoreError> {
         let rows = self.rows(profile, sql).await?;
         Ok(rows
@@ -456,9 +463,10 @@ impl ClickHouseStore {
                 .any(|n| !have.iter().any(|(h, _)| h == n))
             {
                 let sql = format!(
-                    "ALTER TABLE {table} ADD COLUMN {} {}",
+                    "ALTER TABLE {table} ADD COLUMN {} {}{}",
                     c.name,
-                    c.ty(profile)
+                    c.ty(profile),
+                    row::column_default(&c.name).map_or(String::new(), |d| format!(" {d}"))
                 );
                 self.execute(profile, &sql).await?;
                 added.push(c.name);
