@@ -20,7 +20,7 @@ use crate::fixtures::{Fixture, compare, decode_offline, utc_date, utc_datetime};
 use crate::support::{Db, Sink};
 
 /// Columns the sink fills itself, outside the callback's control.
-const SINK_SET: [&str; 3] = ["received_at", "callback_id", "source_ip"];
+const SINK_SET: [&str; 4] = ["received_at", "callback_id", "source_ip", "ingest_source"];
 
 /// Placeholders whose integers may be negative (`att_status=-1`: could not read; `iad_ad_id=-1`:
 /// the default product page).
@@ -396,6 +396,7 @@ async fn pasted_urls_land_in_clickhouse_with_every_value() {
         // The row is selected by `callback_id` (an alias of it would shadow the column there).
         let mut expect = f.expect.clone();
         expect.insert("source_ip".into(), json!("127.0.0.1"));
+        expect.insert("ingest_source".into(), json!("callback"));
         wrong.extend(compare(
             &f.name,
             &expect,
