@@ -353,6 +353,21 @@ pub struct CallbackUrlArgs {
         requires = "partner"
     )]
     pub tracker: Option<String>,
+
+    /// Which placeholders each URL carries: `minimal` (identity, dedup key, attribution, revenue:
+    /// short URLs), `standard` (every placeholder of the URL's activities), `all` (the catalog);
+    /// default `minimal` with --partner, `standard` otherwise (--all is `--fields all`)
+    #[arg(long, value_enum, value_name = "SET", env = "ADJUST_SINK_FIELDS")]
+    pub fields: Option<crate::callback_url::Fields>,
+
+    /// Adds this placeholder to every URL (repeatable)
+    #[arg(
+        long = "placeholder",
+        value_name = "NAME",
+        env = "ADJUST_SINK_PLACEHOLDER",
+        value_delimiter = ','
+    )]
+    pub placeholder: Vec<String>,
 }
 
 impl CallbackUrlArgs {
@@ -365,6 +380,8 @@ impl CallbackUrlArgs {
             all: self.all,
             partner: self.partner,
             tracker: self.tracker.clone(),
+            fields: self.fields,
+            placeholders: self.placeholder.clone(),
         }
     }
 }
