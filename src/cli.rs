@@ -172,6 +172,17 @@ pub struct ClickHouseArgs {
         value_delimiter = ','
     )]
     pub physical: Vec<String>,
+
+    /// A typed column of your own for a key Adjust's catalog does not know (an SDK callback or
+    /// partner parameter), `NAME:TYPE` with TYPE one of string, lowcard, int, float, bool,
+    /// timestamp (repeatable); `migrate` adds it, and its values land there instead of `extra`
+    #[arg(
+        long = "column",
+        env = "ADJUST_SINK_COLUMN",
+        value_name = "NAME:TYPE",
+        value_delimiter = ','
+    )]
+    pub column: Vec<String>,
 }
 
 /// When a callback is acknowledged.

@@ -163,11 +163,14 @@ fn run(command: Command) -> anyhow::Result<()> {
             let config = args
                 .clickhouse
                 .config(!args.no_migrate, std::time::Duration::from_secs(60))?;
+            let mut options = adjust_sink::row::Options::new();
+            for c in &config.target.columns {
+                options.decode = options.decode.clone().with_column(*c);
+            }
             let store = ClickHouseStore::new(config)?;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let options = adjust_sink::row::Options::new();
             let summary = rt.block_on(adjust_sink::import::import(
                 &store,
                 &args.files,

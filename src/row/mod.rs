@@ -247,7 +247,7 @@ pub fn encode(cb: &Callback<'_>, meta: &Meta<'_>, out: &mut Vec<u8>) {
     rb::put_str(out, meta.ingest_source.as_bytes());
     let absent = &*ABSENT;
     let mut next = 0;
-    let mut cold_names: Vec<&'static str> = Vec::new();
+    let mut cold_names: Vec<&str> = Vec::new();
     let mut cold_text = String::new();
     let mut cold_ends: Vec<usize> = Vec::new();
     for (idx, v) in cb.sent() {
@@ -272,6 +272,13 @@ pub fn encode(cb: &Callback<'_>, meta: &Meta<'_>, out: &mut Vec<u8>) {
         next = idx + 1;
     }
     out.extend_from_slice(&absent.bytes[absent.starts[next]..]);
+    // Keys with a column of the user's own (`--column`): cold text too, so the row's encoding
+    // does not depend on the flags.
+    for (name, v) in &cb.custom {
+        cold_names.push(name);
+        ty::put_cold_text(cb, v, &mut cold_text);
+        cold_ends.push(cold_text.len());
+    }
     rb::put_len(out, cold_names.len());
     for name in &cold_names {
         rb::put_str(out, name.as_bytes());

@@ -89,6 +89,7 @@ mod tests {
             database: "adjust".into(),
             table: "callbacks".into(),
             physical: Vec::new(),
+            columns: Vec::new(),
         }
     }
 

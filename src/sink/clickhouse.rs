@@ -794,6 +794,7 @@ mod tests {
                 database: "adjust".into(),
                 table: "callbacks".into(),
                 physical: Vec::new(),
+                columns: Vec::new(),
             },
             auto_migrate: false,
             insert_timeout: Duration::from_secs(10),

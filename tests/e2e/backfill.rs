@@ -325,3 +325,73 @@ async fn skan_4_postbacks_fill_their_columns_from_the_payload_unless_sent() {
         "not sent: from the payload"
     );
 }
+
+#[tokio::test]
+async fn columns_of_your_own_get_typed_values_instead_of_extra() {
+    let db = Db::fresh("own_columns").await;
+    let flags = [
+        "--column",
+        "loyalty_tier:lowcard",
+        "--column",
+        "ltv_cents:int",
+    ];
+    let mut args = vec![
+        "migrate",
+        "--clickhouse-url",
+        &db.url,
+        "--database",
+        &db.name,
+    ];
+    args.extend(flags);
+    let out = String::from_utf8(run(&args, None).stdout).unwrap();
+    assert!(out.contains("schema is up to date"), "{out}");
+    let types = db
+        .query(&format!(
+            "SELECT name, type, default_kind FROM system.columns WHERE database = '{}' \
+             AND table = 'callbacks' AND name IN ('loyalty_tier', 'ltv_cents') ORDER BY name",
+            db.name
+        ))
+        .await;
+    assert_eq!(
+        types,
+        "loyalty_tier\tLowCardinality(String)\tDEFAULT\nltv_cents\tNullable(Int64)\tDEFAULT\n"
+    );
+    let schema = String::from_utf8(
+        run(
+            &["schema", "--profile", "legacy", "--column", "ltv_cents:int"],
+            None,
+        )
+        .stdout,
+    )
+    .unwrap();
+    assert!(
+        schema.contains("\n    ltv_cents Nullable(Int64) DEFAULT "),
+        "{schema}"
+    );
+
+    let mut sink = Sink::start(&db, &flags).await;
+    let good = "activity_kind=install&app_token=abc123&nonce=own1&loyalty_tier=gold&ltv_cents=1234&user_id=7";
+    let bad = "activity_kind=install&app_token=abc123&nonce=own2&ltv_cents=lots";
+    for q in [good, bad] {
+        assert_eq!(sink.get(&format!("/adjust?{q}")).await.status(), 200);
+    }
+    assert_eq!(db.wait_rows(2, Duration::from_secs(20)).await, 2);
+    sink.terminate(Duration::from_secs(20));
+    let cols = ["loyalty_tier", "ltv_cents", "extra.key", "extra.value"];
+    let g = db.row_where(&cols, "nonce = 'own1'").await;
+    assert_eq!(g["loyalty_tier"], "gold");
+    assert_eq!(g["ltv_cents"], "1234");
+    assert_eq!(g["extra.key"], "['user_id']");
+    let b = db.row_where(&cols, "nonce = 'own2'").await;
+    assert!(b["ltv_cents"].is_null(), "{b:?}");
+    assert_eq!(b["extra.key"], "['ltv_cents']");
+    assert_eq!(b["extra.value"], "['lots']");
+    assert_eq!(
+        db.number(&format!(
+            "SELECT count() FROM {} WHERE ltv_cents IS NULL",
+            db.table()
+        ))
+        .await,
+        1
+    );
+}

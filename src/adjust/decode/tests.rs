@@ -226,3 +226,37 @@ fn skan_4_fields_come_from_the_payload_unless_sent() {
     );
     assert_eq!(cb.get("sk_source_domain"), "example.com");
 }
+
+#[test]
+fn keys_with_a_column_of_their_own_are_typed_and_leave_extra() {
+    let opts = DecodeOptions::new()
+        .with_column(CustomColumn::parse("loyalty_tier:lowcard").unwrap())
+        .with_column(CustomColumn::parse(" ltv_cents : int ").unwrap());
+    let q = b"adid=a&loyalty_tier=gold&ltv_cents=1234&user_id=7";
+    let cb = decode(q, Body::None, "", &opts);
+    assert_eq!(
+        cb.custom,
+        vec![
+            ("loyalty_tier", Value::Text("gold".into())),
+            ("ltv_cents", Value::Int(1234))
+        ]
+    );
+    assert_eq!(cb.extra, vec![("user_id".into(), "7".into())]);
+    let bad = decode(b"ltv_cents=lots&ltv_cents=5", Body::None, "", &opts);
+    // As for a placeholder: the value that does not parse stays in `extra`, the next one lands.
+    assert_eq!(bad.custom, vec![("ltv_cents", Value::Int(5))]);
+    assert_eq!(bad.extra, vec![("ltv_cents".into(), "lots".into())]);
+    assert_eq!(bad.problems[0].kind, ProblemKind::BadNumber);
+    let without = decode(q, Body::None, "", &DecodeOptions::new());
+    assert_eq!(without.extra.len(), 3);
+    for bad in [
+        "adid:string",
+        "x",
+        "a:decimal",
+        "Tier:int",
+        "extra:string",
+        "ingest_source:int",
+    ] {
+        assert!(CustomColumn::parse(bad).is_err(), "{bad}");
+    }
+}
