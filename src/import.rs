@@ -202,19 +202,24 @@ async fn flush(
         return Ok(());
     }
     let target = &store.config().target;
-    let list: Vec<String> = pending.ids.iter().map(u64::to_string).collect();
-    let sql = format!(
-        "SELECT DISTINCT callback_id FROM {} WHERE callback_id IN ({})",
-        target.table(),
-        list.join(",")
-    );
-    let present: FxHashSet<u64> = store
-        .select(&sql)
-        .await
-        .context("looking up activities already in the table")?
-        .iter()
-        .filter_map(|r| r.first()?.parse().ok())
-        .collect();
+    // At most 5,000 ids per lookup: the query stays well under ClickHouse's max_query_size.
+    let mut present: FxHashSet<u64> = FxHashSet::default();
+    for ids in pending.ids.chunks(5_000) {
+        let list: Vec<String> = ids.iter().map(u64::to_string).collect();
+        let sql = format!(
+            "SELECT DISTINCT callback_id FROM {} WHERE callback_id IN ({})",
+            target.table(),
+            list.join(",")
+        );
+        present.extend(
+            store
+                .select(&sql)
+                .await
+                .context("looking up activities already in the table")?
+                .iter()
+                .filter_map(|r| r.first()?.parse::<u64>().ok()),
+        );
+    }
     let mut data = Vec::new();
     let mut rows = 0;
     let mut token = xxhash_rust::xxh3::Xxh3::new();

@@ -147,14 +147,14 @@ async fn import_backfills_what_callbacks_missed_and_reconcile_measures_it() {
     let plain = csv_bytes(50..100, false, true);
     let gz_arg = gz_path.to_str().unwrap();
     let base = ["--clickhouse-url", &db.url, "--database", &db.name];
-    let import = |stdin: &'static str| {
-        let mut a = vec!["import"];
+    let import = |stdin: &'static str, batch_rows: &'static str| {
+        let mut a = vec!["import", "--batch-rows", batch_rows];
         a.extend(base);
         a.extend([gz_arg, stdin]);
         a
     };
 
-    let out = run(&import("-"), Some(&plain));
+    let out = run(&import("-", "5000"), Some(&plain));
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(
         summary.starts_with("read 101 rows in ")
@@ -235,8 +235,10 @@ async fn import_backfills_what_callbacks_missed_and_reconcile_measures_it() {
     assert_eq!(callback["revenue_float"], "95.25");
     assert_eq!(callback["created_at"], "2024-03-03 00:01:35");
 
-    // Again: nothing new.
-    let out = run(&import("-"), Some(&plain));
+    // Again, in batches of 7 (a progress line after each): nothing new.
+    let out = run(&import("-", "7"), Some(&plain));
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert!(progress.lines().count() >= 14, "{progress}");
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(
         summary.contains(": 100 already present, 0 new, 1 bad lines"),
