@@ -19,6 +19,7 @@ fn meta(id: u64) -> Meta<'static> {
         received_at: 1_700_000_000,
         callback_id: id,
         source_ip: "178.162.216.70",
+        ingest_source: adjust_sink::row::INGEST_CALLBACK,
         raw: None,
     }
 }

@@ -96,6 +96,7 @@ fn main() -> std::io::Result<()> {
         database: "adjust".into(),
         table: "callbacks".into(),
         physical: Vec::new(),
+        columns: Vec::new(),
     };
     std::fs::write(dir.join("ddl.sql"), create_table(Profile::Modern, &target))?;
     println!(

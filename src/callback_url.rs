@@ -35,6 +35,98 @@ pub const EVENT: &str = activity::triggers::EVENT.name;
 /// Where single-activity callbacks are configured in Adjust's dashboard.
 const DASHBOARD: &str = "Adjust dashboard: your app → Raw data export → Real-time callbacks";
 
+/// Which placeholders a URL carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Fields {
+    /// What identity, deduplication, attribution and revenue need ([`MINIMAL`]): short URLs.
+    Minimal,
+    /// Every placeholder that applies to the URL's activities.
+    #[default]
+    Standard,
+    /// Every placeholder of the catalog.
+    All,
+}
+
+/// The `minimal` field set (kept where they apply to the URL's activities): the app and device
+/// identity, the dedup key's inputs, attribution (the tracker and its name, from which the
+/// network, campaign, adgroup and creative columns are cut), and revenue.
+pub const MINIMAL: &[&str] = &[
+    "activity_kind",
+    "app_id",
+    "app_token",
+    "environment",
+    "created_at",
+    "event",
+    "nonce",
+    "tracker",
+    "tracker_name",
+    "is_organic",
+    "installed_at",
+    "reattributed_at",
+    "adid",
+    "idfa",
+    "idfv",
+    "gps_adid",
+    "fire_adid",
+    "oaid",
+    "android_id",
+    "web_uuid",
+    "os_name",
+    "country",
+    "revenue",
+    "revenue_float",
+    "currency",
+    "revenue_usd",
+    "ad_mediation_platform",
+    "cost_amount",
+    "cost_currency",
+    "subscription_transaction_id",
+    "sk_transaction_id",
+    "sk_payload",
+    "rejection_reason",
+];
+
+/// A URL longer than this may be cut by browsers, proxies and Adjust's dashboard.
+pub const LONG_URL: usize = 2_048;
+
+/// The field set of every URL, and placeholders added to it (`--placeholder`).
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub fields: Fields,
+    pub extra: Vec<&'static Placeholder>,
+}
+
+impl Selection {
+    fn all(all: bool) -> Self {
+        Selection {
+            fields: if all { Fields::All } else { Fields::Standard },
+            extra: Vec::new(),
+        }
+    }
+
+    /// The placeholders of a URL for activities of these scopes, in catalog order.
+    pub fn placeholders(&self, scopes: &[Scope]) -> Vec<&'static Placeholder> {
+        let base = placeholders(scopes, self.fields == Fields::All);
+        base.into_iter()
+            .filter(|p| self.fields != Fields::Minimal || MINIMAL.contains(&p.name))
+            .chain(self.extra.iter().copied())
+            .fold(Vec::new(), |mut out, p| {
+                if !out.iter().any(|q: &&Placeholder| q.name == p.name) {
+                    out.push(p);
+                }
+                out
+            })
+    }
+}
+
+/// The link of Adjust's callback tester for a callback URL.
+pub fn test_link(url: &str) -> String {
+    format!(
+        "https://app.adjust.com/cbtest?callback={}",
+        encode_value(url)
+    )
+}
+
 /// The placeholders for these scopes (plus [`Scope::All`] and [`REQUIRED`]), in catalog order;
 /// every placeholder of the catalog with `all`.
 pub fn placeholders(scopes: &[Scope], all: bool) -> Vec<&'static Placeholder> {
@@ -60,20 +152,30 @@ pub fn query(placeholders: &[&Placeholder]) -> String {
 
 /// The global callback URL: `<base>/adjust?activity_kind={activity_kind}&…`.
 pub fn global_url(base: &BaseUrl, all: bool) -> String {
-    format!(
-        "{}/adjust?{}",
-        base.as_str(),
-        query(&placeholders(&global_scopes(), all))
-    )
+    global_url_with(base, &Selection::all(all))
 }
 
 /// The single-activity callback URL of a trigger: `<base>/adjust/<trigger>?…`.
 pub fn trigger_url(base: &BaseUrl, trigger: &Trigger, all: bool) -> String {
+    trigger_url_with(base, trigger, &Selection::all(all))
+}
+
+/// [`global_url`] with a field selection.
+pub fn global_url_with(base: &BaseUrl, sel: &Selection) -> String {
+    format!(
+        "{}/adjust?{}",
+        base.as_str(),
+        query(&sel.placeholders(&global_scopes()))
+    )
+}
+
+/// [`trigger_url`] with a field selection.
+pub fn trigger_url_with(base: &BaseUrl, trigger: &Trigger, sel: &Selection) -> String {
     format!(
         "{}/adjust/{}?{}",
         base.as_str(),
         trigger.name,
-        query(&placeholders(&trigger.scopes(), all))
+        query(&sel.placeholders(&trigger.scopes()))
     )
 }
 
@@ -147,6 +249,8 @@ pub enum Error {
     EventWithoutToken,
     #[error("--callback-token: {0}")]
     CallbackToken(String),
+    #[error("--placeholder `{0}` is not an Adjust placeholder this sink knows")]
+    UnknownPlaceholder(String),
 }
 
 /// A validated sink base URL (`https://sink.example.com`, or with a path prefix), without a
@@ -308,6 +412,10 @@ pub struct Options {
     pub tracker: Option<String>,
     /// `sink_token=<token>` goes into every callback URL (`serve --callback-token`).
     pub callback_token: Option<String>,
+    /// The field set (`all` wins); default `minimal` for the partner form, `standard` otherwise.
+    pub fields: Option<Fields>,
+    /// Placeholders added to every URL.
+    pub placeholders: Vec<String>,
 }
 
 /// What one printed URL is.
@@ -327,6 +435,9 @@ pub struct Entry {
     pub target: Target,
     pub comment: String,
     pub url: String,
+    /// The callback URLs it carries (the URL itself, or those attached to a tracker URL), each
+    /// with its parameter name (`""` for a dashboard URL).
+    pub callbacks: Vec<(String, String)>,
 }
 
 /// The URLs to print, and warnings (for stderr).
@@ -337,11 +448,20 @@ pub struct Output {
 }
 
 impl Output {
-    /// `# comment` and URL lines, one pair per entry.
+    /// `# comment` and URL lines, one pair per entry, each followed by `# Adjust callback tester:`
+    /// lines with the tester link of every callback URL it carries.
     pub fn render(&self) -> String {
         let mut out = String::new();
         for e in &self.entries {
             let _ = writeln!(out, "# {}\n{}", e.comment, e.url);
+            for (param, url) in &e.callbacks {
+                let which = if param.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({param})")
+                };
+                let _ = writeln!(out, "# Adjust callback tester{which}: {}", test_link(url));
+            }
         }
         out
     }
@@ -411,16 +531,51 @@ pub fn generate(opts: &Options) -> Result<Output, Error> {
         crate::http::token::check(t).map_err(Error::CallbackToken)?;
     }
     let (global, triggers) = selection(opts)?;
+    let mut sel = Selection {
+        fields: match (opts.all, opts.fields) {
+            (true, _) => Fields::All,
+            (false, Some(f)) => f,
+            (false, None) if opts.partner => Fields::Minimal,
+            (false, None) => Fields::Standard,
+        },
+        extra: Vec::new(),
+    };
+    for name in &opts.placeholders {
+        let p = CATALOG
+            .iter()
+            .find(|p| p.name == name.trim().trim_matches(|c| c == '{' || c == '}'))
+            .ok_or_else(|| Error::UnknownPlaceholder(name.clone()))?;
+        sel.extra.push(p);
+    }
     let entries = match tracker {
         Some(tracker) => vec![partner_entry(
-            &base, tracker, global, &triggers, &tokens, opts.all, secret,
+            &base, tracker, global, &triggers, &tokens, &sel, secret,
         )?],
-        None => dashboard_entries(&base, global, &triggers, &tokens, opts.all, secret),
+        None => dashboard_entries(&base, global, &triggers, &tokens, &sel, secret),
     };
-    Ok(Output {
-        entries,
-        warnings: base.warnings().to_vec(),
-    })
+    let mut warnings = base.warnings().to_vec();
+    for e in &entries {
+        for (param, url) in &e.callbacks {
+            if url.len() > LONG_URL {
+                let what = if param.is_empty() {
+                    e.comment.split(" → ").next().unwrap_or("").to_owned()
+                } else {
+                    format!("{param} of the tracker URL")
+                };
+                warnings.push(format!(
+                    "the {what} URL is {} characters, over {LONG_URL}: it may be cut on the way (try --fields minimal)",
+                    url.len()
+                ));
+            }
+        }
+        if e.target == Target::Partner && e.url.len() > LONG_URL {
+            warnings.push(format!(
+                "the tracker URL is {} characters, over {LONG_URL}: it may be cut on the way (try --fields minimal or fewer --trigger)",
+                e.url.len()
+            ));
+        }
+    }
+    Ok(Output { entries, warnings })
 }
 
 fn dashboard_entries(
@@ -428,7 +583,7 @@ fn dashboard_entries(
     global: bool,
     triggers: &[&'static Trigger],
     tokens: &[String],
-    all: bool,
+    sel: &Selection,
     secret: Option<&str>,
 ) -> Vec<Entry> {
     let mut entries = Vec::new();
@@ -438,16 +593,19 @@ fn dashboard_entries(
             comment: format!(
                 "Global callback (every activity except ad revenue, SKAdNetwork and SAN clicks/impressions) → {DASHBOARD} → Global"
             ),
-            url: with_token(global_url(base, all), secret),
+            callbacks: vec![(String::new(), with_token(global_url_with(base, sel), secret))],
+            url: with_token(global_url_with(base, sel), secret),
         });
     }
     for t in triggers {
-        let url = with_token(trigger_url(base, t, all), secret);
+        let url = with_token(trigger_url_with(base, t, sel), secret);
+        let callbacks = vec![(String::new(), url.clone())];
         if t.name != EVENT {
             entries.push(Entry {
                 target: Target::Trigger(t.name),
                 comment: format!("{} callback → {DASHBOARD} → {}", t.title, t.title),
                 url,
+                callbacks,
             });
         } else if tokens.is_empty() {
             entries.push(Entry {
@@ -456,6 +614,7 @@ fn dashboard_entries(
                     "Event callback → {DASHBOARD} → each event you want (--event-token TOKEN lists them one by one)"
                 ),
                 url,
+                callbacks,
             });
         } else {
             for token in tokens {
@@ -465,6 +624,7 @@ fn dashboard_entries(
                         "Event callback for event token {token} → {DASHBOARD} → the event {token}"
                     ),
                     url: url.clone(),
+                    callbacks: callbacks.clone(),
                 });
             }
         }
@@ -478,7 +638,7 @@ fn partner_entry(
     global: bool,
     triggers: &[&'static Trigger],
     tokens: &[String],
-    all: bool,
+    sel: &Selection,
     secret: Option<&str>,
 ) -> Result<Entry, Error> {
     let settable = || {
@@ -498,7 +658,7 @@ fn partner_entry(
         let param = t
             .partner_param
             .ok_or_else(|| Error::NotForPartners(t.name.to_owned(), settable()))?;
-        let url = with_token(trigger_url(base, t, all), secret);
+        let url = with_token(trigger_url_with(base, t, sel), secret);
         if t.name == EVENT {
             if tokens.is_empty() {
                 return Err(Error::EventWithoutToken);
@@ -517,6 +677,7 @@ fn partner_entry(
             what.join(", ")
         ),
         url: partner_url(tracker, &params),
+        callbacks: params,
     })
 }
 
@@ -612,7 +773,11 @@ mod tests {
 
     #[test]
     fn a_generated_partner_url_is_exactly_the_encoded_dashboard_urls() {
-        let out = generate(&partner("abc123", &["install", "session"], &[])).unwrap();
+        let out = generate(&Options {
+            fields: Some(Fields::Standard),
+            ..partner("abc123", &["install", "session"], &[])
+        })
+        .unwrap();
         assert_eq!(out.entries.len(), 1);
         let base = BaseUrl::parse("https://sink.example.com").unwrap();
         let install = trigger_url(&base, trigger("install").unwrap(), false);
@@ -712,13 +877,23 @@ mod tests {
             )
         );
         assert!(out.entries[2].comment.contains("f0ob4r"));
-        assert!(out.warnings.is_empty());
+        // The standard field set makes long URLs: each one is named in a warning.
+        assert_eq!(out.warnings.len(), 4, "{:?}", out.warnings);
+        assert!(out.warnings[0].starts_with("the Global callback (every activity"));
+        assert!(out.warnings.iter().all(|w| w.contains("over 2048")));
         let rendered = out.render();
         let lines: Vec<&str> = rendered.lines().collect();
-        assert_eq!(lines.len(), 8);
-        for pair in lines.chunks(2) {
-            assert!(pair[0].starts_with("# "));
-            assert!(pair[1].starts_with("https://sink.example.com/adjust"));
+        assert_eq!(lines.len(), 12);
+        for (three, e) in lines.chunks(3).zip(&out.entries) {
+            assert!(three[0].starts_with("# "));
+            assert_eq!(three[1], e.url);
+            assert_eq!(
+                three[2],
+                format!(
+                    "# Adjust callback tester: https://app.adjust.com/cbtest?callback={}",
+                    encode_value(&e.url)
+                )
+            );
         }
     }
 
@@ -864,8 +1039,65 @@ mod tests {
         assert_eq!(v6.warnings().len(), 1);
         let doubled = BaseUrl::parse("https://sink.example.com/adjust").unwrap();
         assert!(doubled.warnings()[0].contains("already ends in /adjust"));
-        let out = generate(&opts("http://127.0.0.1:8080")).unwrap();
-        assert_eq!(out.warnings.len(), 2);
+        let out = generate(&Options {
+            fields: Some(Fields::Minimal),
+            ..opts("http://127.0.0.1:8080")
+        })
+        .unwrap();
+        assert_eq!(out.warnings.len(), 2, "{:?}", out.warnings);
+    }
+
+    #[test]
+    fn field_sets_and_added_placeholders() {
+        let base = BaseUrl::parse("https://sink.example.com").unwrap();
+        let install = trigger("install").unwrap();
+        let url = |fields, extra: &[&str]| {
+            let sel = Selection {
+                fields,
+                extra: extra
+                    .iter()
+                    .map(|n| CATALOG.iter().find(|p| p.name == *n).unwrap())
+                    .collect(),
+            };
+            trigger_url_with(&base, install, &sel)
+        };
+        let minimal = url(Fields::Minimal, &[]);
+        let standard = url(Fields::Standard, &[]);
+        let all = url(Fields::All, &[]);
+        assert!(minimal.len() < LONG_URL && minimal.len() < standard.len());
+        assert!(standard.len() < all.len());
+        assert_eq!(standard, trigger_url(&base, install, false));
+        let names = names(&minimal);
+        for n in REQUIRED
+            .iter()
+            .chain(&["tracker_name", "adid", "idfa", "app_token"])
+        {
+            assert!(names.contains(n), "{n} missing from {minimal}");
+        }
+        assert!(!names.contains(&"revenue_float"), "not an install's");
+        assert!(!names.contains(&"city"));
+        let more = url(Fields::Minimal, &["city", "adid"]);
+        assert_eq!(more, format!("{minimal}&city={{city}}"));
+
+        // The partner form defaults to `minimal`: every trigger URL is short, no warning.
+        let out = generate(&partner("abc123", &[], &["f0ob4r"])).unwrap();
+        assert!(
+            out.warnings
+                .iter()
+                .all(|w| w.starts_with("the tracker URL"))
+        );
+        assert_eq!(out.entries[0].callbacks.len(), 8);
+        for (param, cb) in &out.entries[0].callbacks {
+            assert!(cb.len() < LONG_URL, "{param}: {}", cb.len());
+        }
+        assert_eq!(
+            generate(&Options {
+                placeholders: vec!["nope".into()],
+                ..opts("https://sink.example.com")
+            })
+            .unwrap_err(),
+            Error::UnknownPlaceholder("nope".into())
+        );
     }
 
     #[test]

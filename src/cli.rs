@@ -37,6 +37,52 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Show what a data directory holds for delivery, and whether the table matches this version.
     Check(CheckArgs),
+    /// Backfill from Adjust's CSV exports (CSV or CSV.gz, `-` for stdin): each row is typed as a
+    /// callback would be, activities already in the table are skipped
+    Import(ImportArgs),
+    /// Per day and activity kind: activities that arrived as callbacks, those only an export had
+    /// (`import`), and the completeness of the callbacks in percent
+    Reconcile(ReconcileArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
+
+    /// Export files: a header row naming placeholders (`adid` or `{adid}`, any order and subset),
+    /// then one activity per row; gzip is recognised by content; `-` reads stdin
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<String>,
+
+    /// Activities per existence check and insert
+    #[arg(long, env = "ADJUST_SINK_IMPORT_BATCH_ROWS", default_value_t = 5_000)]
+    pub batch_rows: usize,
+
+    /// Do not create or upgrade the tables before importing
+    #[arg(long, env = "ADJUST_SINK_NO_MIGRATE")]
+    pub no_migrate: bool,
+}
+
+/// How `reconcile` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
+
+    /// First day (YYYY-MM-DD, by event_date) to report; every day when absent
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+
+    /// `table` (aligned, with a total line) or `json` (one array of objects)
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ReportFormat,
 }
 
 #[derive(Debug, Args)]
@@ -126,6 +172,17 @@ pub struct ClickHouseArgs {
         value_delimiter = ','
     )]
     pub physical: Vec<String>,
+
+    /// A typed column of your own for a key Adjust's catalog does not know (an SDK callback or
+    /// partner parameter), `NAME:TYPE` with TYPE one of string, lowcard, int, float, bool,
+    /// timestamp (repeatable); `migrate` adds it, and its values land there instead of `extra`
+    #[arg(
+        long = "column",
+        env = "ADJUST_SINK_COLUMN",
+        value_name = "NAME:TYPE",
+        value_delimiter = ','
+    )]
+    pub column: Vec<String>,
 }
 
 /// When a callback is acknowledged.
@@ -419,6 +476,21 @@ pub struct CallbackUrlArgs {
         requires = "partner"
     )]
     pub tracker: Option<String>,
+
+    /// Which placeholders each URL carries: `minimal` (identity, dedup key, attribution, revenue:
+    /// short URLs), `standard` (every placeholder of the URL's activities), `all` (the catalog);
+    /// default `minimal` with --partner, `standard` otherwise (--all is `--fields all`)
+    #[arg(long, value_enum, value_name = "SET", env = "ADJUST_SINK_FIELDS")]
+    pub fields: Option<crate::callback_url::Fields>,
+
+    /// Adds this placeholder to every URL (repeatable)
+    #[arg(
+        long = "placeholder",
+        value_name = "NAME",
+        env = "ADJUST_SINK_PLACEHOLDER",
+        value_delimiter = ','
+    )]
+    pub placeholder: Vec<String>,
 }
 
 impl CallbackUrlArgs {
@@ -432,6 +504,8 @@ impl CallbackUrlArgs {
             partner: self.partner,
             tracker: self.tracker.clone(),
             callback_token: self.callback_token.as_ref().map(|t| t.expose().to_owned()),
+            fields: self.fields,
+            placeholders: self.placeholder.clone(),
         }
     }
 }

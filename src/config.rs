@@ -100,10 +100,20 @@ impl ClickHouseArgs {
             .filter(|n| !n.is_empty())
             .collect();
         crate::schema::check_physical(&physical).map_err(ConfigError)?;
+        let mut columns: Vec<crate::adjust::decode::CustomColumn> = Vec::new();
+        for spec in self.column.iter().filter(|s| !s.trim().is_empty()) {
+            let c = crate::adjust::decode::CustomColumn::parse(spec)
+                .map_err(|e| ConfigError(format!("--column `{spec}`: {e}")))?;
+            if columns.iter().any(|o| o.name == c.name) {
+                return err(format!("--column `{}` is given twice", c.name));
+            }
+            columns.push(c);
+        }
         Ok(Target {
             database: self.database.clone(),
             table: self.table.clone(),
             physical,
+            columns,
         })
     }
 
@@ -248,6 +258,9 @@ impl TryFrom<&ServeArgs> for ServeConfig {
         }
         let trusted_proxies = Allowlist::new(parse_nets(&a.trusted_proxy, "--trusted-proxy")?);
         let mut decode = DecodeOptions::new();
+        for c in a.clickhouse.target()?.columns {
+            decode = decode.with_column(c);
+        }
         for pair in a.param_alias.iter().filter(|p| !p.trim().is_empty()) {
             let Some((alias, name)) = pair.split_once('=') else {
                 return err(format!(

@@ -25,6 +25,7 @@
 //! - [`cli`], [`config`]: command line and validated settings.
 //! - [`callback_url`]: the callback URLs to paste into Adjust (`callback-url`), from the catalog.
 //! - [`replay`]: the `replay` and `check` commands.
+//! - [`import`]: the `import` (backfill from Adjust's CSV exports) and `reconcile` commands.
 //! - [`serve`]: start-up and shutdown; [`shutdown`]: the shared stop state.
 
 pub mod adjust;
@@ -33,6 +34,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod import;
 pub mod metrics;
 pub mod pipeline;
 pub mod replay;

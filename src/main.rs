@@ -159,6 +159,60 @@ fn run(command: Command) -> anyhow::Result<()> {
             print!("{}", schema::render(profile, &target));
             Ok(())
         }
+        Command::Import(args) => {
+            let config = args
+                .clickhouse
+                .config(!args.no_migrate, std::time::Duration::from_secs(60))?;
+            let mut options = adjust_sink::row::Options::new();
+            for c in &config.target.columns {
+                options.decode = options.decode.clone().with_column(*c);
+            }
+            let store = ClickHouseStore::new(config)?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let summary = rt.block_on(adjust_sink::import::import(
+                &store,
+                &args.files,
+                &options,
+                args.batch_rows,
+                |s| {
+                    let secs = s.elapsed.as_secs_f64().max(0.001);
+                    eprintln!(
+                        "adjust-sink: import: {} rows read ({:.0} rows/s), {} new, {} already present, {} bad lines",
+                        s.rows_read,
+                        s.rows_read as f64 / secs,
+                        s.new,
+                        s.already_present,
+                        s.bad_lines.len()
+                    );
+                },
+            ))?;
+            print!("{}", summary.render());
+            Ok(())
+        }
+        Command::Reconcile(args) => {
+            let config = args
+                .clickhouse
+                .config(false, std::time::Duration::from_secs(60))?;
+            let store = ClickHouseStore::new(config)?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let rows = rt.block_on(adjust_sink::import::reconcile(
+                &store,
+                args.since.as_deref(),
+            ))?;
+            match args.format {
+                adjust_sink::cli::ReportFormat::Table => {
+                    print!("{}", adjust_sink::import::render_table(&rows))
+                }
+                adjust_sink::cli::ReportFormat::Json => {
+                    println!("{}", serde_json::to_string_pretty(&rows)?)
+                }
+            }
+            Ok(())
+        }
         Command::CallbackUrl(args) => {
             let output = callback_url::generate(&args.options())?;
             for warning in &output.warnings {

@@ -4,7 +4,9 @@
 -- An install reaches Adjust once from the winning network (sk_install) and often
 -- again from the device (sk_install_direct, iOS 15+): both carry Apple's transaction id, so they
 -- are counted once per sk_transaction_id; when a network sends none, per nonce; when neither was
--- sent, per callback. The network's copy is preferred for the attribution fields. The conversion
+-- sent, per callback; SKAN 4 sends up to three postbacks per transaction, so the key is the
+-- transaction and its sk_postback_sequence_index (0 when not sent: the install's postback; 1 and 2
+-- are the later windows). The network's copy is preferred for the attribution fields. The conversion
 -- value is sk_conversion_value, or Apple's `conversion-value` in sk_payload when the column is
 -- empty (NULL = no conversion value, e.g. a postback after the SKAN 4 privacy threshold).
 -- Qualifier postbacks (sk_qualifier: networks that did not win) are not installs.
@@ -17,6 +19,7 @@ SELECT
     day,
     network_name,
     sk_campaign_id,
+    postback_index,
     conversion_value,
     count() AS installs
 FROM
@@ -27,6 +30,7 @@ FROM
     SELECT
         if(sk_transaction_id != '', sk_transaction_id,
             if(nonce != '', nonce, toString(callback_id))) AS install_key,
+        ifNull(sk_postback_sequence_index, 0) AS postback_index,
         min(event_date) AS day,
         argMax(network_name, activity_kind = 'sk_install') AS network_name,
         argMax(sk_campaign_id, activity_kind = 'sk_install') AS sk_campaign_id,
@@ -37,7 +41,7 @@ FROM
     WHERE activity_kind IN ('sk_install', 'sk_install_direct')
         AND event_date >= date_from AND event_date <= date_to
         AND environment != 'sandbox'
-    GROUP BY install_key
+    GROUP BY install_key, postback_index
 )
-GROUP BY day, network_name, sk_campaign_id, conversion_value
-ORDER BY day, network_name, sk_campaign_id, conversion_value;
+GROUP BY day, network_name, sk_campaign_id, postback_index, conversion_value
+ORDER BY day, network_name, sk_campaign_id, postback_index, conversion_value;

@@ -278,6 +278,12 @@ pub const CATALOG: &[Placeholder] = &[
     p("reporting_revenue_min", Float, Skan),
     p("reporting_revenue_max", Float, Skan),
     p("sk_conversion_value", Int, Skan),
+    // SKAdNetwork 4 (filled from Apple's postback in `sk_payload` when not sent as keys)
+    p("sk_source_identifier", LowCard, Skan),
+    p("sk_source_domain", Str, Skan),
+    p("sk_source_app_id", Str, Skan),
+    p("sk_coarse_conversion_value", LowCard, Skan),
+    p("sk_postback_sequence_index", Int, Skan),
     // 3.16 Self-attributing-network & partner-specific
     p("google_ads_campaign_type", LowCard, Partner),
     p("google_ads_campaign_name", Str, Partner),
@@ -371,6 +377,9 @@ pub const HOT: &[&str] = &[
     "sk_campaign_id",
     "sk_transaction_id",
     "sk_conversion_value",
+    "sk_source_identifier",
+    "sk_coarse_conversion_value",
+    "sk_postback_sequence_index",
 ];
 
 static HOT_FLAGS: std::sync::LazyLock<[bool; CATALOG.len()]> = std::sync::LazyLock::new(|| {

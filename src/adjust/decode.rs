@@ -85,6 +85,33 @@ static NAME_PARTS: LazyLock<[usize; 4]> = LazyLock::new(|| {
     .map(|n| index_of(n).expect("in catalog"))
 });
 
+/// SKAdNetwork postback fields (Apple's JSON, kept whole in `sk_payload`) and the placeholder
+/// each fills when the callback did not send that placeholder itself.
+const SKAN_FIELDS: &[(&str, &str)] = &[
+    ("version", "sk_version"),
+    ("ad-network-id", "sk_network_id"),
+    ("campaign-id", "sk_campaign_id"),
+    ("source-identifier", "sk_source_identifier"),
+    ("app-id", "sk_app_id"),
+    ("source-app-id", "sk_source_app_id"),
+    ("source-domain", "sk_source_domain"),
+    ("transaction-id", "sk_transaction_id"),
+    ("redownload", "sk_redownload"),
+    ("fidelity-type", "sk_fidelity_type"),
+    ("conversion-value", "sk_conversion_value"),
+    ("coarse-conversion-value", "sk_coarse_conversion_value"),
+    ("postback-sequence-index", "sk_postback_sequence_index"),
+    ("did-win", "sk_did_win"),
+];
+
+static SKAN: LazyLock<(usize, Vec<(&'static str, usize)>)> = LazyLock::new(|| {
+    let fields = SKAN_FIELDS
+        .iter()
+        .map(|(k, p)| (*k, index_of(p).expect("in catalog")))
+        .collect();
+    (index_of("sk_payload").expect("in catalog"), fields)
+});
+
 /// Names Adjust's own material uses for a placeholder that has another column name.
 const BUILTIN_ALIASES: &[(&str, &str)] = &[("publisher_parameter", "publisher_parameters")];
 
@@ -93,11 +120,73 @@ pub fn index_of(name: &str) -> Option<usize> {
     INDEX.get(name)
 }
 
+/// A column of the user's own (`--column NAME:TYPE`) for a key the catalog does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CustomColumn {
+    /// Made `'static` once at start-up (a handful of names from the command line).
+    pub name: &'static str,
+    pub ty: Ty,
+}
+
+impl CustomColumn {
+    /// `NAME:TYPE`, TYPE one of `string`, `lowcard`, `int`, `float`, `bool`, `timestamp`.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let (name, ty) = spec
+            .trim()
+            .split_once(':')
+            .ok_or("must be NAME:TYPE, e.g. loyalty_tier:lowcard")?;
+        let (name, ty) = (name.trim(), ty.trim());
+        let ty = match ty {
+            "string" => Ty::Str,
+            "lowcard" => Ty::LowCard,
+            "int" => Ty::Int,
+            "float" => Ty::Float,
+            "bool" => Ty::Flag,
+            "timestamp" => Ty::Time,
+            other => {
+                return Err(format!(
+                    "type `{other}` is not one of string, lowcard, int, float, bool, timestamp"
+                ));
+            }
+        };
+        let ok_name = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !ok_name {
+            return Err(format!(
+                "`{name}`: use lowercase letters, digits and underscores"
+            ));
+        }
+        if index_of(name).is_some() {
+            return Err(format!(
+                "`{name}` is an Adjust placeholder: it has its column"
+            ));
+        }
+        let taken = crate::row::wire_columns()
+            .iter()
+            .flat_map(|c| {
+                let base = c.name.clone();
+                [format!("{base}_map"), base]
+            })
+            .any(|n| n == name);
+        if taken || name == "cold_map" {
+            return Err(format!("`{name}` is a column of the sink"));
+        }
+        Ok(CustomColumn {
+            name: Box::leak(name.to_owned().into_boxed_str()),
+            ty,
+        })
+    }
+}
+
 /// Decoder settings that come from configuration.
 #[derive(Debug, Clone, Default)]
 pub struct DecodeOptions {
     /// Query keys that stand for a placeholder (`device_id` → `adid`), as catalog indexes.
     aliases: FxHashMap<String, u16>,
+    /// Keys with a column of the user's own.
+    columns: Vec<CustomColumn>,
 }
 
 impl DecodeOptions {
@@ -113,6 +202,18 @@ impl DecodeOptions {
         }
         self.aliases.insert(alias.to_owned(), idx as u16);
         Ok(self)
+    }
+
+    /// Gives the key `column.name` a typed column of its own: its values go to the cold arrays
+    /// (not to `extra`), typed as the column says.
+    pub fn with_column(mut self, column: CustomColumn) -> Self {
+        self.columns.retain(|c| c.name != column.name);
+        self.columns.push(column);
+        self
+    }
+
+    fn custom(&self, key: &str) -> Option<CustomColumn> {
+        self.columns.iter().find(|c| c.name == key).copied()
     }
 
     /// The default options plus the built-in aliases.
@@ -260,6 +361,8 @@ pub struct Callback<'a> {
     sent: Vec<(u16, Value<'a>)>,
     /// Keys that are not placeholders, repeated keys, and values that did not parse, as sent.
     pub extra: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    /// Values of keys with a column of the user's own (`--column`), typed, in the order sent.
+    pub custom: Vec<(&'static str, Value<'a>)>,
     pub problems: Vec<Problem>,
     /// The single-activity trigger from the path (`/adjust/{trigger}`), `""` for the global one.
     pub trigger: &'a str,
@@ -272,6 +375,7 @@ impl<'a> Callback<'a> {
             present: [0; PRESENT_WORDS],
             sent: Vec::with_capacity(48),
             extra: Vec::new(),
+            custom: Vec::new(),
             problems: Vec::new(),
             trigger,
         }
@@ -391,7 +495,10 @@ impl<'a> Callback<'a> {
     /// Takes one decoded pair.
     fn put(&mut self, key: Cow<'a, str>, val: Cow<'a, str>, opts: &DecodeOptions) {
         let Some(idx) = opts.lookup(&key) else {
-            self.extra.push((key, val));
+            match opts.custom(&key) {
+                Some(c) => self.put_custom(c, key, val),
+                None => self.extra.push((key, val)),
+            }
             return;
         };
         if val.is_empty() {
@@ -428,6 +535,35 @@ impl<'a> Callback<'a> {
         }
     }
 
+    /// Takes the value of a key with a column of the user's own: the same rules as for a
+    /// placeholder (not sent when empty or unreplaced; first wins; NULL and the raw pair in `extra`
+    /// when it does not parse).
+    fn put_custom(&mut self, c: CustomColumn, key: Cow<'a, str>, val: Cow<'a, str>) {
+        if val.is_empty() {
+            return;
+        }
+        if val.len() >= 2
+            && val.starts_with('{')
+            && val.ends_with('}')
+            && is_placeholder_literal(&val)
+        {
+            self.problem(ProblemKind::UnreplacedPlaceholder, &key);
+            return;
+        }
+        if self.custom.iter().any(|(n, _)| *n == c.name) {
+            self.problem(ProblemKind::DuplicateKey, &key);
+            self.extra.push((key, val));
+            return;
+        }
+        match c.ty.parse(val) {
+            Ok((v, _)) => self.custom.push((c.name, v)),
+            Err((kind, raw)) => {
+                self.problem(kind, &key);
+                self.extra.push((key, raw));
+            }
+        }
+    }
+
     /// Fills what Adjust derives from other values when they were not sent: the tracker name's
     /// `network::campaign::adgroup::creative` parts, and the activity kind from the trigger.
     fn derive(&mut self) {
@@ -453,12 +589,47 @@ impl<'a> Callback<'a> {
                 }
             }
         }
+        self.derive_skan();
         if !self.is_sent(ACTIVITY_KIND) && !self.trigger.is_empty() {
             self.set(ACTIVITY_KIND, Value::Text(Cow::Borrowed(self.trigger)));
         }
         let kind = self.activity_kind();
         if !kind.is_empty() && super::activity::label(kind) == "unknown" {
             self.problem(ProblemKind::UnknownActivityKind, "activity_kind");
+        }
+    }
+}
+
+impl Callback<'_> {
+    /// Fills the `sk_*` placeholders the callback did not send from Apple's postback in
+    /// `sk_payload` (SKAN 4 adds `source-identifier`, `coarse-conversion-value`,
+    /// `postback-sequence-index`, …). A key sent by Adjust wins over the payload; a payload field
+    /// that does not type is left out (the payload itself is kept whole).
+    fn derive_skan(&mut self) {
+        let (payload, fields) = &*SKAN;
+        let Value::Text(text) = self.value(*payload) else {
+            return;
+        };
+        let Ok(map) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text)
+        else {
+            return;
+        };
+        for &(key, idx) in fields {
+            if self.is_sent(idx) {
+                continue;
+            }
+            let text = match map.get(key) {
+                None | Some(serde_json::Value::Null) => continue,
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(serde_json::Value::Bool(b)) => u8::from(*b).to_string(),
+                Some(other) => other.to_string(),
+            };
+            if text.is_empty() {
+                continue;
+            }
+            if let Ok((v, None)) = CATALOG[idx].ty.parse(text) {
+                self.set(idx, v);
+            }
         }
     }
 }
@@ -545,6 +716,21 @@ pub fn decode<'a>(
                 Err(_) => cb.problem(ProblemKind::BadBody, ""),
             }
         }
+    }
+    cb.derive();
+    cb
+}
+
+/// Decodes an activity given as `(placeholder, value)` pairs whose values are already decoded
+/// (a row of one of Adjust's CSV exports): each pair is taken as a query pair would be after
+/// percent-decoding, then the same derivations run. No trigger.
+pub fn decode_pairs<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    opts: &DecodeOptions,
+) -> Callback<'a> {
+    let mut cb = Callback::new("");
+    for (k, v) in pairs {
+        cb.put(Cow::Borrowed(k), Cow::Borrowed(v), opts);
     }
     cb.derive();
     cb

@@ -74,6 +74,10 @@ pub fn callback_id(cb: &Callback<'_>) -> u64 {
             field(&mut h, k.as_bytes());
             field(&mut h, v.as_bytes());
         }
+        for (k, v) in &cb.custom {
+            field(&mut h, k.as_bytes());
+            value(&mut h, cb, v);
+        }
     }
     h.digest()
 }

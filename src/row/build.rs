@@ -4,11 +4,11 @@
 
 use std::net::IpAddr;
 
-use crate::adjust::decode::{Body, DecodeOptions, Problem, decode};
+use crate::adjust::decode::{Body, Callback, DecodeOptions, Problem, decode, decode_pairs};
 use crate::adjust::{activity, identity};
 
 use super::privacy::Privacy;
-use super::{Meta, encode};
+use super::{INGEST_CALLBACK, INGEST_IMPORT, Meta, encode};
 
 /// One callback as received.
 #[derive(Debug, Clone, Copy)]
@@ -106,23 +106,82 @@ pub fn build(received: &Received<'_>, options: &Options) -> Built {
         joined = [query, b"\n", body].concat();
         Some(&joined[..])
     };
+    finish(
+        cb,
+        received_at,
+        Some(source_ip),
+        INGEST_CALLBACK,
+        raw,
+        options,
+    )
+}
+
+/// Builds the row of one activity read from an export (`adjust-sink import`): `(placeholder,
+/// value)` pairs already decoded (a CSV cell is not URL-encoded), typed exactly as a callback's
+/// query pairs, with the same `callback_id` and the same privacy settings; `ingest_source` is
+/// `import`, `source_ip` empty. `raw_query` keeps the pairs as a query string (redacted like a
+/// callback's) when decoding hit a problem.
+pub fn build_pairs(pairs: &[(&str, &str)], received_at: u32, options: &Options) -> Built {
+    let mut cb = decode_pairs(pairs.iter().copied(), &options.decode);
+    let privacy = &options.privacy;
+    if privacy.is_active() {
+        privacy.pseudonymize(&mut cb, &options.decode);
+    }
+    let raw = cb.keeps_raw().then(|| {
+        let mut s = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs {
+            s.append_pair(k, v);
+        }
+        let query = s.finish();
+        if privacy.is_active() {
+            privacy.redact(Body::Form(query.as_bytes()), &options.decode)
+        } else {
+            query.into_bytes()
+        }
+    });
+    finish(
+        cb,
+        received_at,
+        None,
+        INGEST_IMPORT,
+        raw.as_deref(),
+        options,
+    )
+}
+
+/// The common tail of every row: the dedup key, the values dropped by configuration, the
+/// client's address in its stored form, and the encoding.
+fn finish(
+    mut cb: Callback<'_>,
+    received_at: u32,
+    source_ip: Option<IpAddr>,
+    ingest_source: &str,
+    raw: Option<&[u8]>,
+    options: &Options,
+) -> Built {
+    let privacy = &options.privacy;
     let callback_id = identity::callback_id(&cb);
+    if privacy.is_active() {
+        privacy.drop_values(&mut cb, &options.decode);
+    }
     let mut ip_text = [0u8; 39];
     let private_ip;
-    let source_ip = if privacy.is_active() {
-        privacy.drop_values(&mut cb, &options.decode);
-        private_ip = privacy.source_ip(ip_str(source_ip, &mut ip_text).to_string());
-        private_ip.as_str()
-    } else {
-        ip_str(source_ip, &mut ip_text)
+    let source_ip = match source_ip {
+        None => "",
+        Some(ip) if privacy.is_active() => {
+            private_ip = privacy.source_ip(ip_str(ip, &mut ip_text).to_string());
+            private_ip.as_str()
+        }
+        Some(ip) => ip_str(ip, &mut ip_text),
     };
     let meta = Meta {
         received_at,
         callback_id,
         source_ip,
+        ingest_source,
         raw,
     };
-    let mut row = Vec::with_capacity(query.len() + body.len() + 1024);
+    let mut row = Vec::with_capacity(raw.map_or(0, <[u8]>::len) + 2048);
     encode(&cb, &meta, &mut row);
     Built {
         row,
@@ -217,6 +276,37 @@ mod tests {
             let mut buf = [0u8; 39];
             assert_eq!(ip_str(ip, &mut buf), ip.to_string());
         }
+    }
+
+    #[test]
+    fn an_exported_row_is_the_callback_s_row_but_for_its_source() {
+        let o = Options::new();
+        let q = b"activity_kind=install&adid=a&created_at=1404214665&city=S%C3%A3o%2C+%22P%22";
+        let cb = build(&received(q, b""), &o);
+        let pairs = [
+            ("city", "São, \"P\""),
+            ("created_at", "1404214665"),
+            ("adid", "a"),
+            ("activity_kind", "install"),
+        ];
+        let im = build_pairs(&pairs, 1_700_000_000, &o);
+        assert_eq!(im.callback_id, cb.callback_id);
+        let (a, b) = (
+            crate::row::read_row(&cb.row).unwrap(),
+            crate::row::read_row(&im.row).unwrap(),
+        );
+        for ((col, x), (_, y)) in a.iter().zip(&b) {
+            match col.name.as_str() {
+                "source_ip" | "callback_trigger" => {}
+                "ingest_source" => {
+                    assert_eq!(x, &Cell::Str("callback".into()));
+                    assert_eq!(y, &Cell::Str("import".into()));
+                }
+                _ => assert_eq!(x, y, "{}", col.name),
+            }
+        }
+        let bad = build_pairs(&[("adid", "a"), ("created_at", "x y")], 0, &o);
+        assert_eq!(raw_query_of(&bad.row), "adid=a&created_at=x+y");
     }
 
     #[test]

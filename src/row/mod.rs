@@ -18,7 +18,7 @@ pub mod privacy;
 pub mod rowbinary;
 pub mod ty;
 
-pub use build::{Built, Options, Received, build};
+pub use build::{Built, Options, Received, build, build_pairs};
 pub use privacy::Privacy;
 
 use std::sync::LazyLock;
@@ -120,7 +120,19 @@ pub const HEAD: &[&str] = &[
     "callback_id",
     "callback_trigger",
     "source_ip",
+    "ingest_source",
 ];
+
+/// How a row reached the table: `callback` (Adjust called the sink) or `import` (read from one of
+/// Adjust's exports by `adjust-sink import`).
+pub const INGEST_CALLBACK: &str = "callback";
+pub const INGEST_IMPORT: &str = "import";
+
+/// The `DEFAULT` clause of a sink column, where it has one: rows written before `ingest_source`
+/// existed came from callbacks.
+pub fn column_default(name: &str) -> Option<&'static str> {
+    (name == "ingest_source").then_some("DEFAULT 'callback'")
+}
 
 /// The cold tier's two parallel arrays: placeholder names and their normalized text.
 pub const COLD_KEYS: &str = "cold_keys";
@@ -133,6 +145,7 @@ fn head_columns() -> Vec<Column> {
         Column::new("callback_id", "UInt64"),
         Column::new("callback_trigger", "LowCardinality(String)"),
         Column::new("source_ip", "String"),
+        Column::new("ingest_source", "LowCardinality(String)"),
     ]
 }
 
@@ -188,6 +201,8 @@ pub struct Meta<'a> {
     pub received_at: u32,
     pub callback_id: u64,
     pub source_ip: &'a str,
+    /// [`INGEST_CALLBACK`] or [`INGEST_IMPORT`].
+    pub ingest_source: &'a str,
     /// The raw input, stored only when decoding hit a problem.
     pub raw: Option<&'a [u8]>,
 }
@@ -232,6 +247,7 @@ pub fn encode(cb: &Callback<'_>, meta: &Meta<'_>, out: &mut Vec<u8>) {
     rb::put_u64(out, meta.callback_id);
     rb::put_str(out, cb.trigger.as_bytes());
     rb::put_str(out, meta.source_ip.as_bytes());
+    rb::put_str(out, meta.ingest_source.as_bytes());
     let absent = &*ABSENT;
     let hot = hot_flags();
     let mut next = 0;
@@ -257,13 +273,20 @@ pub fn encode(cb: &Callback<'_>, meta: &Meta<'_>, out: &mut Vec<u8>) {
     }
     out.extend_from_slice(&absent.bytes[absent.starts[next]..]);
     // The cold tier: names, then texts, of the cold placeholders sent (two more passes over the
-    // few dozen values sent, instead of collecting them).
-    rb::put_len(out, cold);
+    // few dozen values sent, instead of collecting them), then keys with a column of the user's
+    // own (`--column`): cold text too, so the row's encoding does not depend on the flags.
+    rb::put_len(out, cold + cb.custom.len());
     for (idx, _) in cb.sent().filter(|(idx, _)| !hot[*idx]) {
         rb::put_str(out, CATALOG[idx].name.as_bytes());
     }
-    rb::put_len(out, cold);
+    for (name, _) in &cb.custom {
+        rb::put_str(out, name.as_bytes());
+    }
+    rb::put_len(out, cold + cb.custom.len());
     for (_, v) in cb.sent().filter(|(idx, _)| !hot[*idx]) {
+        ty::put_cold(cb, v, out);
+    }
+    for (_, v) in &cb.custom {
         ty::put_cold(cb, v, out);
     }
     rb::put_pairs(
@@ -284,6 +307,7 @@ pub fn read_row(row: &[u8]) -> Result<Vec<(Column, Cell)>, Malformed> {
         Cell::UInt(r.u32()?.into()),
         Cell::UInt(r.u16()?.into()),
         Cell::UInt(r.u64()?),
+        Cell::Str(r.string()?),
         Cell::Str(r.string()?),
         Cell::Str(r.string()?),
     ];

@@ -37,6 +37,7 @@ fn encoded_row_reads_back_column_by_column() {
             received_at: 1_700_000_000,
             callback_id: 42,
             source_ip: "178.162.216.70",
+            ingest_source: crate::row::INGEST_CALLBACK,
             raw: Some(b"raw"),
         },
         &mut out,
@@ -115,6 +116,7 @@ fn every_documented_placeholder_has_a_typed_column_in_both_profiles() {
         database: "adjust".into(),
         table: "callbacks".into(),
         physical: Vec::new(),
+        columns: Vec::new(),
     };
     for profile in [Profile::Legacy, Profile::Modern] {
         let ddl = crate::schema::create_table(profile, &target);

@@ -230,6 +230,7 @@ mod tests {
             database: "adjust".into(),
             table: "callbacks".into(),
             physical: vec![],
+            columns: Vec::new(),
         }
     }
 

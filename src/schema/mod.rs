@@ -47,6 +47,9 @@ pub struct Target {
     /// Cold placeholders promoted to a physical column (`--physical`): a `DEFAULT` column that
     /// ClickHouse fills from the cold text, instead of an `ALIAS`.
     pub physical: Vec<String>,
+    /// Columns of the user's own (`--column NAME:TYPE`) for keys the catalog does not know:
+    /// stored in the cold arrays like a cold placeholder, shown as a `DEFAULT` column.
+    pub columns: Vec<crate::adjust::decode::CustomColumn>,
 }
 
 impl Target {
@@ -64,6 +67,10 @@ pub struct Statement {
 
 fn column_ddl(c: &Column, profile: Profile) -> String {
     let mut s = format!("    {} {}", c.name, c.ty(profile));
+    if let Some(default) = crate::row::column_default(&c.name) {
+        s.push(' ');
+        s.push_str(default);
+    }
     if profile == Profile::Modern && c.name == "raw_query" {
         s.push_str(" CODEC(ZSTD(3))");
     }
@@ -136,6 +143,12 @@ pub fn cold_columns(profile: Profile, target: &Target) -> Vec<ColdColumn> {
         .enumerate()
         .filter(|(i, _)| !is_hot(*i))
         .map(|(_, p)| cold_column(p, profile, target))
+        .chain(target.columns.iter().map(|c| ColdColumn {
+            name: c.name,
+            ty: c.ty.ddl(profile),
+            kind: ColdKind::Default,
+            expr: c.ty.from_text_sql(&cold_text_sql(c.name), profile),
+        }))
         .collect()
 }
 
@@ -290,6 +303,7 @@ mod tests {
             database: "adjust".into(),
             table: "callbacks".into(),
             physical: Vec::new(),
+            columns: Vec::new(),
         }
     }
 

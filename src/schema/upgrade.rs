@@ -8,7 +8,7 @@
 //! one that does not is dropped in the new table and copied again.
 
 use crate::adjust::catalog::{CATALOG, is_hot};
-use crate::row::{COLD_KEYS, COLD_VALUES, Column, Profile, wire_columns};
+use crate::row::{COLD_KEYS, COLD_VALUES, Column, INGEST_CALLBACK, Profile, wire_columns};
 
 use super::Target;
 
@@ -50,6 +50,8 @@ pub fn copy_partition(profile: Profile, old: &Target, new: &Target, partition: u
         .map(|n| match n.as_str() {
             COLD_KEYS => format!("arrayFilter((k, v) -> v != '', [{keys}], [{texts}])"),
             COLD_VALUES => format!("arrayFilter(v -> v != '', [{texts}])"),
+            // The first layout had no imports: every row came from a callback.
+            "ingest_source" => format!("'{INGEST_CALLBACK}'"),
             other => other.to_string(),
         })
         .collect();
@@ -87,6 +89,7 @@ mod tests {
             database: "adjust".into(),
             table: "callbacks".into(),
             physical: Vec::new(),
+            columns: Vec::new(),
         }
     }
 
@@ -98,6 +101,7 @@ mod tests {
         assert!(sql.contains("ifNull(toString(toUInt32(created_at_hour)), '')"));
         assert!(sql.contains("ifNull(toString(sk_redownload), '')"));
         assert!(sql.contains("toString(sdk_version)"));
+        assert!(sql.contains(", 'callback', "), "ingest_source of old rows");
         assert!(
             !sql.contains("'adid'"),
             "hot columns are copied as they are"

@@ -401,15 +401,15 @@ fn expected_kit() -> BTreeMap<&'static str, &'static [&'static str]> {
         (
             "skan_installs.sql",
             &[
-                "day | network_name | sk_campaign_id | conversion_value | installs",
+                "day | network_name | sk_campaign_id | postback_index | conversion_value | installs",
                 // Fixtures sk_install.json and sk_install_direct.json (different transactions).
-                "2024-06-15 | Liftoff | 42 | 12 | 1",
-                "2024-06-19 | ironSource | 13 | 0 | 1",
+                "2024-06-15 | Liftoff | 42 | 0 | 12 | 1",
+                "2024-06-19 | ironSource | 13 | 0 | 0 | 1",
                 // t1 from the network and from the device: one install, the network's name.
-                "2024-07-01 | Liftoff | 77 | 5 | 1",
+                "2024-07-01 | Liftoff | 77 | 0 | 5 | 1",
                 // t2 (sent twice), and the postback keyed by nonce with the payload's value.
-                "2024-07-02 | Liftoff | 77 | 5 | 1",
-                "2024-07-02 | Liftoff | 77 | 9 | 1",
+                "2024-07-02 | Liftoff | 77 | 0 | 5 | 1",
+                "2024-07-02 | Liftoff | 77 | 0 | 9 | 1",
             ],
         ),
         (

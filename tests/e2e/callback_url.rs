@@ -20,7 +20,7 @@ use crate::fixtures::{Fixture, compare, decode_offline, utc_date, utc_datetime};
 use crate::support::{Db, Sink};
 
 /// Columns the sink fills itself, outside the callback's control.
-const SINK_SET: [&str; 3] = ["received_at", "callback_id", "source_ip"];
+const SINK_SET: [&str; 4] = ["received_at", "callback_id", "source_ip", "ingest_source"];
 
 /// Placeholders whose integers may be negative (`att_status=-1`: could not read; `iad_ad_id=-1`:
 /// the default product page).
@@ -262,6 +262,7 @@ fn the_partner_form_carries_the_same_urls_and_they_decode_too() {
         event_tokens: vec!["f0ob4r".into(), "bkrfgq".into()],
         partner,
         tracker: partner.then(|| "abc123".into()),
+        fields: Some(callback_url::Fields::Standard),
         ..Options::default()
     };
     let plain = callback_url::generate(&opts(false)).expect("plain");
@@ -335,20 +336,124 @@ fn run_binary(args: &[&str]) -> (String, String) {
     (stdout, stderr)
 }
 
-/// The URLs of the binary's output, each after its `# …` comment line.
+/// The URLs of the binary's output, each after its `# …` comment line and before its
+/// `# Adjust callback tester: …` line.
 fn urls_of(stdout: &str) -> Vec<String> {
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(
-        lines.len().is_multiple_of(2) && !lines.is_empty(),
+        lines.len().is_multiple_of(3) && !lines.is_empty(),
         "{stdout}"
     );
     lines
-        .chunks(2)
-        .map(|pair| {
-            assert!(pair[0].starts_with("# "), "no comment before {}", pair[1]);
-            pair[1].to_owned()
+        .chunks(3)
+        .map(|three| {
+            assert!(three[0].starts_with("# "), "no comment before {}", three[1]);
+            assert_eq!(
+                three[2],
+                format!(
+                    "# Adjust callback tester: https://app.adjust.com/cbtest?callback={}",
+                    callback_url::encode_value(three[1])
+                )
+            );
+            three[1].to_owned()
         })
         .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn minimal_partner_urls_are_short_and_land_with_identity_and_attribution() {
+    let db = Db::fresh("callback_url_minimal").await;
+    let sink = Sink::start(&db, &[]).await;
+    let base = format!("http://{}", sink.main);
+    let out = callback_url::generate(&Options {
+        base_url: base.clone(),
+        event_tokens: vec!["f0ob4r".into()],
+        partner: true,
+        tracker: Some("abc123".into()),
+        ..Options::default()
+    })
+    .expect("partner");
+    let callbacks = &out.entries[0].callbacks;
+    assert_eq!(callbacks.len(), 8, "every partner trigger");
+    let mut filled = Vec::new();
+    for (param, url) in callbacks {
+        assert!(url.len() < callback_url::LONG_URL, "{param}: {}", url.len());
+        assert!(
+            !out.warnings.iter().any(|w| w.contains(param.as_str())),
+            "{:?}",
+            out.warnings
+        );
+        let trigger = param
+            .strip_suffix("_callback")
+            .unwrap_or("event")
+            .trim_end_matches("_f0ob4r");
+        let kind = callback_url::trigger(trigger).expect("trigger").kinds()[0];
+        filled.push(fill(param, &base, url, kind));
+    }
+    for f in &filled {
+        assert_eq!(
+            sink.get(&f.path_and_query).await.status(),
+            200,
+            "{}",
+            f.name
+        );
+    }
+    assert_eq!(
+        db.wait_rows(filled.len() as u64, Duration::from_secs(30))
+            .await,
+        filled.len() as u64
+    );
+    let mut wrong = Vec::new();
+    for f in &filled {
+        let id = callback_id(&decode(
+            f.query.as_bytes(),
+            Body::None,
+            &f.trigger,
+            &DecodeOptions::new(),
+        ));
+        // The name parts are cut from tracker_name (not sent themselves): checked below.
+        let mut expect = f.expect.clone();
+        for part in [
+            "network_name",
+            "campaign_name",
+            "adgroup_name",
+            "creative_name",
+        ] {
+            expect.remove(part);
+        }
+        wrong.extend(compare(
+            &f.name,
+            &expect,
+            &crate::corpus::actual(&db, id, &expect).await,
+        ));
+        let row = db
+            .row_where(
+                &[
+                    "adid",
+                    "app_token",
+                    "nonce",
+                    "created_at",
+                    "tracker_name",
+                    "network_name",
+                ],
+                &format!("callback_id = {id}"),
+            )
+            .await;
+        for (col, v) in &row {
+            assert!(
+                !v.as_str().unwrap_or("").is_empty(),
+                "{}: {col} empty",
+                f.name
+            );
+        }
+        let tracker_name = row["tracker_name"].as_str().unwrap();
+        assert!(
+            tracker_name.starts_with(row["network_name"].as_str().unwrap()),
+            "{}: {row:?}",
+            f.name
+        );
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -396,6 +501,7 @@ async fn pasted_urls_land_in_clickhouse_with_every_value() {
         // The row is selected by `callback_id` (an alias of it would shadow the column there).
         let mut expect = f.expect.clone();
         expect.insert("source_ip".into(), json!("127.0.0.1"));
+        expect.insert("ingest_source".into(), json!("callback"));
         wrong.extend(compare(
             &f.name,
             &expect,

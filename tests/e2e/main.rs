@@ -6,6 +6,7 @@
 mod support;
 
 mod analyst;
+mod backfill;
 mod callback_url;
 mod corpus;
 mod durability;

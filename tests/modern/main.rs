@@ -260,6 +260,7 @@ fn expected_row(d: &Decoded, received_at: u32) -> Row {
     put(w, "callback_id", json!(d.id.to_string()));
     put(w, "callback_trigger", json!(d.sample.trigger));
     put(w, "source_ip", json!(SOURCE_IP));
+    put(w, "ingest_source", json!(adjust_sink::row::INGEST_CALLBACK));
     for (p, v) in CATALOG.iter().zip(d.cb.values()) {
         let name = p.name;
         match (p.ty, v) {
@@ -399,6 +400,7 @@ fn modern_engine_check() {
         database: "adjust".into(),
         table: "callbacks".into(),
         physical: Vec::new(),
+        columns: Vec::new(),
     };
     let decoded = decode_samples();
     let ids: BTreeSet<u64> = decoded.iter().map(|d| d.id).collect();
@@ -497,6 +499,8 @@ fn modern_engine_check() {
         } else {
             let kind = if cold.contains(c.name.as_str()) {
                 "ALIAS"
+            } else if adjust_sink::row::column_default(&c.name).is_some() {
+                "DEFAULT"
             } else {
                 ""
             };

@@ -75,6 +75,7 @@ fn a_batch_over_150_months_lands_in_parts() {
         database: "adjust".into(),
         table: "callbacks".into(),
         physical: Vec::new(),
+        columns: Vec::new(),
     };
     let check = json!({
         "statements": statements(Profile::Modern, &target).into_iter().map(|s| s.sql).collect::<Vec<_>>(),

@@ -196,3 +196,67 @@ fn a_one_part_tracker_name_is_the_network_and_link_name_works_too() {
     assert_eq!(cb.get("network_name"), "Net");
     assert_eq!(cb.get("campaign_name"), "Camp");
 }
+
+#[test]
+fn skan_4_fields_come_from_the_payload_unless_sent() {
+    let payload = r#"{"version":"4.0","ad-network-id":"x.skadnetwork","source-identifier":"5239","source-app-id":"", "source-domain":"example.com","transaction-id":"t-1","redownload":true,"fidelity-type":1,"coarse-conversion-value":"high","postback-sequence-index":2,"did-win":false,"conversion-value":"bad"}"#;
+    let enc: String = url::form_urlencoded::byte_serialize(payload.as_bytes()).collect();
+    let q = format!("activity_kind=sk_install&sk_payload={enc}");
+    let cb = dec(&q);
+    assert_eq!(cb.get("sk_source_identifier"), "5239");
+    assert_eq!(cb.get("sk_source_domain"), "example.com");
+    assert_eq!(cb.get("sk_source_app_id"), "");
+    assert_eq!(cb.get("sk_version"), "4.0");
+    assert_eq!(cb.get("sk_transaction_id"), "t-1");
+    assert_eq!(cb.get("sk_coarse_conversion_value"), "high");
+    let v = |n: &str| cb.value(index_of(n).unwrap()).clone();
+    assert_eq!(v("sk_postback_sequence_index"), Value::Int(2));
+    assert_eq!(v("sk_redownload"), Value::Flag(1));
+    assert_eq!(v("sk_did_win"), Value::Flag(0));
+    assert_eq!(v("sk_fidelity_type"), Value::Flag(1));
+    assert_eq!(v("sk_conversion_value"), Value::Absent, "does not type");
+    assert!(cb.problems.is_empty(), "{:?}", cb.problems);
+
+    let sent = format!("{q}&sk_source_identifier=17&sk_postback_sequence_index=0");
+    let cb = dec(&sent);
+    assert_eq!(cb.get("sk_source_identifier"), "17");
+    assert_eq!(
+        cb.value(index_of("sk_postback_sequence_index").unwrap()),
+        &Value::Int(0)
+    );
+    assert_eq!(cb.get("sk_source_domain"), "example.com");
+}
+
+#[test]
+fn keys_with_a_column_of_their_own_are_typed_and_leave_extra() {
+    let opts = DecodeOptions::new()
+        .with_column(CustomColumn::parse("loyalty_tier:lowcard").unwrap())
+        .with_column(CustomColumn::parse(" ltv_cents : int ").unwrap());
+    let q = b"adid=a&loyalty_tier=gold&ltv_cents=1234&user_id=7";
+    let cb = decode(q, Body::None, "", &opts);
+    assert_eq!(
+        cb.custom,
+        vec![
+            ("loyalty_tier", Value::Text("gold".into())),
+            ("ltv_cents", Value::Int(1234))
+        ]
+    );
+    assert_eq!(cb.extra, vec![("user_id".into(), "7".into())]);
+    let bad = decode(b"ltv_cents=lots&ltv_cents=5", Body::None, "", &opts);
+    // As for a placeholder: the value that does not parse stays in `extra`, the next one lands.
+    assert_eq!(bad.custom, vec![("ltv_cents", Value::Int(5))]);
+    assert_eq!(bad.extra, vec![("ltv_cents".into(), "lots".into())]);
+    assert_eq!(bad.problems[0].kind, ProblemKind::BadNumber);
+    let without = decode(q, Body::None, "", &DecodeOptions::new());
+    assert_eq!(without.extra.len(), 3);
+    for bad in [
+        "adid:string",
+        "x",
+        "a:decimal",
+        "Tier:int",
+        "extra:string",
+        "ingest_source:int",
+    ] {
+        assert!(CustomColumn::parse(bad).is_err(), "{bad}");
+    }
+}

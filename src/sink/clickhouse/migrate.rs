@@ -177,9 +177,10 @@ impl ClickHouseStore {
                 .any(|n| !have.iter().any(|(h, _)| h == n))
             {
                 let sql = format!(
-                    "ALTER TABLE {table} ADD COLUMN {} {}",
+                    "ALTER TABLE {table} ADD COLUMN {} {}{}",
                     c.name,
-                    c.ty(profile)
+                    c.ty(profile),
+                    row::column_default(&c.name).map_or(String::new(), |d| format!(" {d}"))
                 );
                 self.execute(profile, &sql).await?;
                 added.push(c.name);
