@@ -96,6 +96,7 @@ fn main() -> std::io::Result<()> {
         database: "adjust".into(),
         table: "callbacks".into(),
         physical: Vec::new(),
+        cluster: None,
     };
     std::fs::write(dir.join("ddl.sql"), create_table(Profile::Modern, &target))?;
     println!(

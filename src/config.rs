@@ -98,10 +98,25 @@ impl ClickHouseArgs {
             .filter(|n| !n.is_empty())
             .collect();
         crate::schema::check_physical(&physical).map_err(ConfigError)?;
+        let cluster = self
+            .cluster
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty());
+        if let Some(c) = cluster
+            && !c
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-' || ch == '.')
+        {
+            return err(format!(
+                "--cluster `{c}`: use letters, digits, `_`, `-` and `.` only"
+            ));
+        }
         Ok(Target {
             database: self.database.clone(),
             table: self.table.clone(),
             physical,
+            cluster: cluster.map(str::to_string),
         })
     }
 

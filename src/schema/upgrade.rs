@@ -87,6 +87,7 @@ mod tests {
             database: "adjust".into(),
             table: "callbacks".into(),
             physical: Vec::new(),
+            cluster: None,
         }
     }
 

@@ -397,6 +397,7 @@ fn modern_engine_check() {
         database: "adjust".into(),
         table: "callbacks".into(),
         physical: Vec::new(),
+        cluster: None,
     };
     let decoded = decode_samples();
     let ids: BTreeSet<u64> = decoded.iter().map(|d| d.id).collect();

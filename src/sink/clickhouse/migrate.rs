@@ -79,6 +79,9 @@ impl ClickHouseStore {
         // Tables first, then the columns a newer version added, then the views that read them
         // (18.16 checks a view's columns when it is created).
         let target = &self.config.target;
+        if target.cluster.is_some() {
+            self.check_cluster_target().await?;
+        }
         for st in schema::table_statements(profile, target) {
             self.execute(profile, &st.sql).await?;
             report.statements.push(st.what);
@@ -94,9 +97,49 @@ impl ClickHouseStore {
                     ),
                 ));
             }
+            if target.cluster.is_some() {
+                return Err(StoreError::new(
+                    ErrorClass::Transient,
+                    None,
+                    format!(
+                        "{} has the first release's layout; moving it to the two-tier layout is not supported with --cluster: run `adjust-sink migrate` without --cluster against a single server first",
+                        target.storage().table()
+                    ),
+                ));
+            }
             report.upgraded = Some(self.upgrade_layout(profile).await?);
         }
         let (added, promoted) = self.add_missing_columns(profile).await?;
+        if target.cluster.is_some() {
+            // A Distributed table cannot be altered ON CLUSTER: it is created again over the
+            // altered local tables (also when an earlier run stopped between the two).
+            let local: Vec<String> = self
+                .columns_of(&target.storage())
+                .await?
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            let distributed: Vec<String> = self
+                .columns_of(target)
+                .await?
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            if !added.is_empty() || !promoted.is_empty() || local != distributed {
+                self.execute(profile, &schema::cluster::drop_distributed(target))
+                    .await?;
+                self.execute(
+                    profile,
+                    &schema::cluster::create_distributed(target, "callback_id"),
+                )
+                .await?;
+                report.statements.push(format!(
+                    "table {} (created again over {} with its columns)",
+                    target.table(),
+                    target.storage().table()
+                ));
+            }
+        }
         report.added_columns = added;
         report.promoted_columns = promoted;
         for st in schema::view_statements(profile, target) {
@@ -129,9 +172,49 @@ impl ClickHouseStore {
             .collect())
     }
 
-    /// The callbacks table's columns with their default kind.
+    /// The callbacks table's columns with their default kind (on a cluster those of the local
+    /// table on the connected node).
     pub async fn existing_columns(&self) -> Result<Vec<(String, String)>, StoreError> {
-        self.columns_of(&self.config.target).await
+        self.columns_of(&self.config.target.storage()).await
+    }
+
+    /// Before anything runs ON CLUSTER: the connected server knows the cluster, and the
+    /// callbacks table, if it exists, is the Distributed table (not a single-server table, which
+    /// `CREATE … IF NOT EXISTS` would silently keep).
+    async fn check_cluster_target(&self) -> Result<(), StoreError> {
+        let target = &self.config.target;
+        let cluster = target.cluster.as_deref().unwrap_or_default();
+        let fail = |message: String| Err(StoreError::new(ErrorClass::Transient, None, message));
+        let sql = format!(
+            "SELECT count() FROM system.clusters WHERE cluster = {}",
+            sql_str(cluster)
+        );
+        if self.count(Profile::Legacy, &sql).await? == 0 {
+            return fail(format!(
+                "the server at {} has no cluster `{cluster}` in its <remote_servers> (see system.clusters)",
+                self.config.url
+            ));
+        }
+        let sql = format!(
+            "SELECT engine FROM system.tables WHERE database = {} AND name = {}",
+            sql_str(&target.database),
+            sql_str(&target.table)
+        );
+        if let Some(engine) = self
+            .rows(Profile::Legacy, &sql)
+            .await?
+            .into_iter()
+            .find_map(|r| r.into_iter().next())
+            && engine != "Distributed"
+        {
+            return fail(format!(
+                "{} exists as a {engine} table, but --cluster keeps the rows in {} on every node behind a Distributed {}; migrate does not move a single-server table onto a cluster (copy its rows with INSERT … SELECT into the Distributed table after renaming it)",
+                target.table(),
+                target.storage().table(),
+                target.table()
+            ));
+        }
+        Ok(())
     }
 
     /// Columns the code writes or shows that the table lacks (wire columns, then cold
@@ -164,7 +247,10 @@ impl ClickHouseStore {
         profile: Profile,
     ) -> Result<(Vec<String>, Vec<String>), StoreError> {
         let have = self.existing_columns().await?;
-        let table = self.config.target.table();
+        let target = &self.config.target;
+        // On a cluster: the local tables, on every node.
+        let table = format!("{}{}", target.storage().table(), target.on_cluster());
+        let fit = |sql: String| schema::cluster::fit_types(sql, profile, target);
         let mut added = Vec::new();
         let mut promoted = Vec::new();
         for c in row::wire_columns() {
@@ -177,7 +263,7 @@ impl ClickHouseStore {
                     c.name,
                     c.ty(profile)
                 );
-                self.execute(profile, &sql).await?;
+                self.execute(profile, &fit(sql)).await?;
                 added.push(c.name);
             }
         }
@@ -185,12 +271,12 @@ impl ClickHouseStore {
             match have.iter().find(|(h, _)| h == c.name) {
                 None => {
                     let sql = format!("ALTER TABLE {table} ADD COLUMN {}", c.definition());
-                    self.execute(profile, &sql).await?;
+                    self.execute(profile, &fit(sql)).await?;
                     added.push(c.name.to_string());
                 }
                 Some((_, kind)) if kind == "ALIAS" && c.kind == schema::ColdKind::Default => {
                     let sql = format!("ALTER TABLE {table} MODIFY COLUMN {}", c.definition());
-                    self.execute(profile, &sql).await?;
+                    self.execute(profile, &fit(sql)).await?;
                     promoted.push(c.name.to_string());
                 }
                 Some(_) => {}
@@ -330,5 +416,101 @@ impl ClickHouseStore {
         self.execute(profile, &sql).await?;
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
+    }
+}
+
+/// One node of the cluster as `check --cluster` sees it.
+#[derive(Debug, Clone)]
+pub struct ClusterNode {
+    pub shard: u32,
+    pub replica: u32,
+    /// `host:port` of its native interface, from `system.clusters`.
+    pub address: String,
+    pub state: NodeState,
+}
+
+/// Whether a node has the sink's objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeState {
+    /// Every table and view `migrate` creates.
+    Complete,
+    /// These are missing (run `adjust-sink migrate --cluster …` again once the node is up).
+    Lacks(Vec<String>),
+    /// The node did not answer (down or unreachable from the connected node).
+    Unreachable(String),
+}
+
+impl ClickHouseStore {
+    /// Every replica of the cluster (from the connected node's `system.clusters`) and whether it
+    /// has each table and view of [`schema::cluster::objects`], asked one node at a time through
+    /// `remote('host:port', system.tables)` (18.16 has no `clusterAllReplicas`).
+    pub async fn cluster_nodes(&self) -> Result<Vec<ClusterNode>, StoreError> {
+        let target = &self.config.target;
+        let Some(cluster) = target.cluster.as_deref() else {
+            return Ok(Vec::new());
+        };
+        let sql = format!(
+            "SELECT shard_num, replica_num, host_address, port FROM system.clusters WHERE cluster = {} ORDER BY shard_num, replica_num",
+            sql_str(cluster)
+        );
+        let rows = self.rows(Profile::Legacy, &sql).await?;
+        if rows.is_empty() {
+            return Err(StoreError::new(
+                ErrorClass::Transient,
+                None,
+                format!(
+                    "the server at {} has no cluster `{cluster}` in its <remote_servers> (see system.clusters)",
+                    self.config.url
+                ),
+            ));
+        }
+        let want = schema::cluster::objects(target);
+        let names = want
+            .iter()
+            .map(|n| sql_str(n))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut out = Vec::new();
+        for r in rows {
+            let [shard, replica, host, port] = &r[..] else {
+                continue;
+            };
+            let address = if host.contains(':') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            };
+            let sql = format!(
+                "SELECT name FROM remote({}, system.tables) WHERE database = {} AND name IN ({names})",
+                sql_str(&address),
+                sql_str(&target.database)
+            );
+            let state = match self.rows(Profile::Legacy, &sql).await {
+                Ok(found) => {
+                    let found: Vec<String> = found
+                        .into_iter()
+                        .filter_map(|r| r.into_iter().next())
+                        .collect();
+                    let lacks: Vec<String> = want
+                        .iter()
+                        .filter(|w| !found.contains(w))
+                        .map(|w| format!("{}.{w}", target.database))
+                        .collect();
+                    if lacks.is_empty() {
+                        NodeState::Complete
+                    } else {
+                        NodeState::Lacks(lacks)
+                    }
+                }
+                Err(e) => NodeState::Unreachable(e.message),
+            };
+            out.push(ClusterNode {
+                shard: shard.parse().unwrap_or(0),
+                replica: replica.parse().unwrap_or(0),
+                address,
+                state,
+            });
+        }
+        Ok(out)
     }
 }
