@@ -7,6 +7,7 @@ mod support;
 
 mod analyst;
 mod callback_url;
+mod cluster;
 mod corpus;
 mod durability;
 mod fixtures;

@@ -253,6 +253,11 @@ impl ClickHouseStore {
         let fit = |sql: String| schema::cluster::fit_types(sql, profile, target);
         let mut added = Vec::new();
         let mut promoted = Vec::new();
+        if target.cluster.is_some() {
+            self.add_missing_columns_in_order(profile, &have, &table, &mut added, &mut promoted)
+                .await?;
+            return Ok((added, promoted));
+        }
         for c in row::wire_columns() {
             if c.wire_names()
                 .iter()
@@ -283,6 +288,69 @@ impl ClickHouseStore {
             }
         }
         Ok((added, promoted))
+    }
+
+    /// [`add_missing_columns`](Self::add_missing_columns) on a cluster: each column goes `AFTER`
+    /// the one `CREATE TABLE` puts before it. A replica created later (a new node, or a local
+    /// table dropped and created again) runs the `CREATE TABLE` and must find the column order
+    /// its shard keeps in ZooKeeper, or it fails with code 122.
+    async fn add_missing_columns_in_order(
+        &self,
+        profile: Profile,
+        have: &[(String, String)],
+        table: &str,
+        added: &mut Vec<String>,
+        promoted: &mut Vec<String>,
+    ) -> Result<(), StoreError> {
+        let target = &self.config.target;
+        let wire = row::wire_columns();
+        let cold = schema::cold_columns(profile, target);
+        let create = schema::create_table(profile, target);
+        // 18.16 keeps ordinary and ALIAS columns in separate lists (a column goes AFTER one of
+        // its own kind there); modern servers keep one list.
+        let mut previous: Option<String> = None;
+        let mut previous_alias: Option<String> = None;
+        for line in create.lines().filter(|l| l.starts_with("    ")) {
+            let definition = line.trim().trim_end_matches(',');
+            let Some(name) = definition.split(' ').next() else {
+                continue;
+            };
+            if name == "INDEX" {
+                continue;
+            }
+            let names: Vec<String> = wire
+                .iter()
+                .find(|c| c.name == name)
+                .map_or_else(|| vec![name.to_string()], |c| c.wire_names());
+            let known = wire.iter().any(|c| c.name == name) || cold.iter().any(|c| c.name == name);
+            let exists = names.iter().all(|n| have.iter().any(|(h, _)| h == n));
+            let alias = definition.contains(" ALIAS ") && profile == Profile::Legacy;
+            let before = if alias { &previous_alias } else { &previous };
+            if known && !exists {
+                let after = before
+                    .as_ref()
+                    .map_or(String::new(), |p| format!(" AFTER {p}"));
+                let sql = format!("ALTER TABLE {table} ADD COLUMN {definition}{after}");
+                self.execute(profile, &sql).await?;
+                added.push(name.to_string());
+            } else if let Some(c) = cold.iter().find(|c| c.name == name)
+                && c.kind == schema::ColdKind::Default
+                && have.iter().any(|(h, k)| h == name && k == "ALIAS")
+            {
+                let sql = format!("ALTER TABLE {table} MODIFY COLUMN {}", c.definition());
+                self.execute(profile, &schema::cluster::fit_types(sql, profile, target))
+                    .await?;
+                promoted.push(name.to_string());
+            } else if !exists {
+                continue;
+            }
+            if alias {
+                previous_alias = names.last().cloned();
+            } else {
+                previous = names.last().cloned();
+            }
+        }
+        Ok(())
     }
 
     /// Moves a first-layout table to the two-tier layout (see [`upgrade`]).
