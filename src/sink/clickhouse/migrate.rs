@@ -80,6 +80,13 @@ impl ClickHouseStore {
         // (18.16 checks a view's columns when it is created).
         let target = &self.config.target;
         if target.cluster.is_some() {
+            // A sink's first contact: ON CLUSTER DDL waits for every node (up to a minute per
+            // statement while one is down), so it runs only when the connected node lacks
+            // something; `migrate --cluster` always runs it.
+            if !upgrade && self.cluster_schema_complete().await? {
+                *self.ready.lock().await = Some(profile);
+                return Ok(report);
+            }
             self.check_cluster_target().await?;
         }
         for st in schema::table_statements(profile, target) {
@@ -176,6 +183,38 @@ impl ClickHouseStore {
     /// table on the connected node).
     pub async fn existing_columns(&self) -> Result<Vec<(String, String)>, StoreError> {
         self.columns_of(&self.config.target.storage()).await
+    }
+
+    /// Whether the connected node has the Distributed table over a local table with every
+    /// column, and every other object of [`schema::cluster::objects`].
+    async fn cluster_schema_complete(&self) -> Result<bool, StoreError> {
+        let target = &self.config.target;
+        let names = schema::cluster::objects(target);
+        let list = names
+            .iter()
+            .map(|n| sql_str(n))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT count() FROM system.tables WHERE database = {} AND name IN ({list})",
+            sql_str(&target.database)
+        );
+        if self.count(Profile::Legacy, &sql).await? != names.len() as u64 {
+            return Ok(false);
+        }
+        let local: Vec<String> = self
+            .existing_columns()
+            .await?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        let distributed: Vec<String> = self
+            .columns_of(target)
+            .await?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        Ok(local == distributed && self.missing_columns().await?.is_empty())
     }
 
     /// Before anything runs ON CLUSTER: the connected server knows the cluster, and the
