@@ -339,7 +339,9 @@ landed_when() {
 
 if [ "${BENCH_CLUSTER:-0}" = 1 ]; then
     step "local ClickHouse cluster"
-    if ! deploy/local/cluster.sh status 2>/dev/null | grep -q ' up '; then
+    # (Not `status | grep -q`: with pipefail, grep leaving early can fail the pipeline.)
+    cluster_state="$(deploy/local/cluster.sh status 2>/dev/null || true)"
+    if [[ "$cluster_state" != *' up '* ]]; then
         STARTED_CLUSTER=1
     fi
     deploy/local/cluster.sh start >/dev/null

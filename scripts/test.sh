@@ -100,7 +100,9 @@ echo "ADJUST_SINK_TEST_CLICKHOUSE_URL=$ADJUST_SINK_TEST_CLICKHOUSE_URL"
 
 step "local ClickHouse cluster"
 # Stopped at the end only when none of it ran before.
-if ! deploy/local/cluster.sh status 2>/dev/null | grep -q ' up '; then
+# (Not `status | grep -q`: with pipefail, grep leaving early can fail the pipeline.)
+cluster_state="$(deploy/local/cluster.sh status 2>/dev/null || true)"
+if [[ "$cluster_state" != *' up '* ]]; then
     started_cluster=1
 fi
 deploy/local/cluster.sh start
