@@ -204,6 +204,51 @@ async fn two_sinks_write_through_a_sharded_replicated_cluster_while_a_replica_cr
         "{engine}"
     );
 
+    // A cluster the server does not know, and a single-server table where the Distributed one
+    // belongs: refused before any DDL runs.
+    let (ok, out, err) = sink_cmd(&[
+        "migrate",
+        "--clickhouse-url",
+        &db.url,
+        "--database",
+        d,
+        "--cluster",
+        "no_such_cluster",
+    ]);
+    assert!(
+        !ok && err.contains("no cluster `no_such_cluster`"),
+        "{out}{err}"
+    );
+    let plain = format!("{d}_plain");
+    db.query(&format!("CREATE DATABASE IF NOT EXISTS {plain}"))
+        .await;
+    db.query(&format!(
+        "CREATE TABLE {plain}.callbacks (callback_id UInt64) ENGINE = MergeTree ORDER BY callback_id"
+    ))
+    .await;
+    let (ok, out, err) = sink_cmd(&[
+        "migrate",
+        "--clickhouse-url",
+        &db.url,
+        "--database",
+        &plain,
+        "--cluster",
+        CLUSTER,
+    ]);
+    assert!(
+        !ok && err.contains(&format!("{plain}.callbacks exists as a MergeTree table")),
+        "{out}{err}"
+    );
+    assert_eq!(
+        db.number(&format!(
+            "SELECT count() FROM system.tables WHERE database = '{plain}'"
+        ))
+        .await,
+        1,
+        "nothing was created"
+    );
+    db.query(&format!("DROP DATABASE {plain}")).await;
+
     // A column the local tables lack: migrate adds it on every node and creates the
     // Distributed table again with it (18.16 cannot ALTER a Distributed table ON CLUSTER).
     db.query(&format!(
