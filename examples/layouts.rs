@@ -97,6 +97,7 @@ fn main() -> std::io::Result<()> {
         table: "callbacks".into(),
         physical: Vec::new(),
         columns: Vec::new(),
+        cluster: None,
     };
     std::fs::write(dir.join("ddl.sql"), create_table(Profile::Modern, &target))?;
     println!(

@@ -24,6 +24,13 @@
 #                            as (b') with --durability wal in the same run, for comparison
 #   BENCH_KEEP_DB=1          keep the bench_* databases and the sinks' data directories
 #                            (dropped at the end otherwise)
+#   BENCH_CLUSTER=1          instead of (a)-(e), the cluster mode: against the local cluster
+#                            (deploy/local/cluster.sh: two shards of two replicas; started when it
+#                            does not run, stopped at the end in that case), (1) one
+#                            --durability wal sink writing through node 1, flat out, then (2) two
+#                            such sinks (through nodes 1 and 3, each with its own data directory)
+#                            with the connections split between them; each run checks that the
+#                            rows in the Distributed table (FINAL) equal the acknowledged callbacks
 #
 # The local ClickHouse server (deploy/local/clickhouse.sh) is started when it does not run, and
 # stopped at the end only in that case. Exits non-zero when a check fails.
@@ -53,6 +60,8 @@ die() {
 
 PIDS=()
 STARTED_CLICKHOUSE=0
+STARTED_CLUSTER=0
+ON_CLUSTER=""
 DATABASES=()
 CH_URL=""
 
@@ -83,7 +92,7 @@ cleanup() {
     done
     if [ -n "$CH_URL" ] && [ "${BENCH_KEEP_DB:-0}" != 1 ]; then
         for db in "${DATABASES[@]}"; do
-            curl -sf --max-time 30 "$CH_URL/" --data-binary "DROP DATABASE IF EXISTS $db" \
+            curl -sf --max-time 30 "$CH_URL/" --data-binary "DROP DATABASE IF EXISTS $db$ON_CLUSTER" \
                 >/dev/null 2>&1 || true
         done
     fi
@@ -92,6 +101,9 @@ cleanup() {
     fi
     if [ "$STARTED_CLICKHOUSE" = 1 ]; then
         deploy/local/clickhouse.sh stop || true
+    fi
+    if [ "$STARTED_CLUSTER" = 1 ]; then
+        deploy/local/cluster.sh stop || true
     fi
     exit "$rc"
 }
@@ -308,6 +320,134 @@ run_sink_phase() {
 mkdir -p "$OUT"
 step "building (release): adjust-sink, examples loadgen and ceiling"
 cargo build --release --bin adjust-sink --example loadgen --example ceiling
+
+# --- cluster mode ---------------------------------------------------------------------
+
+# landed_when DATABASE WANT: "count uniq" after FINAL once it equals WANT, or after 60 s
+# (replicas fetch each other's parts asynchronously, and reads may go to either replica).
+landed_when() {
+    local got deadline=$((SECONDS + 60))
+    while :; do
+        got="$(landed "$1")"
+        if [ "$got" = "$2 $2" ] || [ "$SECONDS" -ge "$deadline" ]; then
+            break
+        fi
+        sleep 0.5
+    done
+    printf '%s' "$got"
+}
+
+if [ "${BENCH_CLUSTER:-0}" = 1 ]; then
+    step "local ClickHouse cluster"
+    # (Not `status | grep -q`: with pipefail, grep leaving early can fail the pipeline.)
+    cluster_state="$(deploy/local/cluster.sh status 2>/dev/null || true)"
+    if [[ "$cluster_state" != *' up '* ]]; then
+        STARTED_CLUSTER=1
+    fi
+    deploy/local/cluster.sh start >/dev/null
+    mapfile -t NODES < <(deploy/local/cluster.sh urls)
+    CH_URL="${NODES[0]}"
+    ON_CLUSTER=" ON CLUSTER adjust_local"
+    CH_VERSION="$(clickhouse 'SELECT version()')"
+    echo "    ${NODES[*]} (ClickHouse $CH_VERSION, cluster adjust_local)" >&2
+    R[loadavg_start]="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+    # (1) one sink through node 1.
+    db="bench_${TS}_cluster1"
+    step "(1) one wal sink through node 1, database $db"
+    DURABILITY=wal start_sink cl1 "$db" --cluster adjust_local
+    A_ADMIN="$SINK_ADMIN"
+    A_PID="$SINK_PID"
+    cpu0="$(cpu_s "$A_PID")"
+    report="$(loadgen cl1 "http://$SINK_MAIN" --duration "$DURATION")"
+    echo "    $report" >&2
+    ok1="$(json_num ok "$report")"
+    R[one_ok_rate]="$(json_num ok_rate "$report")"
+    R[one_p99_ms]="$(json_num p99_ms "$report")"
+    R[one_status_503]="$(json_num status_503 "$report")"
+    want1=$((ok1 + 1))
+    R[one_drain_s]="$(drain "$A_ADMIN" "$want1")"
+    R[one_sink_cpu_us_per_row]="$(calc "int(($(cpu_s "$A_PID") - $cpu0) * 1000000 / $want1 * 10) / 10")"
+    read -r count uniq <<<"$(landed_when "$db" "$want1")"
+    R[one_acknowledged]="$want1"
+    R[one_landed]="$count"
+    check cluster_one_landed "$([ "$count" = "$want1" ] && [ "$uniq" = "$want1" ] && echo 1 || echo 0)" \
+        "acknowledged $want1 (1 warm-up), landed $count, unique callback_id $uniq"
+    stop_pid "$A_PID"
+    forget_pid "$A_PID"
+
+    # (2) two sinks, through node 1 and node 3, the connections split between them.
+    db="bench_${TS}_cluster2"
+    step "(2) two wal sinks through node 1 and node 3, database $db"
+    DURABILITY=wal start_sink cl2a "$db" --cluster adjust_local
+    A_MAIN="$SINK_MAIN"
+    A_ADMIN="$SINK_ADMIN"
+    A_PID="$SINK_PID"
+    DURABILITY=wal start_sink cl2b "$db" --cluster adjust_local --clickhouse-url "${NODES[2]}"
+    B_MAIN="$SINK_MAIN"
+    B_ADMIN="$SINK_ADMIN"
+    B_PID="$SINK_PID"
+    cpu0="$(calc "$(cpu_s "$A_PID") + $(cpu_s "$B_PID")")"
+    full="$CONNECTIONS"
+    CONNECTIONS=$(((full + 1) / 2))
+    loadgen cl2a "http://$A_MAIN" --duration "$DURATION" >/dev/null &
+    LA=$!
+    loadgen cl2b "http://$B_MAIN" --duration "$DURATION" >/dev/null &
+    LB=$!
+    wait "$LA" || die "loadgen (cl2a) failed"
+    wait "$LB" || die "loadgen (cl2b) failed"
+    CONNECTIONS="$full"
+    ra="$(cat "$OUT/loadgen-cl2a.json")"
+    rb="$(cat "$OUT/loadgen-cl2b.json")"
+    echo "    A: $ra" >&2
+    echo "    B: $rb" >&2
+    oka="$(json_num ok "$ra")"
+    okb="$(json_num ok "$rb")"
+    pa="$(json_num p99_ms "$ra")"
+    pb="$(json_num p99_ms "$rb")"
+    R[two_ok_rate]="$(calc "$(json_num ok_rate "$ra") + $(json_num ok_rate "$rb")")"
+    R[two_p99_ms]="$(calc "$pa > $pb ? $pa : $pb")"
+    R[two_status_503]="$(calc "$(json_num status_503 "$ra") + $(json_num status_503 "$rb")")"
+    drain "$A_ADMIN" $((oka + 1)) >/dev/null
+    drain "$B_ADMIN" $((okb + 1)) >/dev/null
+    want2=$((oka + okb + 2))
+    cpu1="$(calc "$(cpu_s "$A_PID") + $(cpu_s "$B_PID")")"
+    R[two_sink_cpu_us_per_row]="$(calc "int(($cpu1 - $cpu0) * 1000000 / $want2 * 10) / 10")"
+    read -r count uniq <<<"$(landed_when "$db" "$want2")"
+    R[two_acknowledged]="$want2"
+    R[two_landed]="$count"
+    check cluster_two_landed "$([ "$count" = "$want2" ] && [ "$uniq" = "$want2" ] && echo 1 || echo 0)" \
+        "acknowledged $want2 (2 warm-ups), landed $count, unique callback_id $uniq"
+    shard1="$(curl -sf "${NODES[0]}/" --data-binary "SELECT count() FROM $db.callbacks_local")"
+    shard2="$(curl -sf "${NODES[2]}/" --data-binary "SELECT count() FROM $db.callbacks_local")"
+    R[loadavg_end]="$(cut -d' ' -f1-3 /proc/loadavg)"
+    {
+        echo "# scripts/bench.sh (BENCH_CLUSTER=1) $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+        for k in "${!R[@]}"; do
+            echo "$k=${R[$k]}"
+        done | sort
+    } >"$OUT/summary-cluster.txt"
+
+    cat <<EOF
+
+adjust-sink cluster benchmark ($(nproc) cores; ClickHouse $CH_VERSION, cluster adjust_local:
+2 shards x 2 replicas and ZooKeeper on the same machine)
+loadgen: $CONNECTIONS connections in all, $THREADS thread(s) per generator, $DURATION per run, --durability wal
+load average before/after: ${R[loadavg_start]} / ${R[loadavg_end]}
+
+                              acked/s   p99 ms    503  sink CPU/row us  acknowledged  landed (FINAL)
+  (1) one sink (node 1)     $(printf '%9s %8s %6s %16s %13s %15s' "${R[one_ok_rate]}" "${R[one_p99_ms]}" "${R[one_status_503]}" "${R[one_sink_cpu_us_per_row]}" "${R[one_acknowledged]}" "${R[one_landed]}")
+  (2) two sinks (nodes 1+3) $(printf '%9s %8s %6s %16s %13s %15s' "${R[two_ok_rate]}" "${R[two_p99_ms]}" "${R[two_status_503]}" "${R[two_sink_cpu_us_per_row]}" "${R[two_acknowledged]}" "${R[two_landed]}")
+  rows per shard after (2): shard 1 $shard1, shard 2 $shard2
+
+checks
+  one sink: rows landed == acknowledged     ${R[check_cluster_one_landed]}
+  two sinks: rows landed == acknowledged    ${R[check_cluster_two_landed]}
+
+summary: $OUT/summary-cluster.txt
+EOF
+    exit "$CHECKS_FAILED"
+fi
 
 step "local ClickHouse"
 if ! deploy/local/clickhouse.sh status >/dev/null 2>&1; then

@@ -52,7 +52,9 @@ trap cleanup EXIT
 echo "==> local ClickHouse cluster"
 if ! deploy/local/cluster.sh status >/dev/null 2>&1; then
     # Stopped at the end only when nothing of it ran before.
-    if ! deploy/local/cluster.sh status 2>/dev/null | grep -q ' up '; then
+    # (Not `status | grep -q`: with pipefail, grep leaving early can fail the pipeline.)
+    cluster_state="$(deploy/local/cluster.sh status 2>/dev/null || true)"
+    if [[ "$cluster_state" != *' up '* ]]; then
         started=1
     fi
     deploy/local/cluster.sh start >/dev/null

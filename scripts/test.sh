@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project: formatting, clippy, the deploy kit
 # (scripts/check-deploy.sh: Prometheus rules and their promtool tests, compose file, Grafana
-# dashboard), unit tests, and the end-to-end tests against a real local ClickHouse server
-# (deploy/local/clickhouse.sh) and the chDB engine (scripts/chdb-venv.sh).
+# dashboard; scripts/check-kubernetes.sh: the Kubernetes manifests), unit tests, the smoke test
+# of the local ClickHouse cluster (scripts/cluster-smoke.sh), and the end-to-end tests against a
+# real local ClickHouse server (deploy/local/clickhouse.sh), the local cluster
+# (deploy/local/cluster.sh) and the chDB engine (scripts/chdb-venv.sh).
 #
 # Usage: scripts/test.sh
 #
 # Exports for the tests:
 #   ADJUST_SINK_TEST_CLICKHOUSE_URL  HTTP URL of the local ClickHouse server
+#   ADJUST_SINK_TEST_CLUSTER=1       run the cluster end-to-end test (tests/e2e/cluster.rs)
 #   ADJUST_SINK_TEST_CHDB_PYTHON     python of the virtualenv that has chDB
-# The local ClickHouse server is stopped at the end only if this script started it.
+# The cluster uses the ports of deploy/local/cluster.sh (base ADJUST_SINK_CLUSTER_BASE_PORT,
+# default 18200: 18200-18242), apart from the single server's 18123 and 19000.
+# The local ClickHouse server and cluster are stopped at the end only if this script started
+# them.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -65,8 +71,12 @@ cargo clippy --all-targets "${locked[@]}" -- -D warnings
 step "deploy kit (scripts/check-deploy.sh)"
 scripts/check-deploy.sh
 
+step "Kubernetes manifests (scripts/check-kubernetes.sh)"
+scripts/check-kubernetes.sh
+
 step "local ClickHouse server"
 started_clickhouse=0
+started_cluster=0
 if ! deploy/local/clickhouse.sh status >/dev/null 2>&1; then
     started_clickhouse=1
 fi
@@ -76,12 +86,30 @@ cleanup() {
         echo "==> stopping the local ClickHouse server"
         deploy/local/clickhouse.sh stop || true
     fi
+    if [ "$started_cluster" = 1 ]; then
+        started_cluster=0
+        echo "==> stopping the local ClickHouse cluster"
+        deploy/local/cluster.sh stop || true
+    fi
 }
 trap cleanup EXIT
 deploy/local/clickhouse.sh start
 ADJUST_SINK_TEST_CLICKHOUSE_URL="$(deploy/local/clickhouse.sh url)"
 export ADJUST_SINK_TEST_CLICKHOUSE_URL
 echo "ADJUST_SINK_TEST_CLICKHOUSE_URL=$ADJUST_SINK_TEST_CLICKHOUSE_URL"
+
+step "local ClickHouse cluster"
+# Stopped at the end only when none of it ran before.
+# (Not `status | grep -q`: with pipefail, grep leaving early can fail the pipeline.)
+cluster_state="$(deploy/local/cluster.sh status 2>/dev/null || true)"
+if [[ "$cluster_state" != *' up '* ]]; then
+    started_cluster=1
+fi
+deploy/local/cluster.sh start
+export ADJUST_SINK_TEST_CLUSTER=1
+
+step "cluster smoke test (scripts/cluster-smoke.sh)"
+scripts/cluster-smoke.sh
 
 step "chDB virtualenv"
 ADJUST_SINK_TEST_CHDB_PYTHON="$(scripts/chdb-venv.sh)"
@@ -112,9 +140,10 @@ read -r passed failed ignored < <(awk '
     }
     END { printf "%d %d %d\n", p, f, s }' "$test_log")
 
-# Stop the server now (if this script started it) so the summary is the last output.
+# Stop the server and the cluster now (if this script started them) so the summary is the last
+# output.
 cleanup
 trap - EXIT
 
-echo "==> all checks passed: fmt, clippy, deploy kit, tests (ClickHouse $ADJUST_SINK_TEST_CLICKHOUSE_URL, chDB)"
+echo "==> all checks passed: fmt, clippy, deploy kit, Kubernetes manifests, cluster smoke test, tests (ClickHouse $ADJUST_SINK_TEST_CLICKHOUSE_URL, local cluster, chDB)"
 echo "tests: $passed passed, $failed failed, $ignored skipped"

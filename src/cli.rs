@@ -183,6 +183,12 @@ pub struct ClickHouseArgs {
         value_delimiter = ','
     )]
     pub column: Vec<String>,
+    /// ClickHouse cluster (a name in the servers' `<remote_servers>`): the DDL runs ON CLUSTER,
+    /// the rows live in replicated `<table>_local` tables on every node behind a Distributed
+    /// `<table>` sharded by callback_id, and inserts wait for every shard
+    /// (insert_distributed_sync=1). Point --clickhouse-url at any node.
+    #[arg(long, value_name = "NAME", env = "ADJUST_SINK_CLUSTER")]
+    pub cluster: Option<String>,
 }
 
 /// When a callback is acknowledged.

@@ -109,11 +109,26 @@ impl ClickHouseArgs {
             }
             columns.push(c);
         }
+        let cluster = self
+            .cluster
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty());
+        if let Some(c) = cluster
+            && !c
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-' || ch == '.')
+        {
+            return err(format!(
+                "--cluster `{c}`: use letters, digits, `_`, `-` and `.` only"
+            ));
+        }
         Ok(Target {
             database: self.database.clone(),
             table: self.table.clone(),
             physical,
             columns,
+            cluster: cluster.map(str::to_string),
         })
     }
 

@@ -69,8 +69,13 @@ fn run(command: Command) -> anyhow::Result<()> {
                 anyhow::anyhow!("migrating ClickHouse at {}: {e}{hint}", config.url)
             })?;
             let profile = report.profile.map_or("?", Profile::as_str);
+            let on = config
+                .target
+                .cluster
+                .as_ref()
+                .map_or(String::new(), |c| format!(", on cluster {c}"));
             println!(
-                "ClickHouse {} ({profile} profile) at {}",
+                "ClickHouse {} ({profile} profile) at {}{on}",
                 report.version, config.url
             );
             for what in &report.statements {

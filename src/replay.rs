@@ -14,7 +14,7 @@ use crate::pipeline::wal::{Wal, WalConfig};
 use crate::shutdown::Shutdown;
 use crate::sink::StoreError;
 use crate::sink::classify::is_privilege_code;
-use crate::sink::clickhouse::{ClickHouseConfig, ClickHouseStore};
+use crate::sink::clickhouse::{ClickHouseConfig, ClickHouseStore, ClusterNode, NodeState};
 
 /// What a replay did.
 #[derive(Debug)]
@@ -123,6 +123,9 @@ pub struct CheckReport {
     pub missing_columns: Vec<String>,
     /// Tables an INSERT of no rows failed on, with the server's answer.
     pub insert_refused: Vec<(String, StoreError)>,
+    /// With `--cluster`: each node and whether it has the tables, or why the nodes could not be
+    /// listed.
+    pub cluster: Option<Result<Vec<ClusterNode>, String>>,
 }
 
 impl CheckReport {
@@ -133,6 +136,11 @@ impl CheckReport {
             && self.missing_columns.is_empty()
             && self.insert_refused.is_empty()
             && self.log.damaged_bytes == 0
+            && match &self.cluster {
+                None => true,
+                Some(Ok(nodes)) => nodes.iter().all(|n| n.state == NodeState::Complete),
+                Some(Err(_)) => false,
+            }
     }
 
     pub fn render(&self, data_dir: &Path) -> String {
@@ -211,6 +219,26 @@ impl CheckReport {
             // "ClickHouse at <url>: <what went wrong>"
             Err(e) => out += &format!("{e}\n"),
         }
+        match &self.cluster {
+            None => {}
+            Some(Err(e)) => out += &format!("  cluster: {e}\n"),
+            Some(Ok(nodes)) => {
+                for n in nodes {
+                    let node = format!(
+                        "  node {} (shard {}, replica {})",
+                        n.address, n.shard, n.replica
+                    );
+                    out += &match &n.state {
+                        NodeState::Complete => format!("{node}: has every table and view\n"),
+                        NodeState::Lacks(missing) => format!(
+                            "{node}: LACKS {} (run `adjust-sink migrate --cluster …` again)\n",
+                            missing.join(", ")
+                        ),
+                        NodeState::Unreachable(e) => format!("{node}: UNREACHABLE: {e}\n"),
+                    };
+                }
+            }
+        }
         out
     }
 }
@@ -230,6 +258,7 @@ pub async fn check(data_dir: &Path, clickhouse: ClickHouseConfig) -> anyhow::Res
         table_exists: false,
         missing_columns: Vec::new(),
         insert_refused: Vec::new(),
+        cluster: None,
     };
     match store.probe(Duration::from_secs(10)).await {
         Ok(v) => report.server = Ok(v),
@@ -237,6 +266,9 @@ pub async fn check(data_dir: &Path, clickhouse: ClickHouseConfig) -> anyhow::Res
             report.server = Err(e.to_string());
             return Ok(report);
         }
+    }
+    if store.config().target.cluster.is_some() {
+        report.cluster = Some(store.cluster_nodes().await.map_err(|e| e.to_string()));
     }
     let have = store
         .existing_columns()

@@ -120,12 +120,14 @@ ensure_installed() {
 
 zk_pid() { pid_of "$ZK_PID_FILE" "$ZK_CONFIG"; }
 
-# True when ZooKeeper answers the four-letter word `ruok` with `imok`.
+# True when ZooKeeper serves requests: `mntr` reports its state. (`ruok` answers `imok` while
+# it is still loading its snapshot and closing every session, and a server with replicated
+# tables that starts then exits because it cannot reach ZooKeeper.)
 zk_answers() {
     local reply
-    reply="$(timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$ZK_PORT && echo ruok >&3 && cat <&3" \
+    reply="$(timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$ZK_PORT && echo mntr >&3 && cat <&3" \
         2>/dev/null)" || true
-    [ "$reply" = imok ]
+    [[ "$reply" == *zk_server_state* ]]
 }
 
 write_zk_config() {

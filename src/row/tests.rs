@@ -117,6 +117,7 @@ fn every_documented_placeholder_has_a_typed_column_in_both_profiles() {
         table: "callbacks".into(),
         physical: Vec::new(),
         columns: Vec::new(),
+        cluster: None,
     };
     for profile in [Profile::Legacy, Profile::Modern] {
         let ddl = crate::schema::create_table(profile, &target);

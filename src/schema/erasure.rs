@@ -13,7 +13,7 @@
 use crate::adjust::catalog::is_hot;
 use crate::adjust::decode::index_of;
 
-use super::{Statement, Target, cold_text_sql, rejects_table};
+use super::{Statement, Target, cold_text_sql};
 
 /// The device identifiers a forget callback can carry, erased wherever they are stored.
 pub const DEVICE_IDS: &[&str] = &[
@@ -48,15 +48,27 @@ pub fn id_sql(name: &str) -> String {
     }
 }
 
-/// `CREATE TABLE` of `<table>_erasures`.
-pub fn table_statement(target: &Target) -> Statement {
-    let name = erasures_table(target);
-    Statement {
-        what: format!("table {name}"),
-        sql: format!(
-            "CREATE TABLE IF NOT EXISTS {name}\n(\n    requested_at DateTime('UTC'),\n    device_id String,\n    id_kind String,\n    done_at DateTime('UTC')\n)\nENGINE = ReplacingMergeTree(done_at)\nORDER BY (id_kind, device_id, requested_at)"
-        ),
+/// `<table>_erasures` as a target (for its storage on a cluster).
+fn erasures_target(target: &Target) -> Target {
+    Target {
+        table: format!("{}_erasures", target.table),
+        ..target.clone()
     }
+}
+
+/// `CREATE TABLE` of `<table>_erasures`; on a cluster a replicated `<table>_erasures_local` on
+/// every node and a `Distributed` table over them sharded by the device id, so a request and
+/// the row that marks it done land on the same shard and collapse there.
+pub fn table_statements(target: &Target) -> Vec<Statement> {
+    let t = erasures_target(target);
+    let storage = t.storage();
+    let create = format!(
+        "CREATE TABLE IF NOT EXISTS {}{}\n(\n    requested_at DateTime('UTC'),\n    device_id String,\n    id_kind String,\n    done_at DateTime('UTC')\n)\nENGINE = {}\nORDER BY (id_kind, device_id, requested_at)",
+        storage.table(),
+        t.on_cluster(),
+        super::cluster::engine("ReplacingMergeTree", &["done_at"], &storage)
+    );
+    super::cluster::sharded(&t, "erasure requests", create, "cityHash64(device_id)")
 }
 
 /// The materialized view that turns each `gdpr_forget_device` row into one request per device
@@ -73,10 +85,11 @@ pub fn view_statement(target: &Target) -> Statement {
             erasures_table(target)
         ),
         sql: format!(
-            "CREATE MATERIALIZED VIEW IF NOT EXISTS {} TO {}\nAS SELECT\n    received_at AS requested_at,\n    tupleElement(id, 2) AS device_id,\n    tupleElement(id, 1) AS id_kind,\n    toDateTime(0, 'UTC') AS done_at\nFROM {}\nARRAY JOIN [{}] AS id\nWHERE activity_kind = '{FORGET_KIND}' AND tupleElement(id, 2) != ''",
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {}{} TO {}\nAS SELECT\n    received_at AS requested_at,\n    tupleElement(id, 2) AS device_id,\n    tupleElement(id, 1) AS id_kind,\n    toDateTime(0, 'UTC') AS done_at\nFROM {}\nARRAY JOIN [{}] AS id\nWHERE activity_kind = '{FORGET_KIND}' AND tupleElement(id, 2) != ''",
             mv_name(target),
+            target.on_cluster(),
             erasures_table(target),
-            target.table(),
+            target.storage().table(),
             pairs.join(", ")
         ),
     }
@@ -175,9 +188,13 @@ pub fn done_sql(target: &Target, requests: &[Request], now: u32) -> String {
     )
 }
 
-/// The tables an erasure and retention apply to: callbacks and rejects.
+/// The tables an erasure and retention apply to: callbacks and rejects (on a cluster their
+/// local tables, with ` ON CLUSTER …` to append to the `ALTER`).
 pub fn erased_tables(target: &Target) -> [String; 2] {
-    [target.table(), rejects_table(target)]
+    [
+        target.storage().table(),
+        super::rejects_target(target).storage().table(),
+    ]
 }
 
 /// The partitions (`YYYYMM`) wholly older than `days` before `today` (days since the epoch):
@@ -209,16 +226,15 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 
 /// The modern servers' retention: a TTL on the callbacks and rejects tables.
 pub fn ttl_statements(target: &Target, days: u32) -> Vec<Statement> {
-    [
-        (target.table(), "event_date"),
-        (rejects_table(target), "toDate(rejected_at)"),
-    ]
-    .into_iter()
-    .map(|(table, date)| Statement {
-        what: format!("retention of {table}: {days} days"),
-        sql: format!("ALTER TABLE {table} MODIFY TTL {date} + INTERVAL {days} DAY"),
-    })
-    .collect()
+    let [callbacks, rejects] = erased_tables(target);
+    let on_cluster = target.on_cluster();
+    [(callbacks, "event_date"), (rejects, "toDate(rejected_at)")]
+        .into_iter()
+        .map(|(table, date)| Statement {
+            what: format!("retention of {table}: {days} days"),
+            sql: format!("ALTER TABLE {table}{on_cluster} MODIFY TTL {date} + INTERVAL {days} DAY"),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -231,6 +247,7 @@ mod tests {
             table: "callbacks".into(),
             physical: vec![],
             columns: Vec::new(),
+            cluster: None,
         }
     }
 

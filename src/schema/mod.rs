@@ -14,6 +14,7 @@
 //! [`erasure`] defines `<table>_erasures`, the view that records erasure requests, and the SQL of
 //! erasure and retention.
 
+pub mod cluster;
 pub mod erasure;
 pub mod upgrade;
 pub mod views;
@@ -40,7 +41,7 @@ const MODERN_INDEXES: &[&str] = &[
 pub const DEDUP_WINDOW: u32 = 1000;
 
 /// Where the objects live.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Target {
     pub database: String,
     pub table: String,
@@ -50,11 +51,36 @@ pub struct Target {
     /// Columns of the user's own (`--column NAME:TYPE`) for keys the catalog does not know:
     /// stored in the cold arrays like a cold placeholder, shown as a `DEFAULT` column.
     pub columns: Vec<crate::adjust::decode::CustomColumn>,
+    /// A ClickHouse cluster (`--cluster`, a name in the servers' `<remote_servers>`): every
+    /// statement runs `ON CLUSTER`, the rows live in replicated `<name>_local` tables on every
+    /// node, and `<name>` is a `Distributed` table over them ([`cluster`]).
+    pub cluster: Option<String>,
 }
 
 impl Target {
+    /// `<db>.<table>`: what the sink inserts into and analysts read (on a cluster the
+    /// `Distributed` table).
     pub fn table(&self) -> String {
         format!("{}.{}", self.database, self.table)
+    }
+
+    /// ` ON CLUSTER <name>` on a cluster, else nothing.
+    pub fn on_cluster(&self) -> String {
+        self.cluster
+            .as_ref()
+            .map_or(String::new(), |c| format!(" ON CLUSTER {c}"))
+    }
+
+    /// The table holding the callbacks' rows: `<table>_local` on a cluster (on every node), else
+    /// the table itself.
+    pub fn storage(&self) -> Target {
+        match &self.cluster {
+            Some(_) => Target {
+                table: cluster::local_name(&self.table),
+                ..self.clone()
+            },
+            None => self.clone(),
+        }
     }
 }
 
@@ -217,14 +243,28 @@ pub fn create_table(profile: Profile, target: &Target) -> String {
     let settings = match profile {
         Profile::Legacy => "index_granularity = 8192".to_string(),
         Profile::Modern => format!(
-            "index_granularity = 8192, non_replicated_deduplication_window = {DEDUP_WINDOW}"
+            "index_granularity = 8192, {} = {DEDUP_WINDOW}",
+            dedup_window_setting(target)
         ),
     };
-    format!(
-        "CREATE TABLE IF NOT EXISTS {}\n(\n{}\n)\nENGINE = ReplacingMergeTree\nPARTITION BY {PARTITION_BY}\nORDER BY {ORDER_BY}\nSETTINGS {settings}",
-        target.table(),
-        lines.join(",\n")
-    )
+    let storage = target.storage();
+    let sql = format!(
+        "CREATE TABLE IF NOT EXISTS {}{}\n(\n{}\n)\nENGINE = {}\nPARTITION BY {PARTITION_BY}\nORDER BY {ORDER_BY}\nSETTINGS {settings}",
+        storage.table(),
+        target.on_cluster(),
+        lines.join(",\n"),
+        cluster::engine("ReplacingMergeTree", &[], &storage),
+    );
+    cluster::fit_types(sql, profile, target)
+}
+
+/// The modern servers' setting of how many recent insert tokens a table remembers: replicated
+/// tables (on a cluster) keep theirs in ZooKeeper under another name.
+pub fn dedup_window_setting(target: &Target) -> &'static str {
+    match target.cluster {
+        Some(_) => "replicated_deduplication_window",
+        None => "non_replicated_deduplication_window",
+    }
 }
 
 /// The table that keeps rows ClickHouse refused, with the error (`<table>_rejects`).
@@ -232,10 +272,21 @@ pub fn rejects_table(target: &Target) -> String {
     format!("{}.{}_rejects", target.database, target.table)
 }
 
+/// The rejects table as a [`Target`] (its rows on a cluster: `<table>_rejects_local`).
+pub fn rejects_target(target: &Target) -> Target {
+    Target {
+        table: format!("{}_rejects", target.table),
+        ..target.clone()
+    }
+}
+
 fn create_rejects(target: &Target) -> String {
+    let storage = rejects_target(target).storage();
     format!(
-        "CREATE TABLE IF NOT EXISTS {}\n(\n    rejected_at DateTime('UTC'),\n    callback_id UInt64,\n    error String,\n    row_json String,\n    row String\n)\nENGINE = MergeTree\nPARTITION BY toYYYYMM(rejected_at)\nORDER BY (rejected_at, callback_id)",
-        rejects_table(target)
+        "CREATE TABLE IF NOT EXISTS {}{}\n(\n    rejected_at DateTime('UTC'),\n    callback_id UInt64,\n    error String,\n    row_json String,\n    row String\n)\nENGINE = {}\nPARTITION BY toYYYYMM(rejected_at)\nORDER BY (rejected_at, callback_id)",
+        storage.table(),
+        target.on_cluster(),
+        cluster::engine("MergeTree", &[], &storage),
     )
 }
 
@@ -249,22 +300,31 @@ pub fn statements(profile: Profile, target: &Target) -> Vec<Statement> {
 /// The database and the tables (callbacks, rejects, rollups): `CREATE … IF NOT EXISTS`, nothing
 /// that reads columns of the callbacks table.
 pub fn table_statements(profile: Profile, target: &Target) -> Vec<Statement> {
-    let mut out = vec![
-        Statement {
-            what: format!("database {}", target.database),
-            sql: format!("CREATE DATABASE IF NOT EXISTS {}", target.database),
-        },
-        Statement {
-            what: format!("table {}", target.table()),
-            sql: create_table(profile, target),
-        },
-        Statement {
-            what: format!("table {}", rejects_table(target)),
-            sql: create_rejects(target),
-        },
-    ];
+    let mut out = vec![Statement {
+        what: format!("database {}", target.database),
+        sql: format!(
+            "CREATE DATABASE IF NOT EXISTS {}{}",
+            target.database,
+            target.on_cluster()
+        ),
+    }];
+    // On a cluster each of these is a replicated local table plus a Distributed table over it,
+    // sharded by `callback_id`. A further table keyed by callback (the erasures table) joins
+    // here through `cluster::sharded` in the same way.
+    out.extend(cluster::sharded(
+        target,
+        "callbacks",
+        create_table(profile, target),
+        "callback_id",
+    ));
+    out.extend(cluster::sharded(
+        &rejects_target(target),
+        "rejected rows",
+        create_rejects(target),
+        "callback_id",
+    ));
     out.extend(views::rollup_tables(profile, target));
-    out.push(erasure::table_statement(target));
+    out.extend(erasure::table_statements(target));
     out
 }
 
@@ -281,13 +341,23 @@ pub fn view_statements(profile: Profile, target: &Target) -> Vec<Statement> {
 /// The whole DDL as text, as `adjust-sink schema` prints it and `schema/` keeps it.
 pub fn render(profile: Profile, target: &Target) -> String {
     let mut out = format!(
-        "-- adjust-sink schema for {} ClickHouse servers. Generated by `adjust-sink schema --profile {}`;\n-- do not edit: `adjust-sink migrate` creates these objects and adds missing columns.\n",
+        "-- adjust-sink schema for {} ClickHouse servers. Generated by `adjust-sink schema --profile {}{}`;\n-- do not edit: `adjust-sink migrate` creates these objects and adds missing columns.\n",
         match profile {
             Profile::Legacy => "legacy (18.16)",
             Profile::Modern => "modern (20.x and later)",
         },
-        profile.as_str()
+        profile.as_str(),
+        target
+            .cluster
+            .as_ref()
+            .map_or(String::new(), |c| format!(" --cluster {c}")),
     );
+    if target.cluster.is_some() {
+        out.push_str(&format!(
+            "-- migrate runs each statement with distributed_ddl_task_timeout = {}.\n",
+            cluster::DDL_TASK_TIMEOUT_S
+        ));
+    }
     for s in statements(profile, target) {
         out.push_str(&format!("\n-- {}\n{};\n", s.what, s.sql));
     }
@@ -304,6 +374,7 @@ mod tests {
             table: "callbacks".into(),
             physical: Vec::new(),
             columns: Vec::new(),
+            cluster: None,
         }
     }
 

@@ -90,6 +90,7 @@ mod tests {
             table: "callbacks".into(),
             physical: Vec::new(),
             columns: Vec::new(),
+            cluster: None,
         }
     }
 

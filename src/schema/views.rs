@@ -23,7 +23,7 @@ use crate::adjust::activity::{ACTIVITIES, Activity, views};
 use crate::adjust::catalog::{CATALOG, Ty};
 use crate::row::{HEAD, Profile};
 
-use super::{DEDUP_WINDOW, Statement, Target};
+use super::{DEDUP_WINDOW, Statement, Target, cluster};
 
 pub use crate::adjust::activity::{VIEWS, View};
 
@@ -52,9 +52,10 @@ pub fn columns(view: &View, profile: Profile) -> Vec<String> {
 /// `CREATE VIEW IF NOT EXISTS …` of a view.
 pub fn create_view(view: &View, profile: Profile, target: &Target) -> String {
     format!(
-        "CREATE VIEW IF NOT EXISTS {}.{} AS\nSELECT\n{}\nFROM {} FINAL\nWHERE activity_kind IN ({})",
+        "CREATE VIEW IF NOT EXISTS {}.{}{} AS\nSELECT\n{}\nFROM {} FINAL\nWHERE activity_kind IN ({})",
         target.database,
         view.name,
+        target.on_cluster(),
         wrap(&columns(view, profile), "    ", 100),
         target.table(),
         quoted(&view.kinds())
@@ -252,18 +253,31 @@ impl Rollup {
             .collect();
         let settings = match profile {
             Profile::Legacy => String::new(),
-            Profile::Modern => {
-                format!("\nSETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}")
-            }
+            Profile::Modern => format!(
+                "\nSETTINGS {} = {DEDUP_WINDOW}",
+                super::dedup_window_setting(target)
+            ),
         };
-        format!(
-            "CREATE TABLE IF NOT EXISTS {}.{}\n(\n{}\n)\nENGINE = SummingMergeTree(({}))\nPARTITION BY toYYYYMM(day)\nORDER BY ({}){settings}",
-            target.database,
-            self.table,
+        let storage = self.target(target).storage();
+        let sums = format!("({})", Self::names(self.sums));
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS {}{}\n(\n{}\n)\nENGINE = {}\nPARTITION BY toYYYYMM(day)\nORDER BY ({}){settings}",
+            storage.table(),
+            target.on_cluster(),
             cols.join(",\n"),
-            Self::names(self.sums),
+            cluster::engine("SummingMergeTree", &[&sums], &storage),
             Self::names(self.keys),
-        )
+        );
+        cluster::fit_types(sql, profile, target)
+    }
+
+    /// The rollup table as a [`Target`] (on a cluster the `Distributed` one; its rows are in
+    /// `<rollup>_local`).
+    pub fn target(&self, target: &Target) -> Target {
+        Target {
+            table: self.table.to_string(),
+            ..target.clone()
+        }
     }
 
     /// `CREATE MATERIALIZED VIEW IF NOT EXISTS <db>.<rollup>_mv TO <db>.<rollup> AS SELECT …`.
@@ -284,12 +298,14 @@ impl Rollup {
             "-- Counts every inserted row: an activity Adjust delivered twice (global and single-activity\n\
              -- URL, Adjust's retries) is counted twice here (on 18.16 also a batch the sink re-sent after\n\
              -- an ambiguous failure), while FINAL and the per-activity views show it once.\n\
-             CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{mv} TO {db}.{table} AS\nSELECT\n{select}\nFROM {source}\nWHERE activity_kind IN ({kinds}) AND environment != 'sandbox'\nGROUP BY {keys}",
+             CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{mv}{on_cluster} TO {table} AS\nSELECT\n{select}\nFROM {source}\nWHERE activity_kind IN ({kinds}) AND environment != 'sandbox'\nGROUP BY {keys}",
             db = target.database,
             mv = self.mv_name(),
-            table = self.table,
+            on_cluster = target.on_cluster(),
+            table = self.target(target).storage().table(),
             select = select.join(",\n"),
-            source = target.table(),
+            // On a cluster the local table: the view runs on the node that receives the rows.
+            source = target.storage().table(),
             kinds = quoted(&self.kinds()),
             keys = Self::names(self.keys),
         )
@@ -298,13 +314,19 @@ impl Rollup {
 
 /// The rollup tables (created before the columns of the callbacks table are brought up to date).
 pub fn rollup_tables(profile: Profile, target: &Target) -> Vec<Statement> {
-    ROLLUPS
-        .iter()
-        .map(|r| Statement {
-            what: format!("table {}.{} ({})", target.database, r.table, r.what),
-            sql: r.create_table(profile, target),
-        })
-        .collect()
+    let mut out = Vec::new();
+    for r in ROLLUPS {
+        let sql = r.create_table(profile, target);
+        if target.cluster.is_none() {
+            out.push(Statement {
+                what: format!("table {}.{} ({})", target.database, r.table, r.what),
+                sql,
+            });
+        } else {
+            out.extend(cluster::sharded(&r.target(target), r.what, sql, "rand()"));
+        }
+    }
+    out
 }
 
 /// The materialized views, then every per-activity view dropped and created again. Both read
@@ -314,10 +336,10 @@ pub fn view_statements(profile: Profile, target: &Target) -> Vec<Statement> {
         .iter()
         .map(|r| Statement {
             what: format!(
-                "materialized view {db}.{} -> {db}.{}",
+                "materialized view {}.{} -> {}",
+                target.database,
                 r.mv_name(),
-                r.table,
-                db = target.database
+                r.target(target).storage().table(),
             ),
             sql: r.create_mv(target),
         })
@@ -332,7 +354,7 @@ pub fn view_statements(profile: Profile, target: &Target) -> Vec<Statement> {
         let name = format!("{}.{}", target.database, v.name);
         out.push(Statement {
             what: format!("view {name} (dropped, to be created with the current columns)"),
-            sql: format!("{drop} IF EXISTS {name}"),
+            sql: format!("{drop} IF EXISTS {name}{}", target.on_cluster()),
         });
         out.push(Statement {
             what: format!("view {name} ({})", v.kinds().join(", ")),

@@ -59,6 +59,7 @@ const TRANSIENT_CODES: &[u32] = &[
     241, // MEMORY_LIMIT_EXCEEDED
     242, // TABLE_IS_READ_ONLY
     252, // TOO_MANY_PARTS
+    279, // ALL_CONNECTION_TRIES_FAILED (a whole shard of a cluster down)
     285, // TOO_FEW_LIVE_REPLICAS
     319, // UNKNOWN_STATUS_OF_INSERT
     425, // SYSTEM_ERROR
@@ -156,6 +157,15 @@ mod tests {
         assert_eq!(classify_code(252), ErrorClass::Transient);
         assert_eq!(classify_code(60), ErrorClass::Transient);
         assert_eq!(classify_code(99999), ErrorClass::Unknown);
+        // A cluster: a whole shard down during a synchronous distributed insert, and ON CLUSTER
+        // DDL that a node did not finish in time (as 18.16 words them).
+        for message in [
+            "Code: 279, e.displayText() = DB::NetException: All connection tries failed. Log: \n\nCode: 210, e.displayText() = DB::NetException: Connection refused (127.0.0.1:18231)",
+            "Code: 159, e.displayText() = DB::Exception: Watching task /clickhouse/task_queue/ddl/query-0000000020 is executing longer than distributed_ddl_task_timeout (=5) seconds.",
+        ] {
+            let code = code_of(message).unwrap();
+            assert_eq!(classify_code(code), ErrorClass::Transient, "{message}");
+        }
         assert!(ErrorClass::Unknown.is_retriable());
         assert!(!ErrorClass::Data.is_retriable());
         assert!(!ErrorClass::Shape.is_retriable());

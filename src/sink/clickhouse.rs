@@ -84,6 +84,17 @@ pub fn insert_settings(profile: Profile) -> &'static [(&'static str, &'static st
     }
 }
 
+/// Settings every INSERT also carries when a cluster is configured (`--cluster`), on every
+/// server generation.
+///
+/// - `insert_distributed_sync=1`: the insert into the `Distributed` table returns once every
+///   shard's receiving replica has written its rows, so an acknowledged batch is on the shard
+///   that owns it, replicated from there, never only in the receiving node's send queue. A whole
+///   shard down fails the insert (code 279, retried); one replica down does not. Modern servers
+///   call it `distributed_foreground_insert` and keep this name as an alias, so one name works
+///   on 18.16 and today's servers alike.
+pub const CLUSTER_INSERT_SETTINGS: &[(&str, &str)] = &[("insert_distributed_sync", "1")];
+
 /// How long start-up waits for ClickHouse's answer before going on without it.
 pub const START_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -107,7 +118,7 @@ impl ProbeError {
 
 mod migrate;
 
-pub use migrate::{MigrateReport, Upgraded};
+pub use migrate::{ClusterNode, MigrateReport, NodeState, Upgraded};
 
 pub struct ClickHouseStore {
     client: Client,
@@ -250,6 +261,13 @@ impl ClickHouseStore {
         if profile == Profile::Legacy {
             q = q.with_setting("allow_experimental_low_cardinality_type", "1");
         }
+        if self.config.target.cluster.is_some() {
+            // A node that is down must not hold each statement for the default 180 s.
+            q = q.with_setting(
+                "distributed_ddl_task_timeout",
+                schema::cluster::DDL_TASK_TIMEOUT_S.to_string(),
+            );
+        }
         q.execute().await.map_err(|e| self.store_error(e))
     }
 
@@ -374,6 +392,11 @@ impl ClickHouseStore {
         for (name, value) in insert_settings(profile) {
             insert = insert.with_setting(*name, *value);
         }
+        if self.config.target.cluster.is_some() {
+            for (name, value) in CLUSTER_INSERT_SETTINGS {
+                insert = insert.with_setting(*name, *value);
+            }
+        }
         if let (Profile::Modern, Some(token)) = (profile, token) {
             insert = insert.with_setting("insert_deduplication_token", token);
         }
@@ -477,6 +500,13 @@ mod tests {
     }
 
     async fn insert_query(version: &'static str) -> Vec<(String, String)> {
+        insert_query_on(version, None).await
+    }
+
+    async fn insert_query_on(
+        version: &'static str,
+        cluster: Option<&str>,
+    ) -> Vec<(String, String)> {
         let (url, inserts, server) = fake_clickhouse(version).await;
         let store = ClickHouseStore::new(ClickHouseConfig {
             url,
@@ -488,6 +518,7 @@ mod tests {
                 table: "callbacks".into(),
                 physical: Vec::new(),
                 columns: Vec::new(),
+                cluster: cluster.map(str::to_string),
             },
             auto_migrate: false,
             insert_timeout: Duration::from_secs(10),
@@ -536,6 +567,23 @@ mod tests {
             assert!(
                 !legacy.iter().any(|(k, _)| k == unknown),
                 "{unknown} sent to 18.16: {legacy:?}"
+            );
+        }
+        assert!(!legacy.iter().any(|(k, _)| k == "insert_distributed_sync"));
+    }
+
+    #[actix_web::test]
+    async fn an_insert_into_a_cluster_waits_for_the_shards() {
+        let has =
+            |q: &[(String, String)], k: &str, v: &str| q.iter().any(|(a, b)| a == k && b == v);
+        for version in ["18.16.1", "26.9.1.1"] {
+            let q = insert_query_on(version, Some("adjust_local")).await;
+            assert!(has(&q, "insert_distributed_sync", "1"), "{version}: {q:?}");
+            assert!(has(&q, "insert_deduplicate", "1"), "{version}: {q:?}");
+            let sql = q.iter().find(|(k, _)| k == "query").unwrap();
+            assert!(
+                sql.1.starts_with("INSERT INTO adjust.callbacks "),
+                "{sql:?}"
             );
         }
     }

@@ -156,7 +156,10 @@ async fn erase(
     }
     for (table, predicate) in left {
         store
-            .run_sql(&format!("ALTER TABLE {table} DELETE WHERE {predicate}"))
+            .run_sql(&format!(
+                "ALTER TABLE {table}{} DELETE WHERE {predicate}",
+                target.on_cluster()
+            ))
             .await?;
         tracing::info!(%table, identifiers = requests.len(), "erasure started");
     }
@@ -222,7 +225,10 @@ async fn retain(
             .collect();
         for p in erasure::expired_partitions(&partitions, today, days) {
             store
-                .run_sql(&format!("ALTER TABLE {table} DROP PARTITION {p}"))
+                .run_sql(&format!(
+                    "ALTER TABLE {table}{} DROP PARTITION {p}",
+                    target.on_cluster()
+                ))
                 .await?;
             metrics.retention_partitions_dropped.inc();
             tracing::info!(%table, partition = p, days, "dropped a partition past --retention");

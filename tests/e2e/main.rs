@@ -8,6 +8,7 @@ mod support;
 mod analyst;
 mod backfill;
 mod callback_url;
+mod cluster;
 mod corpus;
 mod durability;
 mod edge;

@@ -51,6 +51,14 @@ impl Db {
         db
     }
 
+    /// The same database through another server (a node of a cluster).
+    pub fn at(&self, url: &str) -> Db {
+        Db {
+            url: url.to_string(),
+            ..self.clone()
+        }
+    }
+
     pub async fn try_query(&self, sql: &str) -> Result<String, String> {
         let resp = self
             .client

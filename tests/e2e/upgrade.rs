@@ -138,6 +138,7 @@ async fn a_first_release_table_moves_to_the_two_tier_layout_without_changing_a_r
                 table: "callbacks_tiered".into(),
                 physical: Vec::new(),
                 columns: Vec::new(),
+                cluster: None,
             },
         ),
         "allow_experimental_low_cardinality_type=1",

@@ -401,6 +401,7 @@ fn modern_engine_check() {
         table: "callbacks".into(),
         physical: Vec::new(),
         columns: Vec::new(),
+        cluster: None,
     };
     let decoded = decode_samples();
     let ids: BTreeSet<u64> = decoded.iter().map(|d| d.id).collect();

@@ -76,6 +76,7 @@ fn a_batch_over_150_months_lands_in_parts() {
         table: "callbacks".into(),
         physical: Vec::new(),
         columns: Vec::new(),
+        cluster: None,
     };
     let check = json!({
         "statements": statements(Profile::Modern, &target).into_iter().map(|s| s.sql).collect::<Vec<_>>(),

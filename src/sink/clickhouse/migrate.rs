@@ -83,6 +83,16 @@ impl ClickHouseStore {
         // Tables first, then the columns a newer version added, then the views that read them
         // (18.16 checks a view's columns when it is created).
         let target = &self.config.target;
+        if target.cluster.is_some() {
+            // A sink's first contact: ON CLUSTER DDL waits for every node (up to a minute per
+            // statement while one is down), so it runs only when the connected node lacks
+            // something; `migrate --cluster` always runs it.
+            if !upgrade && self.cluster_schema_complete().await? {
+                *self.ready.lock().await = Some(profile);
+                return Ok(report);
+            }
+            self.check_cluster_target().await?;
+        }
         for st in schema::table_statements(profile, target) {
             self.execute(profile, &st.sql).await?;
             report.statements.push(st.what);
@@ -98,9 +108,49 @@ impl ClickHouseStore {
                     ),
                 ));
             }
+            if target.cluster.is_some() {
+                return Err(StoreError::new(
+                    ErrorClass::Transient,
+                    None,
+                    format!(
+                        "{} has the first release's layout; moving it to the two-tier layout is not supported with --cluster: run `adjust-sink migrate` without --cluster against a single server first",
+                        target.storage().table()
+                    ),
+                ));
+            }
             report.upgraded = Some(self.upgrade_layout(profile).await?);
         }
         let (added, promoted) = self.add_missing_columns(profile).await?;
+        if target.cluster.is_some() {
+            // A Distributed table cannot be altered ON CLUSTER: it is created again over the
+            // altered local tables (also when an earlier run stopped between the two).
+            let local: Vec<String> = self
+                .columns_of(&target.storage())
+                .await?
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            let distributed: Vec<String> = self
+                .columns_of(target)
+                .await?
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            if !added.is_empty() || !promoted.is_empty() || local != distributed {
+                self.execute(profile, &schema::cluster::drop_distributed(target))
+                    .await?;
+                self.execute(
+                    profile,
+                    &schema::cluster::create_distributed(target, "callback_id"),
+                )
+                .await?;
+                report.statements.push(format!(
+                    "table {} (created again over {} with its columns)",
+                    target.table(),
+                    target.storage().table()
+                ));
+            }
+        }
         report.added_columns = added;
         report.promoted_columns = promoted;
         for st in schema::view_statements(profile, target) {
@@ -133,9 +183,81 @@ impl ClickHouseStore {
             .collect())
     }
 
-    /// The callbacks table's columns with their default kind.
+    /// The callbacks table's columns with their default kind (on a cluster those of the local
+    /// table on the connected node).
     pub async fn existing_columns(&self) -> Result<Vec<(String, String)>, StoreError> {
-        self.columns_of(&self.config.target).await
+        self.columns_of(&self.config.target.storage()).await
+    }
+
+    /// Whether the connected node has the Distributed table over a local table with every
+    /// column, and every other object of [`schema::cluster::objects`].
+    async fn cluster_schema_complete(&self) -> Result<bool, StoreError> {
+        let target = &self.config.target;
+        let names = schema::cluster::objects(target);
+        let list = names
+            .iter()
+            .map(|n| sql_str(n))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT count() FROM system.tables WHERE database = {} AND name IN ({list})",
+            sql_str(&target.database)
+        );
+        if self.count(Profile::Legacy, &sql).await? != names.len() as u64 {
+            return Ok(false);
+        }
+        let local: Vec<String> = self
+            .existing_columns()
+            .await?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        let distributed: Vec<String> = self
+            .columns_of(target)
+            .await?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        Ok(local == distributed && self.missing_columns().await?.is_empty())
+    }
+
+    /// Before anything runs ON CLUSTER: the connected server knows the cluster, and the
+    /// callbacks table, if it exists, is the Distributed table (not a single-server table, which
+    /// `CREATE … IF NOT EXISTS` would silently keep).
+    async fn check_cluster_target(&self) -> Result<(), StoreError> {
+        let target = &self.config.target;
+        let cluster = target.cluster.as_deref().unwrap_or_default();
+        let fail = |message: String| Err(StoreError::new(ErrorClass::Transient, None, message));
+        let sql = format!(
+            "SELECT count() FROM system.clusters WHERE cluster = {}",
+            sql_str(cluster)
+        );
+        if self.count(Profile::Legacy, &sql).await? == 0 {
+            return fail(format!(
+                "the server at {} has no cluster `{cluster}` in its <remote_servers> (see system.clusters)",
+                self.config.url
+            ));
+        }
+        let sql = format!(
+            "SELECT engine FROM system.tables WHERE database = {} AND name = {}",
+            sql_str(&target.database),
+            sql_str(&target.table)
+        );
+        if let Some(engine) = self
+            .rows(Profile::Legacy, &sql)
+            .await?
+            .into_iter()
+            .find_map(|r| r.into_iter().next())
+            && engine != "Distributed"
+        {
+            return fail(format!(
+                "{} exists as a {engine} table, but --cluster keeps the rows in {} on every node behind a Distributed {}; migrate does not move a single-server table onto a cluster (copy its rows with INSERT … SELECT into the Distributed table after renaming it)",
+                target.table(),
+                target.storage().table(),
+                target.table()
+            ));
+        }
+        Ok(())
     }
 
     /// Columns the code writes or shows that the table lacks (wire columns, then cold
@@ -168,9 +290,17 @@ impl ClickHouseStore {
         profile: Profile,
     ) -> Result<(Vec<String>, Vec<String>), StoreError> {
         let have = self.existing_columns().await?;
-        let table = self.config.target.table();
+        let target = &self.config.target;
+        // On a cluster: the local tables, on every node.
+        let table = format!("{}{}", target.storage().table(), target.on_cluster());
+        let fit = |sql: String| schema::cluster::fit_types(sql, profile, target);
         let mut added = Vec::new();
         let mut promoted = Vec::new();
+        if target.cluster.is_some() {
+            self.add_missing_columns_in_order(profile, &have, &table, &mut added, &mut promoted)
+                .await?;
+            return Ok((added, promoted));
+        }
         for c in row::wire_columns() {
             if c.wire_names()
                 .iter()
@@ -182,7 +312,7 @@ impl ClickHouseStore {
                     c.ty(profile),
                     row::column_default(&c.name).map_or(String::new(), |d| format!(" {d}"))
                 );
-                self.execute(profile, &sql).await?;
+                self.execute(profile, &fit(sql)).await?;
                 added.push(c.name);
             }
         }
@@ -190,18 +320,81 @@ impl ClickHouseStore {
             match have.iter().find(|(h, _)| h == c.name) {
                 None => {
                     let sql = format!("ALTER TABLE {table} ADD COLUMN {}", c.definition());
-                    self.execute(profile, &sql).await?;
+                    self.execute(profile, &fit(sql)).await?;
                     added.push(c.name.to_string());
                 }
                 Some((_, kind)) if kind == "ALIAS" && c.kind == schema::ColdKind::Default => {
                     let sql = format!("ALTER TABLE {table} MODIFY COLUMN {}", c.definition());
-                    self.execute(profile, &sql).await?;
+                    self.execute(profile, &fit(sql)).await?;
                     promoted.push(c.name.to_string());
                 }
                 Some(_) => {}
             }
         }
         Ok((added, promoted))
+    }
+
+    /// [`add_missing_columns`](Self::add_missing_columns) on a cluster: each column goes `AFTER`
+    /// the one `CREATE TABLE` puts before it. A replica created later (a new node, or a local
+    /// table dropped and created again) runs the `CREATE TABLE` and must find the column order
+    /// its shard keeps in ZooKeeper, or it fails with code 122.
+    async fn add_missing_columns_in_order(
+        &self,
+        profile: Profile,
+        have: &[(String, String)],
+        table: &str,
+        added: &mut Vec<String>,
+        promoted: &mut Vec<String>,
+    ) -> Result<(), StoreError> {
+        let target = &self.config.target;
+        let wire = row::wire_columns();
+        let cold = schema::cold_columns(profile, target);
+        let create = schema::create_table(profile, target);
+        // 18.16 keeps ordinary and ALIAS columns in separate lists (a column goes AFTER one of
+        // its own kind there); modern servers keep one list.
+        let mut previous: Option<String> = None;
+        let mut previous_alias: Option<String> = None;
+        for line in create.lines().filter(|l| l.starts_with("    ")) {
+            let definition = line.trim().trim_end_matches(',');
+            let Some(name) = definition.split(' ').next() else {
+                continue;
+            };
+            if name == "INDEX" {
+                continue;
+            }
+            let names: Vec<String> = wire
+                .iter()
+                .find(|c| c.name == name)
+                .map_or_else(|| vec![name.to_string()], |c| c.wire_names());
+            let known = wire.iter().any(|c| c.name == name) || cold.iter().any(|c| c.name == name);
+            let exists = names.iter().all(|n| have.iter().any(|(h, _)| h == n));
+            let alias = definition.contains(" ALIAS ") && profile == Profile::Legacy;
+            let before = if alias { &previous_alias } else { &previous };
+            if known && !exists {
+                let after = before
+                    .as_ref()
+                    .map_or(String::new(), |p| format!(" AFTER {p}"));
+                let sql = format!("ALTER TABLE {table} ADD COLUMN {definition}{after}");
+                self.execute(profile, &sql).await?;
+                added.push(name.to_string());
+            } else if let Some(c) = cold.iter().find(|c| c.name == name)
+                && c.kind == schema::ColdKind::Default
+                && have.iter().any(|(h, k)| h == name && k == "ALIAS")
+            {
+                let sql = format!("ALTER TABLE {table} MODIFY COLUMN {}", c.definition());
+                self.execute(profile, &schema::cluster::fit_types(sql, profile, target))
+                    .await?;
+                promoted.push(name.to_string());
+            } else if !exists {
+                continue;
+            }
+            if alias {
+                previous_alias = names.last().cloned();
+            } else {
+                previous = names.last().cloned();
+            }
+        }
+        Ok(())
     }
 
     /// Moves a first-layout table to the two-tier layout (see [`upgrade`]).
@@ -335,5 +528,101 @@ impl ClickHouseStore {
         self.execute(profile, &sql).await?;
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
+    }
+}
+
+/// One node of the cluster as `check --cluster` sees it.
+#[derive(Debug, Clone)]
+pub struct ClusterNode {
+    pub shard: u32,
+    pub replica: u32,
+    /// `host:port` of its native interface, from `system.clusters`.
+    pub address: String,
+    pub state: NodeState,
+}
+
+/// Whether a node has the sink's objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeState {
+    /// Every table and view `migrate` creates.
+    Complete,
+    /// These are missing (run `adjust-sink migrate --cluster …` again once the node is up).
+    Lacks(Vec<String>),
+    /// The node did not answer (down or unreachable from the connected node).
+    Unreachable(String),
+}
+
+impl ClickHouseStore {
+    /// Every replica of the cluster (from the connected node's `system.clusters`) and whether it
+    /// has each table and view of [`schema::cluster::objects`], asked one node at a time through
+    /// `remote('host:port', system.tables)` (18.16 has no `clusterAllReplicas`).
+    pub async fn cluster_nodes(&self) -> Result<Vec<ClusterNode>, StoreError> {
+        let target = &self.config.target;
+        let Some(cluster) = target.cluster.as_deref() else {
+            return Ok(Vec::new());
+        };
+        let sql = format!(
+            "SELECT shard_num, replica_num, host_address, port FROM system.clusters WHERE cluster = {} ORDER BY shard_num, replica_num",
+            sql_str(cluster)
+        );
+        let rows = self.rows(Profile::Legacy, &sql).await?;
+        if rows.is_empty() {
+            return Err(StoreError::new(
+                ErrorClass::Transient,
+                None,
+                format!(
+                    "the server at {} has no cluster `{cluster}` in its <remote_servers> (see system.clusters)",
+                    self.config.url
+                ),
+            ));
+        }
+        let want = schema::cluster::objects(target);
+        let names = want
+            .iter()
+            .map(|n| sql_str(n))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut out = Vec::new();
+        for r in rows {
+            let [shard, replica, host, port] = &r[..] else {
+                continue;
+            };
+            let address = if host.contains(':') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            };
+            let sql = format!(
+                "SELECT name FROM remote({}, system.tables) WHERE database = {} AND name IN ({names})",
+                sql_str(&address),
+                sql_str(&target.database)
+            );
+            let state = match self.rows(Profile::Legacy, &sql).await {
+                Ok(found) => {
+                    let found: Vec<String> = found
+                        .into_iter()
+                        .filter_map(|r| r.into_iter().next())
+                        .collect();
+                    let lacks: Vec<String> = want
+                        .iter()
+                        .filter(|w| !found.contains(w))
+                        .map(|w| format!("{}.{w}", target.database))
+                        .collect();
+                    if lacks.is_empty() {
+                        NodeState::Complete
+                    } else {
+                        NodeState::Lacks(lacks)
+                    }
+                }
+                Err(e) => NodeState::Unreachable(e.message),
+            };
+            out.push(ClusterNode {
+                shard: shard.parse().unwrap_or(0),
+                replica: replica.parse().unwrap_or(0),
+                address,
+                state,
+            });
+        }
+        Ok(out)
     }
 }
