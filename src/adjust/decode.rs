@@ -13,57 +13,6 @@ use rustc_hash::FxHashMap;
 
 use super::catalog::{CATALOG, Ty};
 use super::query::{Damage, decode_component, for_each_pair, raw_pairs};
-use super::value;
-
-/// Index of a placeholder in [`CATALOG`], by name: open addressing over a cheap hash of the
-/// length and three bytes (the names are short and fixed, so this beats a general hash map).
-struct NameTable {
-    slots: Vec<u16>,
-}
-
-const TABLE_BITS: u32 = 11;
-
-fn name_hash(name: &[u8]) -> usize {
-    let (first, mid, last) = match name {
-        [] => (0, 0, 0),
-        _ => (name[0], name[name.len() / 2], name[name.len() - 1]),
-    };
-    let h = (name.len() as u32)
-        .wrapping_mul(0x9E37_79B1)
-        .wrapping_add(u32::from(first).wrapping_mul(0x85EB_CA77))
-        .wrapping_add(u32::from(mid).wrapping_mul(0xC2B2_AE3D))
-        .wrapping_add(u32::from(last).wrapping_mul(0x27D4_EB2F));
-    (h >> (32 - TABLE_BITS)) as usize
-}
-
-impl NameTable {
-    fn new() -> Self {
-        let mask = (1 << TABLE_BITS) - 1;
-        let mut slots = vec![NONE; 1 << TABLE_BITS];
-        for (i, p) in CATALOG.iter().enumerate() {
-            let mut at = name_hash(p.name.as_bytes());
-            while slots[at] != NONE {
-                at = (at + 1) & mask;
-            }
-            slots[at] = i as u16;
-        }
-        NameTable { slots }
-    }
-
-    fn get(&self, name: &str) -> Option<usize> {
-        let mask = (1 << TABLE_BITS) - 1;
-        let mut at = name_hash(name.as_bytes());
-        loop {
-            match self.slots[at] {
-                NONE => return None,
-                i if CATALOG[usize::from(i)].name == name => return Some(usize::from(i)),
-                _ => at = (at + 1) & mask,
-            }
-        }
-    }
-}
-
-static INDEX: LazyLock<NameTable> = LazyLock::new(NameTable::new);
 
 /// Position of `activity_kind` (first in the catalog by construction).
 const ACTIVITY_KIND: usize = 0;
@@ -84,156 +33,6 @@ static NAME_PARTS: LazyLock<[usize; 4]> = LazyLock::new(|| {
     ]
     .map(|n| index_of(n).expect("in catalog"))
 });
-
-/// SKAdNetwork postback fields (Apple's JSON, kept whole in `sk_payload`) and the placeholder
-/// each fills when the callback did not send that placeholder itself.
-const SKAN_FIELDS: &[(&str, &str)] = &[
-    ("version", "sk_version"),
-    ("ad-network-id", "sk_network_id"),
-    ("campaign-id", "sk_campaign_id"),
-    ("source-identifier", "sk_source_identifier"),
-    ("app-id", "sk_app_id"),
-    ("source-app-id", "sk_source_app_id"),
-    ("source-domain", "sk_source_domain"),
-    ("transaction-id", "sk_transaction_id"),
-    ("redownload", "sk_redownload"),
-    ("fidelity-type", "sk_fidelity_type"),
-    ("conversion-value", "sk_conversion_value"),
-    ("coarse-conversion-value", "sk_coarse_conversion_value"),
-    ("postback-sequence-index", "sk_postback_sequence_index"),
-    ("did-win", "sk_did_win"),
-];
-
-static SKAN: LazyLock<(usize, Vec<(&'static str, usize)>)> = LazyLock::new(|| {
-    let fields = SKAN_FIELDS
-        .iter()
-        .map(|(k, p)| (*k, index_of(p).expect("in catalog")))
-        .collect();
-    (index_of("sk_payload").expect("in catalog"), fields)
-});
-
-/// Names Adjust's own material uses for a placeholder that has another column name.
-const BUILTIN_ALIASES: &[(&str, &str)] = &[("publisher_parameter", "publisher_parameters")];
-
-/// The catalog index of a placeholder name, if it is one.
-pub fn index_of(name: &str) -> Option<usize> {
-    INDEX.get(name)
-}
-
-/// A column of the user's own (`--column NAME:TYPE`) for a key the catalog does not know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CustomColumn {
-    /// Made `'static` once at start-up (a handful of names from the command line).
-    pub name: &'static str,
-    pub ty: Ty,
-}
-
-impl CustomColumn {
-    /// `NAME:TYPE`, TYPE one of `string`, `lowcard`, `int`, `float`, `bool`, `timestamp`.
-    pub fn parse(spec: &str) -> Result<Self, String> {
-        let (name, ty) = spec
-            .trim()
-            .split_once(':')
-            .ok_or("must be NAME:TYPE, e.g. loyalty_tier:lowcard")?;
-        let (name, ty) = (name.trim(), ty.trim());
-        let ty = match ty {
-            "string" => Ty::Str,
-            "lowcard" => Ty::LowCard,
-            "int" => Ty::Int,
-            "float" => Ty::Float,
-            "bool" => Ty::Flag,
-            "timestamp" => Ty::Time,
-            other => {
-                return Err(format!(
-                    "type `{other}` is not one of string, lowcard, int, float, bool, timestamp"
-                ));
-            }
-        };
-        let ok_name = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if !ok_name {
-            return Err(format!(
-                "`{name}`: use lowercase letters, digits and underscores"
-            ));
-        }
-        if index_of(name).is_some() {
-            return Err(format!(
-                "`{name}` is an Adjust placeholder: it has its column"
-            ));
-        }
-        let taken = crate::row::wire_columns()
-            .iter()
-            .flat_map(|c| {
-                let base = c.name.clone();
-                [format!("{base}_map"), base]
-            })
-            .any(|n| n == name);
-        if taken || name == "cold_map" {
-            return Err(format!("`{name}` is a column of the sink"));
-        }
-        Ok(CustomColumn {
-            name: Box::leak(name.to_owned().into_boxed_str()),
-            ty,
-        })
-    }
-}
-
-/// Decoder settings that come from configuration.
-#[derive(Debug, Clone, Default)]
-pub struct DecodeOptions {
-    /// Query keys that stand for a placeholder (`device_id` → `adid`), as catalog indexes.
-    aliases: FxHashMap<String, u16>,
-    /// Keys with a column of the user's own.
-    columns: Vec<CustomColumn>,
-}
-
-impl DecodeOptions {
-    /// Adds `alias` as another name for the placeholder `target`. Fails when `target` is not a
-    /// placeholder, or when `alias` is itself one (it would shadow a real column).
-    pub fn with_alias(mut self, alias: &str, target: &str) -> Result<Self, String> {
-        let idx = index_of(target)
-            .ok_or_else(|| format!("`{target}` is not an Adjust placeholder this sink knows"))?;
-        if index_of(alias).is_some() {
-            return Err(format!(
-                "`{alias}` is itself a placeholder and cannot be an alias"
-            ));
-        }
-        self.aliases.insert(alias.to_owned(), idx as u16);
-        Ok(self)
-    }
-
-    /// Gives the key `column.name` a typed column of its own: its values go to the cold arrays
-    /// (not to `extra`), typed as the column says.
-    pub fn with_column(mut self, column: CustomColumn) -> Self {
-        self.columns.retain(|c| c.name != column.name);
-        self.columns.push(column);
-        self
-    }
-
-    fn custom(&self, key: &str) -> Option<CustomColumn> {
-        self.columns.iter().find(|c| c.name == key).copied()
-    }
-
-    /// The default options plus the built-in aliases.
-    pub fn new() -> Self {
-        let mut opts = Self::default();
-        for (alias, target) in BUILTIN_ALIASES {
-            opts = opts.with_alias(alias, target).expect("built-in alias");
-        }
-        opts
-    }
-
-    /// The catalog index a query key stands for (a placeholder name or an alias of one).
-    pub fn lookup(&self, key: &str) -> Option<usize> {
-        match index_of(key) {
-            Some(i) => Some(i),
-            None if self.aliases.is_empty() => None,
-            None => self.aliases.get(key).map(|&i| usize::from(i)),
-        }
-    }
-}
 
 /// A request body, as the content type says (or as it looks when the type is missing).
 #[derive(Debug, Clone, Copy)]
@@ -600,85 +399,6 @@ impl<'a> Callback<'a> {
     }
 }
 
-impl Callback<'_> {
-    /// Fills the `sk_*` placeholders the callback did not send from Apple's postback in
-    /// `sk_payload` (SKAN 4 adds `source-identifier`, `coarse-conversion-value`,
-    /// `postback-sequence-index`, …). A key sent by Adjust wins over the payload; a payload field
-    /// that does not type is left out (the payload itself is kept whole).
-    fn derive_skan(&mut self) {
-        let (payload, fields) = &*SKAN;
-        let Value::Text(text) = self.value(*payload) else {
-            return;
-        };
-        let Ok(map) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text)
-        else {
-            return;
-        };
-        for &(key, idx) in fields {
-            if self.is_sent(idx) {
-                continue;
-            }
-            let text = match map.get(key) {
-                None | Some(serde_json::Value::Null) => continue,
-                Some(serde_json::Value::String(s)) => s.clone(),
-                Some(serde_json::Value::Bool(b)) => u8::from(*b).to_string(),
-                Some(other) => other.to_string(),
-            };
-            if text.is_empty() {
-                continue;
-            }
-            if let Ok((v, None)) = CATALOG[idx].ty.parse(text) {
-                self.set(idx, v);
-            }
-        }
-    }
-}
-
-impl Ty {
-    /// Types the text sent for a placeholder of this type. `Ok` with a problem: kept as sent but
-    /// flagged (JSON that is not valid, parameters that are not an object). `Err`: the text does
-    /// not parse; the column is NULL and the raw pair goes to `extra`.
-    pub fn parse<'a>(
-        self,
-        val: impl Into<Cow<'a, str>>,
-    ) -> Result<(Value<'a>, Option<ProblemKind>), (ProblemKind, Cow<'a, str>)> {
-        let val = val.into();
-        let bad = |kind| move |val| (kind, val);
-        match self {
-            Ty::Str | Ty::LowCard => Ok((Value::Text(val), None)),
-            Ty::Json => {
-                let flaw = (!value::is_json(&val)).then_some(ProblemKind::BadJson);
-                Ok((Value::Text(val), flaw))
-            }
-            Ty::Params => {
-                let pairs = value::parse_params(&val);
-                let flaw = pairs.is_none().then_some(ProblemKind::BadParams);
-                Ok((Value::Params(val, pairs.unwrap_or_default()), flaw))
-            }
-            Ty::Time => match value::parse_time(&val) {
-                Some(t) => Ok((Value::Time(t), None)),
-                None => Err(bad(ProblemKind::BadTime)(val)),
-            },
-            Ty::TimeMs => match value::parse_time_ms(&val) {
-                Some(t) => Ok((Value::TimeMs(t), None)),
-                None => Err(bad(ProblemKind::BadTime)(val)),
-            },
-            Ty::Flag => match value::parse_flag(&val) {
-                Some(f) => Ok((Value::Flag(f), None)),
-                None => Err(bad(ProblemKind::BadFlag)(val)),
-            },
-            Ty::Int => match value::parse_int(&val) {
-                Some(i) => Ok((Value::Int(i), None)),
-                None => Err(bad(ProblemKind::BadNumber)(val)),
-            },
-            Ty::Float => match value::parse_float(&val) {
-                Some(f) => Ok((Value::Float(f), None)),
-                None => Err(bad(ProblemKind::BadNumber)(val)),
-            },
-        }
-    }
-}
-
 /// `{name}` or `{a||b}` as left in a URL when Adjust did not replace it (test callbacks).
 fn is_placeholder_literal(v: &str) -> bool {
     let inner = &v[1..v.len() - 1];
@@ -767,6 +487,14 @@ fn put_decoded<'a>(
     }
     cb.put(key, val, opts);
 }
+
+mod names;
+mod options;
+mod skan;
+mod typing;
+
+pub use names::index_of;
+pub use options::{CustomColumn, DecodeOptions};
 
 #[cfg(test)]
 mod tests;

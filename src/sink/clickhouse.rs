@@ -116,6 +116,7 @@ impl ProbeError {
     }
 }
 
+mod layout;
 mod migrate;
 
 pub use migrate::{ClusterNode, MigrateReport, NodeState, Upgraded};
