@@ -28,6 +28,9 @@ use crate::shutdown::Shutdown;
 use crate::sink::clickhouse::ClickHouseStore;
 use crate::sink::housekeeping;
 
+/// Longest wait for the callback listener's connections to close at a stop.
+const HTTP_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Segment size of the write-ahead log.
 const SEGMENT_BYTES: u64 = 64 << 20;
 
@@ -164,11 +167,15 @@ async fn run_with<P: Producer, C: Consumer>(
     });
     let main_addr = listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
+    // Connections still open this long after the stop (idle keep-alive ones, which Adjust's
+    // senders and proxies hold) are closed, so they cannot hold the stop up to the deadline;
+    // requests in flight only wait for their row to be queued or logged.
+    let http_grace = config.shutdown_timeout.min(HTTP_GRACE);
     let server = http::callback_server(
         state.clone(),
         listener,
         config.workers,
-        config.shutdown_timeout,
+        http_grace,
         tls.clone(),
     )?;
     let admin = http::admin_server(state, admin_listener)?;
