@@ -359,11 +359,6 @@ impl ClickHouseStore {
     /// Runs a read-only query (import, reconcile, housekeeping) on the callbacks table's server,
     /// probing (and migrating when enabled) first; its TabSeparated rows split into fields.
     pub async fn select(&self, sql: &str) -> Result<Vec<Vec<String>>, StoreError> {
-        self.select_sql(sql).await
-    }
-
-    /// Runs a query for the housekeeping tasks; its TabSeparated rows split into fields.
-    pub async fn select_sql(&self, sql: &str) -> Result<Vec<Vec<String>>, StoreError> {
         let profile = self.ensure_ready().await?;
         self.rows(profile, sql).await
     }

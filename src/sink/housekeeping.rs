@@ -66,7 +66,7 @@ pub async fn run(store: ClickHouseStore, settings: Housekeeping, metrics: Metric
 }
 
 async fn count(store: &ClickHouseStore, sql: &str) -> Result<u64, StoreError> {
-    let rows = store.select_sql(sql).await?;
+    let rows = store.select(sql).await?;
     Ok(rows
         .first()
         .and_then(|r| r.first())
@@ -82,7 +82,7 @@ async fn erase(
 ) -> Result<(), StoreError> {
     let target = &store.config().target;
     let requests: Vec<Request> = store
-        .select_sql(&erasure::pending_sql(target, BATCH))
+        .select(&erasure::pending_sql(target, BATCH))
         .await?
         .into_iter()
         .filter_map(|r| match &r[..] {
@@ -214,7 +214,7 @@ async fn retain(
     for table in erasure::erased_tables(target) {
         let (db, name) = table.split_once('.').expect("database.table");
         let partitions: Vec<u32> = store
-            .select_sql(&format!(
+            .select(&format!(
                 "SELECT DISTINCT partition FROM system.parts WHERE database = {} AND table = {} AND active",
                 erasure::quote(db),
                 erasure::quote(name)
