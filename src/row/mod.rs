@@ -78,7 +78,7 @@ impl Column {
     fn split(name: &str, legacy: &str, modern: &str) -> Self {
         Column {
             name: name.into(),
-            legacy: legacy.into(),
+            legacy: crate::schema::server_types(legacy.into(), Profile::Legacy),
             modern: modern.into(),
             nested: false,
         }

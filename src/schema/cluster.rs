@@ -14,14 +14,8 @@
 //! - Rollups: `<rollup>_local` as `ReplicatedSummingMergeTree`, fed by `<rollup>_mv` on the local
 //!   callbacks table of the node that receives the rows, with a `Distributed` `<rollup>` over them.
 //! - Per-activity views over the `Distributed` table.
-//!
-//! ClickHouse 18.16 runs queued `ON CLUSTER` DDL with the servers' own settings, so
-//! `allow_experimental_low_cardinality_type` cannot travel with the statement: the legacy profile
-//! declares `String` instead of `LowCardinality(String)` on a cluster (the same RowBinary, so the
-//! rows do not change).
 
 use super::{Statement, Target};
-use crate::row::Profile;
 
 /// Suffix of the replicated tables that hold the rows on each node.
 pub const LOCAL_SUFFIX: &str = "_local";
@@ -116,44 +110,6 @@ pub fn drop_distributed(target: &Target) -> String {
     )
 }
 
-/// The DDL's types as the target takes them: on an 18.16 cluster `LowCardinality(T)` becomes
-/// `T` (see the module documentation).
-pub fn fit_types(sql: String, profile: Profile, target: &Target) -> String {
-    if profile != Profile::Legacy || target.cluster.is_none() {
-        return sql;
-    }
-    const LC: &str = "LowCardinality(";
-    let mut out = String::with_capacity(sql.len());
-    let mut rest = sql.as_str();
-    // Closing parentheses to drop: the depth at which each LowCardinality( opened.
-    let mut open: Vec<usize> = Vec::new();
-    let mut depth = 0usize;
-    while !rest.is_empty() {
-        if rest.starts_with(LC) {
-            open.push(depth);
-            depth += 1;
-            rest = &rest[LC.len()..];
-            continue;
-        }
-        let ch = rest.chars().next().expect("not empty");
-        match ch {
-            '(' => depth += 1,
-            ')' => {
-                depth = depth.saturating_sub(1);
-                if open.last() == Some(&depth) {
-                    open.pop();
-                    rest = &rest[1..];
-                    continue;
-                }
-            }
-            _ => {}
-        }
-        out.push(ch);
-        rest = &rest[ch.len_utf8()..];
-    }
-    out
-}
-
 /// Every table and view `migrate` creates on each node of the cluster (what `check --cluster`
 /// looks for), local tables first.
 pub fn objects(target: &Target) -> Vec<String> {
@@ -180,7 +136,8 @@ pub fn objects(target: &Target) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{render, statements};
+    use crate::row::Profile;
+    use crate::schema::statements;
 
     fn target() -> Target {
         Target {
@@ -190,25 +147,6 @@ mod tests {
             columns: Vec::new(),
             cluster: Some("adjust_local".into()),
         }
-    }
-
-    #[test]
-    fn low_cardinality_becomes_its_inner_type_on_an_18_16_cluster() {
-        let t = target();
-        let sql = "a LowCardinality(String), b Nullable(LowCardinality(String)), c Array(LowCardinality(Nullable(String))), d Nullable(Float64)";
-        assert_eq!(
-            fit_types(sql.to_string(), Profile::Legacy, &t),
-            "a String, b Nullable(String), c Array(Nullable(String)), d Nullable(Float64)"
-        );
-        assert_eq!(fit_types(sql.to_string(), Profile::Modern, &t), sql);
-        let single = Target {
-            cluster: None,
-            ..t.clone()
-        };
-        assert_eq!(fit_types(sql.to_string(), Profile::Legacy, &single), sql);
-        let ddl = render(Profile::Legacy, &t);
-        assert!(!ddl.contains("LowCardinality"));
-        assert!(render(Profile::Modern, &t).contains("LowCardinality(String)"));
     }
 
     #[test]
@@ -251,11 +189,7 @@ mod tests {
                     .0
                     .to_string()
             };
-            assert_eq!(
-                body(table),
-                fit_types(body(&single), profile, &target()),
-                "{profile:?}"
-            );
+            assert_eq!(body(table), body(&single), "{profile:?}");
             assert!(table.contains(" ALIAS "));
             for tail in [
                 "PARTITION BY toYYYYMM(event_date)",

@@ -268,7 +268,7 @@ impl Rollup {
             cluster::engine("SummingMergeTree", &[&sums], &storage),
             Self::names(self.keys),
         );
-        cluster::fit_types(sql, profile, target)
+        super::server_types(sql, profile)
     }
 
     /// The rollup table as a [`Target`] (on a cluster the `Distributed` one; its rows are in
@@ -282,12 +282,22 @@ impl Rollup {
 
     /// `CREATE MATERIALIZED VIEW IF NOT EXISTS <db>.<rollup>_mv TO <db>.<rollup> AS SELECT …`.
     pub fn create_mv(&self, target: &Target) -> String {
+        self.create_mv_into(target, &[])
+    }
+
+    /// [`create_mv`](Self::create_mv) for a rollup table whose columns `cast` (name, type) have
+    /// another type than the callbacks column they take: the view converts them. (A rollup
+    /// table made by the first release on 18.16 keeps `LowCardinality(String)` keys, which
+    /// cannot be altered; 18.16 refuses a view's block whose types differ from its table's.)
+    pub fn create_mv_into(&self, target: &Target, cast: &[(String, String)]) -> String {
         let select: Vec<String> = self
             .keys
             .iter()
             .chain(self.sums)
             .map(|c| {
-                if c.expr == c.name {
+                if let Some((_, ty)) = cast.iter().find(|(n, _)| n == c.name) {
+                    format!("    CAST({} AS {ty}) AS {}", c.expr, c.name)
+                } else if c.expr == c.name {
                     format!("    {}", c.name)
                 } else {
                     format!("    {} AS {}", c.expr, c.name)

@@ -356,7 +356,7 @@ async fn columns_of_your_own_get_typed_values_instead_of_extra() {
         .await;
     assert_eq!(
         types,
-        "loyalty_tier\tLowCardinality(String)\tDEFAULT\nltv_cents\tNullable(Int64)\tDEFAULT\n"
+        "loyalty_tier\tString\tDEFAULT\nltv_cents\tNullable(Int64)\tDEFAULT\n"
     );
     let schema = String::from_utf8(
         run(

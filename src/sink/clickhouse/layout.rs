@@ -39,7 +39,8 @@ impl ClickHouseStore {
                     c.name,
                     c.ty(profile)
                 );
-                self.execute(profile, &sql).await?;
+                self.execute(profile, &schema::server_types(sql, profile))
+                    .await?;
             }
         }
         self.execute(profile, &schema::create_table(profile, &new))

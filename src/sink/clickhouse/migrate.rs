@@ -153,12 +153,58 @@ impl ClickHouseStore {
         }
         report.added_columns = added;
         report.promoted_columns = promoted;
-        for st in schema::view_statements(profile, target) {
+        let casts = self.rollup_casts().await?;
+        for mut st in schema::view_statements(profile, target) {
+            for (r, cast) in &casts {
+                if st.sql == r.create_mv(target) {
+                    st.sql = r.create_mv_into(target, cast);
+                }
+            }
             self.execute(profile, &st.sql).await?;
             report.statements.push(st.what);
         }
         *self.ready.lock().await = Some(profile);
         Ok(report)
+    }
+
+    /// Per rollup, the key columns whose type in its table differs from that of the callbacks
+    /// column they take, with the rollup table's type: a rollup table of the first release on
+    /// 18.16 keeps `LowCardinality(String)` keys (key columns cannot change type there), so its
+    /// materialized view converts them. Not on a cluster, whose tables never differed.
+    async fn rollup_casts(
+        &self,
+    ) -> Result<Vec<(&'static schema::views::Rollup, Vec<(String, String)>)>, StoreError> {
+        let target = &self.config.target;
+        if target.cluster.is_some() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT table, name, type FROM system.columns WHERE database = {}",
+            sql_str(&target.database)
+        );
+        let rows = self.rows(Profile::Legacy, &sql).await?;
+        let ty = |table: &str, name: &str| {
+            rows.iter()
+                .find(|r| r.len() == 3 && r[0] == table && r[1] == name)
+                .map(|r| r[2].clone())
+        };
+        let mut out = Vec::new();
+        for r in schema::views::ROLLUPS {
+            let cast: Vec<(String, String)> = r
+                .keys
+                .iter()
+                .filter(|c| c.expr == c.name)
+                .filter_map(|c| {
+                    let have = ty(r.table, c.name)?;
+                    let from = ty(&target.table, c.name)?;
+                    (have != from).then(|| (c.name.to_string(), have))
+                })
+                .collect();
+            if !cast.is_empty() {
+                out.push((r, cast));
+            }
+        }
+        Ok(out)
     }
 
     /// Columns of `table` with their default kind (`''`, `DEFAULT`, `MATERIALIZED`, `ALIAS`).
@@ -293,7 +339,7 @@ impl ClickHouseStore {
         let target = &self.config.target;
         // On a cluster: the local tables, on every node.
         let table = format!("{}{}", target.storage().table(), target.on_cluster());
-        let fit = |sql: String| schema::cluster::fit_types(sql, profile, target);
+        let fit = |sql: String| schema::server_types(sql, profile);
         let mut added = Vec::new();
         let mut promoted = Vec::new();
         if target.cluster.is_some() {
@@ -382,7 +428,7 @@ impl ClickHouseStore {
                 && have.iter().any(|(h, k)| h == name && k == "ALIAS")
             {
                 let sql = format!("ALTER TABLE {table} MODIFY COLUMN {}", c.definition());
-                self.execute(profile, &schema::cluster::fit_types(sql, profile, target))
+                self.execute(profile, &schema::server_types(sql, profile))
                     .await?;
                 promoted.push(name.to_string());
             } else if !exists {
