@@ -62,6 +62,7 @@ pub fn inspect(dir: &Path) -> io::Result<Inspection> {
                     out.newest = Some(out.newest.map_or(written_at, |n| n.max(written_at)));
                     pos += size;
                 }
+                Parsed::Incomplete | Parsed::Damaged if record::is_unused(&buf[pos..]) => break,
                 Parsed::Incomplete | Parsed::Damaged => {
                     let skip = record::resync(&buf[pos..]).unwrap_or(buf.len() - pos);
                     out.damaged_bytes += skip as u64;

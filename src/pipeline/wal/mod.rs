@@ -153,9 +153,15 @@ impl Wal {
             },
         };
         let active = ids.last().map_or(ack.segment.max(1), |&l| l + 1);
+        // A next segment half prepared by an earlier run is not trusted.
+        match fs::remove_file(config.dir.join(appender::PREPARED)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         let file = OpenOptions::new()
             .create(true)
-            .append(true)
+            .write(true)
+            .truncate(false)
             .open(segment_path(&config.dir, active))?;
         File::open(&config.dir)?.sync_all()?;
         let mut disk = 0;
@@ -188,6 +194,7 @@ impl Wal {
             active,
             offset: 0,
             durable: durable_tx,
+            prepared: None,
         };
         let appender = std::thread::Builder::new()
             .name("wal-appender".into())

@@ -11,6 +11,12 @@ pub const HEADER: usize = 16;
 /// Larger than any row the HTTP limits allow; a bigger length means a damaged header.
 pub const MAX_PAYLOAD: usize = 8 << 20;
 
+/// Whether the rest of a segment is unused space: zeros of a segment filled ahead of time (a
+/// record starts with [`MAGIC`], so zeros are never the start of one).
+pub fn is_unused(rest: &[u8]) -> bool {
+    rest.iter().all(|&b| b == 0)
+}
+
 /// Appends one record to `out`.
 pub fn encode(out: &mut Vec<u8>, written_at: u32, payload: &[u8]) {
     let mut crc = crc32fast::Hasher::new();

@@ -219,3 +219,60 @@ async fn two_logs_never_mint_the_same_token() {
     let id = |t: &str| t.split('-').nth(1).unwrap().to_owned();
     assert_eq!(id(&batch.token(0..1)), id(&tokens[0]));
 }
+
+#[tokio::test]
+async fn prepared_segments_hold_records_only_once_finished_and_crash_leaves_no_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.segment_bytes = 64 << 10;
+    let (wal, mut reader, _) = Wal::open(cfg.clone(), Metrics::new()).unwrap();
+    let mut sent = Vec::new();
+    for round in 0..4u8 {
+        // Time for the helper to fill the next segment, then enough rows to start it.
+        for _ in 0..200 {
+            if dir.path().join(appender::PREPARED).exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let rows: Vec<Vec<u8>> = (0..70u8).map(|i| vec![round ^ i; 1000]).collect();
+        append_all(&wal, rows.clone()).await;
+        sent.extend(rows);
+    }
+    let ids = list_segments(dir.path()).unwrap();
+    assert!(ids.len() >= 4, "segments: {ids:?}");
+    // The active segment was prepared: full size, zeros after its records.
+    let active = segment_path(dir.path(), *ids.last().unwrap());
+    assert_eq!(fs::metadata(&active).unwrap().len(), cfg.segment_bytes);
+    // Finished segments end at their last record; the running log's zeros are not damage.
+    let seen = inspect::inspect(dir.path()).unwrap();
+    assert_eq!(seen.damaged_bytes, 0);
+    assert_eq!(seen.pending_records, sent.len() as u64);
+    for id in &ids[..ids.len() - 1] {
+        let len = fs::metadata(segment_path(dir.path(), *id)).unwrap().len();
+        assert!(len < cfg.segment_bytes, "segment {id}: {len} bytes");
+    }
+    let mut b = Batch::default();
+    assert_eq!(reader.fill(&mut b, &limits(10_000)).unwrap(), sent.len());
+    assert_eq!(rows_of(&b), sent);
+    // A crash leaves the active segment as it is now (a close cuts its zeros): the next start
+    // cuts them without counting damage, and every row is still there.
+    let crashed = fs::read(&active).unwrap();
+    wal.close();
+    drop((wal, reader));
+    assert!(fs::metadata(&active).unwrap().len() < cfg.segment_bytes);
+    assert!(!dir.path().join(appender::PREPARED).exists());
+    fs::write(&active, crashed).unwrap();
+    let metrics = Metrics::new();
+    let (_wal, mut reader, rec) = Wal::open(cfg.clone(), metrics.clone()).unwrap();
+    assert_eq!(rec.torn_bytes, 0);
+    assert_eq!(
+        metrics.wal_damaged.get(crate::metrics::WalDamage::TornTail),
+        0
+    );
+    assert!(fs::metadata(&active).unwrap().len() < cfg.segment_bytes);
+    let mut b = Batch::default();
+    assert_eq!(reader.fill(&mut b, &limits(10_000)).unwrap(), sent.len());
+    assert_eq!(rows_of(&b), sent);
+}
