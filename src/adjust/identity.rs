@@ -47,15 +47,20 @@ static IDENTITY_INDEX: LazyLock<Vec<usize>> = LazyLock::new(|| {
         .collect()
 });
 
+/// Catalog indexes of `nonce`, `app_token` and `app_id`.
+static NONCE_KEY: LazyLock<[usize; 3]> =
+    LazyLock::new(|| ["nonce", "app_token", "app_id"].map(|n| index_of(n).expect("in catalog")));
+
 /// Computes the `callback_id` of a decoded callback.
 pub fn callback_id(cb: &Callback<'_>) -> u64 {
     let mut h = Xxh3::new();
-    let nonce = cb.get("nonce");
+    let [nonce, app_token, app_id] = *NONCE_KEY;
+    let nonce = cb.text(nonce);
     if !nonce.is_empty() {
         field(&mut h, b"nonce");
         field(&mut h, nonce.as_bytes());
-        field(&mut h, cb.get("app_token").as_bytes());
-        field(&mut h, cb.get("app_id").as_bytes());
+        field(&mut h, cb.text(app_token).as_bytes());
+        field(&mut h, cb.text(app_id).as_bytes());
         return h.digest();
     }
     field(&mut h, b"kind");

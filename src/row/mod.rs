@@ -260,7 +260,8 @@ pub fn encode(cb: &Callback<'_>, meta: &Meta<'_>, out: &mut Vec<u8>) {
         }
         out.extend_from_slice(&absent.bytes[absent.starts[next]..absent.starts[idx]]);
         ty::put_typed(cb, p.ty, v, out);
-        if let Value::Params(_, pairs) = v {
+        if let Value::Params(p) = v {
+            let pairs = &p.1;
             rb::put_pairs(
                 out,
                 pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),

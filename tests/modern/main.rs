@@ -264,7 +264,8 @@ fn expected_row(d: &Decoded, received_at: u32) -> Row {
     for (p, v) in CATALOG.iter().zip(d.cb.values()) {
         let name = p.name;
         match (p.ty, v) {
-            (Ty::Params, Value::Params(raw, pairs)) => {
+            (Ty::Params, Value::Params(params)) => {
+                let (raw, pairs) = &**params;
                 put(w, name, json!(raw));
                 let pairs: Vec<(&str, &str)> = pairs
                     .iter()

@@ -11,6 +11,8 @@ const NONE: u16 = u16::MAX;
 /// length and three bytes (the names are short and fixed, so this beats a general hash map).
 struct NameTable {
     slots: Vec<u16>,
+    /// The names by catalog index, apart from the catalog's larger entries (fewer cache lines).
+    names: Vec<&'static [u8]>,
 }
 
 const TABLE_BITS: u32 = 11;
@@ -39,7 +41,10 @@ impl NameTable {
             }
             slots[at] = i as u16;
         }
-        NameTable { slots }
+        NameTable {
+            slots,
+            names: CATALOG.iter().map(|p| p.name.as_bytes()).collect(),
+        }
     }
 
     fn get(&self, name: &str) -> Option<usize> {
@@ -48,10 +53,41 @@ impl NameTable {
         loop {
             match self.slots[at] {
                 NONE => return None,
-                i if CATALOG[usize::from(i)].name == name => return Some(usize::from(i)),
+                i if same(self.names[usize::from(i)], name.as_bytes()) => {
+                    return Some(usize::from(i));
+                }
                 _ => at = (at + 1) & mask,
             }
         }
+    }
+}
+
+/// Byte equality of two short names with a few word compares (the first and last words
+/// overlap), without a call into `memcmp`.
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n >= 8 {
+        let w = |s: &[u8], at: usize| u64::from_ne_bytes(s[at..at + 8].try_into().expect("8"));
+        if w(a, 0) != w(b, 0) || w(a, n - 8) != w(b, n - 8) {
+            return false;
+        }
+        let mut at = 8;
+        while at + 8 < n {
+            if w(a, at) != w(b, at) {
+                return false;
+            }
+            at += 8;
+        }
+        true
+    } else if n >= 4 {
+        let w = |s: &[u8], at: usize| u32::from_ne_bytes(s[at..at + 4].try_into().expect("4"));
+        w(a, 0) == w(b, 0) && w(a, n - 4) == w(b, n - 4)
+    } else {
+        a == b
     }
 }
 
@@ -60,4 +96,31 @@ static INDEX: LazyLock<NameTable> = LazyLock::new(NameTable::new);
 /// The catalog index of a placeholder name, if it is one.
 pub fn index_of(name: &str) -> Option<usize> {
     INDEX.get(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_is_byte_equality() {
+        let names: Vec<&[u8]> = CATALOG.iter().map(|p| p.name.as_bytes()).collect();
+        let mut probes: Vec<Vec<u8>> = names.iter().map(|n| n.to_vec()).collect();
+        for n in &names {
+            for i in 0..n.len() {
+                let mut changed = n.to_vec();
+                changed[i] ^= 1;
+                probes.push(changed);
+            }
+        }
+        probes.extend([b"".to_vec(), b"a".to_vec(), b"abc".to_vec()]);
+        for a in &names {
+            for b in &probes {
+                assert_eq!(same(a, b), *a == &b[..], "{a:?} {b:?}");
+            }
+        }
+        for (i, n) in names.iter().enumerate() {
+            assert_eq!(index_of(std::str::from_utf8(n).unwrap()), Some(i));
+        }
+    }
 }

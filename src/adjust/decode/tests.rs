@@ -146,7 +146,8 @@ fn json_and_form_bodies_decode_like_queries() {
 fn structured_values_are_parsed_and_checked() {
     let cb = dec("publisher_parameters=%7B%22a%22%3A%221%22%7D&sk_payload=%7Bbroken");
     match cb.value(index_of("publisher_parameters").unwrap()) {
-        Value::Params(raw, pairs) => {
+        Value::Params(p) => {
+            let (raw, pairs) = &**p;
             assert_eq!(raw, r#"{"a":"1"}"#);
             assert_eq!(pairs, &vec![("a".to_string(), "1".to_string())]);
         }

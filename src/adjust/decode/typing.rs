@@ -9,6 +9,7 @@ impl Ty {
     /// Types the text sent for a placeholder of this type. `Ok` with a problem: kept as sent but
     /// flagged (JSON that is not valid, parameters that are not an object). `Err`: the text does
     /// not parse; the column is NULL and the raw pair goes to `extra`.
+    #[inline]
     pub fn parse<'a>(
         self,
         val: impl Into<Cow<'a, str>>,
@@ -24,7 +25,10 @@ impl Ty {
             Ty::Params => {
                 let pairs = value::parse_params(&val);
                 let flaw = pairs.is_none().then_some(ProblemKind::BadParams);
-                Ok((Value::Params(val, pairs.unwrap_or_default()), flaw))
+                Ok((
+                    Value::Params(Box::new((val, pairs.unwrap_or_default()))),
+                    flaw,
+                ))
             }
             Ty::Time => match value::parse_time(&val) {
                 Some(t) => Ok((Value::Time(t), None)),
