@@ -87,7 +87,7 @@ def main():
         "version": version,
         "rows": total,
         "batch_rows": batch,
-        "tiered_columns": len(structure.split("`, `")) if structure else 0,
+        "tiered_columns": len(columns.split(", ")) if columns else 0,
         "wide_columns": len(wide_cols),
         "tiered_cpu_us_per_row": round(tiered_cpu * 1e6 / total, 2),
         "wide_cpu_us_per_row": round(wide_cpu * 1e6 / total, 2),
