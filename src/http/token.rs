@@ -113,19 +113,44 @@ fn hex(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
 }
 
+/// The raw key of a raw pair.
+fn key_of(pair: &[u8]) -> &[u8] {
+    memchr::memchr(b'=', pair).map_or(pair, |i| &pair[..i])
+}
+
 /// Whether a raw (still percent-encoded) key is [`KEY`].
 fn is_key(raw: &[u8]) -> bool {
-    raw.len() >= KEY.len() && &*unescape(raw) == KEY.as_bytes()
+    if raw.len() < KEY.len() {
+        return false;
+    }
+    raw == KEY.as_bytes()
+        || (memchr::memchr2(b'%', b'+', raw).is_some() && &*unescape(raw) == KEY.as_bytes())
+}
+
+/// The `&`-separated parts of `input` (as `split` gives them), found with `memchr`.
+fn split_pairs(input: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    let mut ends = memchr::memchr_iter(b'&', input).chain(std::iter::once(input.len()));
+    std::iter::from_fn(move || {
+        let end = ends.next()?;
+        let pair = &input[start..end];
+        start = end + 1;
+        Some(pair)
+    })
 }
 
 /// A query string or form body without its `sink_token` pairs (however the key is encoded,
 /// wherever and however often it appears), and the values of those pairs, decoded. Borrowed when
 /// there is none.
 pub fn strip_pairs(input: &[u8]) -> (Cow<'_, [u8]>, Vec<Vec<u8>>) {
+    // The usual case, checked without allocating: no token pair at all.
+    if !split_pairs(input).any(|pair| is_key(key_of(pair))) {
+        return (Cow::Borrowed(input), Vec::new());
+    }
     let mut found = Vec::new();
     let mut kept: Vec<&[u8]> = Vec::new();
     for pair in input.split(|&b| b == b'&') {
-        let key = memchr::memchr(b'=', pair).map_or(pair, |i| &pair[..i]);
+        let key = key_of(pair);
         if is_key(key) {
             let value = pair.get(key.len() + 1..).unwrap_or_default();
             found.push(unescape(value).into_owned());
@@ -164,6 +189,14 @@ pub fn strip_json(body: &[u8]) -> (Cow<'_, [u8]>, Vec<Vec<u8>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_pairs_splits_like_split() {
+        for s in ["", "&", "a", "a&b", "&a&&b&", "a=1&sink_token=x&b=%26"] {
+            let want: Vec<&[u8]> = s.as_bytes().split(|&b| b == b'&').collect();
+            assert_eq!(split_pairs(s.as_bytes()).collect::<Vec<_>>(), want, "{s:?}");
+        }
+    }
 
     fn strip(s: &str) -> (String, Vec<String>) {
         let (rest, found) = strip_pairs(s.as_bytes());
