@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 use rustc_hash::FxHashMap;
 
 use super::catalog::{CATALOG, Ty};
-use super::query::{Damage, decode_component, for_each_pair, raw_pairs};
+use super::query::{Damage, decode_component, decode_into, for_each_pair, raw_pairs};
 
 /// Position of `activity_kind` (first in the catalog by construction).
 const ACTIVITY_KIND: usize = 0;
@@ -68,7 +68,8 @@ pub type Params<'a> = (Cow<'a, str>, Vec<(String, String)>);
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value<'a> {
     /// A part of another placeholder's text (`network_name` … `creative_name` cut from
-    /// `tracker_name`): catalog index of the source and a byte range in its text.
+    /// `tracker_name`): catalog index of the source and a byte range in its text; or, with
+    /// [`DECODED`] as the source, a percent-decoded value in the callback's shared buffer.
     Part(u16, u32, u32),
     /// Not sent (absent, empty or an unreplaced `{placeholder}`), or did not parse.
     Absent,
@@ -150,6 +151,9 @@ pub struct Problem {
 /// No value sent for a catalog entry (in [`Callback`]'s slot table).
 const NONE: u16 = u16::MAX;
 
+/// The source of a [`Value::Part`] that lies in the callback's buffer of percent-decoded text.
+pub const DECODED: u16 = u16::MAX;
+
 static ABSENT: Value<'static> = Value::Absent;
 
 /// A decoded callback. Values are kept sparse (Adjust sends a few dozen of the ~230
@@ -169,6 +173,9 @@ pub struct Callback<'a> {
     pub problems: Vec<Problem>,
     /// The single-activity trigger from the path (`/adjust/{trigger}`), `""` for the global one.
     pub trigger: &'a str,
+    /// The percent-decoded text of every escaped value, one after the other (one allocation
+    /// per callback instead of one per value): [`Value::Part`] of [`DECODED`].
+    decoded: String,
 }
 
 impl<'a> Callback<'a> {
@@ -181,6 +188,7 @@ impl<'a> Callback<'a> {
             custom: Vec::new(),
             problems: Vec::new(),
             trigger,
+            decoded: String::new(),
         }
     }
 
@@ -258,6 +266,10 @@ impl<'a> Callback<'a> {
         match v {
             Value::Text(s) => s,
             Value::Params(p) => &p.0,
+            Value::Part(DECODED, start, end) => self
+                .decoded
+                .get(*start as usize..*end as usize)
+                .unwrap_or(""),
             Value::Part(of, start, end) => self
                 .text(usize::from(*of))
                 .get(*start as usize..*end as usize)
@@ -298,10 +310,38 @@ impl<'a> Callback<'a> {
 
     /// Takes one decoded pair.
     fn put(&mut self, key: Cow<'a, str>, val: Cow<'a, str>, opts: &DecodeOptions) {
+        self.put_with(key, val, opts, |v| v, |raw| raw);
+    }
+
+    /// Takes one pair whose value was percent-decoded into [`Callback::decoded`] at
+    /// `start..end`: a text value stays there (a [`Value::Part`] of [`DECODED`]).
+    fn put_span(&mut self, key: Cow<'a, str>, start: usize, end: usize, opts: &DecodeOptions) {
+        let decoded = std::mem::take(&mut self.decoded);
+        let span = (start as u32, end as u32);
+        self.put_with(
+            key,
+            Cow::Borrowed(&decoded[start..end]),
+            opts,
+            |v| detach(v, span),
+            |raw| Cow::Owned(raw.into_owned()),
+        );
+        self.decoded = decoded;
+    }
+
+    /// The rules of a pair: `attach` turns a typed value of `val` into one the callback keeps,
+    /// `own` the raw text for `extra`.
+    fn put_with<'v>(
+        &mut self,
+        key: Cow<'a, str>,
+        val: Cow<'v, str>,
+        opts: &DecodeOptions,
+        attach: impl Fn(Value<'v>) -> Value<'a>,
+        own: impl Fn(Cow<'v, str>) -> Cow<'a, str>,
+    ) {
         let Some(idx) = opts.lookup(&key) else {
             match opts.custom(&key) {
-                Some(c) => self.put_custom(c, key, val),
-                None => self.extra.push((key, val)),
+                Some(c) => self.put_custom(c, key, val, attach, own),
+                None => self.extra.push((key, own(val))),
             }
             return;
         };
@@ -318,23 +358,19 @@ impl<'a> Callback<'a> {
         }
         if self.is_sent(idx) {
             self.problem(ProblemKind::DuplicateKey, &key);
-            self.extra.push((key, val));
+            self.extra.push((key, own(val)));
             return;
         }
-        let typed = match CATALOG[idx].ty.parse(val) {
+        match CATALOG[idx].ty.parse(val) {
             Ok((v, flaw)) => {
                 if let Some(kind) = flaw {
                     self.problem(kind, &key);
                 }
-                Ok(v)
+                self.set(idx, attach(v));
             }
-            Err(bad) => Err(bad),
-        };
-        match typed {
-            Ok(v) => self.set(idx, v),
             Err((kind, raw)) => {
                 self.problem(kind, &key);
-                self.extra.push((key, raw));
+                self.extra.push((key, own(raw)));
             }
         }
     }
@@ -342,7 +378,14 @@ impl<'a> Callback<'a> {
     /// Takes the value of a key with a column of the user's own: the same rules as for a
     /// placeholder (not sent when empty or unreplaced; first wins; NULL and the raw pair in `extra`
     /// when it does not parse).
-    fn put_custom(&mut self, c: CustomColumn, key: Cow<'a, str>, val: Cow<'a, str>) {
+    fn put_custom<'v>(
+        &mut self,
+        c: CustomColumn,
+        key: Cow<'a, str>,
+        val: Cow<'v, str>,
+        attach: impl Fn(Value<'v>) -> Value<'a>,
+        own: impl Fn(Cow<'v, str>) -> Cow<'a, str>,
+    ) {
         if val.is_empty() {
             return;
         }
@@ -356,14 +399,14 @@ impl<'a> Callback<'a> {
         }
         if self.custom.iter().any(|(n, _)| *n == c.name) {
             self.problem(ProblemKind::DuplicateKey, &key);
-            self.extra.push((key, val));
+            self.extra.push((key, own(val)));
             return;
         }
         match c.ty.parse(val) {
-            Ok((v, _)) => self.custom.push((c.name, v)),
+            Ok((v, _)) => self.custom.push((c.name, attach(v))),
             Err((kind, raw)) => {
                 self.problem(kind, &key);
-                self.extra.push((key, raw));
+                self.extra.push((key, own(raw)));
             }
         }
     }
@@ -375,7 +418,7 @@ impl<'a> Callback<'a> {
         // (`Organic` alone is a one-part name: the network).
         let source = [*TRACKER_NAME, *LINK_NAME]
             .into_iter()
-            .find(|&i| matches!(self.value(i), Value::Text(_)));
+            .find(|&i| matches!(self.value(i), Value::Text(_) | Value::Part(DECODED, ..)));
         if let Some(src) = source {
             let mut parts = [(0, 0); 4];
             for (slot, range) in parts.iter_mut().zip(name_parts(self.text(src))) {
@@ -475,36 +518,77 @@ pub fn decode_pairs<'a>(
     cb
 }
 
+/// A value typed from text in [`Callback::decoded`] at `span`, as the callback keeps it: text
+/// stays in the buffer, parameters are copied (rare), numbers and times carry no text.
+fn detach<'a>(v: Value<'_>, (start, end): (u32, u32)) -> Value<'a> {
+    match v {
+        Value::Text(_) | Value::Part(..) => Value::Part(DECODED, start, end),
+        Value::Params(p) => {
+            let (raw, pairs) = *p;
+            Value::Params(Box::new((Cow::Owned(raw.into_owned()), pairs)))
+        }
+        Value::Absent => Value::Absent,
+        Value::Time(t) => Value::Time(t),
+        Value::TimeMs(t) => Value::TimeMs(t),
+        Value::Flag(f) => Value::Flag(f),
+        Value::Int(i) => Value::Int(i),
+        Value::Float(f) => Value::Float(f),
+    }
+}
+
+thread_local! {
+    /// Bytes of one value being percent-decoded (before its UTF-8 check).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Takes every pair of a query string or form body. UTF-8 is checked once for the whole input;
-/// only damaged input goes the byte-by-byte way.
+/// only damaged input goes the byte-by-byte way. Escaped values are decoded into the
+/// callback's shared buffer.
 fn put_form<'a>(cb: &mut Callback<'a>, input: &'a [u8], opts: &DecodeOptions) {
     match std::str::from_utf8(input) {
-        Ok(text) => for_each_pair(text, |k, v| put_decoded(cb, k, v, opts)),
+        Ok(text) => SCRATCH.with_borrow_mut(|scratch| {
+            for_each_pair(text, |k, key_escaped, v, value_escaped| {
+                let (key, kd) = if key_escaped {
+                    decode_component(k.as_bytes())
+                } else {
+                    (Cow::Borrowed(k), Damage::default())
+                };
+                if value_escaped {
+                    if cb.decoded.capacity() == 0 {
+                        cb.decoded.reserve(input.len());
+                    }
+                    let start = cb.decoded.len();
+                    let vd = decode_into(v.as_bytes(), scratch, &mut cb.decoded);
+                    note_damage(cb, &key, kd, vd);
+                    let end = cb.decoded.len();
+                    cb.put_span(key, start, end, opts);
+                } else {
+                    note_damage(cb, &key, kd, Damage::default());
+                    cb.put(key, Cow::Borrowed(v), opts);
+                }
+            })
+        }),
         Err(_) => {
             for (k, v) in raw_pairs(input) {
-                put_decoded(cb, decode_component(k), decode_component(v), opts);
+                let (key, kd) = decode_component(k);
+                let (val, vd) = decode_component(v);
+                note_damage(cb, &key, kd, vd);
+                cb.put(key, val, opts);
             }
         }
     }
 }
 
-fn put_decoded<'a>(
-    cb: &mut Callback<'a>,
-    (key, kd): (Cow<'a, str>, Damage),
-    (val, vd): (Cow<'a, str>, Damage),
-    opts: &DecodeOptions,
-) {
+fn note_damage(cb: &mut Callback<'_>, key: &str, kd: Damage, vd: Damage) {
     if kd.any() || vd.any() {
-        let name = key.clone().into_owned();
         cb.note_damage(
             Damage {
                 bad_escape: kd.bad_escape || vd.bad_escape,
                 bad_utf8: kd.bad_utf8 || vd.bad_utf8,
             },
-            &name,
+            key,
         );
     }
-    cb.put(key, val, opts);
 }
 
 mod names;

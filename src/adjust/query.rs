@@ -40,20 +40,10 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
-/// Splits text already known to be UTF-8 into pairs in one pass, and percent-decodes only the
-/// components that need it (the others are borrowed as they are). Same splitting as
-/// [`raw_pairs`].
-pub fn for_each_pair<'a>(
-    input: &'a str,
-    mut f: impl FnMut((Cow<'a, str>, Damage), (Cow<'a, str>, Damage)),
-) {
-    let decode = |part: &'a str, escaped: bool| {
-        if escaped {
-            decode_component(part.as_bytes())
-        } else {
-            (Cow::Borrowed(part), Damage::default())
-        }
-    };
+/// Splits text already known to be UTF-8 into pairs in one pass: `f(key, key_escaped, value,
+/// value_escaped)` with the raw parts and whether each holds a `%` or `+` (needs
+/// [`decode_component`] or [`decode_into`]). Same splitting as [`raw_pairs`].
+pub fn for_each_pair<'a>(input: &'a str, mut f: impl FnMut(&'a str, bool, &'a str, bool)) {
     let bytes = input.as_bytes();
     let (mut start, mut eq) = (0, usize::MAX);
     let (mut key_escaped, mut value_escaped) = (false, false);
@@ -64,7 +54,7 @@ pub fn for_each_pair<'a>(
             } else {
                 (&input[start..eq], &input[eq + 1..end])
             };
-            f(decode(k, key_escaped), decode(v, value_escaped));
+            f(k, key_escaped, v, value_escaped);
         }
     };
     // Eight bytes at a time: most bytes are none of `&`, `=`, `%`, `+`, and a word without any
@@ -109,6 +99,48 @@ fn specials(w: u64) -> u64 {
         | zero(w ^ (LO * u64::from(b'=')))
         | zero(w ^ (LO * u64::from(b'%')))
         | zero(w ^ (LO * u64::from(b'+')))
+}
+
+/// [`decode_component`] of a component that holds an escape, appended to `out` (through
+/// `scratch`, so that a callback's escaped values share one buffer instead of a string each).
+pub fn decode_into(raw: &[u8], scratch: &mut Vec<u8>, out: &mut String) -> Damage {
+    let mut damage = Damage::default();
+    scratch.clear();
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'+' => {
+                scratch.push(b' ');
+                i += 1;
+            }
+            b'%' => match (
+                raw.get(i + 1).and_then(|&b| hex(b)),
+                raw.get(i + 2).and_then(|&b| hex(b)),
+            ) {
+                (Some(h), Some(l)) => {
+                    scratch.push(h << 4 | l);
+                    i += 3;
+                }
+                _ => {
+                    damage.bad_escape = true;
+                    scratch.push(b'%');
+                    i += 1;
+                }
+            },
+            b => {
+                scratch.push(b);
+                i += 1;
+            }
+        }
+    }
+    match std::str::from_utf8(scratch) {
+        Ok(s) => out.push_str(s),
+        Err(_) => {
+            damage.bad_utf8 = true;
+            out.push_str(&String::from_utf8_lossy(scratch));
+        }
+    }
+    damage
 }
 
 /// Percent-decodes one component once, `+` meaning a space.
@@ -199,17 +231,29 @@ mod tests {
     }
 
     #[test]
-    fn one_pass_split_matches_raw_pairs_and_borrows_plain_parts() {
-        let q = "a=1&&b=x=y&c&=z&caf%C3%A9=+&d=p%2Bq";
-        let mut text = Vec::new();
-        for_each_pair(q, |(k, _), (v, _)| text.push((k, v)));
-        let raw: Vec<_> = raw_pairs(q.as_bytes())
-            .map(|(k, v)| (decode_component(k).0, decode_component(v).0))
-            .collect();
-        assert_eq!(text, raw);
-        assert!(matches!(text[0], (Cow::Borrowed("a"), Cow::Borrowed("1"))));
-        assert_eq!(text[4], (Cow::Borrowed("café"), Cow::Borrowed(" ")));
-        assert_eq!(text[5].1, "p+q");
+    fn one_pass_split_matches_raw_pairs_and_flags_escaped_parts() {
+        let q = "a=1&&b=x=y&c&=z&caf%C3%A9=+&d=p%2Bq&e=%zz&f=%FF";
+        let mut parts = Vec::new();
+        for_each_pair(q, |k, ke, v, ve| parts.push((k, ke, v, ve)));
+        let raw: Vec<_> = raw_pairs(q.as_bytes()).collect();
+        assert_eq!(parts.len(), raw.len());
+        for ((k, ke, v, ve), (rk, rv)) in parts.iter().zip(&raw) {
+            assert_eq!((k.as_bytes(), v.as_bytes()), (*rk, *rv));
+            assert_eq!(*ke, rk.iter().any(|b| matches!(b, b'%' | b'+')));
+            assert_eq!(*ve, rv.iter().any(|b| matches!(b, b'%' | b'+')));
+            // The shared buffer decodes as decode_component does.
+            for (part, escaped) in [(k, ke), (v, ve)] {
+                if *escaped {
+                    let (mut scratch, mut out) = (Vec::new(), String::from("before"));
+                    let damage = decode_into(part.as_bytes(), &mut scratch, &mut out);
+                    let (want, want_damage) = decode_component(part.as_bytes());
+                    assert_eq!(&out["before".len()..], want);
+                    assert_eq!(damage, want_damage);
+                }
+            }
+        }
+        assert_eq!(parts[4].0, "caf%C3%A9");
+        assert_eq!(parts[5].2, "p%2Bq");
     }
 
     #[test]

@@ -39,9 +39,10 @@ impl Callback<'_> {
     /// that does not type is left out (the payload itself is kept whole).
     pub(super) fn derive_skan(&mut self) {
         let (payload, fields) = &*SKAN;
-        let Value::Text(text) = self.value(*payload) else {
+        if !self.is_sent(*payload) {
             return;
-        };
+        }
+        let text = self.text(*payload);
         let Ok(map) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text)
         else {
             return;

@@ -261,3 +261,35 @@ fn keys_with_a_column_of_their_own_are_typed_and_leave_extra() {
         assert!(CustomColumn::parse(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn escaped_values_share_one_buffer_and_follow_every_rule() {
+    let opts = DecodeOptions::new().with_column(CustomColumn::parse("tier:int").unwrap());
+    let q = "app_name=My+App&revenue_float=3%2E5&city=K%C3%B6ln&city=Bonn%21&att_status=x%31\
+             &user_note=a%26b&tier=%34%32&created_at=%7Bcreated_at%7D&os_name=%FF";
+    let cb = decode(q.as_bytes(), Body::None, "", &opts);
+    let at = |n: &str| cb.value(index_of(n).unwrap()).clone();
+    assert!(matches!(at("app_name"), Value::Part(DECODED, ..)));
+    assert_eq!(cb.get("app_name"), "My App");
+    assert_eq!(at("revenue_float"), Value::Float(3.5));
+    assert_eq!(cb.get("city"), "Köln");
+    assert_eq!(cb.get("os_name"), "\u{FFFD}");
+    // Did not parse, repeated, unknown: the decoded text in `extra`.
+    let extra: Vec<(&str, &str)> = cb.extra.iter().map(|(k, v)| (&**k, &**v)).collect();
+    assert!(extra.contains(&("att_status", "x1")), "{extra:?}");
+    assert!(extra.contains(&("city", "Bonn!")), "{extra:?}");
+    assert!(extra.contains(&("user_note", "a&b")), "{extra:?}");
+    assert_eq!(at("att_status"), Value::Absent);
+    assert_eq!(cb.custom, vec![("tier", Value::Int(42))]);
+    // An unreplaced placeholder, even escaped, is "not sent".
+    assert_eq!(at("created_at"), Value::Absent);
+    let kinds: Vec<ProblemKind> = cb.problems.iter().map(|p| p.kind).collect();
+    for kind in [
+        ProblemKind::BadNumber,
+        ProblemKind::DuplicateKey,
+        ProblemKind::UnreplacedPlaceholder,
+        ProblemKind::BadUtf8,
+    ] {
+        assert!(kinds.contains(&kind), "{kinds:?}");
+    }
+}
