@@ -105,39 +105,36 @@ fn specials(w: u64) -> u64 {
 /// `scratch`, so that a callback's escaped values share one buffer instead of a string each).
 pub fn decode_into(raw: &[u8], scratch: &mut Vec<u8>, out: &mut String) -> Damage {
     let mut damage = Damage::default();
+    // Decoding never lengthens: written by index into a buffer of the raw length, then cut.
     scratch.clear();
-    let mut i = 0;
+    scratch.resize(raw.len(), 0);
+    let (mut i, mut n) = (0, 0);
     while i < raw.len() {
-        match raw[i] {
-            b'+' => {
-                scratch.push(b' ');
-                i += 1;
-            }
+        scratch[n] = match raw[i] {
+            b'+' => b' ',
             b'%' => match (
                 raw.get(i + 1).and_then(|&b| hex(b)),
                 raw.get(i + 2).and_then(|&b| hex(b)),
             ) {
                 (Some(h), Some(l)) => {
-                    scratch.push(h << 4 | l);
-                    i += 3;
+                    i += 2;
+                    h << 4 | l
                 }
                 _ => {
                     damage.bad_escape = true;
-                    scratch.push(b'%');
-                    i += 1;
+                    b'%'
                 }
             },
-            b => {
-                scratch.push(b);
-                i += 1;
-            }
-        }
+            b => b,
+        };
+        i += 1;
+        n += 1;
     }
-    match std::str::from_utf8(scratch) {
+    match std::str::from_utf8(&scratch[..n]) {
         Ok(s) => out.push_str(s),
         Err(_) => {
             damage.bad_utf8 = true;
-            out.push_str(&String::from_utf8_lossy(scratch));
+            out.push_str(&String::from_utf8_lossy(&scratch[..n]));
         }
     }
     damage
