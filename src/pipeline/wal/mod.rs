@@ -63,6 +63,9 @@ struct Shared {
     acked_bytes: AtomicU64,
     /// Bytes handed to the appender and not yet written.
     pending_bytes: AtomicU64,
+    /// Disk held by zeros filled ahead of time: the rest of the active segment and the next
+    /// segment being prepared. Counted against the budget, not as log bytes.
+    reserved_bytes: AtomicU64,
     closed: AtomicBool,
     /// See [`positions::log_id`]; part of every batch's deduplication token.
     log_id: u64,
@@ -175,6 +178,7 @@ impl Wal {
             disk_bytes: AtomicU64::new(disk),
             acked_bytes: AtomicU64::new(ack.offset),
             pending_bytes: AtomicU64::new(0),
+            reserved_bytes: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             log_id,
             config: config.clone(),
@@ -195,6 +199,8 @@ impl Wal {
             offset: 0,
             durable: durable_tx,
             prepared: None,
+            allocated: 0,
+            prepared_bytes: 0,
         };
         let appender = std::thread::Builder::new()
             .name("wal-appender".into())
@@ -235,7 +241,9 @@ impl Wal {
         }
         let len = payload.len() as u64;
         let pending = s.pending_bytes.load(Ordering::Relaxed);
-        if s.unacked() + pending + len > s.config.disk_budget {
+        if s.unacked() + s.reserved_bytes.load(Ordering::Relaxed) + pending + len
+            > s.config.disk_budget
+        {
             return Err(Refusal::DiskBudget);
         }
         if pending + len > s.config.max_pending_bytes {
@@ -270,13 +278,17 @@ impl Producer for Wal {
         self.append(row)
     }
 
-    /// Unacknowledged bytes in the log against the disk budget.
+    /// Unacknowledged bytes in the log against the disk budget (less the zeros filled ahead).
     fn usage(&self) -> Usage {
+        let s = &self.shared;
         Usage {
             what: "write-ahead log",
             rows: None,
-            bytes: self.shared.unacked(),
-            capacity_bytes: self.shared.config.disk_budget,
+            bytes: s.unacked(),
+            capacity_bytes: s
+                .config
+                .disk_budget
+                .saturating_sub(s.reserved_bytes.load(Ordering::Relaxed)),
         }
     }
 

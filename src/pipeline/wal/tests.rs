@@ -242,9 +242,13 @@ async fn prepared_segments_hold_records_only_once_finished_and_crash_leaves_no_d
     }
     let ids = list_segments(dir.path()).unwrap();
     assert!(ids.len() >= 4, "segments: {ids:?}");
-    // The active segment was prepared: full size, zeros after its records.
+    // The active segment was prepared: full size, zeros after its records, which the budget
+    // counts (the log's own bytes do not include them).
     let active = segment_path(dir.path(), *ids.last().unwrap());
     assert_eq!(fs::metadata(&active).unwrap().len(), cfg.segment_bytes);
+    let usage = wal.usage();
+    assert!(usage.capacity_bytes < cfg.disk_budget, "{usage:?}");
+    assert!(usage.capacity_bytes >= cfg.disk_budget - 2 * cfg.segment_bytes);
     // Finished segments end at their last record; the running log's zeros are not damage.
     let seen = inspect::inspect(dir.path()).unwrap();
     assert_eq!(seen.damaged_bytes, 0);
@@ -275,4 +279,16 @@ async fn prepared_segments_hold_records_only_once_finished_and_crash_leaves_no_d
     let mut b = Batch::default();
     assert_eq!(reader.fill(&mut b, &limits(10_000)).unwrap(), sent.len());
     assert_eq!(rows_of(&b), sent);
+}
+
+#[tokio::test]
+async fn a_budget_of_few_segments_prepares_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.disk_budget = 8 << 20; // segments of 1 MiB: eight of them
+    let (wal, _reader, _) = Wal::open(cfg.clone(), Metrics::new()).unwrap();
+    append_all(&wal, (0..2_500u32).map(|i| vec![i as u8; 1000])).await;
+    assert!(list_segments(dir.path()).unwrap().len() >= 3);
+    assert!(!dir.path().join(appender::PREPARED).exists());
+    assert_eq!(wal.usage().capacity_bytes, cfg.disk_budget);
 }
