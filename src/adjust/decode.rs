@@ -5,14 +5,18 @@
 //! and an unreplaced literal `{placeholder}` all mean "not sent"; a value that does not parse gives
 //! NULL and keeps the raw pair in `extra`; for a repeated key the first wins and the others go to
 //! `extra`; keys that are not placeholders (SDK callback parameters) go to `extra`.
-
-use std::borrow::Cow;
-use std::sync::LazyLock;
+//!
+//! Here: the values, problems and the decoded [`Callback`], and the entry points. Files:
+//! `pairs` (the rules of one pair, splitting a query or form body), `typing` (text → typed
+//! value), `derive` (tracker name parts, kind from the trigger), `skan` (SKAN fields from
+//! `sk_payload`), `names` (the name table), `options` (aliases, columns of the user's own).
 
 use rustc_hash::FxHashMap;
+use std::borrow::Cow;
 
 use super::catalog::{CATALOG, Ty};
-use super::query::{Damage, decode_component, decode_into, for_each_pair, raw_pairs};
+use super::query::Damage;
+use pairs::put_form;
 
 /// Position of `activity_kind` (first in the catalog by construction).
 const ACTIVITY_KIND: usize = 0;
@@ -20,19 +24,6 @@ const ACTIVITY_KIND: usize = 0;
 /// Number of catalog entries.
 pub const CATALOG_LEN: usize = CATALOG.len();
 const PRESENT_WORDS: usize = CATALOG_LEN.div_ceil(64);
-
-static TRACKER_NAME: LazyLock<usize> =
-    LazyLock::new(|| index_of("tracker_name").expect("in catalog"));
-static LINK_NAME: LazyLock<usize> = LazyLock::new(|| index_of("link_name").expect("in catalog"));
-static NAME_PARTS: LazyLock<[usize; 4]> = LazyLock::new(|| {
-    [
-        "network_name",
-        "campaign_name",
-        "adgroup_name",
-        "creative_name",
-    ]
-    .map(|n| index_of(n).expect("in catalog"))
-});
 
 /// A request body, as the content type says (or as it looks when the type is missing).
 #[derive(Debug, Clone, Copy)]
@@ -307,167 +298,6 @@ impl<'a> Callback<'a> {
             self.problem(ProblemKind::BadUtf8, key);
         }
     }
-
-    /// Takes one decoded pair.
-    fn put(&mut self, key: Cow<'a, str>, val: Cow<'a, str>, opts: &DecodeOptions) {
-        self.put_with(key, val, opts, |v| v, |raw| raw);
-    }
-
-    /// Takes one pair whose value was percent-decoded into [`Callback::decoded`] at
-    /// `start..end`: a text value stays there (a [`Value::Part`] of [`DECODED`]).
-    fn put_span(&mut self, key: Cow<'a, str>, start: usize, end: usize, opts: &DecodeOptions) {
-        let decoded = std::mem::take(&mut self.decoded);
-        let span = (start as u32, end as u32);
-        self.put_with(
-            key,
-            Cow::Borrowed(&decoded[start..end]),
-            opts,
-            |v| detach(v, span),
-            |raw| Cow::Owned(raw.into_owned()),
-        );
-        self.decoded = decoded;
-    }
-
-    /// The rules of a pair: `attach` turns a typed value of `val` into one the callback keeps,
-    /// `own` the raw text for `extra`.
-    fn put_with<'v>(
-        &mut self,
-        key: Cow<'a, str>,
-        val: Cow<'v, str>,
-        opts: &DecodeOptions,
-        attach: impl Fn(Value<'v>) -> Value<'a>,
-        own: impl Fn(Cow<'v, str>) -> Cow<'a, str>,
-    ) {
-        let Some(idx) = opts.lookup(&key) else {
-            match opts.custom(&key) {
-                Some(c) => self.put_custom(c, key, val, attach, own),
-                None => self.extra.push((key, own(val))),
-            }
-            return;
-        };
-        if val.is_empty() {
-            return;
-        }
-        if val.len() >= 2
-            && val.starts_with('{')
-            && val.ends_with('}')
-            && is_placeholder_literal(&val)
-        {
-            self.problem(ProblemKind::UnreplacedPlaceholder, &key);
-            return;
-        }
-        if self.is_sent(idx) {
-            self.problem(ProblemKind::DuplicateKey, &key);
-            self.extra.push((key, own(val)));
-            return;
-        }
-        match CATALOG[idx].ty.parse(val) {
-            Ok((v, flaw)) => {
-                if let Some(kind) = flaw {
-                    self.problem(kind, &key);
-                }
-                self.set(idx, attach(v));
-            }
-            Err((kind, raw)) => {
-                self.problem(kind, &key);
-                self.extra.push((key, own(raw)));
-            }
-        }
-    }
-
-    /// Takes the value of a key with a column of the user's own: the same rules as for a
-    /// placeholder (not sent when empty or unreplaced; first wins; NULL and the raw pair in `extra`
-    /// when it does not parse).
-    fn put_custom<'v>(
-        &mut self,
-        c: CustomColumn,
-        key: Cow<'a, str>,
-        val: Cow<'v, str>,
-        attach: impl Fn(Value<'v>) -> Value<'a>,
-        own: impl Fn(Cow<'v, str>) -> Cow<'a, str>,
-    ) {
-        if val.is_empty() {
-            return;
-        }
-        if val.len() >= 2
-            && val.starts_with('{')
-            && val.ends_with('}')
-            && is_placeholder_literal(&val)
-        {
-            self.problem(ProblemKind::UnreplacedPlaceholder, &key);
-            return;
-        }
-        if self.custom.iter().any(|(n, _)| *n == c.name) {
-            self.problem(ProblemKind::DuplicateKey, &key);
-            self.extra.push((key, own(val)));
-            return;
-        }
-        match c.ty.parse(val) {
-            Ok((v, _)) => self.custom.push((c.name, attach(v))),
-            Err((kind, raw)) => {
-                self.problem(kind, &key);
-                self.extra.push((key, own(raw)));
-            }
-        }
-    }
-
-    /// Fills what Adjust derives from other values when they were not sent: the tracker name's
-    /// `network::campaign::adgroup::creative` parts, and the activity kind from the trigger.
-    fn derive(&mut self) {
-        // `link_name` is the newer name of `tracker_name`; either gives the four name parts
-        // (`Organic` alone is a one-part name: the network).
-        let source = [*TRACKER_NAME, *LINK_NAME]
-            .into_iter()
-            .find(|&i| matches!(self.value(i), Value::Text(_) | Value::Part(DECODED, ..)));
-        if let Some(src) = source {
-            let mut parts = [(0, 0); 4];
-            for (slot, range) in parts.iter_mut().zip(name_parts(self.text(src))) {
-                *slot = range;
-            }
-            for ((from, to), &col) in parts.into_iter().zip(NAME_PARTS.iter()) {
-                if !self.is_sent(col) && to > from {
-                    self.set(col, Value::Part(src as u16, from, to));
-                }
-            }
-        }
-        self.derive_skan();
-        if !self.is_sent(ACTIVITY_KIND) && !self.trigger.is_empty() {
-            self.set(ACTIVITY_KIND, Value::Text(Cow::Borrowed(self.trigger)));
-        }
-        let kind = self.activity_kind();
-        if !kind.is_empty() && super::activity::label(kind) == "unknown" {
-            self.problem(ProblemKind::UnknownActivityKind, "activity_kind");
-        }
-    }
-}
-
-/// The byte ranges of the `::`-separated parts of a tracker name, as `str::split("::")` gives
-/// them (without a searcher set up per callback).
-fn name_parts(text: &str) -> impl Iterator<Item = (u32, u32)> + '_ {
-    let bytes = text.as_bytes();
-    let mut start = Some(0usize);
-    std::iter::from_fn(move || {
-        let from = start?;
-        let mut at = from;
-        let end = loop {
-            match memchr::memchr(b':', &bytes[at..]) {
-                Some(i) if bytes.get(at + i + 1) == Some(&b':') => break at + i,
-                Some(i) => at += i + 1,
-                None => break bytes.len(),
-            }
-        };
-        start = (end < bytes.len()).then_some(end + 2);
-        Some((from as u32, end as u32))
-    })
-}
-
-/// `{name}` or `{a||b}` as left in a URL when Adjust did not replace it (test callbacks).
-fn is_placeholder_literal(v: &str) -> bool {
-    let inner = &v[1..v.len() - 1];
-    !inner.is_empty()
-        && inner
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'|')
 }
 
 /// Decodes a callback from its query string, its body and its trigger (`""` for the global
@@ -518,81 +348,10 @@ pub fn decode_pairs<'a>(
     cb
 }
 
-/// A value typed from text in [`Callback::decoded`] at `span`, as the callback keeps it: text
-/// stays in the buffer, parameters are copied (rare), numbers and times carry no text.
-fn detach<'a>(v: Value<'_>, (start, end): (u32, u32)) -> Value<'a> {
-    match v {
-        Value::Text(_) | Value::Part(..) => Value::Part(DECODED, start, end),
-        Value::Params(p) => {
-            let (raw, pairs) = *p;
-            Value::Params(Box::new((Cow::Owned(raw.into_owned()), pairs)))
-        }
-        Value::Absent => Value::Absent,
-        Value::Time(t) => Value::Time(t),
-        Value::TimeMs(t) => Value::TimeMs(t),
-        Value::Flag(f) => Value::Flag(f),
-        Value::Int(i) => Value::Int(i),
-        Value::Float(f) => Value::Float(f),
-    }
-}
-
-thread_local! {
-    /// Bytes of one value being percent-decoded (before its UTF-8 check).
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Takes every pair of a query string or form body. UTF-8 is checked once for the whole input;
-/// only damaged input goes the byte-by-byte way. Escaped values are decoded into the
-/// callback's shared buffer.
-fn put_form<'a>(cb: &mut Callback<'a>, input: &'a [u8], opts: &DecodeOptions) {
-    match std::str::from_utf8(input) {
-        Ok(text) => SCRATCH.with_borrow_mut(|scratch| {
-            for_each_pair(text, |k, key_escaped, v, value_escaped| {
-                let (key, kd) = if key_escaped {
-                    decode_component(k.as_bytes())
-                } else {
-                    (Cow::Borrowed(k), Damage::default())
-                };
-                if value_escaped {
-                    if cb.decoded.capacity() == 0 {
-                        cb.decoded.reserve(input.len());
-                    }
-                    let start = cb.decoded.len();
-                    let vd = decode_into(v.as_bytes(), scratch, &mut cb.decoded);
-                    note_damage(cb, &key, kd, vd);
-                    let end = cb.decoded.len();
-                    cb.put_span(key, start, end, opts);
-                } else {
-                    note_damage(cb, &key, kd, Damage::default());
-                    cb.put(key, Cow::Borrowed(v), opts);
-                }
-            })
-        }),
-        Err(_) => {
-            for (k, v) in raw_pairs(input) {
-                let (key, kd) = decode_component(k);
-                let (val, vd) = decode_component(v);
-                note_damage(cb, &key, kd, vd);
-                cb.put(key, val, opts);
-            }
-        }
-    }
-}
-
-fn note_damage(cb: &mut Callback<'_>, key: &str, kd: Damage, vd: Damage) {
-    if kd.any() || vd.any() {
-        cb.note_damage(
-            Damage {
-                bad_escape: kd.bad_escape || vd.bad_escape,
-                bad_utf8: kd.bad_utf8 || vd.bad_utf8,
-            },
-            key,
-        );
-    }
-}
-
+mod derive;
 mod names;
 mod options;
+mod pairs;
 mod skan;
 mod typing;
 
@@ -601,32 +360,6 @@ pub use options::{CustomColumn, DecodeOptions};
 
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-mod name_parts_tests {
-    #[test]
-    fn name_parts_split_like_str_split() {
-        for text in [
-            "",
-            "Organic",
-            "a::b::c::d",
-            "a::b::c::d::e",
-            "a:::b",
-            "::a",
-            "a::",
-            "a:b::c",
-            ":",
-            "::::",
-            "Network1::Christmas::Reindeers::320x70_en",
-        ] {
-            let want: Vec<&str> = text.split("::").collect();
-            let got: Vec<&str> = super::name_parts(text)
-                .map(|(a, b)| &text[a as usize..b as usize])
-                .collect();
-            assert_eq!(got, want, "{text:?}");
-        }
-    }
-}
 
 #[cfg(test)]
 mod fuzz;

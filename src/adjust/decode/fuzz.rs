@@ -4,6 +4,7 @@
 
 use proptest::prelude::*;
 
+use super::pairs::is_placeholder_literal;
 use super::*;
 use crate::fuzzing;
 use crate::row;
