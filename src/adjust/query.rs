@@ -142,53 +142,22 @@ pub fn decode_into(raw: &[u8], scratch: &mut Vec<u8>, out: &mut String) -> Damag
 
 /// Percent-decodes one component once, `+` meaning a space.
 pub fn decode_component(raw: &[u8]) -> (Cow<'_, str>, Damage) {
-    let mut damage = Damage::default();
     let needs_unescape = memchr::memchr2(b'%', b'+', raw).is_some();
     if !needs_unescape {
         return match std::str::from_utf8(raw) {
-            Ok(s) => (Cow::Borrowed(s), damage),
-            Err(_) => {
-                damage.bad_utf8 = true;
-                (String::from_utf8_lossy(raw), damage)
-            }
+            Ok(s) => (Cow::Borrowed(s), Damage::default()),
+            Err(_) => (
+                String::from_utf8_lossy(raw),
+                Damage {
+                    bad_utf8: true,
+                    ..Damage::default()
+                },
+            ),
         };
     }
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        match raw[i] {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' => match (
-                raw.get(i + 1).and_then(|&b| hex(b)),
-                raw.get(i + 2).and_then(|&b| hex(b)),
-            ) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 3;
-                }
-                _ => {
-                    damage.bad_escape = true;
-                    out.push(b'%');
-                    i += 1;
-                }
-            },
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    let s = match String::from_utf8(out) {
-        Ok(s) => s,
-        Err(e) => {
-            damage.bad_utf8 = true;
-            String::from_utf8_lossy(e.as_bytes()).into_owned()
-        }
-    };
-    (Cow::Owned(s), damage)
+    let mut out = String::with_capacity(raw.len());
+    let damage = decode_into(raw, &mut Vec::with_capacity(raw.len()), &mut out);
+    (Cow::Owned(out), damage)
 }
 
 #[cfg(test)]
