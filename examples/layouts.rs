@@ -12,8 +12,10 @@
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
-use adjust_sink::row::{self, Column, Profile, Received, wire_columns};
-use adjust_sink::schema::{Target, create_table};
+use adjust_sink::clickhouse::Profile;
+use adjust_sink::clickhouse::schema::{Target, create_table};
+use adjust_sink::clickhouse::types::column_type;
+use adjust_sink::row::{self, Column, Received, wire_columns};
 
 /// The ~1 KB install callback of the benchmarks (~40 placeholders).
 const CALLBACK: &str = include_str!("../benches/install_callback.txt").trim_ascii_end();
@@ -75,13 +77,13 @@ fn main() -> std::io::Result<()> {
     let structure: Vec<String> = wire
         .iter()
         .flat_map(|c: &Column| {
-            if c.nested {
+            if c.nested() {
                 c.wire_names()
                     .into_iter()
                     .map(|n| format!("`{n}` Array(String)"))
                     .collect::<Vec<_>>()
             } else {
-                vec![format!("`{}` {}", c.name, c.ty(Profile::Modern))]
+                vec![format!("`{}` {}", c.name, column_type(c, Profile::Modern))]
             }
         })
         .collect();

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::row::Profile;
-use crate::sink::credentials::{Secret, ServerUrl};
+use crate::clickhouse::Profile;
+use crate::clickhouse::credentials::{Secret, ServerUrl};
 
 /// Receives Adjust server callbacks and lands every one of them, typed and exactly once, in
 /// ClickHouse.

@@ -8,13 +8,13 @@ use ipnetwork::IpNetwork;
 
 use crate::adjust::DecodeOptions;
 use crate::cli::{ClickHouseArgs, Durability, ServeArgs};
+use crate::clickhouse::credentials::split_url;
+use crate::clickhouse::schema::Target;
+use crate::clickhouse::store::{ClickHouseConfig, Password};
 use crate::http::allowlist::Allowlist;
 use crate::http::edge::{EdgeConfig, TlsFiles};
 use crate::http::token::{self, Tokens};
 use crate::pipeline::Limits;
-use crate::schema::Target;
-use crate::sink::clickhouse::{ClickHouseConfig, Password};
-use crate::sink::credentials::split_url;
 
 /// A configuration error, worded for the person running the command.
 #[derive(Debug, thiserror::Error)]
@@ -99,7 +99,7 @@ impl ClickHouseArgs {
             .map(|n| n.trim().to_string())
             .filter(|n| !n.is_empty())
             .collect();
-        crate::schema::check_physical(&physical).map_err(ConfigError)?;
+        crate::clickhouse::schema::check_physical(&physical).map_err(ConfigError)?;
         let mut columns: Vec<crate::adjust::decode::CustomColumn> = Vec::new();
         for spec in self.column.iter().filter(|s| !s.trim().is_empty()) {
             let c = crate::adjust::decode::CustomColumn::parse(spec)
@@ -372,7 +372,7 @@ fn edge_config(a: &ServeArgs) -> Result<EdgeConfig, ConfigError> {
 mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
-    use crate::sink::credentials::Secret;
+    use crate::clickhouse::credentials::Secret;
     use clap::Parser;
     use std::path::Path;
 

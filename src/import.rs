@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use rustc_hash::FxHashSet;
 
+use crate::clickhouse::store::ClickHouseStore;
 use crate::row::{self, INGEST_IMPORT};
 use crate::sink::Store;
-use crate::sink::clickhouse::ClickHouseStore;
 
 /// A line of an export that could not be imported.
 #[derive(Debug, Clone, PartialEq, Eq)]

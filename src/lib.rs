@@ -31,6 +31,7 @@
 pub mod adjust;
 pub mod callback_url;
 pub mod cli;
+pub mod clickhouse;
 pub mod clock;
 pub mod config;
 pub mod http;
@@ -39,7 +40,6 @@ pub mod metrics;
 pub mod pipeline;
 pub mod replay;
 pub mod row;
-pub mod schema;
 pub mod serve;
 pub mod shutdown;
 pub mod sink;

@@ -7,12 +7,12 @@ use clap::Parser;
 
 use adjust_sink::callback_url;
 use adjust_sink::cli::{Cli, Command};
+use adjust_sink::clickhouse::Profile;
+use adjust_sink::clickhouse::schema;
+use adjust_sink::clickhouse::store::ClickHouseStore;
 use adjust_sink::config::ServeConfig;
-use adjust_sink::row::Profile;
-use adjust_sink::schema;
 use adjust_sink::serve;
 use adjust_sink::sink::classify::is_privilege_code;
-use adjust_sink::sink::clickhouse::ClickHouseStore;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

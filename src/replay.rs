@@ -5,6 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::clickhouse::store::{ClickHouseConfig, ClickHouseStore, ClusterNode, NodeState};
 use crate::metrics::Metrics;
 use crate::pipeline::Limits;
 use crate::pipeline::batcher::{self, Finished};
@@ -14,7 +15,6 @@ use crate::pipeline::wal::{Wal, WalConfig};
 use crate::shutdown::Shutdown;
 use crate::sink::StoreError;
 use crate::sink::classify::is_privilege_code;
-use crate::sink::clickhouse::{ClickHouseConfig, ClickHouseStore, ClusterNode, NodeState};
 
 /// What a replay did.
 #[derive(Debug)]

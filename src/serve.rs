@@ -15,6 +15,8 @@ use actix_web::web;
 use anyhow::Context;
 
 use crate::cli::Durability;
+use crate::clickhouse::housekeeping;
+use crate::clickhouse::store::ClickHouseStore;
 use crate::config::ServeConfig;
 use crate::http::tls::CertStore;
 use crate::http::{self, AppState};
@@ -25,8 +27,6 @@ use crate::pipeline::memory::MemoryQueue;
 use crate::pipeline::wal::{Wal, WalConfig};
 use crate::pipeline::{Consumer, Producer};
 use crate::shutdown::Shutdown;
-use crate::sink::clickhouse::ClickHouseStore;
-use crate::sink::housekeeping;
 
 /// Longest wait for the callback listener's connections to close at a stop.
 const HTTP_GRACE: std::time::Duration = std::time::Duration::from_secs(3);

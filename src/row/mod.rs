@@ -28,84 +28,54 @@ use crate::adjust::decode::{Callback, Value};
 use rowbinary as rb;
 use rowbinary::{Cell, Malformed, Reader};
 
-/// The ClickHouse server generation a DDL is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
-pub enum Profile {
-    /// ClickHouse 18.16 (Debian's package; no Map, DateTime64, codecs, TTL or skip indexes).
-    Legacy,
-    /// Current ClickHouse (tested against 26.x).
-    Modern,
-}
-
-impl Profile {
-    /// The profile for a `SELECT version()` answer: anything before 20.x is legacy.
-    pub fn for_version(version: &str) -> Profile {
-        let major: u32 = version
-            .split('.')
-            .next()
-            .and_then(|m| m.parse().ok())
-            .unwrap_or(0);
-        if major >= 20 {
-            Profile::Modern
-        } else {
-            Profile::Legacy
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Profile::Legacy => "legacy",
-            Profile::Modern => "modern",
-        }
-    }
+/// A column's type as rows know it; [`crate::clickhouse::types`] names it for each server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnType {
+    /// A placeholder's type.
+    Placeholder(Ty),
+    /// A sink column's type, as ClickHouse spells it on every server (`DateTime('UTC')`).
+    Sql(&'static str),
+    /// `Nested(key String, value String)`: two arrays on the wire.
+    Pairs,
 }
 
 /// One column of the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Column {
     pub name: String,
-    pub legacy: String,
-    pub modern: String,
-    /// Whether it is a `Nested(key String, value String)` column (two arrays on the wire).
-    pub nested: bool,
+    pub ty: ColumnType,
 }
 
 impl Column {
-    fn new(name: &str, ty: &str) -> Self {
-        Self::split(name, ty, ty)
-    }
-
-    fn split(name: &str, legacy: &str, modern: &str) -> Self {
+    fn new(name: &str, ty: &'static str) -> Self {
         Column {
             name: name.into(),
-            legacy: crate::schema::server_types(legacy.into(), Profile::Legacy),
-            modern: modern.into(),
-            nested: false,
+            ty: ColumnType::Sql(ty),
         }
     }
 
     fn typed(name: &str, ty: Ty) -> Self {
-        Self::split(name, ty.ddl(Profile::Legacy), ty.ddl(Profile::Modern))
+        Column {
+            name: name.into(),
+            ty: ColumnType::Placeholder(ty),
+        }
     }
 
     fn pairs(name: &str) -> Self {
-        let ty = "Nested(key String, value String)";
         Column {
-            nested: true,
-            ..Self::new(name, ty)
+            name: name.into(),
+            ty: ColumnType::Pairs,
         }
     }
 
-    pub fn ty(&self, profile: Profile) -> &str {
-        match profile {
-            Profile::Legacy => &self.legacy,
-            Profile::Modern => &self.modern,
-        }
+    /// Whether it is a `Nested(key String, value String)` column (two arrays on the wire).
+    pub fn nested(&self) -> bool {
+        self.ty == ColumnType::Pairs
     }
 
     /// The names this column has in an INSERT column list.
     pub fn wire_names(&self) -> Vec<String> {
-        if self.nested {
+        if self.nested() {
             vec![format!("{}.key", self.name), format!("{}.value", self.name)]
         } else {
             vec![self.name.clone()]

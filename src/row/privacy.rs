@@ -79,7 +79,7 @@ impl Privacy {
                     return Err(format!(
                         "{flag} {name}: only text placeholders can be pseudonymized \
                          (`{name}` is {}); use --drop {name} to not store it",
-                        ty.ddl(crate::row::Profile::Legacy)
+                        ty.describe()
                     ));
                 }
                 if let Some(&(_, other)) = actions.iter().find(|(i, _)| *i == idx) {

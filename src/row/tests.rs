@@ -3,7 +3,7 @@ use super::*;
 use crate::adjust::decode::{Body, DecodeOptions, decode};
 
 /// Decodes an encoded row back into (column, cell) pairs, in column order.
-pub(crate) fn read_back(row: &[u8], profile: Profile) -> Vec<(String, Cell)> {
+pub(crate) fn read_back(row: &[u8]) -> Vec<(String, Cell)> {
     let cells = read_row(row).expect("well-formed row");
     let names: Vec<String> = columns().into_iter().map(|c| c.name).collect();
     assert_eq!(
@@ -12,7 +12,7 @@ pub(crate) fn read_back(row: &[u8], profile: Profile) -> Vec<(String, Cell)> {
             .map(|(c, _)| c.name.clone())
             .collect::<Vec<_>>(),
         names,
-        "a row reads back as the table's columns ({profile:?})"
+        "a row reads back as the table's columns"
     );
     cells.into_iter().map(|(c, cell)| (c.name, cell)).collect()
 }
@@ -42,8 +42,8 @@ fn encoded_row_reads_back_column_by_column() {
         },
         &mut out,
     );
-    for profile in [Profile::Legacy, Profile::Modern] {
-        let cells = read_back(&out, profile);
+    {
+        let cells = read_back(&out);
         assert_eq!(cell(&cells, "received_at"), &Cell::UInt(1_700_000_000));
         assert_eq!(cell(&cells, "event_date"), &Cell::UInt(1));
         assert_eq!(cell(&cells, "callback_id"), &Cell::UInt(42));
@@ -93,43 +93,5 @@ fn every_catalog_placeholder_has_a_column() {
             "{} has no column",
             p.name
         );
-    }
-}
-
-#[test]
-fn profiles_from_versions() {
-    assert_eq!(Profile::for_version("18.16.1"), Profile::Legacy);
-    assert_eq!(Profile::for_version("26.9.1.1"), Profile::Modern);
-    assert_eq!(Profile::for_version("garbage"), Profile::Legacy);
-}
-
-#[test]
-fn every_documented_placeholder_has_a_typed_column_in_both_profiles() {
-    let list = include_str!("../../tests/fixtures/adjust_placeholders.txt");
-    let names: Vec<&str> = list
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect();
-    assert!(names.len() >= 200, "the list holds {} names", names.len());
-    let target = crate::schema::Target {
-        database: "adjust".into(),
-        table: "callbacks".into(),
-        physical: Vec::new(),
-        columns: Vec::new(),
-        cluster: None,
-    };
-    for profile in [Profile::Legacy, Profile::Modern] {
-        let ddl = crate::schema::create_table(profile, &target);
-        for name in &names {
-            let col = columns()
-                .into_iter()
-                .find(|c| c.name == *name)
-                .unwrap_or_else(|| panic!("{name}: no column"));
-            assert!(
-                ddl.contains(&format!("\n    {name} {}", col.ty(profile))),
-                "{name} missing from the {profile:?} DDL"
-            );
-        }
     }
 }

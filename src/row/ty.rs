@@ -1,27 +1,27 @@
-//! What each placeholder type means in the table, in one place: its column type per server
-//! profile, the bytes of "not sent", how a value is written (typed in its own column, or as
-//! normalized text in the cold key/value column), the SQL that types cold text back, and how
-//! an encoded value reads back. Every `match` here is over [`Ty`] or [`Value`] with no catch-all,
+//! What each placeholder type means in a row, in one place: the bytes of "not sent", how a value
+//! is written (typed in its own column, or as normalized text in the cold key/value column), and
+//! how an encoded value reads back (what each server calls the type is
+//! `clickhouse::types`). Every `match` here is over [`Ty`] or [`Value`] with no catch-all,
 //! so adding a type does not compile until each behaviour is decided.
 
-use super::Profile;
 use super::rowbinary::{self as rb, Cell, Malformed, Reader};
 use crate::adjust::catalog::Ty;
 use crate::adjust::decode::{Callback, Value};
 use crate::adjust::value;
 
 impl Ty {
-    /// The column type on a server of `profile`.
-    pub fn ddl(self, profile: Profile) -> &'static str {
-        match (self, profile) {
-            (Ty::Str | Ty::Json | Ty::Params, _) => "String",
-            (Ty::LowCard, _) => "LowCardinality(String)",
-            (Ty::Time, _) => "Nullable(DateTime('UTC'))",
-            (Ty::TimeMs, Profile::Legacy) => "Nullable(Int64)",
-            (Ty::TimeMs, Profile::Modern) => "Nullable(DateTime64(3, 'UTC'))",
-            (Ty::Flag, _) => "Nullable(UInt8)",
-            (Ty::Int, _) => "Nullable(Int64)",
-            (Ty::Float, _) => "Nullable(Float64)",
+    /// The type in words, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Ty::Str => "text",
+            Ty::LowCard => "repetitive text",
+            Ty::Time => "a timestamp",
+            Ty::TimeMs => "a timestamp in milliseconds",
+            Ty::Flag => "a 0/1 flag",
+            Ty::Int => "an integer",
+            Ty::Float => "a number",
+            Ty::Json => "JSON",
+            Ty::Params => "a JSON object of parameters",
         }
     }
 
@@ -47,36 +47,6 @@ impl Ty {
             Value::Flag(_) => self == Ty::Flag,
             Value::Int(_) => self == Ty::Int,
             Value::Float(_) => self == Ty::Float,
-        }
-    }
-
-    /// The SQL that turns the cold text `text` (an SQL expression) into this type, for the ALIAS
-    /// (or, once promoted, DEFAULT) column of a cold placeholder. Inverse of `put_cold`.
-    pub fn from_text_sql(self, text: &str, profile: Profile) -> String {
-        match (self, profile) {
-            (Ty::Str | Ty::LowCard | Ty::Json | Ty::Params, _) => text.to_string(),
-            (Ty::Time, _) => format!("toDateTime(toUInt32OrNull({text}), 'UTC')"),
-            (Ty::TimeMs, Profile::Legacy) | (Ty::Int, _) => format!("toInt64OrNull({text})"),
-            (Ty::TimeMs, Profile::Modern) => {
-                format!("fromUnixTimestamp64Milli(toInt64OrNull({text}), 'UTC')")
-            }
-            (Ty::Flag, _) => format!("toUInt8OrNull({text})"),
-            (Ty::Float, _) => format!("toFloat64OrNull({text})"),
-        }
-    }
-
-    /// The SQL that turns a typed column `column` back into cold text (for moving a table of the
-    /// first layout, where every placeholder had its own column). `''` means not sent.
-    pub fn to_text_sql(self, column: &str, profile: Profile) -> String {
-        match (self, profile) {
-            (Ty::Str | Ty::LowCard | Ty::Json | Ty::Params, _) => format!("toString({column})"),
-            (Ty::Time, _) => format!("ifNull(toString(toUInt32({column})), '')"),
-            (Ty::TimeMs, Profile::Modern) => {
-                format!("ifNull(toString(toUnixTimestamp64Milli({column})), '')")
-            }
-            (Ty::TimeMs, Profile::Legacy) | (Ty::Flag | Ty::Int | Ty::Float, _) => {
-                format!("ifNull(toString({column}), '')")
-            }
         }
     }
 
@@ -148,7 +118,7 @@ pub(crate) fn put_typed(cb: &Callback<'_>, ty: Ty, v: &Value<'_>, out: &mut Vec<
 /// Appends the normalized text of a sent value as a RowBinary string, as the cold key/value column
 /// keeps it: text as sent, times as epoch seconds (milliseconds for `*_milli`), flags as `0`/`1`,
 /// numbers in their shortest exact decimal form (`ryu`). The ALIAS column types it back exactly
-/// ([`Ty::from_text_sql`]). `Absent` is never stored cold (an empty string if asked).
+/// (`clickhouse::types::from_text_sql`). `Absent` is never stored cold (an empty string if asked).
 pub(crate) fn put_cold(cb: &Callback<'_>, v: &Value<'_>, out: &mut Vec<u8>) {
     let mut int = itoa::Buffer::new();
     let mut float = ryu::Buffer::new();

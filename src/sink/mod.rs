@@ -11,10 +11,6 @@
 //! - `twin` (unit tests only): an in-memory store with fault injection.
 
 pub mod classify;
-pub mod clickhouse;
-pub mod connect;
-pub mod credentials;
-pub mod housekeeping;
 #[cfg(test)]
 pub mod twin;
 

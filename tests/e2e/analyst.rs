@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use adjust_sink::adjust::decode::{Body, DecodeOptions, decode};
 use adjust_sink::adjust::identity::callback_id;
-use adjust_sink::row::Profile;
-use adjust_sink::schema::views::{self, VIEWS};
+use adjust_sink::clickhouse::Profile;
+use adjust_sink::clickhouse::schema::views::{self, VIEWS};
 
 use crate::corpus::send;
 use crate::fixtures::load_all;

@@ -15,8 +15,10 @@
 use std::path::Path;
 
 use adjust_sink::adjust::activity;
+use adjust_sink::clickhouse::Profile;
+use adjust_sink::clickhouse::types::column_type;
+use adjust_sink::row;
 use adjust_sink::row::rowbinary::Cell;
-use adjust_sink::row::{self, Profile};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -202,7 +204,7 @@ pub fn decode_offline(fixture: &Fixture) -> Map<String, Value> {
     for (column, cell) in cells {
         actual.insert(
             column.name.clone(),
-            cell_text(column.ty(Profile::Legacy), &cell),
+            cell_text(&column_type(&column, Profile::Legacy), &cell),
         );
     }
     actual

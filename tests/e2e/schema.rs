@@ -79,8 +79,8 @@ async fn schema_prints_what_schema_dir_holds() {
 /// not know), and the modern-only ones do not, which is why they are left out.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_legacy_insert_settings_are_known_to_18_16() {
-    use adjust_sink::row::Profile;
-    use adjust_sink::sink::clickhouse::insert_settings;
+    use adjust_sink::clickhouse::Profile;
+    use adjust_sink::clickhouse::store::insert_settings;
     let db = Db::fresh("insert_settings").await;
     let known = |name: &str| {
         let db = db.clone();

@@ -131,9 +131,9 @@ async fn a_first_release_table_moves_to_the_two_tier_layout_without_changing_a_r
 
     // An earlier run was interrupted after copying part of a partition.
     db.query_with(
-        &adjust_sink::schema::create_table(
-            adjust_sink::row::Profile::Legacy,
-            &adjust_sink::schema::Target {
+        &adjust_sink::clickhouse::schema::create_table(
+            adjust_sink::clickhouse::Profile::Legacy,
+            &adjust_sink::clickhouse::schema::Target {
                 database: db.name.clone(),
                 table: "callbacks_tiered".into(),
                 physical: Vec::new(),

@@ -15,9 +15,11 @@ mod partitions;
 use adjust_sink::adjust::catalog::{CATALOG, Ty, is_hot};
 use adjust_sink::adjust::decode::{Body, Callback, DecodeOptions, Value, decode};
 use adjust_sink::adjust::identity::callback_id;
-use adjust_sink::row::{self, Profile, columns, insert_sql};
-use adjust_sink::schema::{Target, statements};
-use adjust_sink::sink::clickhouse::insert_settings;
+use adjust_sink::clickhouse::Profile;
+use adjust_sink::clickhouse::schema::{Target, statements};
+use adjust_sink::clickhouse::store::insert_settings;
+use adjust_sink::clickhouse::types::column_type;
+use adjust_sink::row::{self, columns, insert_sql};
 use serde_json::{Value as Json, json};
 
 const PYTHON_VAR: &str = "ADJUST_SINK_TEST_CHDB_PYTHON";
@@ -441,7 +443,7 @@ fn modern_engine_check() {
     // are from 2014, and a modern server drops expired rows already at insert).
     let ddl: Vec<String> = statements(Profile::Modern, &target)
         .into_iter()
-        .chain(adjust_sink::schema::erasure::ttl_statements(
+        .chain(adjust_sink::clickhouse::schema::erasure::ttl_statements(
             &target, 36_500,
         ))
         .map(|s| s.sql)
@@ -493,7 +495,7 @@ fn modern_engine_check() {
         .map(|(_, p)| p.name)
         .collect();
     for c in columns() {
-        if c.nested {
+        if c.nested() {
             for sub in c.wire_names() {
                 declared.insert(sub, ("Array(String)".into(), ""));
             }
@@ -506,7 +508,7 @@ fn modern_engine_check() {
             } else {
                 ""
             };
-            declared.insert(c.name.clone(), (c.ty(Profile::Modern).into(), kind));
+            declared.insert(c.name.clone(), (column_type(&c, Profile::Modern), kind));
         }
     }
     declared.insert(

@@ -5,14 +5,15 @@
 
 use std::process::Command;
 
+use adjust_sink::clickhouse::Profile;
+use adjust_sink::clickhouse::schema::{Target, statements};
+use adjust_sink::clickhouse::store::insert_settings;
 use adjust_sink::pipeline::batch::split_by_partition;
 use adjust_sink::pipeline::wal::Position;
 use adjust_sink::pipeline::{Batch, LogRange};
-use adjust_sink::row::{self, Profile, insert_sql};
-use adjust_sink::schema::{Target, statements};
+use adjust_sink::row::{self, insert_sql};
 use adjust_sink::sink::ErrorClass;
 use adjust_sink::sink::classify::{classify, code_of, partition_limit};
-use adjust_sink::sink::clickhouse::insert_settings;
 use serde_json::{Value as Json, json};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/modern/partitions.py");

@@ -14,8 +14,8 @@
 //! [`erasure`] defines `<table>_erasures`, the view that records erasure requests, and the SQL of
 //! erasure and retention.
 //!
-//! Column types are written once, as a modern server takes them; [`server_types`] turns them into
-//! what the legacy profile declares (`LowCardinality(T)` → `T`).
+//! Column types are written once, as a modern server takes them; [`super::types::server_types`]
+//! turns them into what the legacy profile declares (`LowCardinality(T)` → `T`).
 
 pub mod cluster;
 pub mod erasure;
@@ -23,7 +23,9 @@ pub mod upgrade;
 pub mod views;
 
 use crate::adjust::catalog::{CATALOG, Placeholder, is_hot};
-use crate::row::{COLD_KEYS, COLD_VALUES, Column, Profile, wire_columns};
+use crate::clickhouse::Profile;
+use crate::clickhouse::types::{self, server_types};
+use crate::row::{COLD_KEYS, COLD_VALUES, Column, wire_columns};
 
 /// The sorting key; its last element must stay `callback_id`.
 pub const ORDER_BY: &str = "(activity_kind, event_date, callback_id)";
@@ -42,48 +44,6 @@ const MODERN_INDEXES: &[&str] = &[
 /// How many recent insert tokens a modern server remembers per table; a retried or replayed batch
 /// whose `insert_deduplication_token` is among them is skipped.
 pub const DEDUP_WINDOW: u32 = 1000;
-
-/// The DDL's types as a server of `profile` takes them. The legacy profile (ClickHouse 18.16)
-/// declares `T` where modern servers have `LowCardinality(T)`: there the type is experimental,
-/// doubles the server's CPU per inserted row (9.7 → 5.3 µs in `scripts/bench-layouts.sh` with
-/// plain `String`), and cannot be created by queued `ON CLUSTER` DDL, which runs with the
-/// servers' own settings. The RowBinary of both is the same, so rows and the write-ahead log do
-/// not depend on it, and a table created earlier with `LowCardinality` keeps working.
-pub fn server_types(sql: String, profile: Profile) -> String {
-    if profile != Profile::Legacy {
-        return sql;
-    }
-    const LC: &str = "LowCardinality(";
-    let mut out = String::with_capacity(sql.len());
-    let mut rest = sql.as_str();
-    // Closing parentheses to drop: the depth at which each LowCardinality( opened.
-    let mut open: Vec<usize> = Vec::new();
-    let mut depth = 0usize;
-    while !rest.is_empty() {
-        if rest.starts_with(LC) {
-            open.push(depth);
-            depth += 1;
-            rest = &rest[LC.len()..];
-            continue;
-        }
-        let ch = rest.chars().next().expect("not empty");
-        match ch {
-            '(' => depth += 1,
-            ')' => {
-                depth = depth.saturating_sub(1);
-                if open.last() == Some(&depth) {
-                    open.pop();
-                    rest = &rest[1..];
-                    continue;
-                }
-            }
-            _ => {}
-        }
-        out.push(ch);
-        rest = &rest[ch.len_utf8()..];
-    }
-    out
-}
 
 /// Where the objects live.
 #[derive(Debug, Clone, Default)]
@@ -137,7 +97,7 @@ pub struct Statement {
 }
 
 fn column_ddl(c: &Column, profile: Profile) -> String {
-    let mut s = format!("    {} {}", c.name, c.ty(profile));
+    let mut s = format!("    {} {}", c.name, types::column_type(c, profile));
     if let Some(default) = crate::row::column_default(&c.name) {
         s.push(' ');
         s.push_str(default);
@@ -201,9 +161,9 @@ pub fn cold_column(p: &Placeholder, profile: Profile, target: &Target) -> ColdCo
     };
     ColdColumn {
         name: p.name,
-        ty: p.ty.ddl(profile),
+        ty: types::placeholder_type(p.ty, profile),
         kind,
-        expr: p.ty.from_text_sql(&cold_text_sql(p.name), profile),
+        expr: types::from_text_sql(p.ty, &cold_text_sql(p.name), profile),
     }
 }
 
@@ -216,9 +176,9 @@ pub fn cold_columns(profile: Profile, target: &Target) -> Vec<ColdColumn> {
         .map(|(_, p)| cold_column(p, profile, target))
         .chain(target.columns.iter().map(|c| ColdColumn {
             name: c.name,
-            ty: c.ty.ddl(profile),
+            ty: types::placeholder_type(c.ty, profile),
             kind: ColdKind::Default,
-            expr: c.ty.from_text_sql(&cold_text_sql(c.name), profile),
+            expr: types::from_text_sql(c.ty, &cold_text_sql(c.name), profile),
         }))
         .collect()
 }
@@ -268,7 +228,7 @@ pub fn create_table(profile: Profile, target: &Target) -> String {
         lines.push(format!(
             "    cold_map Map(String, String) ALIAS mapFromArrays({COLD_KEYS}, {COLD_VALUES})"
         ));
-        for c in wire.iter().filter(|c| c.nested) {
+        for c in wire.iter().filter(|c| c.nested()) {
             let map = if c.name == "extra" {
                 "extra_map".to_string()
             } else {
@@ -582,6 +542,40 @@ mod tests {
                 "{path} is out of date: run `cargo run -- schema --profile {} > {path}`",
                 profile.as_str()
             );
+        }
+    }
+
+    #[test]
+    fn every_documented_placeholder_has_a_typed_column_in_both_profiles() {
+        let list = include_str!("../../../tests/fixtures/adjust_placeholders.txt");
+        let names: Vec<&str> = list
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect();
+        assert!(names.len() >= 200, "the list holds {} names", names.len());
+        let target = Target {
+            database: "adjust".into(),
+            table: "callbacks".into(),
+            physical: Vec::new(),
+            columns: Vec::new(),
+            cluster: None,
+        };
+        for profile in [Profile::Legacy, Profile::Modern] {
+            let ddl = create_table(profile, &target);
+            for name in &names {
+                let col = crate::row::columns()
+                    .into_iter()
+                    .find(|c| c.name == *name)
+                    .unwrap_or_else(|| panic!("{name}: no column"));
+                assert!(
+                    ddl.contains(&format!(
+                        "\n    {name} {}",
+                        crate::clickhouse::types::column_type(&col, profile)
+                    )),
+                    "{name} missing from the {profile:?} DDL"
+                );
+            }
         }
     }
 }

@@ -21,7 +21,9 @@
 
 use crate::adjust::activity::{ACTIVITIES, Activity, views};
 use crate::adjust::catalog::{CATALOG, Ty};
-use crate::row::{HEAD, Profile};
+use crate::clickhouse::Profile;
+use crate::clickhouse::types::quote_list;
+use crate::row::HEAD;
 
 use super::{DEDUP_WINDOW, Statement, Target, cluster};
 
@@ -58,19 +60,11 @@ pub fn create_view(view: &View, profile: Profile, target: &Target) -> String {
         target.on_cluster(),
         wrap(&columns(view, profile), "    ", 100),
         target.table(),
-        quoted(&view.kinds())
+        quote_list(&view.kinds())
     )
 }
 
 /// `'a', 'b'`.
-fn quoted(kinds: &[&str]) -> String {
-    kinds
-        .iter()
-        .map(|k| format!("'{k}'"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// A `Nested(key, value)` column as a view selects it: the two arrays (the shape 18.16 knows),
 /// and on modern servers the table's `Map` ALIAS column too.
 fn nested(name: &str, profile: Profile) -> Vec<String> {
@@ -268,7 +262,7 @@ impl Rollup {
             cluster::engine("SummingMergeTree", &[&sums], &storage),
             Self::names(self.keys),
         );
-        super::server_types(sql, profile)
+        crate::clickhouse::types::server_types(sql, profile)
     }
 
     /// The rollup table as a [`Target`] (on a cluster the `Distributed` one; its rows are in
@@ -316,7 +310,7 @@ impl Rollup {
             select = select.join(",\n"),
             // On a cluster the local table: the view runs on the node that receives the rows.
             source = target.storage().table(),
-            kinds = quoted(&self.kinds()),
+            kinds = quote_list(&self.kinds()),
             keys = Self::names(self.keys),
         )
     }
@@ -496,7 +490,7 @@ mod tests {
     /// says are only in the table are those without a view.
     #[test]
     fn the_readme_describes_every_view() {
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../../README.md");
         let section = readme
             .split("\n## Views and rollups\n")
             .nth(1)

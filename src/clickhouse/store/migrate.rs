@@ -1,8 +1,9 @@
 //! `migrate`: create or upgrade the ClickHouse objects for the connected server's generation,
 //! add what the table lacks, promote `--physical` placeholders, and move a table of the first
-//! layout to the two-tier one ([`crate::schema::upgrade`]).
+//! layout to the two-tier one ([`crate::clickhouse::schema::upgrade`]).
 
 use super::{ClickHouseStore, ErrorClass, Profile, StoreError, Target, row, schema, upgrade};
+use crate::clickhouse::quote;
 
 /// What `migrate` did.
 #[derive(Debug, Default)]
@@ -27,10 +28,6 @@ pub struct Upgraded {
     pub seconds: f64,
     /// Where the old table was kept.
     pub kept_as: String,
-}
-
-fn sql_str(s: &str) -> String {
-    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 impl ClickHouseStore {
@@ -180,7 +177,7 @@ impl ClickHouseStore {
         }
         let sql = format!(
             "SELECT table, name, type FROM system.columns WHERE database = {}",
-            sql_str(&target.database)
+            quote(&target.database)
         );
         let rows = self.rows(Profile::Legacy, &sql).await?;
         let ty = |table: &str, name: &str| {
@@ -211,8 +208,8 @@ impl ClickHouseStore {
     pub(super) async fn columns_of(&self, t: &Target) -> Result<Vec<(String, String)>, StoreError> {
         let sql = format!(
             "SELECT name, default_kind FROM system.columns WHERE database = {} AND table = {}",
-            sql_str(&t.database),
-            sql_str(&t.table)
+            quote(&t.database),
+            quote(&t.table)
         );
         Ok(self
             .rows(Profile::Legacy, &sql)
@@ -242,12 +239,12 @@ impl ClickHouseStore {
         let names = schema::cluster::objects(target);
         let list = names
             .iter()
-            .map(|n| sql_str(n))
+            .map(|n| quote(n))
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!(
             "SELECT count() FROM system.tables WHERE database = {} AND name IN ({list})",
-            sql_str(&target.database)
+            quote(&target.database)
         );
         if self.count(Profile::Legacy, &sql).await? != names.len() as u64 {
             return Ok(false);
@@ -276,7 +273,7 @@ impl ClickHouseStore {
         let fail = |message: String| Err(StoreError::new(ErrorClass::Transient, None, message));
         let sql = format!(
             "SELECT count() FROM system.clusters WHERE cluster = {}",
-            sql_str(cluster)
+            quote(cluster)
         );
         if self.count(Profile::Legacy, &sql).await? == 0 {
             return fail(format!(
@@ -286,8 +283,8 @@ impl ClickHouseStore {
         }
         let sql = format!(
             "SELECT engine FROM system.tables WHERE database = {} AND name = {}",
-            sql_str(&target.database),
-            sql_str(&target.table)
+            quote(&target.database),
+            quote(&target.table)
         );
         if let Some(engine) = self
             .rows(Profile::Legacy, &sql)
@@ -339,7 +336,7 @@ impl ClickHouseStore {
         let target = &self.config.target;
         // On a cluster: the local tables, on every node.
         let table = format!("{}{}", target.storage().table(), target.on_cluster());
-        let fit = |sql: String| schema::server_types(sql, profile);
+        let fit = |sql: String| crate::clickhouse::types::server_types(sql, profile);
         let mut added = Vec::new();
         let mut promoted = Vec::new();
         if target.cluster.is_some() {
@@ -355,7 +352,7 @@ impl ClickHouseStore {
                 let sql = format!(
                     "ALTER TABLE {table} ADD COLUMN {} {}{}",
                     c.name,
-                    c.ty(profile),
+                    crate::clickhouse::types::column_type(&c, profile),
                     row::column_default(&c.name).map_or(String::new(), |d| format!(" {d}"))
                 );
                 self.execute(profile, &fit(sql)).await?;
@@ -428,8 +425,11 @@ impl ClickHouseStore {
                 && have.iter().any(|(h, k)| h == name && k == "ALIAS")
             {
                 let sql = format!("ALTER TABLE {table} MODIFY COLUMN {}", c.definition());
-                self.execute(profile, &schema::server_types(sql, profile))
-                    .await?;
+                self.execute(
+                    profile,
+                    &crate::clickhouse::types::server_types(sql, profile),
+                )
+                .await?;
                 promoted.push(name.to_string());
             } else if !exists {
                 continue;
@@ -476,7 +476,7 @@ impl ClickHouseStore {
         };
         let sql = format!(
             "SELECT shard_num, replica_num, host_address, port FROM system.clusters WHERE cluster = {} ORDER BY shard_num, replica_num",
-            sql_str(cluster)
+            quote(cluster)
         );
         let rows = self.rows(Profile::Legacy, &sql).await?;
         if rows.is_empty() {
@@ -490,11 +490,7 @@ impl ClickHouseStore {
             ));
         }
         let want = schema::cluster::objects(target);
-        let names = want
-            .iter()
-            .map(|n| sql_str(n))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let names = want.iter().map(|n| quote(n)).collect::<Vec<_>>().join(", ");
         let mut out = Vec::new();
         for r in rows {
             let [shard, replica, host, port] = &r[..] else {
@@ -507,8 +503,8 @@ impl ClickHouseStore {
             };
             let sql = format!(
                 "SELECT name FROM remote({}, system.tables) WHERE database = {} AND name IN ({names})",
-                sql_str(&address),
-                sql_str(&target.database)
+                quote(&address),
+                quote(&target.database)
             );
             let state = match self.rows(Profile::Legacy, &sql).await {
                 Ok(found) => {

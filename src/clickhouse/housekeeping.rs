@@ -14,13 +14,13 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use super::{Profile, quote};
+use crate::clickhouse::schema::erasure::{self, Request};
 use crate::config::Housekeeping;
 use crate::metrics::Metrics;
-use crate::row::Profile;
-use crate::schema::erasure::{self, Request};
 
-use super::StoreError;
-use super::clickhouse::ClickHouseStore;
+use super::store::ClickHouseStore;
+use crate::sink::StoreError;
 
 /// How many requests one erasure round takes on.
 const BATCH: usize = 1000;
@@ -145,9 +145,9 @@ async fn erase(
         store,
         &format!(
             "SELECT count() FROM system.mutations WHERE database = {} AND table IN ({}, {}) AND is_done = 0",
-            erasure::quote(&target.database),
-            erasure::quote(&target.table),
-            erasure::quote(&format!("{}_rejects", target.table)),
+            quote(&target.database),
+            quote(&target.table),
+            quote(&format!("{}_rejects", target.table)),
         ),
     )
     .await?;
@@ -216,8 +216,8 @@ async fn retain(
         let partitions: Vec<u32> = store
             .select(&format!(
                 "SELECT DISTINCT partition FROM system.parts WHERE database = {} AND table = {} AND active",
-                erasure::quote(db),
-                erasure::quote(name)
+                quote(db),
+                quote(name)
             ))
             .await?
             .into_iter()

@@ -8,7 +8,8 @@
 //! one that does not is dropped in the new table and copied again.
 
 use crate::adjust::catalog::{CATALOG, is_hot};
-use crate::row::{COLD_KEYS, COLD_VALUES, Column, INGEST_CALLBACK, Profile, wire_columns};
+use crate::clickhouse::{Profile, quote};
+use crate::row::{COLD_KEYS, COLD_VALUES, Column, INGEST_CALLBACK, wire_columns};
 
 use super::Target;
 
@@ -33,7 +34,12 @@ pub fn copy_partition(profile: Profile, old: &Target, new: &Target, partition: u
         .iter()
         .enumerate()
         .filter(|(i, _)| !is_hot(*i))
-        .map(|(_, p)| (format!("'{}'", p.name), p.ty.to_text_sql(p.name, profile)))
+        .map(|(_, p)| {
+            (
+                quote(p.name),
+                crate::clickhouse::types::to_text_sql(p.ty, p.name, profile),
+            )
+        })
         .collect();
     let keys = cold
         .iter()

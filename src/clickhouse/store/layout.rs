@@ -1,5 +1,5 @@
 //! Moving a table of the first release's layout to the two-tier one (see
-//! [`crate::schema::upgrade`]): copied partition by partition, counts checked, swapped with one
+//! [`crate::clickhouse::schema::upgrade`]): copied partition by partition, counts checked, swapped with one
 //! `RENAME`.
 
 use super::migrate::Upgraded;
@@ -37,10 +37,13 @@ impl ClickHouseStore {
                     "ALTER TABLE {} ADD COLUMN {} {}",
                     old.table(),
                     c.name,
-                    c.ty(profile)
+                    crate::clickhouse::types::column_type(&c, profile)
                 );
-                self.execute(profile, &schema::server_types(sql, profile))
-                    .await?;
+                self.execute(
+                    profile,
+                    &crate::clickhouse::types::server_types(sql, profile),
+                )
+                .await?;
             }
         }
         self.execute(profile, &schema::create_table(profile, &new))

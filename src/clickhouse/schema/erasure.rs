@@ -12,6 +12,7 @@
 
 use crate::adjust::catalog::is_hot;
 use crate::adjust::decode::index_of;
+use crate::clickhouse::quote;
 
 use super::{Statement, Target, cold_text_sql};
 
@@ -93,21 +94,6 @@ pub fn view_statement(target: &Target) -> Statement {
             pairs.join(", ")
         ),
     }
-}
-
-/// A string literal for ClickHouse SQL.
-pub fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('\'');
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\'' => out.push_str("\\'"),
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
-    out
 }
 
 /// One pending request: the identifier's kind and its stored value.

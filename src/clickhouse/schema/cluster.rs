@@ -16,6 +16,7 @@
 //! - Per-activity views over the `Distributed` table.
 
 use super::{Statement, Target};
+use crate::clickhouse::quote;
 
 /// Suffix of the replicated tables that hold the rows on each node.
 pub const LOCAL_SUFFIX: &str = "_local";
@@ -44,10 +45,7 @@ pub fn engine(engine: &str, params: &[&str], storage: &Target) -> String {
         None if params.is_empty() => engine.to_string(),
         None => format!("{engine}({})", params.join(", ")),
         Some(_) => {
-            let mut args = vec![
-                format!("'{}'", zookeeper_path(storage)),
-                "'{replica}'".to_string(),
-            ];
+            let mut args = vec![quote(&zookeeper_path(storage)), "'{replica}'".to_string()];
             args.extend(params.iter().map(|p| p.to_string()));
             format!("Replicated{engine}({})", args.join(", "))
         }
@@ -136,8 +134,8 @@ pub fn objects(target: &Target) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::row::Profile;
-    use crate::schema::statements;
+    use crate::clickhouse::Profile;
+    use crate::clickhouse::schema::statements;
 
     fn target() -> Target {
         Target {
@@ -173,7 +171,7 @@ mod tests {
                 "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/adjust/callbacks_local', '{replica}')"
             ));
             // The single-server table's columns, partitioning and order, ALIAS columns included.
-            let single = crate::schema::create_table(
+            let single = crate::clickhouse::schema::create_table(
                 profile,
                 &Target {
                     cluster: None,
@@ -203,7 +201,7 @@ mod tests {
             assert!(sql.contains(
                 &"CREATE TABLE IF NOT EXISTS adjust.callbacks_rejects ON CLUSTER adjust_local AS adjust.callbacks_rejects_local\nENGINE = Distributed(adjust_local, adjust, callbacks_rejects_local, callback_id)"
             ));
-            for r in crate::schema::views::ROLLUPS {
+            for r in crate::clickhouse::schema::views::ROLLUPS {
                 let local = sql
                     .iter()
                     .find(|s| {
@@ -225,7 +223,7 @@ mod tests {
                     r.table
                 ))));
             }
-            for v in crate::schema::views::VIEWS {
+            for v in crate::clickhouse::schema::views::VIEWS {
                 let create = sql
                     .iter()
                     .find(|s| {

@@ -8,16 +8,17 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ::clickhouse::Client;
 use bytes::Bytes;
-use clickhouse::Client;
 use tokio::sync::Mutex;
 
-use super::classify::{ErrorClass, classify, code_of, is_privilege_code};
+use super::Profile;
 use super::connect::{self, SetupError};
 use super::credentials::Secret;
-use super::{Reject, Store, StoreError};
-use crate::row::{self, Profile, rowbinary as rb};
-use crate::schema::{self, Target, upgrade};
+use crate::clickhouse::schema::{self, Target, upgrade};
+use crate::row::{self, rowbinary as rb};
+use crate::sink::classify::{ErrorClass, classify, code_of, is_privilege_code};
+use crate::sink::{Reject, Store, StoreError};
 
 /// How to reach ClickHouse. `Debug` shows no password.
 #[derive(Debug, Clone)]
