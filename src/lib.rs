@@ -8,39 +8,38 @@
 //! ```
 //!
 //! # Layout
-//! - [`adjust`]: the Adjust domain (placeholder catalog and its hot tier, the activity table,
-//!   decoding, callback id).
-//! - [`row`]: [`row::build`], the one way a callback becomes a row; the table's columns (two
-//!   storage tiers), each placeholder type's behaviour ([`row::ty`]), RowBinary, and the privacy
-//!   settings applied while a row is built.
-//! - [`schema`]: the DDL for legacy (18.16) and modern ClickHouse, views, rollups, and the move from
-//!   the first release's layout, erasure requests.
-//! - [`pipeline`]: the queue seam ([`pipeline::queue`]), batches, memory queue, write-ahead log,
-//!   batcher and delivery.
-//! - [`sink`]: the store seam, the ClickHouse store (HTTPS, credentials, migrate), error classes,
-//!   and the housekeeping beside delivery (erasure, retention).
-//! - [`clock`]: the one wall clock.
-//! - [`http`]: callback and admin listeners, allowlist, callback token, TLS, edge limits.
+//! Lower layers never import higher ones (checked by `tests/layers.rs`):
+//! - [`clock`], [`shutdown`], [`settings`] (what every settings section shares): leaves.
+//! - [`adjust`]: the Adjust domain (placeholder catalog, the activity table, decoding, callback
+//!   id).
 //! - [`metrics`]: every Prometheus metric.
-//! - [`cli`], [`config`]: command line and validated settings.
-//! - [`callback_url`]: the callback URLs to paste into Adjust (`callback-url`), from the catalog.
-//! - [`replay`]: the `replay` and `check` commands.
-//! - [`import`]: the `import` (backfill from Adjust's CSV exports) and `reconcile` commands.
-//! - [`serve`]: start-up and shutdown; [`shutdown`]: the shared stop state.
+//! - [`row`]: [`row::build`], the one way a callback or an export row becomes a row; the
+//!   columns and their types (two storage tiers), RowBinary, privacy; the Rows settings section.
+//! - [`sink`]: the seams in front of the store: [`sink::Store`] (delivery) and [`sink::Admin`]
+//!   (queries and statements), error classes, and an in-memory twin for unit tests.
+//! - [`pipeline`]: the queue seam, batches, memory queue, write-ahead log, batcher and delivery;
+//!   the Queue and delivery settings section and the one place a deliverer is assembled.
+//! - [`http`]: callback and admin listeners, allowlist, callback token, TLS, edge limits; the
+//!   Edge settings section.
+//! - [`clickhouse`]: everything said to ClickHouse: server generations, type names, quoting,
+//!   DDL, views and rollups, the store, migrate, layout moves, housekeeping (erasure,
+//!   retention); the Connection, Target table and Housekeeping settings sections.
+//! - [`callback_url`]: the callback URLs to paste into Adjust, from the catalog.
+//! - [`cli`]: the commands, each flattening the sections it needs; [`commands`]: one module per
+//!   command (`serve`, `migrate`, `schema`, `callback-url`, `replay`, `check`, `import`,
+//!   `reconcile`).
 
 pub mod adjust;
 pub mod callback_url;
 pub mod cli;
 pub mod clickhouse;
 pub mod clock;
-pub mod config;
+pub mod commands;
 pub mod http;
-pub mod import;
 pub mod metrics;
 pub mod pipeline;
-pub mod replay;
 pub mod row;
-pub mod serve;
+pub mod settings;
 pub mod shutdown;
 pub mod sink;
 

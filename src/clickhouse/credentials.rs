@@ -3,43 +3,7 @@
 
 use std::fmt;
 
-/// A password. `Debug` and `Display` print `***`; only [`Secret::expose`] gives the value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The value, to hand to the client. Never log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-/// For clap: `--clickhouse-password VALUE`.
-impl From<String> for Secret {
-    fn from(value: String) -> Secret {
-        Secret(value)
-    }
-}
+pub use crate::settings::Secret;
 
 /// A ClickHouse URL as given (it may hold `user:password@`). `Debug` and `Display` show it
 /// with the password redacted.
@@ -124,7 +88,7 @@ pub fn split_url(raw: &str) -> Result<SplitUrl, String> {
         "" => None,
         u => Some(decode(u)?),
     };
-    let password = url.password().map(decode).transpose()?.map(Secret);
+    let password = url.password().map(decode).transpose()?.map(Secret::new);
     // Both always succeed for http(s) URLs, which have a host.
     let _ = url.set_username("");
     let _ = url.set_password(None);

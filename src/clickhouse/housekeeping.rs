@@ -16,11 +16,52 @@ use std::time::Duration;
 
 use super::{Profile, quote};
 use crate::clickhouse::schema::erasure::{self, Request};
-use crate::config::Housekeeping;
 use crate::metrics::Metrics;
+use crate::settings::{ConfigError, err, positive_duration};
 
 use super::store::ClickHouseStore;
 use crate::sink::StoreError;
+
+/// The Housekeeping section of the command line (`serve`).
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Housekeeping")]
+pub struct HousekeepingArgs {
+    /// Keep callbacks and rejects this many days (by `event_date` and `rejected_at`), then
+    /// remove them: a TTL on modern servers, whole monthly partitions dropped hourly on 18.16.
+    #[arg(long, value_name = "DAYS", env = "ADJUST_SINK_RETENTION")]
+    pub retention: Option<u32>,
+
+    /// How often erasure requests (`gdpr_forget_device` callbacks) are carried out.
+    #[arg(long, env = "ADJUST_SINK_ERASURE_INTERVAL", default_value = "60s")]
+    pub erasure_interval: String,
+
+    /// Do not erase a device's rows on `gdpr_forget_device` (requests are still recorded in
+    /// `<table>_erasures`).
+    #[arg(long, env = "ADJUST_SINK_NO_ERASURE")]
+    pub no_erasure: bool,
+}
+
+/// Retention and erasure, validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Housekeeping {
+    /// `--retention` days.
+    pub retention_days: Option<u32>,
+    /// `--erasure-interval`; `None` with `--no-erasure`.
+    pub erasure_interval: Option<Duration>,
+}
+
+impl HousekeepingArgs {
+    pub fn settings(&self) -> Result<Housekeeping, ConfigError> {
+        if self.retention == Some(0) {
+            return err("--retention must be at least 1 day");
+        }
+        let interval = positive_duration("--erasure-interval", &self.erasure_interval)?;
+        Ok(Housekeeping {
+            retention_days: self.retention,
+            erasure_interval: (!self.no_erasure).then_some(interval),
+        })
+    }
+}
 
 /// How many requests one erasure round takes on.
 const BATCH: usize = 1000;

@@ -16,6 +16,7 @@ pub mod connect;
 pub mod credentials;
 pub mod housekeeping;
 pub mod schema;
+pub mod settings;
 pub mod store;
 pub mod types;
 

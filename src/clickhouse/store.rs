@@ -18,7 +18,7 @@ use super::credentials::Secret;
 use crate::clickhouse::schema::{self, Target, upgrade};
 use crate::row::{self, rowbinary as rb};
 use crate::sink::classify::{ErrorClass, classify, code_of, is_privilege_code};
-use crate::sink::{Reject, Store, StoreError};
+use crate::sink::{Admin, Reject, Store, StoreError};
 
 /// How to reach ClickHouse. `Debug` shows no password.
 #[derive(Debug, Clone)]
@@ -429,6 +429,16 @@ impl Store for ClickHouseStore {
         }
         self.send(&self.rejects_sql, profile, Bytes::from(data), None)
             .await
+    }
+}
+
+impl Admin for ClickHouseStore {
+    async fn select(&self, sql: &str) -> Result<Vec<Vec<String>>, StoreError> {
+        ClickHouseStore::select(self, sql).await
+    }
+
+    async fn execute(&self, sql: &str) -> Result<(), StoreError> {
+        self.run_sql(sql).await.map(|_| ())
     }
 }
 

@@ -17,6 +17,7 @@ pub mod allowlist;
 pub mod conn;
 pub mod edge;
 pub mod longuri;
+pub mod settings;
 pub mod tls;
 pub mod token;
 

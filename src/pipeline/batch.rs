@@ -30,8 +30,11 @@ pub struct Batch {
     pub started: Option<Instant>,
     /// Set by the write-ahead log; `None` for the memory queue.
     pub log: Option<LogRange>,
-    /// Random, for batches that are not in a log (a memory batch is never re-sent after a crash).
+    /// For batches that are not in a log: random for a memory batch (never re-sent after a
+    /// crash), derived from the content for an imported one (the same rows, the same token).
     nonce: u64,
+    /// The token's prefix for batches that are not in a log (`mem`, `import`).
+    origin: &'static str,
 }
 
 impl Default for Batch {
@@ -43,11 +46,22 @@ impl Default for Batch {
             started: None,
             log: None,
             nonce: rand::random(),
+            origin: "mem",
         }
     }
 }
 
 impl Batch {
+    /// An empty batch of imported rows whose token is `import-<key>` (`key` derived from the
+    /// rows, so importing the same rows again mints the same token).
+    pub fn imported(key: u64) -> Batch {
+        Batch {
+            nonce: key,
+            origin: "import",
+            ..Batch::default()
+        }
+    }
+
     pub fn rows(&self) -> usize {
         self.offsets.len()
     }
@@ -69,7 +83,7 @@ impl Batch {
     pub fn token(&self, range: Range<usize>) -> String {
         let base = match &self.log {
             Some(l) => format!("wal-{:016x}-{}-{}", l.log_id, l.start, l.end),
-            None => format!("mem-{:016x}", self.nonce),
+            None => format!("{}-{:016x}", self.origin, self.nonce),
         };
         if range.start == 0 && range.end >= self.rows() {
             base

@@ -17,6 +17,7 @@ pub mod batcher;
 pub mod deliver;
 pub mod memory;
 pub mod queue;
+pub mod settings;
 pub mod wal;
 
 pub use batch::{Batch, LogRange};

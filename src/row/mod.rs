@@ -16,6 +16,7 @@
 mod build;
 pub mod privacy;
 pub mod rowbinary;
+pub mod settings;
 pub mod ty;
 
 pub use build::{Built, Options, Received, build, build_pairs};
@@ -272,6 +273,29 @@ pub fn encode(cb: &Callback<'_>, meta: &Meta<'_>, out: &mut Vec<u8>) {
 /// cold placeholders typed from their text as their `ALIAS` columns type them.
 pub fn read_row(row: &[u8]) -> Result<Vec<(Column, Cell)>, Malformed> {
     let mut r = Reader::new(row);
+    let out = read_cells(&mut r)?;
+    if !r.is_empty() {
+        return Err(Malformed(row.len()));
+    }
+    Ok(out)
+}
+
+/// Encoded rows, concatenated, cut back into rows.
+pub fn split_rows(data: &[u8]) -> Result<Vec<&[u8]>, Malformed> {
+    let mut rows = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        let mut r = Reader::new(rest);
+        read_cells(&mut r)?;
+        let (row, tail) = rest.split_at(r.position());
+        rows.push(row);
+        rest = tail;
+    }
+    Ok(rows)
+}
+
+/// Reads the cells of one row from `r`.
+fn read_cells(r: &mut Reader<'_>) -> Result<Vec<(Column, Cell)>, Malformed> {
     let mut out = Vec::with_capacity(CATALOG.len() + 16);
     let head = head_columns();
     let cells = [
@@ -286,7 +310,7 @@ pub fn read_row(row: &[u8]) -> Result<Vec<(Column, Cell)>, Malformed> {
     let mut hot: Vec<Option<(Cell, Option<Cell>)>> = vec![None; CATALOG.len()];
     for (i, p) in CATALOG.iter().enumerate() {
         if is_hot(i) {
-            let cell = p.ty.read(&mut r)?;
+            let cell = p.ty.read(r)?;
             let kv = (p.ty == Ty::Params).then(|| r.pairs()).transpose()?;
             hot[i] = Some((cell, kv.map(Cell::Pairs)));
         }
@@ -313,9 +337,6 @@ pub fn read_row(row: &[u8]) -> Result<Vec<(Column, Cell)>, Malformed> {
     }
     out.push((Column::pairs("extra"), Cell::Pairs(r.pairs()?)));
     out.push((Column::new("raw_query", "String"), Cell::Str(r.string()?)));
-    if !r.is_empty() {
-        return Err(Malformed(row.len()));
-    }
     Ok(out)
 }
 

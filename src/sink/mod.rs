@@ -1,11 +1,8 @@
 //! The seam in front of ClickHouse.
 //!
 //! - [`Store`]: what delivery needs from a store (insert a batch, insert rejected rows).
-//! - [`clickhouse`]: the real one (official `clickhouse` crate, RowBinary, LZ4), with `migrate`.
-//! - [`connect`]: its HTTP(S) client (rustls; system roots or `--clickhouse-ca`) and connection
-//!   errors explained.
-//! - [`credentials`]: passwords and URLs that never print their secret.
-//! - [`housekeeping`]: erasure requests and `--retention`, beside delivery.
+//! - [`Admin`]: queries and statements for the commands and housekeeping.
+//! - The real store is [`crate::clickhouse::store`].
 //! - [`classify`]: which ClickHouse errors are retried and which are caused by the data, decided
 //!   in one place.
 //! - `twin` (unit tests only): an in-memory store with fault injection.
@@ -61,6 +58,21 @@ impl Reject {
             row: row.to_vec(),
         }
     }
+}
+
+/// What the commands and housekeeping ask of the store besides inserts: read-only queries and
+/// statements, as SQL text made by [`crate::clickhouse`]. The ClickHouse store implements it,
+/// and so does the twin (from a script), so import's lookups, migrate's decisions and the
+/// housekeeping rounds have unit tests without a server.
+pub trait Admin: Send + Sync + 'static {
+    /// Runs a read-only query; its rows, split into fields.
+    fn select(
+        &self,
+        sql: &str,
+    ) -> impl Future<Output = Result<Vec<Vec<String>>, StoreError>> + Send;
+
+    /// Runs a statement.
+    fn execute(&self, sql: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// What delivery needs from a store.

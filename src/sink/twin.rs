@@ -3,11 +3,16 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 
-use super::{ErrorClass, Reject, Store, StoreError};
+use super::{Admin, ErrorClass, Reject, Store, StoreError};
+
+/// Answers the twin gives to queries: `None` for a query it was not scripted for.
+type Script = Box<dyn Fn(&str, &[Vec<u8>]) -> Option<Vec<Vec<String>>> + Send + Sync>;
 
 #[derive(Default)]
 pub struct TwinStore {
     state: Mutex<State>,
+    /// Answers to queries, given the rows stored so far.
+    script: Option<Script>,
 }
 
 #[derive(Default)]
@@ -18,6 +23,8 @@ struct State {
     faults: VecDeque<StoreError>,
     /// Rows (exact bytes) whose presence in an insert fails it with a data error.
     poison: Vec<Vec<u8>>,
+    /// Callback ids whose presence in an insert fails it with a data error (real rows).
+    poison_ids: Vec<u64>,
     rejects: Vec<Reject>,
     inserts: usize,
     /// Refuse, as a modern server does, an insert touching more partitions (months of the
@@ -29,11 +36,45 @@ struct State {
     hang: usize,
     /// Tokens of the inserts stored, in order.
     stored_tokens: Vec<String>,
+    /// Rows are rows of this crate's encoding (not the fixed-size test rows).
+    real_rows: bool,
+    /// Statements run through [`Admin::execute`], and queries through [`Admin::select`].
+    statements: Vec<String>,
+    queries: Vec<String>,
 }
 
 impl TwinStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A twin that stores rows of this crate's encoding and answers queries with `script`
+    /// (called with the SQL and the rows stored so far).
+    pub fn scripted(
+        script: impl Fn(&str, &[Vec<u8>]) -> Option<Vec<Vec<String>>> + Send + Sync + 'static,
+    ) -> Self {
+        let twin = TwinStore {
+            script: Some(Box::new(script)),
+            ..Self::default()
+        };
+        twin.state.lock().unwrap().real_rows = true;
+        twin
+    }
+
+    /// Refuse any insert holding a row with this callback id (a data error, as ClickHouse
+    /// names a value it cannot take).
+    pub fn poison_id(&self, callback_id: u64) {
+        self.state.lock().unwrap().poison_ids.push(callback_id);
+    }
+
+    /// Statements run so far.
+    pub fn statements(&self) -> Vec<String> {
+        self.state.lock().unwrap().statements.clone()
+    }
+
+    /// Queries run so far.
+    pub fn queries(&self) -> Vec<String> {
+        self.state.lock().unwrap().queries.clone()
     }
 
     /// The next `n` inserts fail with `class`.
@@ -127,7 +168,25 @@ impl Store for TwinStore {
         if let Some(e) = s.faults.pop_front() {
             return Err(e);
         }
-        let rows = split_rows(&data);
+        let rows = if s.real_rows {
+            crate::row::split_rows(&data)
+                .map_err(|e| StoreError::new(ErrorClass::Data, Some(33), e.to_string()))?
+                .into_iter()
+                .map(<[u8]>::to_vec)
+                .collect()
+        } else {
+            split_rows(&data)
+        };
+        if rows
+            .iter()
+            .any(|r| crate::row::callback_id_of(r).is_some_and(|id| s.poison_ids.contains(&id)))
+        {
+            return Err(StoreError::new(
+                ErrorClass::Data,
+                Some(27),
+                "Code: 27. poisoned row",
+            ));
+        }
         if let Some(max) = s.max_partitions {
             let mut months: Vec<Option<u32>> = rows
                 .iter()
@@ -171,6 +230,31 @@ impl Store for TwinStore {
             ));
         }
         s.rejects.extend_from_slice(rejects);
+        Ok(())
+    }
+}
+
+impl Admin for TwinStore {
+    async fn select(&self, sql: &str) -> Result<Vec<Vec<String>>, StoreError> {
+        let rows = {
+            let mut s = self.state.lock().unwrap();
+            s.queries.push(sql.to_string());
+            s.rows.clone()
+        };
+        self.script
+            .as_ref()
+            .and_then(|answer| answer(sql, &rows))
+            .ok_or_else(|| {
+                StoreError::new(
+                    ErrorClass::Unknown,
+                    Some(62),
+                    format!("the twin has no answer to {sql}"),
+                )
+            })
+    }
+
+    async fn execute(&self, sql: &str) -> Result<(), StoreError> {
+        self.state.lock().unwrap().statements.push(sql.to_string());
         Ok(())
     }
 }

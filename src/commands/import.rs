@@ -1,8 +1,9 @@
-//! `import` and `reconcile`: backfilling the table from Adjust's CSV exports, and measuring how
-//! many activities reached the sink as callbacks.
+//! `adjust-sink import`: backfilling the table from Adjust's CSV exports.
 //!
-//! An export row becomes a row exactly as a callback does ([`row::build_pairs`]: same typing, same
-//! `callback_id`), with `ingest_source = 'import'`. Activities the table already holds (by
+//! An export row becomes a row exactly as a callback does ([`row::build_pairs`] with the same row
+//! settings as `serve`: same typing, privacy and `callback_id`), with `ingest_source = 'import'`,
+//! and is delivered by the same deliverer (dedup tokens, retries, refused rows isolated into the
+//! rejects, batches cut by partition). Activities the table already holds (by
 //! `callback_id`) are skipped, so importing the same file twice adds nothing. Files are read as a
 //! stream, one batch at a time.
 
@@ -13,9 +14,65 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use rustc_hash::FxHashSet;
 
+use crate::cli::ImportArgs;
 use crate::clickhouse::store::ClickHouseStore;
-use crate::row::{self, INGEST_IMPORT};
-use crate::sink::Store;
+use crate::metrics::Metrics;
+use crate::pipeline::Batch;
+use crate::pipeline::deliver::Deliverer;
+use crate::row;
+use crate::shutdown::Shutdown;
+use crate::sink::{Admin, Store, StoreError};
+
+pub fn command(args: &ImportArgs) -> anyhow::Result<()> {
+    let target = args.table.target()?;
+    // The same row settings as `serve`: privacy, aliases and the table's own columns.
+    let options = args.rows.options(&target.columns)?;
+    let timeouts = args.delivery.timeouts()?;
+    let config = args
+        .connection
+        .config(target, !args.migrate.no_migrate, timeouts.insert)?;
+    let data_dir = args.data_dir.settings()?;
+    let table = config.target.table();
+    let metrics = Metrics::new();
+    let deliverer = data_dir.deliverer(ClickHouseStore::new(config)?, metrics.clone());
+    let shutdown = Shutdown::new();
+    let to = Destination {
+        deliverer: &deliverer,
+        table,
+        metrics: &metrics,
+        shutdown: &shutdown,
+    };
+    let summary = super::runtime()?.block_on(async {
+        let run = import(&to, &args.files, &options, args.batch_rows, print_progress);
+        let stop = super::serve::termination();
+        tokio::pin!(run, stop);
+        tokio::select! {
+            r = &mut run => r,
+            () = &mut stop => {
+                // Rows in flight get until the shutdown deadline; what did not land is not
+                // counted as new, and a second import picks it up.
+                shutdown.begin(timeouts.shutdown);
+                run.await
+            }
+        }
+    })?;
+    print!("{}", summary.render());
+    Ok(())
+}
+
+/// The progress line on stderr after every batch.
+fn print_progress(s: &Summary) {
+    let secs = s.elapsed.as_secs_f64().max(0.001);
+    eprintln!(
+        "adjust-sink: import: {} rows read ({:.0} rows/s), {} new, {} already present, {} refused, {} bad lines",
+        s.rows_read,
+        s.rows_read as f64 / secs,
+        s.new,
+        s.already_present,
+        s.rejected,
+        s.bad_lines.len()
+    );
+}
 
 /// A line of an export that could not be imported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +91,8 @@ pub struct Summary {
     pub already_present: u64,
     /// Activities written.
     pub new: u64,
+    /// Activities ClickHouse refused (kept in the rejects table, or the rejects file).
+    pub rejected: u64,
     pub bad_lines: Vec<BadLine>,
     pub elapsed: Duration,
 }
@@ -42,11 +101,12 @@ impl Summary {
     /// The summary as printed at the end (bad lines listed with their file and line number).
     pub fn render(&self) -> String {
         let mut out = format!(
-            "read {} rows in {:.1}s: {} already present, {} new, {} bad lines\n",
+            "read {} rows in {:.1}s: {} already present, {} new, {} refused by ClickHouse (kept in the rejects table), {} bad lines\n",
             self.rows_read,
             self.elapsed.as_secs_f64(),
             self.already_present,
             self.new,
+            self.rejected,
             self.bad_lines.len()
         );
         const SHOWN: usize = 100;
@@ -90,17 +150,27 @@ fn open(path: &str) -> anyhow::Result<Box<dyn Read>> {
     })
 }
 
-/// Rows waiting for their existence check and insert.
+/// Rows waiting for their existence check and delivery.
 struct Pending {
     ids: Vec<u64>,
     rows: Vec<Vec<u8>>,
     seen: FxHashSet<u64>,
 }
 
-/// Imports export files into the table of `store`, `batch_rows` activities per check and insert;
-/// `progress` is called after every batch and at the end with the summary so far.
-pub async fn import(
-    store: &ClickHouseStore,
+/// Where an import delivers: the same deliverer as `serve` (dedup tokens, retries, refused rows
+/// isolated into the rejects, batches cut by partition), and the table it looks ids up in.
+pub struct Destination<'a, S> {
+    pub deliverer: &'a Deliverer<S>,
+    /// `db.table` of the callbacks.
+    pub table: String,
+    pub metrics: &'a Metrics,
+    pub shutdown: &'a Shutdown,
+}
+
+/// Imports export files, `batch_rows` activities per lookup and delivery; `progress` is called
+/// after every batch and at the end with the summary so far.
+pub async fn import<S: Store + Admin>(
+    to: &Destination<'_, S>,
     files: &[String],
     options: &row::Options,
     batch_rows: usize,
@@ -173,7 +243,7 @@ pub async fn import(
             pending.ids.push(built.callback_id);
             pending.rows.push(built.row);
             if pending.ids.len() >= batch_rows.max(1) {
-                flush(store, &mut pending, &mut summary).await?;
+                flush(to, &mut pending, &mut summary).await?;
                 summary.elapsed = started.elapsed();
                 progress(&summary);
             }
@@ -186,166 +256,75 @@ pub async fn import(
             });
         }
     }
-    flush(store, &mut pending, &mut summary).await?;
+    flush(to, &mut pending, &mut summary).await?;
     summary.elapsed = started.elapsed();
     progress(&summary);
     Ok(summary)
 }
 
-/// Checks which pending activities the table holds, inserts the others.
-async fn flush(
-    store: &ClickHouseStore,
+/// How many ids one lookup names: the query stays well under ClickHouse's `max_query_size`.
+const LOOKUP_IDS: usize = 5_000;
+
+/// Which of `ids` the table already holds.
+pub async fn existing_ids(
+    admin: &impl Admin,
+    table: &str,
+    ids: &[u64],
+) -> Result<FxHashSet<u64>, StoreError> {
+    let mut present = FxHashSet::default();
+    for chunk in ids.chunks(LOOKUP_IDS) {
+        let list: Vec<String> = chunk.iter().map(u64::to_string).collect();
+        let sql = format!(
+            "SELECT DISTINCT callback_id FROM {table} WHERE callback_id IN ({})",
+            list.join(",")
+        );
+        present.extend(
+            admin
+                .select(&sql)
+                .await?
+                .iter()
+                .filter_map(|r| r.first()?.parse::<u64>().ok()),
+        );
+    }
+    Ok(present)
+}
+
+/// Looks up which pending activities the table holds, delivers the others.
+async fn flush<S: Store + Admin>(
+    to: &Destination<'_, S>,
     pending: &mut Pending,
     summary: &mut Summary,
 ) -> anyhow::Result<()> {
     if pending.ids.is_empty() {
         return Ok(());
     }
-    let target = &store.config().target;
-    // At most 5,000 ids per lookup: the query stays well under ClickHouse's max_query_size.
-    let mut present: FxHashSet<u64> = FxHashSet::default();
-    for ids in pending.ids.chunks(5_000) {
-        let list: Vec<String> = ids.iter().map(u64::to_string).collect();
-        let sql = format!(
-            "SELECT DISTINCT callback_id FROM {} WHERE callback_id IN ({})",
-            target.table(),
-            list.join(",")
-        );
-        present.extend(
-            store
-                .select(&sql)
-                .await
-                .context("looking up activities already in the table")?
-                .iter()
-                .filter_map(|r| r.first()?.parse::<u64>().ok()),
-        );
-    }
-    let mut data = Vec::new();
-    let mut rows = 0;
-    let mut token = xxhash_rust::xxh3::Xxh3::new();
-    for (id, row) in pending.ids.iter().zip(&pending.rows) {
-        if present.contains(id) {
-            summary.already_present += 1;
-        } else {
-            token.update(&id.to_le_bytes());
-            data.extend_from_slice(row);
-            rows += 1;
+    let present = existing_ids(to.deliverer.store(), &to.table, &pending.ids)
+        .await
+        .context("looking up activities already in the table")?;
+    let mut key = xxhash_rust::xxh3::Xxh3::new();
+    let new: Vec<usize> = (0..pending.ids.len())
+        .filter(|&i| !present.contains(&pending.ids[i]))
+        .inspect(|&i| key.update(&pending.ids[i].to_le_bytes()))
+        .collect();
+    summary.already_present += (pending.ids.len() - new.len()) as u64;
+    if !new.is_empty() {
+        let mut batch = Batch::imported(key.digest());
+        for &i in &new {
+            batch.push(&pending.rows[i]);
         }
-    }
-    if rows > 0 {
-        let token = format!("import-{:016x}", token.digest());
-        store
-            .insert(data.into(), rows, &token)
+        batch.freeze();
+        let rejected_before = to.metrics.rows_rejected.total();
+        to.deliverer
+            .deliver(&batch, to.shutdown)
             .await
-            .context("inserting imported rows")?;
-        summary.new += rows as u64;
+            .map_err(|e| anyhow::anyhow!("delivering imported rows: {e}"))?;
+        let rejected = to.metrics.rows_rejected.total() - rejected_before;
+        summary.rejected += rejected;
+        summary.new += new.len() as u64 - rejected;
     }
     pending.ids.clear();
     pending.rows.clear();
     Ok(())
-}
-
-/// One line of `reconcile`: a day and activity kind.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Reconciled {
-    pub day: String,
-    pub activity_kind: String,
-    /// Activities that reached the sink as callbacks.
-    pub from_callbacks: u64,
-    /// Activities only an export had (`ingest_source = 'import'`).
-    pub only_export: u64,
-    /// `from_callbacks` of all, in percent.
-    pub completeness: f64,
-}
-
-/// The `reconcile` query: per day and activity kind, distinct activities by how they arrived
-/// (`FINAL`: each activity once).
-pub fn reconcile_sql(table: &str, since: Option<&str>) -> String {
-    let filter = since.map_or(String::new(), |d| {
-        format!(" WHERE event_date >= toDate('{}')", d.replace('\'', ""))
-    });
-    format!(
-        "SELECT toString(event_date), activity_kind, \
-         uniqExactIf(callback_id, ingest_source != '{INGEST_IMPORT}'), \
-         uniqExactIf(callback_id, ingest_source = '{INGEST_IMPORT}') \
-         FROM {table} FINAL{filter} GROUP BY event_date, activity_kind \
-         ORDER BY event_date, activity_kind"
-    )
-}
-
-/// Runs the reconciliation.
-pub async fn reconcile(
-    store: &ClickHouseStore,
-    since: Option<&str>,
-) -> anyhow::Result<Vec<Reconciled>> {
-    if let Some(d) = since {
-        check_date(d)?;
-    }
-    let sql = reconcile_sql(&store.config().target.table(), since);
-    let rows = store.select(&sql).await.context("reconciling")?;
-    Ok(rows
-        .into_iter()
-        .filter(|r| r.len() == 4)
-        .map(|r| {
-            let from_callbacks = r[2].parse().unwrap_or(0);
-            let only_export = r[3].parse().unwrap_or(0);
-            Reconciled {
-                day: r[0].clone(),
-                activity_kind: r[1].clone(),
-                from_callbacks,
-                only_export,
-                completeness: completeness(from_callbacks, only_export),
-            }
-        })
-        .collect())
-}
-
-fn check_date(d: &str) -> anyhow::Result<()> {
-    let b = d.as_bytes();
-    let ok = b.len() == 10
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
-    anyhow::ensure!(ok, "--since `{d}` is not a date (YYYY-MM-DD)");
-    Ok(())
-}
-
-/// Callbacks of all activities, in percent (100 when there are none).
-pub fn completeness(from_callbacks: u64, only_export: u64) -> f64 {
-    let all = from_callbacks + only_export;
-    if all == 0 {
-        100.0
-    } else {
-        from_callbacks as f64 * 100.0 / all as f64
-    }
-}
-
-/// The reconciliation as an aligned table, with a total line.
-pub fn render_table(rows: &[Reconciled]) -> String {
-    let mut out = format!(
-        "{:<10}  {:<24}  {:>14}  {:>11}  {:>12}\n",
-        "day", "activity_kind", "from_callbacks", "only_export", "completeness"
-    );
-    for r in rows {
-        out.push_str(&format!(
-            "{:<10}  {:<24}  {:>14}  {:>11}  {:>11.1}%\n",
-            r.day, r.activity_kind, r.from_callbacks, r.only_export, r.completeness
-        ));
-    }
-    let (cb, ex) = rows.iter().fold((0, 0), |(a, b), r| {
-        (a + r.from_callbacks, b + r.only_export)
-    });
-    out.push_str(&format!(
-        "{:<10}  {:<24}  {:>14}  {:>11}  {:>11.1}%\n",
-        "total",
-        "",
-        cb,
-        ex,
-        completeness(cb, ex)
-    ));
-    out
 }
 
 #[cfg(test)]
@@ -357,27 +336,5 @@ mod tests {
         assert_eq!(header_name("{adid}"), "adid");
         assert_eq!(header_name(" adid "), "adid");
         assert_eq!(header_name("\u{feff}{activity_kind}"), "activity_kind");
-    }
-
-    #[test]
-    fn completeness_in_percent() {
-        assert_eq!(completeness(90, 10), 90.0);
-        assert_eq!(completeness(0, 0), 100.0);
-        let t = render_table(&[Reconciled {
-            day: "2024-01-01".into(),
-            activity_kind: "install".into(),
-            from_callbacks: 9,
-            only_export: 1,
-            completeness: 90.0,
-        }]);
-        assert!(t.lines().nth(1).unwrap().ends_with("90.0%"), "{t}");
-        assert!(t.lines().last().unwrap().starts_with("total"), "{t}");
-    }
-
-    #[test]
-    fn since_must_be_a_date() {
-        assert!(check_date("2024-01-31").is_ok());
-        assert!(check_date("2024-01-31' OR 1").is_err());
-        assert!(reconcile_sql("adjust.callbacks", Some("2024-01-31")).contains("FINAL WHERE"));
     }
 }

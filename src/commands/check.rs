@@ -1,111 +1,23 @@
-//! `adjust-sink replay` and `adjust-sink check`: deliver or inspect a data directory without
-//! serving.
+//! `adjust-sink check`: what a data directory holds for delivery, and whether ClickHouse has the
+//! table this version writes (and, with `--cluster`, every node has it).
 
-use std::io::{IsTerminal, Write};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::cli::CheckArgs;
 use crate::clickhouse::store::{ClickHouseConfig, ClickHouseStore, ClusterNode, NodeState};
-use crate::metrics::Metrics;
-use crate::pipeline::Limits;
-use crate::pipeline::batcher::{self, Finished};
-use crate::pipeline::deliver::{Backoff, Deliverer, RejectsFile, share_of_budget};
 use crate::pipeline::wal::inspect::{Inspection, inspect};
-use crate::pipeline::wal::{Wal, WalConfig};
-use crate::shutdown::Shutdown;
 use crate::sink::StoreError;
 use crate::sink::classify::is_privilege_code;
 
-/// What a replay did.
-#[derive(Debug)]
-pub struct Summary {
-    pub rows_written: u64,
-    pub rows_rejected: u64,
-    pub batches: u64,
-    pub elapsed: Duration,
-    pub finished: Finished,
-}
-
-/// Delivers every pending record of `data_dir`'s log to ClickHouse, with a progress line on
-/// stderr, until the log is drained or `stop` resolves.
-pub async fn replay(
-    data_dir: &Path,
-    clickhouse: ClickHouseConfig,
-    limits: Limits,
-    stop: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<Summary> {
-    let wal_dir = data_dir.join("wal");
-    let before = inspect(&wal_dir)?;
-    let metrics = Metrics::new();
-    let config = WalConfig {
-        dir: wal_dir.clone(),
-        segment_bytes: 64 << 20,
-        disk_budget: u64::MAX,
-        max_pending_bytes: 0,
-    };
-    let store = ClickHouseStore::new(clickhouse)?;
-    store.probe_at_start().await?;
-    let (wal, reader, _) = Wal::open(config, metrics.clone())?;
-    // Nothing new comes in: delivery ends once everything durable is read and acknowledged.
-    wal.close();
-    let shutdown = Shutdown::new();
-    let deliverer = Deliverer::new(
-        store,
-        metrics.clone(),
-        Backoff::default(),
-        RejectsFile::new(data_dir.join("rejects.jsonl"), share_of_budget(u64::MAX)),
-    );
-    let started = Instant::now();
-    let run = batcher::run(reader, limits, deliverer, shutdown.clone(), metrics.clone());
-    let progress = progress(&metrics, before.pending_records, started);
-    tokio::pin!(run, stop);
-    let finished = tokio::select! {
-        f = &mut run => f,
-        () = progress => unreachable!("progress never ends"),
-        () = &mut stop => {
-            shutdown.begin(Duration::ZERO);
-            run.await
-        }
-    };
-    if std::io::stderr().is_terminal() {
-        eprintln!();
-    }
-    let rejected = metrics.rows_rejected.total();
-    let batches = metrics.flushes.total();
-    Ok(Summary {
-        rows_written: metrics.rows_written.get(),
-        rows_rejected: rejected,
-        batches,
-        elapsed: started.elapsed(),
-        finished,
-    })
-}
-
-/// Prints `rows delivered / pending` every half second (a bar on a terminal).
-async fn progress(metrics: &Metrics, total: u64, started: Instant) {
-    let tty = std::io::stderr().is_terminal();
-    loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let done = metrics.rows_written.get();
-        let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001);
-        let pct = if total == 0 {
-            100.0
-        } else {
-            (done as f64 * 100.0 / total as f64).min(100.0)
-        };
-        let width = 30;
-        let filled = (pct / 100.0 * width as f64) as usize;
-        let line = format!(
-            "replay [{}{}] {done}/{total} rows ({pct:.0}%), {rate:.0} rows/s",
-            "#".repeat(filled),
-            "-".repeat(width - filled)
-        );
-        if tty {
-            eprint!("\r{line}");
-            let _ = std::io::stderr().flush();
-        } else {
-            eprintln!("{line}");
-        }
+pub fn command(args: &CheckArgs) -> anyhow::Result<()> {
+    let clickhouse = args.clickhouse.config(false, Duration::from_secs(10))?;
+    let report = super::runtime()?.block_on(check(&args.data_dir, clickhouse))?;
+    print!("{}", report.render(&args.data_dir));
+    if report.is_healthy() {
+        Ok(())
+    } else {
+        anyhow::bail!("check found problems (see above)")
     }
 }
 

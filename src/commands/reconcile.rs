@@ -1,0 +1,151 @@
+//! `adjust-sink reconcile`: per day and activity kind, how many activities reached the sink as
+//! callbacks and how many only an export had (`import`).
+
+use anyhow::Context;
+
+use crate::cli::{ReconcileArgs, ReportFormat};
+use crate::clickhouse::store::ClickHouseStore;
+use crate::row::INGEST_IMPORT;
+
+pub fn command(args: &ReconcileArgs) -> anyhow::Result<()> {
+    let config = args
+        .clickhouse
+        .config(false, std::time::Duration::from_secs(60))?;
+    let store = ClickHouseStore::new(config)?;
+    let rows = super::runtime()?.block_on(reconcile(&store, args.since.as_deref()))?;
+    match args.format {
+        ReportFormat::Table => print!("{}", render_table(&rows)),
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+    }
+    Ok(())
+}
+
+/// One line of `reconcile`: a day and activity kind.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Reconciled {
+    pub day: String,
+    pub activity_kind: String,
+    /// Activities that reached the sink as callbacks.
+    pub from_callbacks: u64,
+    /// Activities only an export had (`ingest_source = 'import'`).
+    pub only_export: u64,
+    /// `from_callbacks` of all, in percent.
+    pub completeness: f64,
+}
+
+/// The `reconcile` query: per day and activity kind, distinct activities by how they arrived
+/// (`FINAL`: each activity once).
+pub fn reconcile_sql(table: &str, since: Option<&str>) -> String {
+    let filter = since.map_or(String::new(), |d| {
+        format!(" WHERE event_date >= toDate('{}')", d.replace('\'', ""))
+    });
+    format!(
+        "SELECT toString(event_date), activity_kind, \
+         uniqExactIf(callback_id, ingest_source != '{INGEST_IMPORT}'), \
+         uniqExactIf(callback_id, ingest_source = '{INGEST_IMPORT}') \
+         FROM {table} FINAL{filter} GROUP BY event_date, activity_kind \
+         ORDER BY event_date, activity_kind"
+    )
+}
+
+/// Runs the reconciliation.
+pub async fn reconcile(
+    store: &ClickHouseStore,
+    since: Option<&str>,
+) -> anyhow::Result<Vec<Reconciled>> {
+    if let Some(d) = since {
+        check_date(d)?;
+    }
+    let sql = reconcile_sql(&store.config().target.table(), since);
+    let rows = store.select(&sql).await.context("reconciling")?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| r.len() == 4)
+        .map(|r| {
+            let from_callbacks = r[2].parse().unwrap_or(0);
+            let only_export = r[3].parse().unwrap_or(0);
+            Reconciled {
+                day: r[0].clone(),
+                activity_kind: r[1].clone(),
+                from_callbacks,
+                only_export,
+                completeness: completeness(from_callbacks, only_export),
+            }
+        })
+        .collect())
+}
+
+fn check_date(d: &str) -> anyhow::Result<()> {
+    let b = d.as_bytes();
+    let ok = b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    anyhow::ensure!(ok, "--since `{d}` is not a date (YYYY-MM-DD)");
+    Ok(())
+}
+
+/// Callbacks of all activities, in percent (100 when there are none).
+pub fn completeness(from_callbacks: u64, only_export: u64) -> f64 {
+    let all = from_callbacks + only_export;
+    if all == 0 {
+        100.0
+    } else {
+        from_callbacks as f64 * 100.0 / all as f64
+    }
+}
+
+/// The reconciliation as an aligned table, with a total line.
+pub fn render_table(rows: &[Reconciled]) -> String {
+    let mut out = format!(
+        "{:<10}  {:<24}  {:>14}  {:>11}  {:>12}\n",
+        "day", "activity_kind", "from_callbacks", "only_export", "completeness"
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{:<10}  {:<24}  {:>14}  {:>11}  {:>11.1}%\n",
+            r.day, r.activity_kind, r.from_callbacks, r.only_export, r.completeness
+        ));
+    }
+    let (cb, ex) = rows.iter().fold((0, 0), |(a, b), r| {
+        (a + r.from_callbacks, b + r.only_export)
+    });
+    out.push_str(&format!(
+        "{:<10}  {:<24}  {:>14}  {:>11}  {:>11.1}%\n",
+        "total",
+        "",
+        cb,
+        ex,
+        completeness(cb, ex)
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completeness_in_percent() {
+        assert_eq!(completeness(90, 10), 90.0);
+        assert_eq!(completeness(0, 0), 100.0);
+        let t = render_table(&[Reconciled {
+            day: "2024-01-01".into(),
+            activity_kind: "install".into(),
+            from_callbacks: 9,
+            only_export: 1,
+            completeness: 90.0,
+        }]);
+        assert!(t.lines().nth(1).unwrap().ends_with("90.0%"), "{t}");
+        assert!(t.lines().last().unwrap().starts_with("total"), "{t}");
+    }
+
+    #[test]
+    fn since_must_be_a_date() {
+        assert!(check_date("2024-01-31").is_ok());
+        assert!(check_date("2024-01-31' OR 1").is_err());
+        assert!(reconcile_sql("adjust.callbacks", Some("2024-01-31")).contains("FINAL WHERE"));
+    }
+}
