@@ -158,7 +158,7 @@ async fn import_backfills_what_callbacks_missed_and_reconcile_measures_it() {
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(
         summary.starts_with("read 101 rows in ")
-            && summary.contains(": 90 already present, 10 new, 1 bad lines"),
+            && summary.contains(": 90 already present, 10 new, 0 refused by ClickHouse (kept in the rejects table), 1 bad lines"),
         "{summary}"
     );
     // The header is line 1, activity 50 line 2, …, activity 53 line 5, the bad row line 6.
@@ -241,7 +241,7 @@ async fn import_backfills_what_callbacks_missed_and_reconcile_measures_it() {
     assert!(progress.lines().count() >= 14, "{progress}");
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(
-        summary.contains(": 100 already present, 0 new, 1 bad lines"),
+        summary.contains(": 100 already present, 0 new, 0 refused by ClickHouse (kept in the rejects table), 1 bad lines"),
         "{summary}"
     );
     assert_eq!(db.number(&format!("SELECT count() FROM {t}")).await, 100);
@@ -396,4 +396,73 @@ async fn columns_of_your_own_get_typed_values_instead_of_extra() {
         .await,
         1
     );
+}
+
+/// `import` delivers as `serve` does: a row ClickHouse refuses goes to the rejects table and every
+/// other row lands, here in one batch spanning 150 months (more partitions than a modern server
+/// takes in one INSERT by default, so the deliverer cuts it there).
+#[tokio::test]
+async fn import_isolates_a_refused_row_and_lands_rows_of_150_months() {
+    let db = Db::fresh("backfill_refused").await;
+    crate::support::migrate(&db);
+    let t = db.table();
+    // A server-side rule that refuses one value: the kind of row-level error ClickHouse raises.
+    db.query(&format!(
+        "ALTER TABLE {t} ADD COLUMN guard UInt8 MATERIALIZED throwIf(app_name = 'poison')"
+    ))
+    .await;
+    let mut csv = String::from("activity_kind,app_token,app_name,nonce,created_at\n");
+    // 2012-01-15 plus one month per row, 300 rows over 150 months.
+    for i in 0..300u32 {
+        let month = i % 150;
+        let at = 1_326_585_600 + month * 2_629_746;
+        let app = if i == 123 { "poison" } else { "fine" };
+        csv += &format!("install,apptok,{app},n150m{i:03},{at}\n");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("months.csv");
+    std::fs::write(&export, csv).unwrap();
+    let data_dir = dir.path().join("data");
+    let out = run(
+        &[
+            "import",
+            "--clickhouse-url",
+            &db.url,
+            "--database",
+            &db.name,
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            export.to_str().unwrap(),
+        ],
+        None,
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains(": 0 already present, 299 new, 1 refused by ClickHouse"),
+        "{summary}"
+    );
+    assert_eq!(
+        db.number(&format!("SELECT uniqExact(callback_id) FROM {t}"))
+            .await,
+        299
+    );
+    assert_eq!(
+        db.number(&format!("SELECT uniqExact(toYYYYMM(event_date)) FROM {t}"))
+            .await,
+        150
+    );
+    assert_eq!(
+        db.number(&format!(
+            "SELECT count() FROM {t} WHERE app_name = 'poison'"
+        ))
+        .await,
+        0
+    );
+    let rejected = db
+        .query(&format!(
+            "SELECT row_json FROM {t}_rejects FORMAT TabSeparated"
+        ))
+        .await;
+    assert_eq!(rejected.lines().count(), 1, "{rejected}");
+    assert!(rejected.contains("poison"), "{rejected}");
 }

@@ -367,3 +367,120 @@ async fn retention_drops_old_partitions_on_legacy_servers() {
     }
     assert_eq!(sink.metric(dropped).await, 3.0);
 }
+
+/// `import` takes the same row settings as `serve` (here from the same environment): an export
+/// holding the activities delivered as callbacks plus new ones adds only the new ones, stored
+/// pseudonymized and without the dropped field, and an erasure reaches the imported rows.
+#[tokio::test(flavor = "multi_thread")]
+async fn import_applies_the_row_settings_of_serve_and_erasure_reaches_imported_rows() {
+    let db = Db::fresh("privacy_import").await;
+    let dir = tempfile::tempdir().unwrap();
+    let env: [(&str, &str); 5] = [
+        ("ADJUST_SINK_PSEUDONYM_KEY", KEY),
+        ("ADJUST_SINK_PSEUDONYMIZE", "adid"),
+        ("ADJUST_SINK_DROP", "user_agent"),
+        ("ADJUST_SINK_PARAM_ALIAS", "device_id=adid"),
+        ("ADJUST_SINK_ERASURE_INTERVAL", "2s"),
+    ];
+    let mut args = base_args(&db, dir.path());
+    args.extend(["--shutdown-timeout".to_string(), "5s".to_string()]);
+    let sink = Sink::spawn_env(args, dir.path().to_path_buf(), &env).await;
+    let created = 1_404_214_665u32;
+    // Ten activities arrive as callbacks, the device id under the alias `device_id`.
+    for i in 0..10 {
+        let q = format!(
+            "/adjust/install?device_id=RAWDEV{i:02}&user_agent=SecretAgent{i}&nonce=imp{i:02}&app_token=apptok&created_at={}",
+            created + i
+        );
+        assert_eq!(sink.get(&q).await.status(), 200);
+    }
+    assert_eq!(db.wait_rows(10, Duration::from_secs(20)).await, 10);
+
+    // The export holds those ten and two more; its columns are placeholder names.
+    let mut csv = String::from("activity_kind,app_token,nonce,adid,user_agent,created_at\n");
+    for i in 0..12 {
+        csv += &format!(
+            "install,apptok,imp{i:02},RAWDEV{i:02},SecretAgent{i},{}\n",
+            created + i
+        );
+    }
+    let export = dir.path().join("export.csv");
+    std::fs::write(&export, csv).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_adjust-sink"))
+        .args([
+            "import",
+            "--clickhouse-url",
+            &db.url,
+            "--database",
+            &db.name,
+            "--data-dir",
+            dir.path().join("import").to_str().unwrap(),
+            export.to_str().unwrap(),
+        ])
+        .envs(env)
+        .output()
+        .unwrap();
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{summary}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        summary.contains(": 10 already present, 2 new, 0 refused"),
+        "{summary}"
+    );
+
+    let t = db.table();
+    assert_eq!(
+        db.number(&format!("SELECT count() FROM {t} FINAL")).await,
+        12
+    );
+    let imported = db
+        .query(&format!(
+            "SELECT adid, user_agent FROM {t} WHERE ingest_source = 'import' ORDER BY nonce FORMAT TabSeparated"
+        ))
+        .await;
+    assert_eq!(
+        imported,
+        format!(
+            "{}\t\n{}\t\n",
+            hmac_hex(KEY, "RAWDEV10"),
+            hmac_hex(KEY, "RAWDEV11")
+        )
+    );
+    let everything = db
+        .query(&format!("SELECT * FROM {t} FORMAT JSONEachRow"))
+        .await;
+    for secret in ["RAWDEV", "SecretAgent"] {
+        assert!(
+            !everything.contains(secret),
+            "{secret} stored: {everything}"
+        );
+    }
+
+    // A forget for a device only the export had: its imported row is erased too.
+    let forget = "/adjust/gdpr_forget_device?adid=RAWDEV11&app_token=apptok&created_at=1404300000";
+    assert_eq!(sink.get(forget).await.status(), 200);
+    let pseudonym = hmac_hex(KEY, "RAWDEV11");
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let left =
+        format!("SELECT count() FROM {t} WHERE adid = '{pseudonym}' AND activity_kind = 'install'");
+    while db.number(&left).await > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        db.number(&left).await,
+        0,
+        "the imported row was not erased; log:\n{}",
+        sink.logs()
+    );
+    assert_eq!(
+        db.number(&format!(
+            "SELECT count() FROM {t} WHERE ingest_source = 'import'"
+        ))
+        .await,
+        1,
+        "only the erased device's imported row is gone"
+    );
+}
