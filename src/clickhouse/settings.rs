@@ -110,6 +110,9 @@ impl TableArgs {
         for spec in values(&self.column) {
             let c = CustomColumn::parse(spec)
                 .map_err(|e| ConfigError(format!("--column `{spec}`: {e}")))?;
+            if is_sink_column(c.name) {
+                return err(format!("--column `{spec}`: `{}` is a column of the sink", c.name));
+            }
             if columns.iter().any(|o| o.name == c.name) {
                 return err(format!("--column `{}` is given twice", c.name));
             }
@@ -137,6 +140,14 @@ impl TableArgs {
             cluster: cluster.map(str::to_string),
         })
     }
+}
+
+/// Whether `name` is taken by a column the sink writes (or one a later layout would need).
+fn is_sink_column(name: &str) -> bool {
+    name == "cold_map"
+        || crate::row::wire_columns()
+            .iter()
+            .any(|c| name == c.name || name.strip_suffix("_map") == Some(c.name.as_str()))
 }
 
 impl ConnectionArgs {
@@ -224,5 +235,31 @@ impl ClickHouseArgs {
     ) -> Result<ClickHouseConfig, ConfigError> {
         self.connection
             .config(self.table.target()?, auto_migrate, insert_timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(columns: &[&str]) -> Result<Target, ConfigError> {
+        TableArgs {
+            database: "adjust".into(),
+            table: "callbacks".into(),
+            physical: Vec::new(),
+            column: columns.iter().map(|c| c.to_string()).collect(),
+            cluster: None,
+        }
+        .target()
+    }
+
+    #[test]
+    fn own_columns_may_not_take_a_sink_column() {
+        assert_eq!(table(&["loyalty_tier:lowcard"]).unwrap().columns.len(), 1);
+        for taken in ["extra:string", "ingest_source:int", "cold_keys:string", "extra_map:int"] {
+            let e = table(&[taken]).err().unwrap().to_string();
+            assert!(e.contains("is a column of the sink"), "{taken}: {e}");
+        }
+        assert!(table(&["tier:int", "tier:string"]).is_err());
     }
 }

@@ -337,4 +337,119 @@ mod tests {
         assert_eq!(header_name(" adid "), "adid");
         assert_eq!(header_name("\u{feff}{activity_kind}"), "activity_kind");
     }
+
+    use crate::pipeline::deliver::{Backoff, RejectsFile};
+    use crate::sink::twin::TwinStore;
+
+    /// A twin that answers import's lookups from the rows it holds.
+    fn twin() -> TwinStore {
+        TwinStore::scripted(|sql, rows| {
+            let list = sql.split_once("IN (")?.1.strip_suffix(')')?;
+            let asked: FxHashSet<u64> = list.split(',').filter_map(|n| n.parse().ok()).collect();
+            Some(
+                rows.iter()
+                    .filter_map(|r| row::callback_id_of(r))
+                    .filter(|id| asked.contains(id))
+                    .map(|id| vec![id.to_string()])
+                    .collect(),
+            )
+        })
+    }
+
+    fn export(rows: impl Iterator<Item = (u32, &'static str, u32)>) -> tempfile::NamedTempFile {
+        let mut csv = String::from("activity_kind,app_token,app_name,nonce,adid,created_at\n");
+        for (i, app, at) in rows {
+            csv += &format!("install,apptok,{app},n{i},RAWDEVICE{i},{at}\n");
+        }
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), csv).unwrap();
+        f
+    }
+
+    async fn run_import(
+        store: TwinStore,
+        file: &tempfile::NamedTempFile,
+        options: &row::Options,
+        batch_rows: usize,
+    ) -> (Summary, TwinStore) {
+        let metrics = Metrics::new();
+        let deliverer = Deliverer::new(
+            store,
+            metrics.clone(),
+            Backoff::default(),
+            RejectsFile::new("unused".into(), 0),
+        );
+        let shutdown = Shutdown::new();
+        let to = Destination {
+            deliverer: &deliverer,
+            table: "adjust.callbacks".into(),
+            metrics: &metrics,
+            shutdown: &shutdown,
+        };
+        let path = file.path().to_str().unwrap().to_string();
+        let summary = import(&to, &[path], options, batch_rows, |_| {})
+            .await
+            .unwrap();
+        (summary, deliverer.into_store())
+    }
+
+    #[tokio::test]
+    async fn existing_activities_are_skipped_and_lookups_stay_small() {
+        let first = export((0..30).map(|i| (i, "fine", 1_404_214_665 + i)));
+        let (s, store) = run_import(twin(), &first, &row::Options::new(), 1_000).await;
+        assert_eq!((s.new, s.already_present, s.rejected), (30, 0, 0));
+        // The same activities plus 20 more, in batches of 7: only the 20 land.
+        let second = export((0..50).map(|i| (i, "fine", 1_404_214_665 + i)));
+        let (s, store) = run_import(store, &second, &row::Options::new(), 7).await;
+        assert_eq!((s.new, s.already_present), (20, 30));
+        assert_eq!(store.stored().len(), 50);
+        // One lookup per batch, each naming its batch's ids: one of 30 for the first import,
+        // then 8 of at most 7.
+        let queries = store.queries();
+        assert_eq!(queries.len(), 1 + 8);
+        assert_eq!(queries[0].matches(',').count(), 29);
+        assert!(queries[1..].iter().all(|q| q.matches(',').count() < 7));
+    }
+
+    #[tokio::test]
+    async fn a_refused_row_goes_to_the_rejects_and_many_months_are_cut_by_partition() {
+        let store = twin();
+        store.max_partitions(100);
+        // 300 activities over 150 months; activity 123 is refused by the store.
+        let file = export((0..300).map(|i| {
+            let app = if i == 123 { "poison" } else { "fine" };
+            (i, app, 1_326_585_600 + (i % 150) * 2_629_746)
+        }));
+        let options = row::Options::new();
+        let poisoned = row::build_pairs(
+            &[("activity_kind", "install"), ("app_token", "apptok"), ("nonce", "n123")],
+            0,
+            &options,
+        );
+        store.poison_id(poisoned.callback_id);
+        let (s, store) = run_import(store, &file, &options, 5_000).await;
+        assert_eq!((s.new, s.rejected, s.already_present), (299, 1, 0));
+        assert_eq!(store.stored().len(), 299);
+        assert_eq!(store.rejects().len(), 1);
+        assert_eq!(store.rejects()[0].callback_id, poisoned.callback_id);
+    }
+
+    #[tokio::test]
+    async fn imported_rows_follow_the_row_settings() {
+        let settings = crate::row::settings::RowArgs {
+            param_alias: vec!["device_id=adid".into()],
+            pseudonymize: vec!["adid".into()],
+            pseudonym_key: Some(crate::settings::Secret::new("k")),
+            drop: vec!["app_name".into()],
+        };
+        let options = settings.options(&[]).unwrap();
+        let file = export((0..3).map(|i| (i, "SecretApp", 1_404_214_665 + i)));
+        let (s, store) = run_import(twin(), &file, &options, 100).await;
+        assert_eq!(s.new, 3);
+        for r in store.stored() {
+            let json = row::to_json(&r);
+            assert!(!json.contains("RAWDEVICE"), "{json}");
+            assert!(!json.contains("SecretApp"), "{json}");
+        }
+    }
 }

@@ -111,6 +111,11 @@ impl<S: Store> Deliverer<S> {
         &self.store
     }
 
+    /// The store, once delivery is over.
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
     /// Delivers every row of `batch`: stored, or isolated into the rejects.
     pub async fn deliver(&self, batch: &Batch, shutdown: &Shutdown) -> Result<(), GaveUp> {
         self.metrics.batch_rows.observe(batch.rows() as f64);

@@ -49,16 +49,6 @@ impl CustomColumn {
                 "`{name}` is an Adjust placeholder: it has its column"
             ));
         }
-        let taken = crate::row::wire_columns()
-            .iter()
-            .flat_map(|c| {
-                let base = c.name.clone();
-                [format!("{base}_map"), base]
-            })
-            .any(|n| n == name);
-        if taken || name == "cold_map" {
-            return Err(format!("`{name}` is a column of the sink"));
-        }
         Ok(CustomColumn {
             name: Box::leak(name.to_owned().into_boxed_str()),
             ty,
