@@ -106,8 +106,13 @@ pub struct ImportArgs {
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<String>,
 
-    /// Activities per existence check and insert
-    #[arg(long, env = "ADJUST_SINK_IMPORT_BATCH_ROWS", default_value_t = 5_000)]
+    /// Activities per existence check and delivery
+    #[arg(
+        long,
+        env = "ADJUST_SINK_IMPORT_BATCH_ROWS",
+        default_value_t = 5_000,
+        help_heading = "Import"
+    )]
     pub batch_rows: usize,
 }
 
