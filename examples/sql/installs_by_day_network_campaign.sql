@@ -7,7 +7,7 @@
 --          `day` is the UTC day of `created_at`. Organic installs have network_name 'Organic'.
 --          Sandbox installs are left out. For a rough but cheap answer over long ranges, read the
 --          rollup instead: SELECT day, network_name, campaign_name, sum(installs)
---          FROM adjust.installs_daily GROUP BY … (it counts duplicates; see README.md).
+--          FROM adjust.installs_daily GROUP BY … (it counts duplicates; see docs/views.md).
 -- Run:     clickhouse-client --multiquery < examples/sql/installs_by_day_network_campaign.sql
 --          curl -sS 'http://127.0.0.1:8123/' --data-binary @examples/sql/installs_by_day_network_campaign.sql
 --          Another database: sed 's/adjust\./mydb./g' <file> | clickhouse-client --multiquery

@@ -530,9 +530,9 @@ fn matches_elided(line: &str, fragments: &[&str]) -> bool {
 }
 
 #[test]
-fn the_readme_examples_are_what_the_binary_prints() {
-    let readme = include_str!("../../README.md");
-    let section = readme
+fn the_documented_examples_are_what_the_binary_prints() {
+    let doc = include_str!("../../docs/callbacks.md");
+    let section = doc
         .split("\n## Callback URLs\n")
         .nth(1)
         .expect("a Callback URLs section")
@@ -561,7 +561,7 @@ fn the_readme_examples_are_what_the_binary_prints() {
             let fragments: Vec<&str> = shown.split('…').collect();
             assert!(
                 matches_elided(printed, &fragments),
-                "{command}: README shows\n{shown}\nbut the binary prints\n{printed}"
+                "{command}: docs/callbacks.md shows\n{shown}\nbut the binary prints\n{printed}"
             );
         }
     }

@@ -490,7 +490,7 @@ mod tests {
     /// says are only in the table are those without a view.
     #[test]
     fn the_readme_describes_every_view() {
-        let readme = include_str!("../../../README.md");
+        let readme = include_str!("../../../docs/views.md");
         let section = readme
             .split("\n## Views and rollups\n")
             .nth(1)
