@@ -264,11 +264,11 @@ CREATE TABLE IF NOT EXISTS adjust.callbacks
     publisher_parameters_map Map(String, String) ALIAS mapFromArrays(publisher_parameters_kv.key, publisher_parameters_kv.value),
     callback_params_map Map(String, String) ALIAS mapFromArrays(callback_params_kv.key, callback_params_kv.value),
     extra_map Map(String, String) ALIAS mapFromArrays(extra.key, extra.value),
+    INDEX idx_nonce nonce TYPE bloom_filter GRANULARITY 4,
     INDEX idx_adid adid TYPE bloom_filter GRANULARITY 4,
     INDEX idx_idfa idfa TYPE bloom_filter GRANULARITY 4,
-    INDEX idx_gps_adid gps_adid TYPE bloom_filter GRANULARITY 4,
     INDEX idx_idfv idfv TYPE bloom_filter GRANULARITY 4,
-    INDEX idx_nonce nonce TYPE bloom_filter GRANULARITY 4,
+    INDEX idx_gps_adid gps_adid TYPE bloom_filter GRANULARITY 4,
     INDEX idx_sk_transaction_id sk_transaction_id TYPE bloom_filter GRANULARITY 4
 )
 ENGINE = ReplacingMergeTree

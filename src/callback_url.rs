@@ -20,15 +20,12 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use crate::adjust::activity;
 pub use crate::adjust::activity::{TRIGGERS, Trigger, global_scopes, trigger};
 use crate::adjust::catalog::{CATALOG, Placeholder, Scope};
+pub use crate::adjust::catalog::{REQUIRED, placeholders};
 
 mod base;
 
 pub use base::BaseUrl;
 use base::{check_event_token, check_tracker};
-
-/// The placeholders every URL carries: `callback_id` is the hash of `nonce`, or of the
-/// activity's identity (kind, `created_at`, …) when there is none.
-pub const REQUIRED: [&str; 3] = ["activity_kind", "created_at", "nonce"];
 
 /// The name of the global callback in `--trigger`.
 pub const GLOBAL: &str = "global";
@@ -42,7 +39,8 @@ const DASHBOARD: &str = "Adjust dashboard: your app → Raw data export → Real
 /// Which placeholders a URL carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Fields {
-    /// What identity, deduplication, attribution and revenue need ([`MINIMAL`]): short URLs.
+    /// What identity, deduplication, attribution and revenue need (the placeholders marked
+    /// `.minimal()` in the catalog, [`Placeholder::minimal_url`]): short URLs.
     Minimal,
     /// Every placeholder that applies to the URL's activities.
     #[default]
@@ -50,45 +48,6 @@ pub enum Fields {
     /// Every placeholder of the catalog.
     All,
 }
-
-/// The `minimal` field set (kept where they apply to the URL's activities): the app and device
-/// identity, the dedup key's inputs, attribution (the tracker and its name, from which the
-/// network, campaign, adgroup and creative columns are cut), and revenue.
-pub const MINIMAL: &[&str] = &[
-    "activity_kind",
-    "app_id",
-    "app_token",
-    "environment",
-    "created_at",
-    "event",
-    "nonce",
-    "tracker",
-    "tracker_name",
-    "is_organic",
-    "installed_at",
-    "reattributed_at",
-    "adid",
-    "idfa",
-    "idfv",
-    "gps_adid",
-    "fire_adid",
-    "oaid",
-    "android_id",
-    "web_uuid",
-    "os_name",
-    "country",
-    "revenue",
-    "revenue_float",
-    "currency",
-    "revenue_usd",
-    "ad_mediation_platform",
-    "cost_amount",
-    "cost_currency",
-    "subscription_transaction_id",
-    "sk_transaction_id",
-    "sk_payload",
-    "rejection_reason",
-];
 
 /// A URL longer than this may be cut by browsers, proxies and Adjust's dashboard.
 pub const LONG_URL: usize = 2_048;
@@ -112,7 +71,7 @@ impl Selection {
     pub fn placeholders(&self, scopes: &[Scope]) -> Vec<&'static Placeholder> {
         let base = placeholders(scopes, self.fields == Fields::All);
         base.into_iter()
-            .filter(|p| self.fields != Fields::Minimal || MINIMAL.contains(&p.name))
+            .filter(|p| self.fields != Fields::Minimal || p.minimal_url)
             .chain(self.extra.iter().copied())
             .fold(Vec::new(), |mut out, p| {
                 if !out.iter().any(|q: &&Placeholder| q.name == p.name) {
@@ -129,17 +88,6 @@ pub fn test_link(url: &str) -> String {
         "https://app.adjust.com/cbtest?callback={}",
         encode_value(url)
     )
-}
-
-/// The placeholders for these scopes (plus [`Scope::All`] and [`REQUIRED`]), in catalog order;
-/// every placeholder of the catalog with `all`.
-pub fn placeholders(scopes: &[Scope], all: bool) -> Vec<&'static Placeholder> {
-    CATALOG
-        .iter()
-        .filter(|p| {
-            all || p.scope == Scope::All || scopes.contains(&p.scope) || REQUIRED.contains(&p.name)
-        })
-        .collect()
 }
 
 /// `a={a}&b={b}…`: the query part of a callback URL.

@@ -11,7 +11,7 @@
 //! The `activity_kind` column stays a free `LowCardinality(String)` because Adjust keeps adding
 //! kinds; this table only bounds metric labels and shapes what is generated.
 
-use super::catalog::Scope;
+use super::catalog::{CATALOG, Placeholder, Scope};
 
 /// A single-activity callback trigger, as Adjust's dashboard lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -317,6 +317,17 @@ impl View {
     /// activities.
     pub fn scopes(&self) -> Vec<Scope> {
         union(self.activities().flat_map(|a| a.scopes))
+    }
+
+    /// The placeholders it shows, in catalog order: those its activities' callback URLs ask for
+    /// (the [`placeholders`](super::catalog::placeholders) of its [`scopes`](Self::scopes)) and
+    /// those it names itself.
+    pub fn placeholders(&self) -> Vec<&'static Placeholder> {
+        let scopes = self.scopes();
+        CATALOG
+            .iter()
+            .filter(|p| p.applies_to(&scopes) || self.also.contains(&p.name))
+            .collect()
     }
 }
 

@@ -7,7 +7,8 @@
 //!
 //! 1. `nonce` when sent (Adjust's random per-activity string), with the app;
 //! 2. otherwise the activity's identity: kind, app, device identifiers, time of the activity, event
-//!    token, SKAN and subscription transaction ids, engagement reference;
+//!    token, SKAN and subscription transaction ids, engagement reference (the placeholders marked
+//!    `.identity(n)` in the catalog, hashed in the order of `n`);
 //! 3. when none of those was sent (a hand-made test call), every typed value and `extra` pair,
 //!    so distinct calls stay distinct and exact repeats collapse.
 //!
@@ -17,44 +18,20 @@ use std::sync::LazyLock;
 
 use xxhash_rust::xxh3::Xxh3;
 
+use super::catalog::identity_indexes;
 use super::decode::{Callback, Value, index_of};
 
-/// Placeholders that identify an activity, besides its kind.
-const IDENTITY: &[&str] = &[
-    "app_token",
-    "app_id",
-    "adid",
-    "idfa",
-    "idfv",
-    "gps_adid",
-    "android_id",
-    "fire_adid",
-    "oaid",
-    "web_uuid",
-    "win_adid",
-    "created_at",
-    "created_at_milli",
-    "event",
-    "sk_transaction_id",
-    "subscription_transaction_id",
-    "reftag",
-];
+/// What the id of an activity sent with `nonce` is the hash of.
+pub const NONCE_KEY: [&str; 3] = ["nonce", "app_token", "app_id"];
 
-static IDENTITY_INDEX: LazyLock<Vec<usize>> = LazyLock::new(|| {
-    IDENTITY
-        .iter()
-        .map(|n| index_of(n).expect("identity placeholder in catalog"))
-        .collect()
-});
-
-/// Catalog indexes of `nonce`, `app_token` and `app_id`.
-static NONCE_KEY: LazyLock<[usize; 3]> =
-    LazyLock::new(|| ["nonce", "app_token", "app_id"].map(|n| index_of(n).expect("in catalog")));
+/// Catalog indexes of [`NONCE_KEY`].
+static NONCE_KEY_INDEX: LazyLock<[usize; 3]> =
+    LazyLock::new(|| NONCE_KEY.map(|n| index_of(n).expect("in catalog")));
 
 /// Computes the `callback_id` of a decoded callback.
 pub fn callback_id(cb: &Callback<'_>) -> u64 {
     let mut h = Xxh3::new();
-    let [nonce, app_token, app_id] = *NONCE_KEY;
+    let [nonce, app_token, app_id] = *NONCE_KEY_INDEX;
     let nonce = cb.text(nonce);
     if !nonce.is_empty() {
         field(&mut h, b"nonce");
@@ -66,7 +43,7 @@ pub fn callback_id(cb: &Callback<'_>) -> u64 {
     field(&mut h, b"kind");
     field(&mut h, cb.activity_kind().as_bytes());
     let mut any = false;
-    for &idx in IDENTITY_INDEX.iter() {
+    for &idx in identity_indexes() {
         let v = cb.value(idx);
         any |= *v != Value::Absent;
         value(&mut h, cb, v);
@@ -154,6 +131,30 @@ mod tests {
             id("activity_kind=session&adid=a&created_at=1", ""),
             id("activity_kind=event&adid=a&created_at=1", "")
         );
+    }
+
+    /// The ids of activities without `nonce` depend on the identity placeholders and their order:
+    /// a change would keep copies stored before and after a release from collapsing.
+    #[test]
+    fn ids_stay_what_they_were() {
+        assert_eq!(
+            id(
+                "activity_kind=install&app_token=t&app_id=com.x&adid=a&idfa=I&idfv=V&gps_adid=g\
+                 &android_id=an&fire_adid=f&oaid=o&web_uuid=w&win_adid=wa&created_at=100\
+                 &created_at_milli=100123&event=e&sk_transaction_id=s\
+                 &subscription_transaction_id=st&reftag=r",
+                ""
+            ),
+            0x3b5e9dc72ea08265
+        );
+        assert_eq!(
+            id(
+                "activity_kind=event&adid=a1&created_at=100&event=tok123",
+                ""
+            ),
+            0xc34b4fb70541a2c0
+        );
+        assert_eq!(id("nonce=n1&app_token=t&app_id=x", ""), 0x1397e623fd24a86c);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The Adjust domain: what a callback is, independent of HTTP and ClickHouse.
 //!
-//! - [`catalog`]: every placeholder Adjust can send, with its column type (the one source of truth).
+//! - [`catalog`]: every placeholder Adjust can send, with its column type and every other fact
+//!   about it (storage tier, device id family, identity, minimal URL set, skip index): the one
+//!   source of truth.
 //! - [`query`]: splitting and percent-decoding `key=value&…` without copying when possible.
 //! - [`decode`]: a raw callback (query string, form or JSON body) → a [`decode::Callback`] with
 //!   typed values, `extra` pairs and the decode problems found.

@@ -1,12 +1,13 @@
 //! The row: the columns of `adjust.callbacks` and the RowBinary encoding of one callback.
 //!
 //! Both are generated from the placeholder catalog, so the insert column list, the encoder and the
-//! DDL cannot drift apart. Two storage tiers: a hot placeholder ([`crate::adjust::catalog::HOT`])
-//! has a typed column of its own; a cold one is written as normalized text into two parallel
-//! arrays, `cold_keys`/`cold_values`, and the table shows it through an `ALIAS` column of its own
-//! name and type. A callback carries ~45 of ~234 placeholders, so a row no longer pays for ~190
-//! empty columns. One wire encoding serves both server profiles: where column types differ
-//! (`DateTime64(3)` on modern servers, `Int64` on 18.16) they share the encoding.
+//! DDL cannot drift apart. Two storage tiers: a hot placeholder (marked `.hot()` in the catalog,
+//! [`Tier::Hot`](crate::adjust::catalog::Tier::Hot)) has a typed column of its own; a cold one is
+//! written as normalized text into two parallel arrays, `cold_keys`/`cold_values`, and the table
+//! shows it through an `ALIAS` column of its own name and type. A callback carries ~45 of ~234
+//! placeholders, so a row no longer pays for ~190 empty columns. One wire encoding serves both
+//! server profiles: where column types differ (`DateTime64(3)` on modern servers, `Int64` on
+//! 18.16) they share the encoding.
 //!
 //! - [`build`](build()): a received callback → its row (the one way rows are made).
 //! - [`ty`]: what each placeholder type means (DDL, absent bytes, encoding, read-back).

@@ -10,24 +10,11 @@
 //! `<table>_erasures` is a `ReplacingMergeTree(done_at)` keyed on the request: a request is one
 //! row with `done_at` 0, and marking it done inserts the same key with `done_at` set.
 
-use crate::adjust::catalog::is_hot;
+use crate::adjust::catalog::{device_ids, is_hot};
 use crate::adjust::decode::index_of;
 use crate::clickhouse::quote;
 
 use super::{Statement, Target, cold_text_sql};
-
-/// The device identifiers a forget callback can carry, erased wherever they are stored.
-pub const DEVICE_IDS: &[&str] = &[
-    "adid",
-    "idfa",
-    "idfv",
-    "gps_adid",
-    "android_id",
-    "fire_adid",
-    "oaid",
-    "web_uuid",
-    "win_adid",
-];
 
 /// The activity kind of an erasure request.
 pub const FORGET_KIND: &str = "gdpr_forget_device";
@@ -75,7 +62,7 @@ pub fn table_statements(target: &Target) -> Vec<Statement> {
 /// The materialized view that turns each `gdpr_forget_device` row into one request per device
 /// identifier it carries (in its stored form).
 pub fn view_statement(target: &Target) -> Statement {
-    let pairs: Vec<String> = DEVICE_IDS
+    let pairs: Vec<String> = device_ids()
         .iter()
         .map(|n| format!("('{n}', {})", id_sql(n)))
         .collect();
@@ -107,7 +94,7 @@ pub struct Request {
 /// The condition matching every row of the callbacks table that carries one of the identifiers.
 pub fn callbacks_predicate(requests: &[Request]) -> String {
     let mut terms = Vec::new();
-    for kind in DEVICE_IDS {
+    for kind in device_ids() {
         let ids: Vec<String> = requests
             .iter()
             .filter(|r| r.kind == *kind)
@@ -129,7 +116,7 @@ pub fn callbacks_predicate(requests: &[Request]) -> String {
 pub fn rejects_predicate(requests: &[Request]) -> String {
     let terms: Vec<String> = requests
         .iter()
-        .filter(|r| DEVICE_IDS.contains(&r.kind.as_str()))
+        .filter(|r| device_ids().contains(&r.kind.as_str()))
         .map(|r| {
             let pair = format!(
                 "{}:{}",

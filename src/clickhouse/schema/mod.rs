@@ -22,7 +22,7 @@ pub mod erasure;
 pub mod upgrade;
 pub mod views;
 
-use crate::adjust::catalog::{CATALOG, Placeholder, is_hot};
+use crate::adjust::catalog::{CATALOG, Placeholder, is_hot, modern_indexes};
 use crate::clickhouse::Profile;
 use crate::clickhouse::types::{self, server_types};
 use crate::row::{COLD_KEYS, COLD_VALUES, Column, wire_columns};
@@ -30,16 +30,6 @@ use crate::row::{COLD_KEYS, COLD_VALUES, Column, wire_columns};
 /// The sorting key; its last element must stay `callback_id`.
 pub const ORDER_BY: &str = "(activity_kind, event_date, callback_id)";
 pub const PARTITION_BY: &str = "toYYYYMM(event_date)";
-
-/// Modern-only bloom filter indexes on identifiers analysts look up one at a time.
-const MODERN_INDEXES: &[&str] = &[
-    "adid",
-    "idfa",
-    "gps_adid",
-    "idfv",
-    "nonce",
-    "sk_transaction_id",
-];
 
 /// How many recent insert tokens a modern server remembers per table; a retried or replayed batch
 /// whose `insert_deduplication_token` is among them is skipped.
@@ -239,7 +229,8 @@ pub fn create_table(profile: Profile, target: &Target) -> String {
                 c.name
             ));
         }
-        for col in MODERN_INDEXES {
+        // Bloom filter skip indexes on the identifiers analysts look up one at a time.
+        for col in modern_indexes() {
             lines.push(format!(
                 "    INDEX idx_{col} {col} TYPE bloom_filter GRANULARITY 4"
             ));

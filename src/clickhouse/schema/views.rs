@@ -5,8 +5,9 @@
 //!   each activity once. Which views exist and which kinds each shows is the activity table's
 //!   ([`crate::adjust::activity`]). The columns come from the catalog: every placeholder whose
 //!   scope applies to one of the view's activities (so every placeholder their callback URLs ask
-//!   for) plus the few the view names itself, the sink columns ([`HEAD`]) and `extra`. Views hold
-//!   no data: `migrate` drops and recreates them, so they follow the table when columns are added.
+//!   for) plus the few the view names itself ([`View::placeholders`]), the sink columns
+//!   ([`HEAD`]) and `extra`. Views hold no data: `migrate` drops and recreates them, so they
+//!   follow the table when columns are added.
 //! - **Daily rollups** (`<db>.installs_daily`, `<db>.revenue_daily`, `<db>.rejects_daily`):
 //!   `SummingMergeTree` tables fed by `<rollup>_mv` materialized views, sandbox traffic left out. A
 //!   materialized view sees every inserted block, duplicates included (`FINAL` cannot apply to an
@@ -17,12 +18,12 @@
 //!   (`IF NOT EXISTS`) and never dropped by `migrate`: dropping one loses what arrives meanwhile,
 //!   so a changed definition needs a manual migration. The kinds a rollup counts derive from the
 //!   activity table (the kinds of a view, or those that report revenue); a change there changes
-//!   the definition.
+//!   the definition. A rollup's key columns are placeholders, of their catalog type.
 
 use crate::adjust::activity::{ACTIVITIES, Activity, views};
-use crate::adjust::catalog::{CATALOG, Ty};
+use crate::adjust::catalog::{self, Ty};
 use crate::clickhouse::Profile;
-use crate::clickhouse::types::quote_list;
+use crate::clickhouse::types::{placeholder_type, quote_list};
 use crate::row::HEAD;
 
 use super::{DEDUP_WINDOW, Statement, Target, cluster};
@@ -30,18 +31,14 @@ use super::{DEDUP_WINDOW, Statement, Target, cluster};
 pub use crate::adjust::activity::{VIEWS, View};
 
 /// A view's columns, as selected from the table: the sink columns, the placeholders it shows
-/// (those of [`Scope::All`] and of its activities' scopes, and those it names itself; a parameters
-/// placeholder with its `<name>_kv` arrays, and on modern servers its `<name>_map`), then `extra`
-/// (plus `extra_map` on modern servers).
+/// ([`View::placeholders`]: those of [`Scope::All`] and of its activities' scopes, and those it
+/// names itself; a parameters placeholder with its `<name>_kv` arrays, and on modern servers its
+/// `<name>_map`), then `extra` (plus `extra_map` on modern servers).
 ///
 /// [`Scope::All`]: crate::adjust::catalog::Scope::All
 pub fn columns(view: &View, profile: Profile) -> Vec<String> {
-    let scopes = view.scopes();
     let mut cols: Vec<String> = HEAD.iter().map(|c| c.to_string()).collect();
-    for p in CATALOG
-        .iter()
-        .filter(|p| scopes.contains(&p.scope) || view.also.contains(&p.name))
-    {
+    for p in view.placeholders() {
         cols.push(p.name.to_string());
         if p.ty == Ty::Params {
             cols.extend(nested(&format!("{}_kv", p.name), profile));
@@ -120,8 +117,8 @@ pub struct Rollup {
     pub table: &'static str,
     /// Which activities of the activity table it counts.
     pub counts: fn(&Activity) -> bool,
-    /// The key: `day` first, then the dimensions.
-    pub keys: &'static [RollupColumn],
+    /// The dimensions of the key (after `day`): placeholders, each a column of its catalog type.
+    pub keys: &'static [&'static str],
     /// The summed columns.
     pub sums: &'static [RollupColumn],
     /// What a row counts (shown by `migrate`).
@@ -144,7 +141,6 @@ fn revenue(a: &Activity) -> bool {
 fn rejects(a: &Activity) -> bool {
     a.view == Some(&views::REJECTED)
 }
-const LC: &str = "LowCardinality(String)";
 
 /// The rollups, in creation order.
 pub const ROLLUPS: &[Rollup] = &[
@@ -152,12 +148,11 @@ pub const ROLLUPS: &[Rollup] = &[
         table: "installs_daily",
         counts: installs,
         keys: &[
-            DAY,
-            col("app_token", LC, "app_token"),
-            col("app_name", LC, "app_name"),
-            col("network_name", LC, "network_name"),
-            col("campaign_name", "String", "campaign_name"),
-            col("country", LC, "country"),
+            "app_token",
+            "app_name",
+            "network_name",
+            "campaign_name",
+            "country",
         ],
         sums: &[col("installs", "UInt64", "count()")],
         what: "installs per day, app, network, campaign and country",
@@ -166,12 +161,11 @@ pub const ROLLUPS: &[Rollup] = &[
         table: "revenue_daily",
         counts: revenue,
         keys: &[
-            DAY,
-            col("activity_kind", LC, "activity_kind"),
-            col("app_token", LC, "app_token"),
-            col("event", LC, "event"),
-            col("event_name", LC, "event_name"),
-            col("currency", LC, "currency"),
+            "activity_kind",
+            "app_token",
+            "event",
+            "event_name",
+            "currency",
         ],
         sums: &[
             col("events", "UInt64", "count()"),
@@ -188,11 +182,10 @@ pub const ROLLUPS: &[Rollup] = &[
         table: "rejects_daily",
         counts: rejects,
         keys: &[
-            DAY,
-            col("activity_kind", LC, "activity_kind"),
-            col("app_token", LC, "app_token"),
-            col("rejection_reason", LC, "rejection_reason"),
-            col("network_name", LC, "network_name"),
+            "activity_kind",
+            "app_token",
+            "rejection_reason",
+            "network_name",
         ],
         sums: &[col("rejects", "UInt64", "count()")],
         what: "fraud rejections per day, kind, app, reason and network",
@@ -202,6 +195,17 @@ pub const ROLLUPS: &[Rollup] = &[
 impl Rollup {
     fn names(cols: &[RollupColumn]) -> String {
         cols.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+    }
+
+    /// The key's columns: `day`, then each dimension as a column of its placeholder's type (as a
+    /// modern server takes it; the legacy DDL turns it into what 18.16 declares).
+    pub fn key_columns(&self) -> Vec<RollupColumn> {
+        let dimensions = self.keys.iter().map(|name| {
+            let p = catalog::find(name)
+                .unwrap_or_else(|| panic!("rollup {}: {name} is no placeholder", self.table));
+            col(p.name, placeholder_type(p.ty, Profile::Modern), p.name)
+        });
+        std::iter::once(DAY).chain(dimensions).collect()
     }
 
     /// The `activity_kind` values it counts, in table order.
@@ -220,7 +224,7 @@ impl Rollup {
     /// The placeholders the materialized view reads (for the tests: all must be table columns).
     pub fn reads(&self) -> Vec<&'static str> {
         let mut names = vec!["activity_kind", "environment", "event_date"];
-        for c in self.keys.iter().chain(self.sums) {
+        for c in self.key_columns().iter().chain(self.sums) {
             for word in c
                 .expr
                 .split(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
@@ -239,8 +243,8 @@ impl Rollup {
     /// materialized view derives from a batch the sink re-sends with the same
     /// `insert_deduplication_token` is then skipped too, so a retried batch is not counted twice.
     pub fn create_table(&self, profile: Profile, target: &Target) -> String {
-        let cols: Vec<String> = self
-            .keys
+        let keys = self.key_columns();
+        let cols: Vec<String> = keys
             .iter()
             .chain(self.sums)
             .map(|c| format!("    {} {}", c.name, c.ty))
@@ -260,7 +264,7 @@ impl Rollup {
             target.on_cluster(),
             cols.join(",\n"),
             cluster::engine("SummingMergeTree", &[&sums], &storage),
-            Self::names(self.keys),
+            Self::names(&keys),
         );
         crate::clickhouse::types::server_types(sql, profile)
     }
@@ -284,8 +288,8 @@ impl Rollup {
     /// table made by the first release on 18.16 keeps `LowCardinality(String)` keys, which
     /// cannot be altered; 18.16 refuses a view's block whose types differ from its table's.)
     pub fn create_mv_into(&self, target: &Target, cast: &[(String, String)]) -> String {
-        let select: Vec<String> = self
-            .keys
+        let keys = self.key_columns();
+        let select: Vec<String> = keys
             .iter()
             .chain(self.sums)
             .map(|c| {
@@ -311,7 +315,7 @@ impl Rollup {
             // On a cluster the local table: the view runs on the node that receives the rows.
             source = target.storage().table(),
             kinds = quote_list(&self.kinds()),
-            keys = Self::names(self.keys),
+            keys = Self::names(&keys),
         )
     }
 }
@@ -446,7 +450,7 @@ mod tests {
             let cols = columns(v, Profile::Legacy);
             let mut asked: Vec<&str> = Vec::new();
             for a in v.activities() {
-                for p in crate::callback_url::placeholders(&a.trigger.scopes(), false) {
+                for p in catalog::placeholders(&a.trigger.scopes(), false) {
                     assert!(
                         cols.iter().any(|c| c == p.name),
                         "view {} lacks {}, which the {} callback URL asks for",
@@ -457,7 +461,10 @@ mod tests {
                     asked.push(p.name);
                 }
             }
-            for p in CATALOG.iter().filter(|p| cols.iter().any(|c| c == p.name)) {
+            for p in catalog::CATALOG
+                .iter()
+                .filter(|p| cols.iter().any(|c| c == p.name))
+            {
                 assert!(
                     asked.contains(&p.name) || v.also.contains(&p.name),
                     "view {} shows {}, which none of its callback URLs asks for",
@@ -466,6 +473,27 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A rollup's key dimensions are placeholders, and everything its materialized view reads is
+    /// a column of the callbacks table: every placeholder it reads is hot.
+    #[test]
+    fn rollups_read_hot_placeholders() {
+        for r in ROLLUPS {
+            for name in r.keys {
+                assert!(catalog::find(name).is_some(), "{}: {name}", r.table);
+            }
+            for name in r.reads() {
+                if let Some(p) = catalog::find(name) {
+                    assert!(p.is_hot(), "rollup {} reads {name}, which is cold", r.table);
+                }
+            }
+            assert_eq!(r.key_columns()[0].name, "day");
+        }
+        let revenue = ROLLUPS[1].create_table(Profile::Modern, &Target::default());
+        assert!(revenue.contains("\n    event_name LowCardinality(String),\n"));
+        let installs = ROLLUPS[0].create_table(Profile::Modern, &Target::default());
+        assert!(installs.contains("\n    campaign_name String,\n"));
     }
 
     /// The rollups' kinds derive from the activity table. Their materialized views are never

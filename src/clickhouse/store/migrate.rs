@@ -190,11 +190,10 @@ impl ClickHouseStore {
             let cast: Vec<(String, String)> = r
                 .keys
                 .iter()
-                .filter(|c| c.expr == c.name)
-                .filter_map(|c| {
-                    let have = ty(r.table, c.name)?;
-                    let from = ty(&target.table, c.name)?;
-                    (have != from).then(|| (c.name.to_string(), have))
+                .filter_map(|&name| {
+                    let have = ty(r.table, name)?;
+                    let from = ty(&target.table, name)?;
+                    (have != from).then(|| (name.to_string(), have))
                 })
                 .collect();
             if !cast.is_empty() {
