@@ -330,10 +330,23 @@ CREATE TABLE IF NOT EXISTS adjust.callbacks_erasures
     requested_at DateTime('UTC'),
     device_id String,
     id_kind String,
-    done_at DateTime('UTC')
+    app_token String,
+    done_at DateTime('UTC'),
+    outcome String
 )
 ENGINE = ReplacingMergeTree(done_at)
-ORDER BY (id_kind, device_id, requested_at);
+ORDER BY (id_kind, device_id, requested_at, app_token);
+
+-- table adjust.callbacks_lease (who runs housekeeping)
+CREATE TABLE IF NOT EXISTS adjust.callbacks_lease
+(
+    name String,
+    holder String,
+    taken_at DateTime('UTC'),
+    expires_at DateTime('UTC')
+)
+ENGINE = ReplacingMergeTree(expires_at)
+ORDER BY (name, taken_at, holder);
 
 -- materialized view adjust.installs_daily_mv -> adjust.installs_daily
 -- Counts every inserted row: an activity Adjust delivered twice (global and single-activity
@@ -387,11 +400,9 @@ FROM adjust.callbacks
 WHERE activity_kind IN ('rejected_install', 'rejected_reattribution') AND environment != 'sandbox'
 GROUP BY day, activity_kind, app_token, rejection_reason, network_name;
 
--- view adjust.installs (dropped, to be created with the current columns)
-DROP TABLE IF EXISTS adjust.installs;
-
 -- view adjust.installs (install)
 CREATE VIEW IF NOT EXISTS adjust.installs AS
+WITH 'adjust-sink 67575103ed2f618a' AS adjust_sink_definition
 SELECT
     received_at, event_date, callback_id, callback_trigger, source_ip, ingest_source, activity_kind,
     app_id, app_name, app_name_dashboard, app_token, app_version, app_version_raw,
@@ -432,11 +443,9 @@ SELECT
 FROM adjust.callbacks FINAL
 WHERE activity_kind IN ('install');
 
--- view adjust.events (dropped, to be created with the current columns)
-DROP TABLE IF EXISTS adjust.events;
-
 -- view adjust.events (event)
 CREATE VIEW IF NOT EXISTS adjust.events AS
+WITH 'adjust-sink ff924ce9593e52bc' AS adjust_sink_definition
 SELECT
     received_at, event_date, callback_id, callback_trigger, source_ip, ingest_source, activity_kind,
     app_id, app_name, app_name_dashboard, app_token, app_version, app_version_raw,
@@ -460,11 +469,9 @@ SELECT
 FROM adjust.callbacks FINAL
 WHERE activity_kind IN ('event');
 
--- view adjust.sessions (dropped, to be created with the current columns)
-DROP TABLE IF EXISTS adjust.sessions;
-
 -- view adjust.sessions (session)
 CREATE VIEW IF NOT EXISTS adjust.sessions AS
+WITH 'adjust-sink 08e09050f7eb39c1' AS adjust_sink_definition
 SELECT
     received_at, event_date, callback_id, callback_trigger, source_ip, ingest_source, activity_kind,
     app_id, app_name, app_name_dashboard, app_token, app_version, app_version_raw,
@@ -483,11 +490,9 @@ SELECT
 FROM adjust.callbacks FINAL
 WHERE activity_kind IN ('session');
 
--- view adjust.clicks (dropped, to be created with the current columns)
-DROP TABLE IF EXISTS adjust.clicks;
-
 -- view adjust.clicks (click)
 CREATE VIEW IF NOT EXISTS adjust.clicks AS
+WITH 'adjust-sink c5b3d46b4dc54c14' AS adjust_sink_definition
 SELECT
     received_at, event_date, callback_id, callback_trigger, source_ip, ingest_source, activity_kind,
     app_id, app_name, app_name_dashboard, app_token, app_version, app_version_raw,
@@ -526,11 +531,9 @@ SELECT
 FROM adjust.callbacks FINAL
 WHERE activity_kind IN ('click');
 
--- view adjust.impressions (dropped, to be created with the current columns)
-DROP TABLE IF EXISTS adjust.impressions;
-
 -- view adjust.impressions (impression)
 CREATE VIEW IF NOT EXISTS adjust.impressions AS
+WITH 'adjust-sink bde80a90879beb6e' AS adjust_sink_definition
 SELECT
     received_at, event_date, callback_id, callback_trigger, source_ip, ingest_source, activity_kind,
     app_id, app_name, app_name_dashboard, app_token, app_version, app_version_raw,
@@ -569,11 +572,9 @@ SELECT
 FROM adjust.callbacks FINAL
 WHERE activity_kind IN ('impression');
 
--- view adjust.reattributions (dropped, to be created with the current columns)
-DROP TABLE IF EXISTS adjust.reattributions;
-
 -- view adjust.reattributions (reattribution, reattribution_reinstall)
 CREATE VIEW IF NOT EXISTS adjust.reattributions AS
+WITH 'adjust-sink 9c8b570765598b9a' AS adjust_sink_definition
 SELECT
     received_at, event_date, callback_id, callback_trigger, source_ip, ingest_source, activity_kind,
     app_id, app_name, app_name_dashboard, app_token, app_version, app_version_raw,
@@ -616,11 +617,9 @@ SELECT
 FROM adjust.callbacks FINAL
 WHERE activity_kind IN ('reattribution', 'reattribution_reinstall');
 
--- view adjust.ad_revenue (dropped, to be created with the current columns)
-DROP TABLE IF EXISTS adjust.ad_revenue;
-
 -- view adjust.ad_revenue (ad_revenue)
 CREATE VIEW IF NOT EXISTS adjust.ad_revenue AS
+WITH 'adjust-sink 5331d732e3b8cc84' AS adjust_sink_definition
 SELECT
     received_at, event_date, callback_id, callback_trigger, source_ip, ingest_source, activity_kind,
     app_id, app_name, app_name_dashboard, app_token, app_version, app_version_raw,
@@ -645,11 +644,9 @@ SELECT
 FROM adjust.callbacks FINAL
 WHERE activity_kind IN ('ad_revenue');
 
--- view adjust.rejected (dropped, to be created with the current columns)
-DROP TABLE IF EXISTS adjust.rejected;
-
 -- view adjust.rejected (rejected_install, rejected_reattribution)
 CREATE VIEW IF NOT EXISTS adjust.rejected AS
+WITH 'adjust-sink 37c5f0811d462f97' AS adjust_sink_definition
 SELECT
     received_at, event_date, callback_id, callback_trigger, source_ip, ingest_source, activity_kind,
     app_id, app_name, app_name_dashboard, app_token, app_version, app_version_raw,
@@ -689,11 +686,9 @@ SELECT
 FROM adjust.callbacks FINAL
 WHERE activity_kind IN ('rejected_install', 'rejected_reattribution');
 
--- view adjust.skan (dropped, to be created with the current columns)
-DROP TABLE IF EXISTS adjust.skan;
-
 -- view adjust.skan (sk_install, sk_event, sk_qualifier, sk_cv_update, sk_install_direct)
 CREATE VIEW IF NOT EXISTS adjust.skan AS
+WITH 'adjust-sink ce9709e92008849a' AS adjust_sink_definition
 SELECT
     received_at, event_date, callback_id, callback_trigger, source_ip, ingest_source, activity_kind,
     app_id, app_name, app_name_dashboard, app_token, app_version, app_version_raw,
@@ -718,11 +713,9 @@ SELECT
 FROM adjust.callbacks FINAL
 WHERE activity_kind IN ('sk_install', 'sk_event', 'sk_qualifier', 'sk_cv_update', 'sk_install_direct');
 
--- view adjust.uninstalls (dropped, to be created with the current columns)
-DROP TABLE IF EXISTS adjust.uninstalls;
-
 -- view adjust.uninstalls (uninstall, reinstall)
 CREATE VIEW IF NOT EXISTS adjust.uninstalls AS
+WITH 'adjust-sink 904d6112e72a8feb' AS adjust_sink_definition
 SELECT
     received_at, event_date, callback_id, callback_trigger, source_ip, ingest_source, activity_kind,
     app_id, app_name, app_name_dashboard, app_token, app_version, app_version_raw,
@@ -751,11 +744,14 @@ WHERE activity_kind IN ('uninstall', 'reinstall');
 
 -- materialized view adjust.callbacks_erasures_mv -> adjust.callbacks_erasures
 CREATE MATERIALIZED VIEW IF NOT EXISTS adjust.callbacks_erasures_mv TO adjust.callbacks_erasures
-AS SELECT
+AS WITH 'adjust-sink ff0eb1170edbdada' AS adjust_sink_definition
+SELECT
     received_at AS requested_at,
     tupleElement(id, 2) AS device_id,
     tupleElement(id, 1) AS id_kind,
-    toDateTime(0, 'UTC') AS done_at
+    CAST(app_token AS String) AS app_token,
+    toDateTime(0, 'UTC') AS done_at,
+    '' AS outcome
 FROM adjust.callbacks
-ARRAY JOIN [('adid', adid), ('idfa', idfa), ('idfv', idfv), ('gps_adid', gps_adid), ('android_id', android_id), ('fire_adid', fire_adid), ('oaid', oaid), ('web_uuid', web_uuid), ('win_adid', cold_values[indexOf(cold_keys, 'win_adid')])] AS id
+ARRAY JOIN [('adid', adid), ('idfa', idfa), ('idfa_upper', cold_values[indexOf(cold_keys, 'idfa_upper')]), ('idfa_md5', cold_values[indexOf(cold_keys, 'idfa_md5')]), ('idfa_md5_hex', cold_values[indexOf(cold_keys, 'idfa_md5_hex')]), ('idfv', idfv), ('gps_adid', gps_adid), ('gps_adid_md5', cold_values[indexOf(cold_keys, 'gps_adid_md5')]), ('android_id', android_id), ('android_id_md5', cold_values[indexOf(cold_keys, 'android_id_md5')]), ('fire_adid', fire_adid), ('oaid', oaid), ('oaid_md5', cold_values[indexOf(cold_keys, 'oaid_md5')]), ('web_uuid', web_uuid), ('win_adid', cold_values[indexOf(cold_keys, 'win_adid')])] AS id
 WHERE activity_kind = 'gdpr_forget_device' AND tupleElement(id, 2) != '';

@@ -86,6 +86,14 @@ label!(
     /// What kind of write-ahead log damage was found, the `kind` label of `wal_damaged_total`.
     WalDamage { TornTail => "torn_tail", Quarantined => "quarantined" }
 );
+label!(
+    /// Why an erasure request was refused, the `reason` label of `erasures_refused_total`.
+    ErasureRefusal { TooLong => "too_long", UnknownKind => "unknown_kind" }
+);
+label!(
+    /// A housekeeping task, the `task` label of `housekeeping_rounds_total`.
+    HousekeepingTask { Erasure => "erasure", Retention => "retention" }
+);
 
 impl Label for ProblemKind {
     const ALL: &'static [Self] = &ProblemKind::ALL;
@@ -186,6 +194,11 @@ pub struct Metrics {
     /// Unix seconds of the oldest pending erasure request; 0 when there is none.
     oldest_erasure: Arc<AtomicU32>,
     pub retention_partitions_dropped: IntCounter,
+    pub erasures_refused: Counters<ErasureRefusal>,
+    pub erasures_failed: IntCounter,
+    pub erasure_mutations: IntCounter,
+    pub housekeeping_rounds: Counters<HousekeepingTask>,
+    pub housekeeping_lease_held: IntGauge,
 }
 
 struct Hot {
@@ -402,6 +415,32 @@ impl Metrics {
             "retention_partitions_dropped_total",
             "Monthly partitions dropped for --retention (18.16; modern servers use a TTL)."
         )));
+        let erasures_refused = reg!(IntCounterVec::new(
+            ns(
+                "erasures_refused_total",
+                "Erasure requests refused and marked so, by reason: too_long (an identifier longer than any device id), unknown_kind (not a device identifier this version knows)."
+            ),
+            &["reason"]
+        ));
+        let erasures_failed = reg!(IntCounter::with_opts(ns(
+            "erasures_failed_total",
+            "Times an erasure request failed on its own and was set aside to be tried again later (with backoff), while the other requests went on."
+        )));
+        let erasure_mutations = reg!(IntCounter::with_opts(ns(
+            "erasure_mutations_total",
+            "ALTER TABLE ... DELETE mutations this sink started for erasure requests (one per table and round with rows to erase)."
+        )));
+        let housekeeping_rounds = reg!(IntCounterVec::new(
+            ns(
+                "housekeeping_rounds_total",
+                "Housekeeping rounds this sink ran, by task (erasure|retention); of several sinks on one table only the lease holder runs them."
+            ),
+            &["task"]
+        ));
+        let housekeeping_lease_held = reg!(IntGauge::with_opts(ns(
+            "housekeeping_lease_held",
+            "1 while this sink holds the housekeeping lease (runs erasure and retention rounds for the table), else 0."
+        )));
 
         let by_route_and_outcome = |family: &HistogramVec| -> Vec<Vec<Histogram>> {
             Route::ALL
@@ -442,6 +481,8 @@ impl Metrics {
         let rows_dropped = Counters::new(rows_dropped);
         let rows_rejected = Counters::new(rows_rejected);
         let wal_damaged = Counters::new(wal_damaged);
+        let erasures_refused = Counters::new(erasures_refused);
+        let housekeeping_rounds = Counters::new(housekeeping_rounds);
         Metrics {
             hot,
             registry,
@@ -483,6 +524,11 @@ impl Metrics {
             erasure_oldest_age,
             oldest_erasure: Arc::new(AtomicU32::new(0)),
             retention_partitions_dropped,
+            erasures_refused,
+            erasures_failed,
+            erasure_mutations,
+            housekeeping_rounds,
+            housekeeping_lease_held,
         }
     }
 

@@ -1,26 +1,35 @@
 //! What `serve` does besides delivering: carrying out erasure requests and, with `--retention`,
-//! removing old rows (README "Privacy").
+//! removing old rows (docs/privacy.md).
 //!
-//! - Erasure, every `--erasure-interval`: read the pending requests from `<table>_erasures`
-//!   (recorded by ClickHouse when the `gdpr_forget_device` callback was inserted, so nothing is
-//!   lost when the sink stops); when rows of those devices are left in the callbacks or rejects
-//!   table, start an `ALTER TABLE … DELETE WHERE …` mutation (unless one is still running on
-//!   it); once none is left, mark the requests done.
-//! - Retention: on modern servers a TTL set once at start; on 18.16 (no TTL) every hour, drop the
-//!   monthly partitions wholly older than the limit.
+//! - [`erasure`], every `--erasure-interval`: requests recorded in `<table>_erasures` (by
+//!   ClickHouse, when the `gdpr_forget_device` callback was inserted) are carried out in rounds
+//!   sized by query length: rows of the devices left anywhere (every shard of a cluster) →
+//!   one `ALTER TABLE … DELETE` per table (unless a mutation is still running on it); none
+//!   left → the requests are marked done. A request with an identifier longer than any device
+//!   id is refused; one that fails on its own is set aside with backoff while the others go on.
+//! - [`retention`]: on modern servers a TTL, set when the table's differs; on 18.16 (no TTL)
+//!   every hour, the monthly partitions wholly older than the limit are dropped.
+//! - [`lease`]: of several sinks on one table (or one cluster), only the holder of the lease in
+//!   `<table>_lease` runs these rounds.
 //!
-//! Errors are logged and the next round tries again.
+//! Whether a forget callback is honoured at all is decided at start ([`Trust`]): with a
+//! `--callback-token` every stored callback carried it; without one a callback proves only that
+//! it came through the allowlist, so erasure needs `--erasure-without-token`.
+//!
+//! Errors are logged without any identifier (ClickHouse's message can quote the query) and the
+//! next round tries again.
 
-use std::collections::HashSet;
+pub mod erasure;
+pub mod lease;
+pub mod retention;
+
 use std::time::Duration;
 
-use super::{Profile, quote};
-use crate::clickhouse::schema::erasure::{self, Request};
-use crate::metrics::Metrics;
-use crate::settings::{ConfigError, err, positive_duration};
-
+use super::schema::Target;
 use super::store::ClickHouseStore;
-use crate::sink::StoreError;
+use crate::metrics::{HousekeepingTask, Metrics};
+use crate::settings::{ConfigError, err, positive_duration};
+use crate::sink::{Admin, StoreError};
 
 /// The Housekeeping section of the command line (`serve`).
 #[derive(Debug, Clone, clap::Args)]
@@ -39,6 +48,21 @@ pub struct HousekeepingArgs {
     /// `<table>_erasures`).
     #[arg(long, env = "ADJUST_SINK_NO_ERASURE")]
     pub no_erasure: bool,
+
+    /// Carry out `gdpr_forget_device` requests although no --callback-token is set. Without a
+    /// token a callback proves only that it came from Adjust's servers (the allowlist), not from
+    /// your Adjust account, so erasure is off unless this is given.
+    #[arg(long, env = "ADJUST_SINK_ERASURE_WITHOUT_TOKEN")]
+    pub erasure_without_token: bool,
+}
+
+/// Why a stored forget callback is honoured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// Every callback must carry a `--callback-token`, so every stored one did.
+    Token,
+    /// No token, and `--erasure-without-token` says to honour them anyway.
+    WithoutToken,
 }
 
 /// Retention and erasure, validated.
@@ -48,163 +72,193 @@ pub struct Housekeeping {
     pub retention_days: Option<u32>,
     /// `--erasure-interval`; `None` with `--no-erasure`.
     pub erasure_interval: Option<Duration>,
+    /// Why forget callbacks are honoured; `None`: they are not (no token, no
+    /// `--erasure-without-token`), and no erasure runs.
+    pub trust: Option<Trust>,
 }
 
 impl HousekeepingArgs {
-    pub fn settings(&self) -> Result<Housekeeping, ConfigError> {
+    /// The settings; `tokens_required`: every callback must carry a `--callback-token`.
+    pub fn settings(&self, tokens_required: bool) -> Result<Housekeeping, ConfigError> {
         if self.retention == Some(0) {
             return err("--retention must be at least 1 day");
         }
         let interval = positive_duration("--erasure-interval", &self.erasure_interval)?;
+        let trust = if tokens_required {
+            Some(Trust::Token)
+        } else if self.erasure_without_token {
+            Some(Trust::WithoutToken)
+        } else {
+            None
+        };
         Ok(Housekeeping {
             retention_days: self.retention,
             erasure_interval: (!self.no_erasure).then_some(interval),
+            trust,
         })
     }
 }
 
-/// How many requests one erasure round takes on.
-const BATCH: usize = 1000;
-/// How often 18.16 partitions are checked against `--retention`.
+impl Housekeeping {
+    /// How often erasure rounds run, when they do.
+    pub fn erasure(&self) -> Option<Duration> {
+        self.erasure_interval.filter(|_| self.trust.is_some())
+    }
+
+    /// How often the lease is renewed and the rounds looked at: the erasure interval, or a
+    /// minute when only retention runs.
+    fn tick(&self) -> Duration {
+        self.erasure().unwrap_or(Duration::from_secs(60))
+    }
+
+    /// Says at start whether erasure runs, and why (or why not).
+    fn announce(&self, target: &Target) {
+        let table = super::schema::erasure::erasures_table(target);
+        match (self.erasure_interval, self.trust) {
+            (None, _) => tracing::info!(
+                %table,
+                "erasure is off (--no-erasure): gdpr_forget_device requests are recorded and not carried out"
+            ),
+            (Some(_), None) => tracing::warn!(
+                %table,
+                "erasure is off: no --callback-token is set, so a gdpr_forget_device callback proves only that \
+                 it came from Adjust's servers (any Adjust customer's callback passes the allowlist), not from \
+                 your account; set --callback-token, or pass --erasure-without-token to honour them anyway. \
+                 Requests are recorded meanwhile"
+            ),
+            (Some(every), Some(Trust::Token)) => tracing::info!(
+                ?every,
+                "erasure is on: gdpr_forget_device requests are honoured, every callback carried the --callback-token"
+            ),
+            (Some(every), Some(Trust::WithoutToken)) => tracing::warn!(
+                ?every,
+                "erasure is on without a callback token (--erasure-without-token): anyone whose callbacks pass \
+                 the allowlist can have a device's rows of an app erased"
+            ),
+        }
+    }
+}
+
+/// How often 18.16 partitions (and modern TTLs) are checked against `--retention`.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
 /// How soon a failed retention round is tried again.
 const RETENTION_RETRY: Duration = Duration::from_secs(60);
 
-/// Runs the housekeeping rounds until the task is dropped. The first erasure round comes one
-/// interval after start (delivery creates the tables meanwhile); the first retention round at
-/// start, then hourly (a failed one again after a minute).
+/// Runs the housekeeping rounds until the task is dropped (what `serve` spawns).
 pub async fn run(store: ClickHouseStore, settings: Housekeeping, metrics: Metrics) {
+    let target = store.config().target.clone();
+    run_with(store, target, settings, metrics).await
+}
+
+/// [`run`] over any [`Admin`]. At start and then each tick (the erasure interval, or a minute)
+/// the lease is renewed or sought; only its holder runs the rounds that are due. The first
+/// erasure round comes one interval after start (delivery creates the tables meanwhile); the
+/// first retention round at start, then hourly (a failed one again after a minute).
+pub async fn run_with<A: Admin>(
+    admin: A,
+    target: Target,
+    settings: Housekeeping,
+    metrics: Metrics,
+) {
     use tokio::time::{Instant, sleep_until};
-    let far = || Instant::now() + Duration::from_secs(365 * 86_400);
-    let mut next_erasure = settings
-        .erasure_interval
-        .map_or_else(far, |every| Instant::now() + every);
-    let mut next_retention = settings.retention_days.map_or_else(far, |_| Instant::now());
-    let mut seen = HashSet::new();
-    let mut ttl_set = false;
+    settings.announce(&target);
+    if settings.erasure().is_none() && settings.retention_days.is_none() {
+        return;
+    }
+    let tick = settings.tick();
+    let mut lease = lease::Lease::new(target.clone(), tick);
+    let mut eraser = erasure::Eraser::new(target.clone(), tick);
+    // The lease is sought at start; retention runs then, erasure one interval later.
+    let mut next_tick = Instant::now();
+    let mut next_erasure = next_tick + tick;
+    let mut next_retention = next_tick;
     loop {
-        tokio::select! {
-            _ = sleep_until(next_erasure) => {
-                if let Err(e) = erase(&store, &metrics, &mut seen).await {
-                    tracing::warn!(error = %e, "erasure round failed; trying again next round");
-                }
-                let every = settings.erasure_interval.expect("erasure is on");
-                next_erasure = Instant::now() + every;
+        sleep_until(next_tick).await;
+        let now = Instant::now();
+        next_tick = now + tick;
+        let held = match lease.hold(&admin).await {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(error = %redacted(&e), "housekeeping lease: ClickHouse did not answer; trying again next round");
+                false
             }
-            _ = sleep_until(next_retention) => {
-                let days = settings.retention_days.expect("retention is set");
-                next_retention = Instant::now() + match retain(&store, &metrics, days, &mut ttl_set).await {
+        };
+        metrics.housekeeping_lease_held.set(i64::from(held));
+        if !held {
+            // Another sink reports the pending requests.
+            metrics.erasures_pending.set(0);
+            metrics.set_oldest_erasure(None);
+            continue;
+        }
+        if settings.erasure().is_some() && now >= next_erasure {
+            next_erasure = now + tick;
+            metrics.housekeeping_rounds.inc(HousekeepingTask::Erasure);
+            if let Err(e) = eraser
+                .round(&admin, &metrics, crate::clock::unix_now())
+                .await
+            {
+                tracing::warn!(error = %redacted(&e), "erasure round failed; trying again next round");
+            }
+        }
+        if let Some(days) = settings.retention_days
+            && now >= next_retention
+        {
+            metrics.housekeeping_rounds.inc(HousekeepingTask::Retention);
+            next_retention = now
+                + match retention::round(&admin, &target, &metrics, days).await {
                     Ok(()) => RETENTION_EVERY,
                     Err(e) => {
-                        tracing::warn!(error = %e, "retention round failed; trying again in a minute");
+                        tracing::warn!(error = %redacted(&e), "retention round failed; trying again in a minute");
                         RETENTION_RETRY
                     }
                 };
-            }
         }
     }
 }
 
-async fn count(store: &ClickHouseStore, sql: &str) -> Result<u64, StoreError> {
-    let rows = store.select(sql).await?;
-    Ok(rows
+/// The first number of the first row (0 when there is none).
+async fn count<A: Admin>(admin: &A, sql: &str) -> Result<u64, StoreError> {
+    Ok(admin
+        .select(sql)
+        .await?
         .first()
         .and_then(|r| r.first())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0))
 }
 
-/// One erasure round.
-async fn erase(
-    store: &ClickHouseStore,
-    metrics: &Metrics,
-    seen: &mut HashSet<Request>,
-) -> Result<(), StoreError> {
-    let target = &store.config().target;
-    let requests: Vec<Request> = store
-        .select(&erasure::pending_sql(target, BATCH))
-        .await?
-        .into_iter()
-        .filter_map(|r| match &r[..] {
-            [kind, id, at] => Some(Request {
-                kind: unescape(kind),
-                id: unescape(id),
-                requested_at: at.parse().ok()?,
-            }),
-            _ => None,
-        })
-        .collect();
-    for r in &requests {
-        if seen.insert(r.clone()) {
-            metrics.erasures_requested.inc();
+/// A ClickHouse error fit for the log: its text up to the first quoted part (the values of a
+/// query, which may be identifiers, and echoes of the query come quoted) or echo of the query
+/// (syntax errors show it unquoted), at most 300 characters.
+pub fn redacted(e: &StoreError) -> String {
+    let mut text = e.message.as_str();
+    for cut in [
+        "failed at position",
+        "Failed at position",
+        " here: ",
+        " (version ",
+    ] {
+        if let Some(at) = text.find(cut) {
+            text = &text[..at];
         }
     }
-    metrics.set_oldest_erasure(requests.iter().map(|r| r.requested_at).min());
-    metrics.erasures_pending.set(requests.len() as i64);
-    if requests.is_empty() {
-        return Ok(());
+    // A quote not between two letters (`doesn't` is prose).
+    let bytes = text.as_bytes();
+    let quote = (0..bytes.len()).find(|&i| {
+        matches!(bytes[i], b'\'' | b'"' | b'`')
+            && !(i > 0
+                && bytes[i - 1].is_ascii_alphabetic()
+                && bytes.get(i + 1).is_some_and(u8::is_ascii_alphabetic))
+    });
+    let mut out: String = match quote {
+        Some(at) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    };
+    if out.chars().count() > 300 {
+        out = out.chars().take(300).chain(['…']).collect();
     }
-    let [callbacks, rejects] = erasure::erased_tables(target);
-    let work = [
-        (&callbacks, erasure::callbacks_predicate(&requests)),
-        (&rejects, erasure::rejects_predicate(&requests)),
-    ];
-    let mut left = Vec::new();
-    for (table, predicate) in &work {
-        if count(
-            store,
-            &format!("SELECT count() FROM {table} WHERE {predicate}"),
-        )
-        .await?
-            > 0
-        {
-            left.push((table, predicate));
-        }
-    }
-    if left.is_empty() {
-        let now = crate::clock::unix_now();
-        store
-            .run_sql(&erasure::done_sql(target, &requests, now))
-            .await?;
-        metrics.erasures_done.inc_by(requests.len() as u64);
-        if requests.len() < BATCH {
-            metrics.set_oldest_erasure(None);
-            metrics.erasures_pending.set(0);
-        }
-        for r in &requests {
-            seen.remove(r);
-        }
-        tracing::info!(
-            identifiers = requests.len(),
-            "erasure done: no row of the devices is left"
-        );
-        return Ok(());
-    }
-    // A mutation still running on the tables: let it finish before starting another.
-    let running = count(
-        store,
-        &format!(
-            "SELECT count() FROM system.mutations WHERE database = {} AND table IN ({}, {}) AND is_done = 0",
-            quote(&target.database),
-            quote(&target.table),
-            quote(&format!("{}_rejects", target.table)),
-        ),
-    )
-    .await?;
-    if running > 0 {
-        return Ok(());
-    }
-    for (table, predicate) in left {
-        store
-            .run_sql(&format!(
-                "ALTER TABLE {table}{} DELETE WHERE {predicate}",
-                target.on_cluster()
-            ))
-            .await?;
-        tracing::info!(%table, identifiers = requests.len(), "erasure started");
-    }
-    Ok(())
+    out.trim_end().to_string()
 }
 
 /// TabSeparated unescaping of one field.
@@ -233,58 +287,79 @@ fn unescape(field: &str) -> String {
     out
 }
 
-/// One retention round.
-async fn retain(
-    store: &ClickHouseStore,
-    metrics: &Metrics,
-    days: u32,
-    ttl_set: &mut bool,
-) -> Result<(), StoreError> {
-    let target = &store.config().target;
-    if store.profile().await? == Profile::Modern {
-        if !*ttl_set {
-            for st in erasure::ttl_statements(target, days) {
-                store.run_sql(&st.sql).await?;
-                tracing::info!(what = %st.what, "retention set");
-            }
-            *ttl_set = true;
-        }
-        return Ok(());
-    }
-    let today = crate::clock::unix_now() / 86_400;
-    for table in erasure::erased_tables(target) {
-        let (db, name) = table.split_once('.').expect("database.table");
-        let partitions: Vec<u32> = store
-            .select(&format!(
-                "SELECT DISTINCT partition FROM system.parts WHERE database = {} AND table = {} AND active",
-                quote(db),
-                quote(name)
-            ))
-            .await?
-            .into_iter()
-            .filter_map(|r| r.first().and_then(|p| p.trim_matches('\'').parse().ok()))
-            .collect();
-        for p in erasure::expired_partitions(&partitions, today, days) {
-            store
-                .run_sql(&format!(
-                    "ALTER TABLE {table}{} DROP PARTITION {p}",
-                    target.on_cluster()
-                ))
-                .await?;
-            metrics.retention_partitions_dropped.inc();
-            tracing::info!(%table, partition = p, days, "dropped a partition past --retention");
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
-    use super::unescape;
+    use super::*;
+    use crate::sink::ErrorClass;
 
     #[test]
     fn tab_separated_fields_are_unescaped() {
         assert_eq!(unescape("a\\tb\\\\c\\'d"), "a\tb\\c'd");
         assert_eq!(unescape("plain"), "plain");
+    }
+
+    #[test]
+    fn logged_errors_carry_no_quoted_value_nor_the_query() {
+        let e = StoreError::new(
+            ErrorClass::Unknown,
+            Some(62),
+            "Code: 62, e.displayText() = DB::Exception: Syntax error: failed at position 40 (line 1, col 40): 'SECRETDEVICE', 'x') OR gps_adid IN ('SECRET2')",
+        );
+        let text = redacted(&e);
+        assert_eq!(
+            text,
+            "Code: 62, e.displayText() = DB::Exception: Syntax error:"
+        );
+        let e = StoreError::new(
+            ErrorClass::Transient,
+            Some(60),
+            "Code: 60, e.displayText() = DB::Exception: Table adjust.x doesn't exist., e.what() = DB::Exception",
+        );
+        assert_eq!(redacted(&e), e.message);
+        let e = StoreError::new(
+            ErrorClass::Unknown,
+            Some(47),
+            format!(
+                "Code: 47. Missing columns: 'a' while processing 'adid IN ('{}')'",
+                "X".repeat(1000)
+            ),
+        );
+        let text = redacted(&e);
+        assert!(!text.contains('X'), "{text}");
+        assert!(text.len() < 400);
+        assert_eq!(
+            redacted(&StoreError::new(
+                ErrorClass::Transient,
+                None,
+                "connection refused"
+            )),
+            "connection refused"
+        );
+    }
+
+    fn args(no_erasure: bool, without_token: bool) -> HousekeepingArgs {
+        HousekeepingArgs {
+            retention: None,
+            erasure_interval: "2s".into(),
+            no_erasure,
+            erasure_without_token: without_token,
+        }
+    }
+
+    /// Erasure runs only when a forget callback proves something: every callback carried the
+    /// token, or the operator said to honour them without one; --no-erasure wins.
+    #[test]
+    fn erasure_needs_a_token_or_an_explicit_flag() {
+        let every = Some(Duration::from_secs(2));
+        let h = args(false, false).settings(true).unwrap();
+        assert_eq!((h.erasure(), h.trust), (every, Some(Trust::Token)));
+        let h = args(false, false).settings(false).unwrap();
+        assert_eq!((h.erasure(), h.trust), (None, None));
+        let h = args(false, true).settings(false).unwrap();
+        assert_eq!((h.erasure(), h.trust), (every, Some(Trust::WithoutToken)));
+        for tokens in [false, true] {
+            let h = args(true, true).settings(tokens).unwrap();
+            assert_eq!(h.erasure(), None);
+        }
     }
 }

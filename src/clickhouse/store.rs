@@ -269,6 +269,11 @@ impl ClickHouseStore {
                 "distributed_ddl_task_timeout",
                 schema::cluster::DDL_TASK_TIMEOUT_S.to_string(),
             );
+            // An INSERT … SELECT or VALUES into a Distributed table (housekeeping's marks)
+            // returns once every shard has its rows, as the sink's own inserts do.
+            for (name, value) in CLUSTER_INSERT_SETTINGS {
+                q = q.with_setting(*name, *value);
+            }
         }
         q.execute().await.map_err(|e| self.store_error(e))
     }

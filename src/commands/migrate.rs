@@ -55,6 +55,16 @@ fn render(report: &MigrateReport, url: &str, on: &str) -> String {
     for c in &report.promoted_columns {
         out += &format!("  made column {c} physical (DEFAULT, filled from the stored text)\n");
     }
-    out += "schema is up to date\n";
+    for what in &report.replaced {
+        out += &format!("  replaced {what}\n");
+    }
+    for name in &report.created {
+        out += &format!("  created {name}\n");
+    }
+    out += if report.changed() {
+        "schema is up to date\n"
+    } else {
+        "schema is up to date; nothing changed (every object was current)\n"
+    };
     out
 }

@@ -54,17 +54,21 @@ impl TryFrom<&ServeArgs> for ServeConfig {
         let target = a.table.target()?;
         let row = a.rows.options(&target.columns)?;
         let timeouts = a.delivery.timeouts()?;
+        let edge = a.edge.settings()?;
+        // Every stored callback carried a token when one is required: forget callbacks prove
+        // they came from the operator's Adjust account.
+        let housekeeping = a.housekeeping.settings(edge.edge.tokens.required())?;
         Ok(ServeConfig {
             clickhouse: a
                 .connection
                 .config(target, !a.migrate.no_migrate, timeouts.insert)?,
             row,
-            edge: a.edge.settings()?,
+            edge,
             data_dir: a.data_dir.settings()?,
             queue: a.queue.settings()?,
             limits: a.batch.limits()?,
             timeouts,
-            housekeeping: a.housekeeping.settings()?,
+            housekeeping,
         })
     }
 }

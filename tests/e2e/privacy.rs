@@ -250,7 +250,11 @@ const FORGET: &str =
 #[tokio::test(flavor = "multi_thread")]
 async fn a_forget_callback_erases_the_device_within_three_intervals() {
     let db = Db::fresh("privacy_erase").await;
-    let sink = Sink::start(&db, &["--erasure-interval", "2s"]).await;
+    let sink = Sink::start(
+        &db,
+        &["--erasure-interval", "2s", "--erasure-without-token"],
+    )
+    .await;
     two_devices(&db, &sink, None).await;
     let asked = Instant::now();
     assert_eq!(sink.get(FORGET).await.status(), 200);
@@ -288,7 +292,12 @@ async fn an_erasure_survives_a_sigkill_before_it_runs() {
     let db = Db::fresh("privacy_kill").await;
     let dir = tempfile::tempdir().unwrap();
     let key = Some(KEY);
-    let flags = ["--pseudonymize", "adid,gps_adid", "--erasure-interval"];
+    let flags = [
+        "--pseudonymize",
+        "adid,gps_adid",
+        "--erasure-without-token",
+        "--erasure-interval",
+    ];
     // A long interval: the first round runs at start, the next only after the kill.
     let mut sink = start_private(&db, dir.path(), &[&flags[..], &["1h"]].concat()).await;
     two_devices(&db, &sink, key).await;
@@ -375,12 +384,13 @@ async fn retention_drops_old_partitions_on_legacy_servers() {
 async fn import_applies_the_row_settings_of_serve_and_erasure_reaches_imported_rows() {
     let db = Db::fresh("privacy_import").await;
     let dir = tempfile::tempdir().unwrap();
-    let env: [(&str, &str); 5] = [
+    let env: [(&str, &str); 6] = [
         ("ADJUST_SINK_PSEUDONYM_KEY", KEY),
         ("ADJUST_SINK_PSEUDONYMIZE", "adid"),
         ("ADJUST_SINK_DROP", "user_agent"),
         ("ADJUST_SINK_PARAM_ALIAS", "device_id=adid"),
         ("ADJUST_SINK_ERASURE_INTERVAL", "2s"),
+        ("ADJUST_SINK_ERASURE_WITHOUT_TOKEN", "true"),
     ];
     let mut args = base_args(&db, dir.path());
     args.extend(["--shutdown-timeout".to_string(), "5s".to_string()]);

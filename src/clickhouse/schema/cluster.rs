@@ -14,6 +14,9 @@
 //! - Rollups: `<rollup>_local` as `ReplicatedSummingMergeTree`, fed by `<rollup>_mv` on the local
 //!   callbacks table of the node that receives the rows, with a `Distributed` `<rollup>` over them.
 //! - Per-activity views over the `Distributed` table.
+//! - `<table>_lease` (which sink runs housekeeping): one `ReplicatedReplacingMergeTree` with a
+//!   replica on every node (one ZooKeeper path for all shards), read and written locally
+//!   ([`super::lease`]).
 
 use super::{Statement, Target};
 use crate::clickhouse::quote;
@@ -128,6 +131,7 @@ pub fn objects(target: &Target) -> Vec<String> {
     out.push(local_name(&erasures));
     out.push(format!("{erasures}_mv"));
     out.push(erasures);
+    out.push(format!("{}_lease", target.table));
     out
 }
 
@@ -159,7 +163,10 @@ mod tests {
                 );
                 if s.sql.contains("MergeTree") {
                     assert!(s.sql.contains("ENGINE = Replicated"), "{}", s.sql);
-                    assert!(head.contains("_local ON CLUSTER"), "{head}");
+                    // The lease is one table replicated on every node, not sharded.
+                    if !head.contains("_lease ON CLUSTER") {
+                        assert!(head.contains("_local ON CLUSTER"), "{head}");
+                    }
                 }
             }
             let sql: Vec<&str> = all.iter().map(|s| s.sql.as_str()).collect();

@@ -19,6 +19,7 @@
 
 pub mod cluster;
 pub mod erasure;
+pub mod lease;
 pub mod upgrade;
 pub mod views;
 
@@ -321,6 +322,7 @@ pub fn table_statements(profile: Profile, target: &Target) -> Vec<Statement> {
     ));
     out.extend(views::rollup_tables(profile, target));
     out.extend(erasure::table_statements(target));
+    out.push(lease::table_statement(target));
     out
 }
 
@@ -420,8 +422,8 @@ mod tests {
         }
         assert!(ddl.contains("ENGINE = ReplacingMergeTree"));
         assert!(ddl.contains("created_at_milli Nullable(Int64)"));
-        // 18.16 drops a view with DROP TABLE.
-        assert!(ddl.contains("DROP TABLE IF EXISTS adjust.installs;"));
+        // 18.16 has no CREATE OR REPLACE: views are created if missing, replaced by migrate.
+        assert!(!ddl.contains("OR REPLACE"));
         assert!(ddl.contains("ENGINE = SummingMergeTree((installs))"));
     }
 

@@ -6,8 +6,13 @@
 //!   ([`crate::adjust::activity`]). The columns come from the catalog: every placeholder whose
 //!   scope applies to one of the view's activities (so every placeholder their callback URLs ask
 //!   for) plus the few the view names itself ([`View::placeholders`]), the sink columns
-//!   ([`HEAD`]) and `extra`. Views hold no data: `migrate` drops and recreates them, so they
-//!   follow the table when columns are added.
+//!   ([`HEAD`]) and `extra`. Views hold no data. Each carries a marker of its definition
+//!   ([`marked`]: `WITH '<hash>' AS adjust_sink_definition`, which the server keeps as written and
+//!   which selects nothing), so `migrate` leaves a view alone when the marker is current and
+//!   otherwise replaces it in one step ([`replace_view`]): `CREATE OR REPLACE VIEW` on modern
+//!   servers; on 18.16, which has neither that nor `EXCHANGE`, the new definition is created
+//!   under a temporary name and swapped in with one `RENAME` (queries never find the view
+//!   missing).
 //! - **Daily rollups** (`<db>.installs_daily`, `<db>.revenue_daily`, `<db>.rejects_daily`):
 //!   `SummingMergeTree` tables fed by `<rollup>_mv` materialized views, sandbox traffic left out. A
 //!   materialized view sees every inserted block, duplicates included (`FINAL` cannot apply to an
@@ -48,17 +53,73 @@ pub fn columns(view: &View, profile: Profile) -> Vec<String> {
     cols
 }
 
-/// `CREATE VIEW IF NOT EXISTS …` of a view.
-pub fn create_view(view: &View, profile: Profile, target: &Target) -> String {
+/// A view's `SELECT`.
+pub fn select(view: &View, profile: Profile, target: &Target) -> String {
     format!(
-        "CREATE VIEW IF NOT EXISTS {}.{}{} AS\nSELECT\n{}\nFROM {} FINAL\nWHERE activity_kind IN ({})",
-        target.database,
-        view.name,
-        target.on_cluster(),
+        "SELECT\n{}\nFROM {} FINAL\nWHERE activity_kind IN ({})",
         wrap(&columns(view, profile), "    ", 100),
         target.table(),
         quote_list(&view.kinds())
     )
+}
+
+/// The alias of a definition's marker (a constant of the `WITH` clause, selected by nobody).
+pub const MARKER_ALIAS: &str = "adjust_sink_definition";
+
+/// The marker of a definition: `adjust-sink <hash of the SELECT>`. The server stores the query
+/// reformatted (parentheses, spacing, `tupleElement(t, 2)` as `t.2`), but a string literal as
+/// written, so the marker tells whether a stored view has this definition.
+pub fn marker(select: &str) -> String {
+    format!(
+        "adjust-sink {:016x}",
+        xxhash_rust::xxh3::xxh3_64(select.as_bytes())
+    )
+}
+
+/// `select` preceded by its marker: `WITH '<marker>' AS adjust_sink_definition\n<select>`.
+pub fn marked(select: &str) -> String {
+    format!("WITH '{}' AS {MARKER_ALIAS}\n{select}", marker(select))
+}
+
+/// `CREATE VIEW IF NOT EXISTS …` of a view, its `SELECT` marked.
+pub fn create_view(view: &View, profile: Profile, target: &Target) -> String {
+    format!(
+        "CREATE VIEW IF NOT EXISTS {}.{}{} AS\n{}",
+        target.database,
+        view.name,
+        target.on_cluster(),
+        marked(&select(view, profile, target))
+    )
+}
+
+/// Suffixes of the temporary names 18.16 uses to swap a view's definition.
+pub const NEW_SUFFIX: &str = "__new";
+pub const OLD_SUFFIX: &str = "__old";
+
+/// The statements that replace plain view `name` (`<db>.<name>`) by `select` in one step:
+/// `CREATE OR REPLACE VIEW` on modern servers; on 18.16 the new view is created as
+/// `<name>__new`, swapped in with one `RENAME` (`<name>` → `<name>__old`, `<name>__new` →
+/// `<name>`) and the old one dropped. What an interrupted run left is dropped first.
+pub fn replace_view(name: &str, select: &str, profile: Profile, target: &Target) -> Vec<String> {
+    let (db, on) = (&target.database, target.on_cluster());
+    let view = format!("{db}.{name}");
+    match profile {
+        Profile::Modern => vec![format!(
+            "CREATE OR REPLACE VIEW {view}{on} AS\n{}",
+            marked(select)
+        )],
+        Profile::Legacy => {
+            let new = format!("{view}{NEW_SUFFIX}");
+            let old = format!("{view}{OLD_SUFFIX}");
+            vec![
+                format!("DROP TABLE IF EXISTS {new}{on}"),
+                format!("DROP TABLE IF EXISTS {old}{on}"),
+                format!("CREATE VIEW {new}{on} AS\n{}", marked(select)),
+                format!("RENAME TABLE {view} TO {old}, {new} TO {view}{on}"),
+                format!("DROP TABLE IF EXISTS {old}{on}"),
+            ]
+        }
+    }
 }
 
 /// `'a', 'b'`.
@@ -337,8 +398,9 @@ pub fn rollup_tables(profile: Profile, target: &Target) -> Vec<Statement> {
     out
 }
 
-/// The materialized views, then every per-activity view dropped and created again. Both read
-/// columns of the callbacks table, so they come after its columns are up to date.
+/// The materialized views, then every per-activity view (`CREATE … IF NOT EXISTS`: `migrate`
+/// replaces a view whose marker is not current with [`replace_view`]). Both read columns of the
+/// callbacks table, so they come after its columns are up to date.
 pub fn view_statements(profile: Profile, target: &Target) -> Vec<Statement> {
     let mut out: Vec<Statement> = ROLLUPS
         .iter()
@@ -352,20 +414,14 @@ pub fn view_statements(profile: Profile, target: &Target) -> Vec<Statement> {
             sql: r.create_mv(target),
         })
         .collect();
-    // 18.16 has no `DROP VIEW`; `DROP TABLE` drops a view there. Modern servers get `DROP VIEW`,
-    // which refuses to drop a table that happens to have the name.
-    let drop = match profile {
-        Profile::Legacy => "DROP TABLE",
-        Profile::Modern => "DROP VIEW",
-    };
     for v in VIEWS {
-        let name = format!("{}.{}", target.database, v.name);
         out.push(Statement {
-            what: format!("view {name} (dropped, to be created with the current columns)"),
-            sql: format!("{drop} IF EXISTS {name}{}", target.on_cluster()),
-        });
-        out.push(Statement {
-            what: format!("view {name} ({})", v.kinds().join(", ")),
+            what: format!(
+                "view {}.{} ({})",
+                target.database,
+                v.name,
+                v.kinds().join(", ")
+            ),
             sql: create_view(v, profile, target),
         });
     }

@@ -16,6 +16,22 @@ pub struct MigrateReport {
     pub promoted_columns: Vec<String>,
     /// Set when a table of the first layout was moved to the two-tier layout.
     pub upgraded: Option<Upgraded>,
+    /// Objects of an earlier definition replaced (views) or brought up to date (the erasure
+    /// requests' table and view), each with what was done.
+    pub replaced: Vec<String>,
+    /// Objects the connected server did not have before.
+    pub created: Vec<String>,
+}
+
+impl MigrateReport {
+    /// Whether the run changed anything on the connected server.
+    pub fn changed(&self) -> bool {
+        self.upgraded.is_some()
+            || !self.added_columns.is_empty()
+            || !self.promoted_columns.is_empty()
+            || !self.replaced.is_empty()
+            || !self.created.is_empty()
+    }
 }
 
 /// What moving a first-layout table did.
@@ -80,6 +96,7 @@ impl ClickHouseStore {
         // Tables first, then the columns a newer version added, then the views that read them
         // (18.16 checks a view's columns when it is created).
         let target = &self.config.target;
+        let before = self.object_names().await?;
         if target.cluster.is_some() {
             // A sink's first contact: ON CLUSTER DDL waits for every node (up to a minute per
             // statement while one is down), so it runs only when the connected node lacks
@@ -150,6 +167,8 @@ impl ClickHouseStore {
         }
         report.added_columns = added;
         report.promoted_columns = promoted;
+        let stored = self.definitions().await?;
+        let record_all = self.upgrade_erasures(profile, &stored, &mut report).await?;
         let casts = self.rollup_casts().await?;
         for mut st in schema::view_statements(profile, target) {
             for (r, cast) in &casts {
@@ -160,8 +179,157 @@ impl ClickHouseStore {
             self.execute(profile, &st.sql).await?;
             report.statements.push(st.what);
         }
+        // A view of an earlier definition (its marker differs) is replaced in one step; a
+        // current one is left alone, so queries on it never fail.
+        for v in schema::views::VIEWS {
+            let select = schema::views::select(v, profile, target);
+            if is_stale(&stored, v.name, &select) {
+                for sql in schema::views::replace_view(v.name, &select, profile, target) {
+                    self.execute(profile, &sql).await?;
+                }
+                report.replaced.push(format!(
+                    "view {}.{} (its definition changed; {})",
+                    target.database,
+                    v.name,
+                    match profile {
+                        Profile::Modern => "CREATE OR REPLACE VIEW",
+                        Profile::Legacy => "created anew and swapped in with one RENAME",
+                    }
+                ));
+            }
+        }
+        if record_all {
+            // Forget callbacks inserted while the view was away (or stored before there was
+            // one) become requests; those already recorded collapse with theirs.
+            self.execute(profile, &schema::erasure::record_all_sql(target))
+                .await?;
+        }
+        let after = self.object_names().await?;
+        report.created = after
+            .into_iter()
+            .filter(|n| !before.contains(n))
+            .map(|n| format!("{}.{n}", target.database))
+            .collect();
         *self.ready.lock().await = Some(profile);
         Ok(report)
+    }
+
+    /// The names of the tables and views of the database (on the connected server).
+    async fn object_names(&self) -> Result<Vec<String>, StoreError> {
+        let sql = format!(
+            "SELECT name FROM system.tables WHERE database = {}",
+            quote(&self.config.target.database)
+        );
+        Ok(self
+            .rows(Profile::Legacy, &sql)
+            .await?
+            .into_iter()
+            .filter_map(|r| r.into_iter().next())
+            .collect())
+    }
+
+    /// Each table and view of the database with its `create_table_query` (TabSeparated-escaped;
+    /// the definition markers have no character it escapes).
+    async fn definitions(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let sql = format!(
+            "SELECT name, create_table_query FROM system.tables WHERE database = {}",
+            quote(&self.config.target.database)
+        );
+        Ok(self
+            .rows(Profile::Legacy, &sql)
+            .await?
+            .into_iter()
+            .filter_map(|r| match <[String; 2]>::try_from(r) {
+                Ok([name, query]) => Some((name, query)),
+                Err(_) => None,
+            })
+            .collect())
+    }
+
+    /// Brings the erasure requests' table and view of an earlier version up to date: the
+    /// table's missing columns (`app_token`, `outcome`), and the view's definition. 18.16
+    /// refuses a materialized view's block that lacks a column of its table, and a view cannot
+    /// be altered or renamed there: the view is dropped first, the table altered, and the view
+    /// statements create the view again. Returns whether every forget callback must be
+    /// recorded afterwards (the view was dropped, or is new on a table that may hold some).
+    async fn upgrade_erasures(
+        &self,
+        profile: Profile,
+        stored: &[(String, String)],
+        report: &mut MigrateReport,
+    ) -> Result<bool, StoreError> {
+        use schema::erasure;
+        let target = &self.config.target;
+        let mv = erasure::mv_name(target);
+        let mv_name = mv.split_once('.').map_or(mv.as_str(), |(_, n)| n);
+        let current = schema::views::marker(&erasure::view_select(target));
+        let view = stored.iter().find(|(n, _)| n == mv_name);
+        let stale = view.is_some_and(|(_, q)| !q.contains(&current));
+        let table = erasure::erasures_target(target);
+        let have: Vec<String> = self
+            .columns_of(&table.storage())
+            .await?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        let missing: Vec<&str> = erasure::COLUMNS
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| !have.iter().any(|h| h == n))
+            .collect();
+        if view.is_some() && !stale && missing.is_empty() {
+            return Ok(false);
+        }
+        if view.is_some() {
+            self.execute(
+                profile,
+                &format!("DROP TABLE IF EXISTS {mv}{}", target.on_cluster()),
+            )
+            .await?;
+        }
+        if !missing.is_empty() {
+            // 18.16 cannot change a sorting key ON CLUSTER (code 48): there `app_token` is
+            // added without joining it.
+            let mut key = target.cluster.is_none() || profile == Profile::Modern;
+            if let Err(e) = self
+                .execute(profile, &erasure::add_columns_sql(target, &missing, key))
+                .await
+            {
+                if !(key && e.code == Some(48) && target.cluster.is_some()) {
+                    return Err(e);
+                }
+                key = false;
+                self.execute(profile, &erasure::add_columns_sql(target, &missing, key))
+                    .await?;
+            }
+            if target.cluster.is_some() {
+                self.execute(profile, &schema::cluster::drop_distributed(&table))
+                    .await?;
+                self.execute(
+                    profile,
+                    &schema::cluster::create_distributed(&table, "cityHash64(device_id)"),
+                )
+                .await?;
+            }
+            let joined = if !missing.contains(&"app_token") {
+                ""
+            } else if key {
+                "; app_token joins its key"
+            } else {
+                "; 18.16 cannot change a key ON CLUSTER, so app_token is not part of it (docs/privacy.md)"
+            };
+            report.replaced.push(format!(
+                "table {} (added column {}{joined})",
+                table.table(),
+                missing.join(", ")
+            ));
+        }
+        if view.is_some() {
+            report.replaced.push(format!(
+                "materialized view {mv} (its definition changed: dropped, created again, and every forget callback in the table recorded again)"
+            ));
+        }
+        Ok(true)
     }
 
     /// Per rollup, the key columns whose type in its table differs from that of the callbacks
@@ -441,6 +609,14 @@ impl ClickHouseStore {
         }
         Ok(())
     }
+}
+
+/// Whether view `name` exists with a definition other than `select` (its marker differs).
+fn is_stale(stored: &[(String, String)], name: &str, select: &str) -> bool {
+    let marker = schema::views::marker(select);
+    stored
+        .iter()
+        .any(|(n, query)| n == name && !query.contains(&marker))
 }
 
 /// One node of the cluster as `check --cluster` sees it.
