@@ -10,13 +10,17 @@
 //! in `extra`, the raw input kept in `raw_query` (rebuilt with the value replaced by its stored
 //! form, the pair left out for a dropped one), and so the write-ahead log, the rejects table and
 //! the rejects file, which all hold encoded rows. `source_ip` follows `ip_address`.
+//!
+//! A device identifier is acted on as a whole family ([`family_members`]): `--pseudonymize idfa`
+//! (or `idfa_md5`) pseudonymizes `idfa`, `idfa_upper`, `idfa_md5` and `idfa_md5_hex`, because
+//! any one spelling left raw identifies the device as well as the others.
 
 use std::fmt;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::adjust::catalog::{CATALOG, Ty};
+use crate::adjust::catalog::{CATALOG, Ty, device_ids, family_members};
 use crate::adjust::decode::{Body, Callback, DecodeOptions, index_of};
 use crate::adjust::query::{decode_component, raw_pairs};
 
@@ -49,6 +53,21 @@ impl fmt::Debug for Privacy {
     }
 }
 
+/// The device identifier families, as `--help` and the errors list them:
+/// `adid; idfa (idfa_upper, idfa_md5, idfa_md5_hex); …`.
+pub fn families() -> String {
+    device_ids()
+        .iter()
+        .map(|base| match family_members(base) {
+            Some(members) if members.len() > 1 => {
+                format!("{base} ({})", members[1..].join(", "))
+            }
+            _ => base.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The environment variable holding the pseudonym key.
 pub const KEY_ENV: &str = "ADJUST_SINK_PSEUDONYM_KEY";
 
@@ -66,7 +85,11 @@ impl Privacy {
         ] {
             for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
                 let idx = index_of(name).ok_or_else(|| {
-                    format!("{flag} {name}: not an Adjust placeholder this sink knows")
+                    format!(
+                        "{flag} {name}: not an Adjust placeholder this sink knows (device \
+                         identifiers, each with its family: {})",
+                        families()
+                    )
                 })?;
                 if name == "activity_kind" {
                     return Err(format!(
@@ -82,15 +105,29 @@ impl Privacy {
                         ty.describe()
                     ));
                 }
-                if let Some(&(_, other)) = actions.iter().find(|(i, _)| *i == idx) {
-                    if other != action {
-                        return Err(format!(
-                            "{name} is given to both --pseudonymize and --drop; keep one"
-                        ));
+                // A device identifier goes with every spelling and hash of it.
+                let family =
+                    family_members(name).unwrap_or(std::slice::from_ref(&CATALOG[idx].name));
+                for member in family {
+                    let m = index_of(member).expect("a family member is a placeholder");
+                    if let Some(&(_, other)) = actions.iter().find(|(i, _)| *i == m) {
+                        if other != action {
+                            let whole = if family.len() > 1 {
+                                format!(
+                                    " (a device identifier's family goes as a whole: {})",
+                                    family.join(", ")
+                                )
+                            } else {
+                                String::new()
+                            };
+                            return Err(format!(
+                                "{member} is given to both --pseudonymize and --drop{whole}; keep one"
+                            ));
+                        }
+                        continue;
                     }
-                    continue;
+                    actions.push((m, action));
                 }
-                actions.push((idx, action));
             }
         }
         let key = key.unwrap_or_default().to_vec();
@@ -333,6 +370,63 @@ mod tests {
                 ("device_id".into(), p.pseudonym("A3")),
                 ("x".into(), "1".into()),
             ]
+        );
+    }
+
+    /// Naming any spelling of a device identifier acts on its whole family; naming the same
+    /// family twice for two actions is refused.
+    #[test]
+    fn a_device_identifier_goes_with_its_whole_family() {
+        let p = privacy(&["idfa_md5"], &["gps_adid"]);
+        let acted = |name: &str| p.action(index_of(name).unwrap());
+        for m in ["idfa", "idfa_upper", "idfa_md5", "idfa_md5_hex"] {
+            assert_eq!(acted(m), Some(Action::Pseudonymize), "{m}");
+        }
+        for m in ["gps_adid", "gps_adid_md5"] {
+            assert_eq!(acted(m), Some(Action::Drop), "{m}");
+        }
+        assert_eq!(acted("idfv"), None);
+        let e = Privacy::new(Some(b"k"), &["idfa".into()], &["idfa_upper".into()]).unwrap_err();
+        assert!(e.contains("both") && e.contains("idfa_md5_hex"), "{e}");
+        let e = Privacy::new(Some(b"k"), &["device_id".into()], &[]).unwrap_err();
+        assert!(
+            e.contains("idfa (idfa_upper, idfa_md5, idfa_md5_hex)"),
+            "{e}"
+        );
+        // Every spelling of the family leaves the row pseudonymized.
+        let opts = DecodeOptions::new();
+        let p = privacy(&["idfa"], &[]);
+        let mut cb = decode(
+            b"idfa=RAW-IDFA&idfa_upper=RAW-IDFA&idfa_md5=abc&idfa_md5_hex=ABC",
+            Body::None,
+            "install",
+            &opts,
+        );
+        p.pseudonymize(&mut cb, &opts);
+        assert_eq!(cb.get("idfa_upper"), p.pseudonym("RAW-IDFA"));
+        assert_eq!(cb.get("idfa_md5"), p.pseudonym("abc"));
+        assert_eq!(cb.get("idfa_md5_hex"), p.pseudonym("ABC"));
+    }
+
+    /// `--help` of --pseudonymize and --drop lists every family as the catalog has it.
+    #[test]
+    fn help_lists_the_families() {
+        use clap::{Args, Command};
+        let mut cmd = crate::row::settings::RowArgs::augment_args(Command::new("serve"));
+        let help = cmd
+            .render_long_help()
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let families = families();
+        assert!(
+            families.starts_with("adid; idfa (idfa_upper, idfa_md5, idfa_md5_hex); idfv"),
+            "{families}"
+        );
+        assert!(
+            help.contains(&families),
+            "--help lacks the families `{families}`:\n{help}"
         );
     }
 

@@ -24,7 +24,10 @@ pub struct RowArgs {
     /// Store this text placeholder (`adid`, `idfa`, `gps_adid`, `android_id`, `ip_address`, …)
     /// as the hex HMAC-SHA256 of its value under the key in ADJUST_SINK_PSEUDONYM_KEY, wherever
     /// it would be written (repeatable, or comma-separated in the env var). `ip_address` also
-    /// pseudonymizes `source_ip`.
+    /// pseudonymizes `source_ip`. A device identifier goes with its whole family (any member
+    /// names it): adid; idfa (idfa_upper, idfa_md5, idfa_md5_hex); idfv; gps_adid
+    /// (gps_adid_md5); android_id (android_id_md5); fire_adid; oaid (oaid_md5); web_uuid;
+    /// win_adid.
     #[arg(
         long = "pseudonymize",
         value_name = "NAME",
@@ -43,7 +46,8 @@ pub struct RowArgs {
     pub pseudonym_key: Option<Secret>,
 
     /// Never store this placeholder (column empty or NULL, left out of `extra` and `raw_query`;
-    /// repeatable, or comma-separated in the env var). `ip_address` also empties `source_ip`.
+    /// repeatable, or comma-separated in the env var). `ip_address` also empties `source_ip`. A
+    /// device identifier goes with its whole family, as for --pseudonymize.
     #[arg(
         long = "drop",
         value_name = "NAME",

@@ -494,3 +494,243 @@ async fn import_applies_the_row_settings_of_serve_and_erasure_reaches_imported_r
         "only the erased device's imported row is gone"
     );
 }
+
+/// Rows of `adid` in `app` (distinct callbacks).
+async fn rows_of(db: &Db, adid: &str, app: &str) -> u64 {
+    db.number(&format!(
+        "SELECT uniqExact(callback_id) FROM {} WHERE adid = '{adid}' AND app_token = '{app}'",
+        db.table()
+    ))
+    .await
+}
+
+async fn wait_until(within: Duration, mut done: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if done().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    done().await
+}
+
+/// A forget POST with a 300,000-character identifier is answered (a 4xx would make Adjust
+/// drop it) and refused at erasure time; a normal forget after it completes within three
+/// intervals, and no log line carries either identifier.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hostile_request_is_refused_and_the_next_completes_within_three_intervals() {
+    let db = Db::fresh("privacy_hostile").await;
+    let sink = Sink::start(
+        &db,
+        &["--erasure-interval", "2s", "--erasure-without-token"],
+    )
+    .await;
+    let huge = "Z".repeat(300_000);
+    let answer = sink
+        .client()
+        .post(sink.url("/adjust/gdpr_forget_device"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "adid={huge}&app_token=apptok&created_at=1404300000"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(db.wait_rows(1, Duration::from_secs(20)).await, 1);
+    for (kind, t) in [
+        ("install", 1404214665),
+        ("event", 1404214700),
+        ("session", 1404214800),
+    ] {
+        let q = format!("/adjust/{kind}?adid=devHOSTILE3&created_at={t}&app_token=apptok");
+        assert_eq!(sink.get(&q).await.status(), 200);
+    }
+    assert_eq!(db.wait_rows(4, Duration::from_secs(20)).await, 4);
+    let asked = Instant::now();
+    let forget =
+        "/adjust/gdpr_forget_device?adid=devHOSTILE3&app_token=apptok&created_at=1404300001";
+    assert_eq!(sink.get(forget).await.status(), 200);
+    let erased = wait_until(Duration::from_secs(6), async || {
+        rows_of(&db, "devHOSTILE3", "apptok").await == 0
+    })
+    .await;
+    assert!(
+        erased,
+        "rows of the device left after {:?}; log:\n{}",
+        asked.elapsed(),
+        sink.logs()
+    );
+    let refused = "adjust_sink_erasures_refused_total{reason=\"too_long\"}";
+    assert!(
+        wait_until(Duration::from_secs(6), async || sink.metric(refused).await
+            == 1.0)
+        .await,
+        "{}",
+        sink.logs()
+    );
+    let outcomes = db
+        .query(&format!(
+            "SELECT length(device_id), argMax(outcome, done_at) FROM {}_erasures GROUP BY device_id, id_kind, requested_at, app_token ORDER BY 1 FORMAT TabSeparated",
+            db.table()
+        ))
+        .await;
+    assert!(
+        outcomes.contains("300000\trefused: identifier longer than 128 characters"),
+        "{outcomes}"
+    );
+    let logs = sink.logs();
+    assert!(!logs.contains("ZZZZZZZZZZZZZZZZ"), "the long id is logged");
+    assert!(
+        !logs.contains("devHOSTILE3"),
+        "the device id is logged:\n{logs}"
+    );
+    assert!(!logs.contains("erasure round failed"), "{logs}");
+}
+
+/// A forget for app B erases the device's rows of app B (any spelling of the identifier, and
+/// its rejected rows) and leaves those of app A.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forget_erases_the_rows_of_the_app_that_asked_in_every_spelling() {
+    let db = Db::fresh("privacy_scope").await;
+    let sink = Sink::start(
+        &db,
+        &["--erasure-interval", "2s", "--erasure-without-token"],
+    )
+    .await;
+    let idfa = "D2CADB5F-410F-4963-AC0C-2A78534BDF1E";
+    let md5 = db
+        .query(&format!(
+            "SELECT lower(hex(MD5('{idfa}'))) FORMAT TabSeparated"
+        ))
+        .await
+        .trim()
+        .to_string();
+    let calls = [
+        format!("/adjust/install?adid=devS&idfa={idfa}&app_token=appA&created_at=1404214665"),
+        format!("/adjust/event?adid=devS&idfa={idfa}&app_token=appA&created_at=1404214700"),
+        format!("/adjust/install?adid=devS&idfa={idfa}&app_token=appB&created_at=1404214666"),
+        // Only the hash of the identifier, upper-case hex.
+        format!(
+            "/adjust/event?idfa_md5={}&app_token=appB&created_at=1404214701",
+            md5.to_uppercase()
+        ),
+    ];
+    for q in &calls {
+        assert_eq!(sink.get(q).await.status(), 200);
+    }
+    assert_eq!(db.wait_rows(4, Duration::from_secs(20)).await, 4);
+    let t = db.table();
+    for app in ["appA", "appB"] {
+        db.query(&format!(
+            "INSERT INTO {t}_rejects (rejected_at, callback_id, error, row_json, row) VALUES (now(), 1, 'refused', '{{\"app_token\":\"{app}\",\"idfa\":\"{idfa}\"}}', '')"
+        ))
+        .await;
+    }
+    let forget =
+        format!("/adjust/gdpr_forget_device?idfa={idfa}&app_token=appB&created_at=1404300000");
+    assert_eq!(sink.get(&forget).await.status(), 200);
+    let left_b = format!(
+        "SELECT (SELECT uniqExact(callback_id) FROM {t} WHERE app_token = 'appB') + (SELECT count() FROM {t}_rejects WHERE position(row_json, 'appB') > 0)"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), async || db.number(&left_b).await
+            == 0)
+        .await,
+        "app B's rows left: {}; log:\n{}",
+        db.number(&left_b).await,
+        sink.logs()
+    );
+    assert_eq!(rows_of(&db, "devS", "appA").await, 2, "app A's rows stay");
+    assert_eq!(
+        db.number(&format!(
+            "SELECT count() FROM {t}_rejects WHERE position(row_json, 'appA') > 0"
+        ))
+        .await,
+        1
+    );
+    // The request names the app.
+    let requests = db
+        .query(&format!(
+            "SELECT id_kind, app_token FROM {t}_erasures GROUP BY id_kind, app_token FORMAT TabSeparated"
+        ))
+        .await;
+    assert_eq!(requests, "idfa\tappB\n");
+}
+
+/// Without a callback token a forget callback proves nothing, so nothing is erased and the
+/// log says why; with one, the callbacks that carried it are honoured.
+#[tokio::test(flavor = "multi_thread")]
+async fn erasure_is_off_without_a_token_unless_enabled() {
+    let db = Db::fresh("privacy_trust").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut sink = Sink::start_in(
+        &db,
+        dir.path(),
+        &["--erasure-interval", "1s", "--shutdown-timeout", "5s"],
+    )
+    .await;
+    let install = "/adjust/install?adid=devT&app_token=apptok&created_at=1404214665";
+    assert_eq!(sink.get(install).await.status(), 200);
+    let forget = "/adjust/gdpr_forget_device?adid=devT&app_token=apptok&created_at=1404300000";
+    assert_eq!(sink.get(forget).await.status(), 200);
+    assert_eq!(db.wait_rows(2, Duration::from_secs(20)).await, 2);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        rows_of(&db, "devT", "apptok").await,
+        2,
+        "erased without a token"
+    );
+    let logs = sink.logs();
+    assert!(
+        logs.contains("erasure is off: no --callback-token is set"),
+        "{logs}"
+    );
+    sink.terminate(Duration::from_secs(20));
+
+    // Every callback must carry the token now: the request is honoured.
+    let token = "s3cret-token-0123456789";
+    let sink = Sink::start_in(
+        &db,
+        dir.path(),
+        &["--erasure-interval", "1s", "--callback-token", token],
+    )
+    .await;
+    assert!(
+        wait_until(Duration::from_secs(8), async || {
+            rows_of(&db, "devT", "apptok").await == 0
+        })
+        .await,
+        "log:\n{}",
+        sink.logs()
+    );
+    assert!(sink.logs().contains("erasure is on"), "{}", sink.logs());
+}
+
+/// `--pseudonymize idfa` pseudonymizes every spelling of the identifier.
+#[tokio::test(flavor = "multi_thread")]
+async fn pseudonymizing_an_identifier_covers_its_whole_family() {
+    let db = Db::fresh("privacy_family").await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = start_private(&db, dir.path(), &["--pseudonymize", "idfa"]).await;
+    let q = "/adjust/install?idfa=RAWIDFA-1&idfa_upper=RAWIDFA-1&idfa_md5=rawmd5hash&idfa_md5_hex=RAWMD5HEX&created_at=1404214665";
+    assert_eq!(sink.get(q).await.status(), 200);
+    assert_eq!(db.wait_rows(1, Duration::from_secs(20)).await, 1);
+    let row = db
+        .row_where(
+            &["idfa", "idfa_upper", "idfa_md5", "idfa_md5_hex"],
+            "activity_kind = 'install'",
+        )
+        .await;
+    assert_eq!(row["idfa"], hmac_hex(KEY, "RAWIDFA-1"));
+    assert_eq!(row["idfa_upper"], hmac_hex(KEY, "RAWIDFA-1"));
+    assert_eq!(row["idfa_md5"], hmac_hex(KEY, "rawmd5hash"));
+    assert_eq!(row["idfa_md5_hex"], hmac_hex(KEY, "RAWMD5HEX"));
+    let everything = db
+        .query(&format!("SELECT * FROM {} FORMAT JSONEachRow", db.table()))
+        .await;
+    for raw in ["RAWIDFA", "rawmd5", "RAWMD5"] {
+        assert!(!everything.contains(raw), "{raw} stored");
+    }
+}
