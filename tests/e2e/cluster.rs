@@ -423,3 +423,147 @@ async fn two_sinks_write_through_a_sharded_replicated_cluster_while_a_replica_cr
     db.query(&format!("DROP DATABASE IF EXISTS {d} ON CLUSTER {CLUSTER}"))
         .await;
 }
+
+/// Erasure on the cluster: a device whose only row is on shard 2 while the sinks talk to nodes
+/// of both shards. The row is gone from every shard before the request is marked done; each
+/// node's `system.mutations` shows one mutation (the round that had work), none after; and of
+/// the two sinks only the lease holder runs rounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_erasure_reaches_every_shard_and_two_sinks_run_each_round_once() {
+    if !enabled() {
+        eprintln!("skipped: set ADJUST_SINK_TEST_CLUSTER=1 (scripts/test.sh does) to run it");
+        return;
+    }
+    cluster_sh(&["start"]);
+    let urls: Vec<String> = cluster_sh(&["urls"]).lines().map(str::to_owned).collect();
+    let db = Db::fresh_on(&urls[0], "cluster_erasure").await;
+    db.query(&format!(
+        "DROP DATABASE IF EXISTS {} ON CLUSTER {CLUSTER}",
+        db.name
+    ))
+    .await;
+    let d = db.name.clone();
+    migrate(&db);
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let start = |node: &str, dir: &Path| {
+        let mut args = base_args(&db.at(node), dir);
+        args.extend(
+            [
+                "--cluster",
+                CLUSTER,
+                "--erasure-interval",
+                "2s",
+                "--erasure-without-token",
+            ]
+            .map(String::from),
+        );
+        Sink::spawn(args, dir.to_path_buf())
+    };
+    let sink_a = start(&urls[0], dir_a.path()).await;
+    let sink_b = start(&urls[2], dir_b.path()).await;
+
+    // Devices with one event each until one lands on shard 2 (callback_id % 2 = 1), through
+    // the sink connected to shard 1; a device of shard 1 stays.
+    let t = format!("{d}.callbacks");
+    let mut on_shard = [None, None];
+    for i in 0..40 {
+        let dev = format!("dev{i:02}");
+        let q =
+            format!("/adjust/event?adid={dev}&nonce=n-{dev}&app_token=appA&created_at=1404214665");
+        assert_eq!(sink_a.get(&q).await.status(), 200);
+        let arrived = wait_for(
+            &db,
+            &format!("SELECT count() FROM {t} WHERE adid = '{dev}'"),
+            1,
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(arrived, 1, "{}", sink_a.logs());
+        // The Distributed table sends callback_id % 2 = 0 to shard 1, 1 to shard 2.
+        let shard = db
+            .number(&format!(
+                "SELECT any(callback_id % 2) FROM {t} WHERE adid = '{dev}'"
+            ))
+            .await;
+        on_shard[shard as usize].get_or_insert(dev);
+        if on_shard.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    let [Some(stays), Some(erased)] = on_shard else {
+        panic!("no device on each shard: {on_shard:?}")
+    };
+    // Only shard 2 has the device's row.
+    assert_eq!(
+        db.at(&urls[2])
+            .number(&format!(
+                "SELECT count() FROM {d}.callbacks_local WHERE adid = '{erased}'"
+            ))
+            .await,
+        1
+    );
+    let forget =
+        format!("/adjust/gdpr_forget_device?adid={erased}&app_token=appA&created_at=1404300000");
+    assert_eq!(sink_a.get(&forget).await.status(), 200);
+
+    // Done only once no row is left on any shard.
+    let left = format!("SELECT count() FROM {t} WHERE adid = '{erased}'");
+    let done = format!(
+        "SELECT count() FROM {d}.callbacks_erasures FINAL WHERE device_id = '{erased}' AND done_at > 0"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let is_done = db.number(&done).await > 0;
+        let rows = db.number(&left).await;
+        assert!(!(is_done && rows > 0), "marked done with {rows} rows left");
+        if is_done || Instant::now() > deadline {
+            assert!(
+                is_done,
+                "not done; rows left {rows}; logs:\n{}\n{}",
+                sink_a.logs(),
+                sink_b.logs()
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        db.number(&format!("SELECT count() FROM {t} WHERE adid = '{stays}'"))
+            .await,
+        1,
+        "the other device's row stays"
+    );
+    // A few more rounds with nothing to do start nothing.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    for url in &urls {
+        let mutations = db
+            .at(url)
+            .query(&format!(
+                "SELECT table, count() FROM system.mutations WHERE database = '{d}' GROUP BY table ORDER BY table FORMAT TabSeparated"
+            ))
+            .await;
+        assert_eq!(mutations, "callbacks_local\t1\n", "mutations on {url}");
+    }
+    // One sink ran the rounds, the other none.
+    let rounds = "adjust_sink_housekeeping_rounds_total{task=\"erasure\"}";
+    let (ra, rb) = (sink_a.metric(rounds).await, sink_b.metric(rounds).await);
+    assert!(
+        (ra > 0.0) != (rb > 0.0),
+        "erasure rounds: sink A {ra}, sink B {rb}"
+    );
+    let held = "adjust_sink_housekeeping_lease_held";
+    assert_eq!(sink_a.metric(held).await + sink_b.metric(held).await, 1.0);
+    let started = "adjust_sink_erasure_mutations_total";
+    assert_eq!(
+        sink_a.metric(started).await + sink_b.metric(started).await,
+        1.0
+    );
+    for sink in [&sink_a, &sink_b] {
+        assert!(!sink.logs().contains(&erased), "device id logged");
+    }
+    drop(sink_a);
+    drop(sink_b);
+    db.query(&format!("DROP DATABASE IF EXISTS {d} ON CLUSTER {CLUSTER}"))
+        .await;
+}

@@ -316,7 +316,7 @@ impl ClickHouseStore {
             } else if key {
                 "; app_token joins its key"
             } else {
-                "; 18.16 cannot change a key ON CLUSTER, so app_token is not part of it (docs/privacy.md)"
+                "; 18.16 cannot change a key ON CLUSTER: app_token is not part of it, see docs/privacy.md"
             };
             report.replaced.push(format!(
                 "table {} (added column {}{joined})",
