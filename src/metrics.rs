@@ -405,7 +405,7 @@ impl Metrics {
         )));
         let erasures_pending = reg!(IntGauge::with_opts(ns(
             "erasures_pending",
-            "Erasure requests not carried out yet, as of the last erasure round (at most 1000 are read at once)."
+            "Erasure requests not carried out yet, as of the last erasure round (at most 10,000 are read at once); 0 on a sink that does not hold the housekeeping lease."
         )));
         let erasure_oldest_age = reg!(IntGauge::with_opts(ns(
             "erasure_oldest_pending_age_seconds",
