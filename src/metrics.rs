@@ -63,6 +63,11 @@ label!(
     }
 );
 label!(
+    /// Why the sink closed a callback connection without answering it, the `reason` label of
+    /// `connections_refused_total`.
+    ConnRefusal { Outside => "outside", PerSource => "per_source", HeldBytes => "held_bytes" }
+);
+label!(
     /// Why a batch was flushed, the `reason` label.
     FlushReason { Rows => "rows", Bytes => "bytes", Age => "age", Shutdown => "shutdown" }
 );
@@ -155,6 +160,10 @@ pub struct Metrics {
     pub build_info: IntGaugeVec,
     pub callbacks: IntCounterVec,
     pub decode_problems: Counters<ProblemKind>,
+    pub connections_refused: Counters<ConnRefusal>,
+    pub connections_open: IntGauge,
+    pub held_bytes: IntGauge,
+    pub held_budget_bytes: IntGauge,
     pub queue_rows_pushed: IntCounter,
     pub queue_bytes_pushed: IntCounter,
     pub queue_rows_popped: IntCounter,
@@ -273,6 +282,25 @@ impl Metrics {
             ),
             &["kind"]
         ));
+        let connections_refused = reg!(IntCounterVec::new(
+            ns(
+                "connections_refused_total",
+                "Callback connections closed without an answer, by reason: outside (the peer is neither allowed nor a trusted proxy; closed at accept, before TLS), per_source (the peer already holds its share of connections), held_bytes (its request head was unfinished while held bytes were over the budget; oldest first)."
+            ),
+            &["reason"]
+        ));
+        let connections_open = reg!(IntGauge::with_opts(ns(
+            "connections_open",
+            "Callback connections open now (admitted at accept)."
+        )));
+        let held_bytes = reg!(IntGauge::with_opts(ns(
+            "held_bytes",
+            "Bytes of unfinished request heads held now, over all callback connections (a head that arrives in one read is not counted)."
+        )));
+        let held_budget_bytes = reg!(IntGauge::with_opts(ns(
+            "held_budget_bytes",
+            "Bound of held_bytes: past it the connections whose heads have been unfinished longest are closed."
+        )));
         let queue_rows_pushed = reg!(IntCounter::with_opts(ns(
             "queue_rows_pushed_total",
             "Rows pushed into the delivery queue."
@@ -476,6 +504,7 @@ impl Metrics {
             .try_into()
             .expect("two results");
         let decode_problems = Counters::new(decode_problems);
+        let connections_refused = Counters::new(connections_refused);
         let flushes = Counters::new(flushes);
         let insert_errors = Counters::new(insert_errors);
         let rows_dropped = Counters::new(rows_dropped);
@@ -492,6 +521,10 @@ impl Metrics {
             build_info,
             callbacks,
             decode_problems,
+            connections_refused,
+            connections_open,
+            held_bytes,
+            held_budget_bytes,
             queue_rows_pushed,
             queue_bytes_pushed,
             queue_rows_popped,
