@@ -6,7 +6,8 @@
 //! connection closed. A body is read only for an admitted request, as it came (no
 //! `Content-Encoding` is undone: Adjust does not compress callbacks, so a compressed body is
 //! refused with 415 instead of being inflated), up to [`super::MAX_BODY`] and within
-//! `body_timeout`.
+//! `body_timeout`. Who gets a connection at all is decided at accept ([`super::gate`]), and what
+//! waiting connections hold is bounded by one budget ([`super::held`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,6 +16,10 @@ use actix_web::http::header::{self, HeaderMap};
 use actix_web::web;
 
 use super::token::Tokens;
+
+/// Default of `--max-held-bytes`: room for 256 heads of the largest size actix takes (128 KiB)
+/// arriving at once, a small share of a 1 GiB pod.
+pub const DEFAULT_MAX_HELD_BYTES: usize = 32 << 20;
 
 /// Settings of the callback listener's edge.
 #[derive(Debug, Clone)]
@@ -30,6 +35,12 @@ pub struct EdgeConfig {
     pub keep_alive: Duration,
     /// Open callback connections at most (all workers together); more wait in the backlog.
     pub max_connections: usize,
+    /// Open connections at most per direct peer (an IPv4 address or an IPv6 /64; trusted
+    /// proxies are not limited); more are closed at accept.
+    pub max_per_source: usize,
+    /// Bytes of unfinished request heads held at most, all connections together; past it the
+    /// connections whose heads have been unfinished longest are closed.
+    pub max_held_bytes: usize,
     /// Certificate and key (PEM) for HTTPS on the callback listener.
     pub tls: Option<TlsFiles>,
 }
@@ -48,6 +59,8 @@ impl Default for EdgeConfig {
             head_timeout: Duration::from_secs(10),
             keep_alive: Duration::from_secs(30),
             max_connections: 10_000,
+            max_per_source: 1_000,
+            max_held_bytes: DEFAULT_MAX_HELD_BYTES,
             tls: None,
         }
     }
@@ -57,6 +70,11 @@ impl EdgeConfig {
     /// The longest a connection may go between two answers: idle, then a head, then a body.
     pub fn request_budget(&self) -> Duration {
         self.keep_alive + self.head_timeout + self.body_timeout
+    }
+
+    /// The default per-source limit for `max_connections`: a tenth of it, at least 1.
+    pub fn default_per_source(max_connections: usize) -> usize {
+        (max_connections / 10).max(1)
     }
 
     /// Connections per worker, so that all workers together hold at most `max_connections`.

@@ -16,6 +16,8 @@
 pub mod allowlist;
 pub mod conn;
 pub mod edge;
+pub mod gate;
+pub mod held;
 pub mod longuri;
 pub mod settings;
 pub mod tls;
@@ -221,8 +223,14 @@ async fn callback<P: Producer>(
     }
 }
 
-async fn not_found() -> HttpResponse {
-    HttpResponse::NotFound().content_type("text/plain; charset=utf-8").body(
+/// Any other path or method. The connection is closed unless the client is allowed (a
+/// misrouted callback from an allowed client may keep its connection).
+async fn not_found<P: Producer>(req: HttpRequest, state: web::Data<AppState<P>>) -> HttpResponse {
+    let mut answer = HttpResponse::NotFound();
+    if admitted(&req, &state).is_err() {
+        answer.force_close();
+    }
+    answer.content_type("text/plain; charset=utf-8").body(
         "not found: callbacks go to /adjust (global) or /adjust/{trigger} (single activity, [a-z0-9_]+)\n",
     )
 }
@@ -240,11 +248,14 @@ pub fn routes<P: Producer>(cfg: &mut web::ServiceConfig) {
 
 /// The callback server on an already bound listener.
 ///
-/// Built like `HttpServer::listen` builds its services, but over [`longuri::LongUri`]
-/// connections, so that GET callbacks with targets beyond what `http::Uri` takes (65,534 bytes)
-/// are accepted up to actix-http's request-head limit (128 KiB; 431 beyond). With `tls`, the TLS
-/// handshake (bounded by the head timeout) comes first and [`longuri::LongUri`] wraps the
-/// decrypted stream. Every connection is under a [`conn::Deadline`].
+/// Built like `HttpServer::listen` builds its services, but over connections of its own. At
+/// accept, the [`gate::Gate`] decides from the TCP peer alone: outside the allowlist and not a
+/// trusted proxy, or over its share of connections, it is closed at once (no request read, no
+/// TLS handshake). An admitted connection gets, inside out: the TLS handshake (with `tls`,
+/// bounded by the head timeout), a [`conn::Deadline`], [`longuri::LongUri`] (GET callbacks with
+/// targets beyond what `http::Uri` takes, 65,534 bytes, are accepted up to actix-http's
+/// request-head limit, 128 KiB; 431 beyond), and [`held::Held`], which charges its unfinished
+/// request head to the [`held::HeldBudget`] shared by all connections.
 pub fn callback_server<P: Producer>(
     state: web::Data<AppState<P>>,
     listener: TcpListener,
@@ -255,6 +266,13 @@ pub fn callback_server<P: Producer>(
     let addr = listener.local_addr()?;
     let edge = state.edge.clone();
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let gate = Arc::new(gate::Gate::new(
+        state.allow.clone(),
+        state.trusted_proxies.clone(),
+        edge.max_per_source,
+        state.metrics.clone(),
+    ));
+    let held = held::HeldBudget::new(edge.max_held_bytes, state.metrics.clone());
     Ok(Server::build()
         .workers(workers)
         .backlog(4096)
@@ -265,7 +283,7 @@ pub fn callback_server<P: Producer>(
             let app = App::new()
                 .app_data(state.clone())
                 .configure(routes::<P>)
-                .default_service(web::to(not_found))
+                .default_service(web::to(not_found::<P>))
                 .into_factory()
                 .map_err(|err: actix_web::Error| err.error_response());
             let http = HttpService::build()
@@ -278,29 +296,49 @@ pub fn callback_server<P: Producer>(
             let acceptor = acceptor.clone();
             let handshake = edge.head_timeout;
             let budget = edge.request_budget();
+            let gate = gate.clone();
+            let held = held.clone();
             fn_service(move |io: TcpStream| {
                 let acceptor = acceptor.clone();
+                let gate = gate.clone();
+                let held = held.clone();
                 async move {
-                    // The TCP peer, for the allowlist (`HttpRequest::peer_addr`).
-                    let peer = io.peer_addr().ok();
+                    // The TCP peer decides first; it is also the peer of `HttpRequest::peer_addr`
+                    // (IPv4 clients of a dual-stack listener as IPv4).
+                    let Some(peer) = io.peer_addr().ok().map(gate::canonical_peer) else {
+                        return Err(DispatchError::Io(std::io::ErrorKind::NotConnected.into()));
+                    };
+                    let admission = match gate.admit(peer.ip()) {
+                        Ok(admission) => admission,
+                        Err(refusal) => {
+                            // A reset, so that the closed connection leaves nothing behind here.
+                            let _ = io.set_zero_linger();
+                            drop(io);
+                            return Err(DispatchError::Io(std::io::Error::new(
+                                std::io::ErrorKind::PermissionDenied,
+                                refusal.as_str(),
+                            )));
+                        }
+                    };
                     let io = match acceptor {
                         None => conn::Conn::Plain(io),
                         Some(acceptor) => {
                             match tokio::time::timeout(handshake, acceptor.accept(io)).await {
                                 Ok(Ok(tls)) => conn::Conn::Tls(Box::new(tls)),
                                 Ok(Err(e)) => {
-                                    tracing::debug!(?peer, error = %e, "TLS handshake failed");
+                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
                                     return Err(DispatchError::Io(e));
                                 }
                                 Err(_) => {
-                                    tracing::debug!(?peer, "TLS handshake timed out");
+                                    tracing::debug!(%peer, "TLS handshake timed out");
                                     return Err(DispatchError::SlowRequestTimeout);
                                 }
                             }
                         }
                     };
-                    let io = conn::Deadline::new(io, budget);
-                    Ok::<_, DispatchError>((longuri::LongUri::new(io), Protocol::Http1, peer))
+                    let io = longuri::LongUri::new(conn::Deadline::new(io, budget));
+                    let io = held::Held::new(io, held, admission);
+                    Ok::<_, DispatchError>((io, Protocol::Http1, Some(peer)))
                 }
             })
             .and_then(http)

@@ -10,7 +10,10 @@ use clap::Args;
 use super::allowlist::Allowlist;
 use super::edge::{EdgeConfig, TlsFiles};
 use super::token::{self, Tokens};
-use crate::settings::{ConfigError, Secret, err, parse_nets, positive_duration};
+use crate::settings::{ConfigError, Secret, err, parse_bytes, parse_nets, positive_duration};
+
+/// Least `--max-held-bytes`: room for a few long callbacks arriving at once.
+const MIN_HELD_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Edge")]
@@ -86,6 +89,23 @@ pub struct EdgeArgs {
     /// the listen backlog.
     #[arg(long, env = "ADJUST_SINK_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+
+    /// Open callback connections at most per direct peer (an IPv4 address, or an IPv6 /64);
+    /// further ones are closed at accept. Trusted proxies are not limited. Default: a tenth of
+    /// --max-connections.
+    #[arg(long, value_name = "N", env = "ADJUST_SINK_MAX_CONNECTIONS_PER_SOURCE")]
+    pub max_connections_per_source: Option<usize>,
+
+    /// Bytes of unfinished request heads all callback connections may hold together (a head
+    /// that arrives in one read is not counted); past it, the connections whose heads have been
+    /// unfinished longest are closed. At least 1MiB.
+    #[arg(
+        long,
+        value_name = "SIZE",
+        env = "ADJUST_SINK_MAX_HELD_BYTES",
+        default_value = "32MiB"
+    )]
+    pub max_held_bytes: String,
 
     /// A request head (line and headers) must arrive within this time (also bounds the TLS
     /// handshake); 408 and close otherwise.
@@ -167,6 +187,20 @@ impl EdgeArgs {
         if self.max_connections == 0 {
             return err("--max-connections must be above zero");
         }
+        let max_per_source = match self.max_connections_per_source {
+            Some(0) => return err("--max-connections-per-source must be above zero"),
+            Some(n) => n,
+            None => EdgeConfig::default_per_source(self.max_connections),
+        };
+        let max_held_bytes =
+            parse_bytes(&self.max_held_bytes).or_else(|e| err(format!("--max-held-bytes: {e}")))?;
+        if max_held_bytes < MIN_HELD_BYTES {
+            return err(format!(
+                "--max-held-bytes must be at least 1MiB (a single long callback holds up to 384 KiB \
+                 while it arrives), not {}",
+                self.max_held_bytes
+            ));
+        }
         let positive =
             |flag: &str, v: &str| -> Result<Duration, ConfigError> { positive_duration(flag, v) };
         Ok(EdgeConfig {
@@ -175,6 +209,8 @@ impl EdgeArgs {
             head_timeout: positive("--head-timeout", &self.head_timeout)?,
             keep_alive: positive("--keep-alive", &self.keep_alive)?,
             max_connections: self.max_connections,
+            max_per_source,
+            max_held_bytes: usize::try_from(max_held_bytes).unwrap_or(usize::MAX),
             tls: match (&self.tls_cert, &self.tls_key) {
                 (Some(cert), Some(key)) => Some(TlsFiles {
                     cert: cert.clone(),
@@ -183,5 +219,51 @@ impl EdgeArgs {
                 _ => None,
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        edge: EdgeArgs,
+    }
+
+    fn edge(args: &[&str]) -> Result<EdgeSettings, ConfigError> {
+        Cli::try_parse_from([&["edge"], args].concat())
+            .unwrap()
+            .edge
+            .settings()
+    }
+
+    #[test]
+    fn per_source_and_held_bytes_limits() {
+        let s = edge(&[]).unwrap().edge;
+        assert_eq!(s.max_per_source, 1_000);
+        assert_eq!(s.max_held_bytes, 32 << 20);
+        let s = edge(&["--max-connections", "50"]).unwrap().edge;
+        assert_eq!(s.max_per_source, 5, "a tenth of --max-connections");
+        let s = edge(&["--max-connections", "5"]).unwrap().edge;
+        assert_eq!(s.max_per_source, 1);
+        let s = edge(&[
+            "--max-connections-per-source",
+            "3",
+            "--max-held-bytes",
+            "8MiB",
+        ])
+        .unwrap()
+        .edge;
+        assert_eq!((s.max_per_source, s.max_held_bytes), (3, 8 << 20));
+        assert!(edge(&["--max-connections-per-source", "0"]).is_err());
+        let e = edge(&["--max-held-bytes", "100KiB"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("at least 1MiB"), "{e}");
+        assert!(edge(&["--max-held-bytes", "lots"]).is_err());
     }
 }

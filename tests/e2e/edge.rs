@@ -1,7 +1,13 @@
-//! The callback listener on the open internet: requests from outside the allowlist are refused
-//! from their head (compressed bombs, bodies that never come, bodies trickling in), compressed
-//! bodies are never inflated, the callback token, and HTTPS with a certificate renewed in place.
+//! The callback listener on the open internet: peers from outside the allowlist are closed at
+//! accept (no request read, no TLS handshake) and cannot take the connection slots; behind a
+//! trusted proxy, requests from outside are refused from their head (compressed bombs) and their
+//! connection closed; per-source limits; the held-bytes budget; compressed bodies are never
+//! inflated; the callback token; HTTPS with a certificate renewed in place.
+//!
+//! Outsiders on loopback: the client socket is bound to 127.0.0.2 (any 127.0.0.0/8 source works
+//! on Linux) while the sink allows only 127.0.0.1.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -13,6 +19,10 @@ use tokio::net::TcpStream;
 use crate::support::{Db, Sink};
 
 const WAIT: Duration = Duration::from_secs(20);
+
+const REFUSED_OUTSIDE: &str = "adjust_sink_connections_refused_total{reason=\"outside\"}";
+const REFUSED_HELD: &str = "adjust_sink_connections_refused_total{reason=\"held_bytes\"}";
+const REFUSED_PER_SOURCE: &str = "adjust_sink_connections_refused_total{reason=\"per_source\"}";
 
 /// Reads one response head from `conn`: its status, and whether the server asked to close.
 async fn read_status<S: AsyncRead + Unpin>(conn: &mut S, within: Duration) -> Option<(u16, bool)> {
@@ -147,23 +157,37 @@ async fn post_head(addr: std::net::SocketAddr, length: usize) -> TcpStream {
     conn
 }
 
+/// [`post_head`] from a peer the sink closes at accept: `None` when it is closed before the
+/// connection is even reported open here.
+async fn outsider_post_head(addr: SocketAddr, length: usize) -> Option<TcpStream> {
+    let mut conn = TcpStream::connect(addr).await.ok()?;
+    let head = format!(
+        "POST /adjust HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {length}\r\n\r\n"
+    );
+    let _ = conn.write_all(head.as_bytes()).await;
+    Some(conn)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bodies_that_never_come_or_trickle_hold_nothing_open() {
     let db = Db::fresh("edge_slow").await;
     let outside = Sink::start_allowing(&db, "10.9.9.9/32", &[]).await;
 
-    // A body that never comes, from outside: 403 at once, connection closed.
-    let started = Instant::now();
-    let mut conn = post_head(outside.main, 1000).await;
-    let answer = read_status(&mut conn, Duration::from_secs(1)).await;
-    assert_eq!(answer, Some((403, true)), "after {:?}", started.elapsed());
-    assert!(closed_within(&mut conn, Duration::from_secs(2)).await);
+    // A body that never comes, from outside: closed at accept, nothing read, nothing answered.
+    if let Some(mut conn) = outsider_post_head(outside.main, 1000).await {
+        assert_eq!(read_status(&mut conn, Duration::from_secs(1)).await, None);
+        assert!(closed_within(&mut conn, Duration::from_millis(100)).await);
+    }
 
-    // 300 connections trickling one body byte every 5 s, from outside: all closed within 15 s.
+    // 300 connections trickling one body byte every 5 s, from outside: all closed at once.
     let started = Instant::now();
     let mut slow = Vec::new();
     for _ in 0..300 {
-        let mut conn = post_head(outside.main, 100_000).await;
+        let Some(mut conn) = outsider_post_head(outside.main, 100_000).await else {
+            slow.push(tokio::spawn(async { Some(Instant::now()) }));
+            continue;
+        };
         slow.push(tokio::spawn(async move {
             let mut chunk = [0u8; 1024];
             loop {
@@ -192,13 +216,15 @@ async fn bodies_that_never_come_or_trickle_hold_nothing_open() {
             .expect("a trickling connection still open after 40 s");
         last = last.max(closed - started);
     }
-    assert!(last < Duration::from_secs(15), "last closed after {last:?}");
+    assert!(last < Duration::from_secs(2), "last closed after {last:?}");
     println!("300 trickling connections from outside: all closed after {last:?}");
+    assert_eq!(outside.metric(REFUSED_OUTSIDE).await, 301.0);
     assert_eq!(
         outside
             .metric("adjust_sink_requests_total{outcome=\"forbidden\",route=\"global\"}")
             .await,
-        301.0
+        0.0,
+        "no request of theirs was read"
     );
 
     // From an allowed source a trickling body gets the body deadline: 408 and closed.
@@ -306,7 +332,18 @@ async fn a_trusted_proxy_must_name_the_client() {
 #[tokio::test(flavor = "multi_thread")]
 async fn connections_beyond_the_limit_wait() {
     let db = Db::fresh("edge_max_conn").await;
-    let sink = Sink::start(&db, &["--workers", "1", "--max-connections", "2"]).await;
+    let sink = Sink::start(
+        &db,
+        &[
+            "--workers",
+            "1",
+            "--max-connections",
+            "2",
+            "--max-connections-per-source",
+            "3",
+        ],
+    )
+    .await;
     // Two idle connections take the two places.
     let a = TcpStream::connect(sink.main).await.unwrap();
     let b = TcpStream::connect(sink.main).await.unwrap();
@@ -613,4 +650,523 @@ async fn https_with_a_certificate_renewed_on_sighup() {
         "{}",
         sink.logs()
     );
+}
+
+/// A connection to `to` from `source` (an address of 127.0.0.0/8 on loopback).
+async fn connect_from(source: [u8; 4], to: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((source, 0)))?;
+    socket.connect(to).await
+}
+
+const OUTSIDER: [u8; 4] = [127, 0, 0, 2];
+const ALLOWED: [u8; 4] = [127, 0, 0, 1];
+
+/// Raises this process's open-file limit to `want` (or as far as the hard limit goes), so that
+/// many client sockets fit; returns the limit now in force.
+fn raise_open_files(want: u64) -> u64 {
+    let limits = || -> (u64, u64) {
+        let text = std::fs::read_to_string("/proc/self/limits").unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .unwrap();
+        let mut v = line["Max open files".len()..]
+            .split_whitespace()
+            .map(|x| x.parse::<u64>().unwrap_or(u64::MAX));
+        (v.next().unwrap(), v.next().unwrap())
+    };
+    let (soft, hard) = limits();
+    if soft < want {
+        let to = want.min(hard);
+        let _ = Command::new("prlimit")
+            .args([
+                "--pid",
+                &std::process::id().to_string(),
+                &format!("--nofile={to}:{hard}"),
+            ])
+            .status();
+    }
+    limits().0
+}
+
+/// Sends a GET callback on a fresh connection from `source` with `Connection: close`, and
+/// returns its status and how long the answer took.
+async fn callback_from(
+    source: [u8; 4],
+    to: SocketAddr,
+    query: &str,
+    extra_headers: &str,
+) -> (Option<u16>, Duration) {
+    let started = Instant::now();
+    let Ok(mut conn) = connect_from(source, to).await else {
+        return (None, started.elapsed());
+    };
+    let req = format!(
+        "GET /adjust?{query} HTTP/1.1\r\nHost: x\r\n{extra_headers}Connection: close\r\n\r\n"
+    );
+    if conn.write_all(req.as_bytes()).await.is_err() {
+        return (None, started.elapsed());
+    }
+    let status = read_status(&mut conn, Duration::from_secs(10))
+        .await
+        .map(|(s, _)| s);
+    (status, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn outsiders_are_closed_at_accept_and_cannot_take_the_slots() {
+    let db = Db::fresh("edge_outsiders_slots").await;
+    let sink = Sink::start(&db, &["--max-connections", "50"]).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answered = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    // 50 outsiders, each connecting again as soon as it is closed, sending requests.
+    let outsiders: Vec<_> = (0..50)
+        .map(|_| {
+            let (stop, answered, to) = (stop.clone(), answered.clone(), sink.main);
+            tokio::spawn(async move {
+                let mut rounds = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let Ok(mut conn) = connect_from(OUTSIDER, to).await else {
+                        continue;
+                    };
+                    let _ = conn
+                        .write_all(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\nGET /y HTTP/1.1\r\n")
+                        .await;
+                    if read_status(&mut conn, Duration::from_secs(2))
+                        .await
+                        .is_some()
+                    {
+                        answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    rounds += 1;
+                }
+                rounds
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 0..10 {
+        let (status, took) = callback_from(
+            ALLOWED,
+            sink.main,
+            &format!("activity_kind=install&adid=allowed_{i}&created_at=1700000000"),
+            "",
+        )
+        .await;
+        assert_eq!(status, Some(200), "callback {i}");
+        assert!(took < Duration::from_secs(1), "callback {i} took {took:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut rounds = 0;
+    for o in outsiders {
+        rounds += o.await.unwrap();
+    }
+    assert_eq!(
+        answered.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "an outsider got an answer"
+    );
+    let refused = sink.metric(REFUSED_OUTSIDE).await;
+    println!("{rounds} outsider connections, {refused} closed at accept");
+    assert!(refused >= 50.0, "{refused}");
+    assert_eq!(db.wait_rows(10, WAIT).await, 10);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn outsiders_cost_nothing_however_many_and_whatever_they_send() {
+    const CONNECTIONS: usize = 2_000;
+    let limit = raise_open_files(CONNECTIONS as u64 + 1_000);
+    assert!(
+        limit >= CONNECTIONS as u64 + 200,
+        "open-file limit {limit}: too low for {CONNECTIONS} connections"
+    );
+    let db = Db::fresh("edge_outsiders_memory").await;
+    let sink = Sink::start(&db, &[]).await;
+    assert_eq!(
+        sink.get("/adjust?activity_kind=install&adid=before&created_at=1700000000")
+            .await
+            .status(),
+        200
+    );
+    let before = sink.peak_rss();
+    let target = Arc::new(format!("GET /?q={}", "x".repeat(250 << 10)).into_bytes());
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..CONNECTIONS)
+        .map(|_| {
+            let (target, to) = (target.clone(), sink.main);
+            tokio::spawn(async move {
+                let opened = Instant::now();
+                let conn = match connect_from(OUTSIDER, to).await {
+                    Ok(conn) => conn,
+                    // Reset before the connection was reported open here.
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                        return Some((opened.elapsed(), false));
+                    }
+                    Err(e) => panic!("connect: {e}"),
+                };
+                let (mut rd, mut wr) = conn.into_split();
+                let writer = tokio::spawn(async move {
+                    let _ = wr.write_all(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n").await;
+                    let _ = wr.write_all(&target).await;
+                    wr
+                });
+                // Whatever comes (an answer, if any), then the close.
+                let mut answered = None;
+                let mut chunk = [0u8; 4096];
+                let closed = loop {
+                    match tokio::time::timeout(Duration::from_secs(10), rd.read(&mut chunk)).await {
+                        Ok(Ok(0)) | Ok(Err(_)) => break Some(Instant::now()),
+                        Ok(Ok(_)) => answered = answered.or(Some(Instant::now())),
+                        Err(_) => break None,
+                    }
+                };
+                let _ = writer.await;
+                Some((closed? - answered.unwrap_or(opened), answered.is_some()))
+            })
+        })
+        .collect();
+    let mut slowest = Duration::ZERO;
+    let mut answers = 0;
+    for t in tasks {
+        let (took, answered) = t
+            .await
+            .unwrap()
+            .expect("an outsider connection still open after 10 s");
+        slowest = slowest.max(took);
+        answers += usize::from(answered);
+    }
+    let grew = sink.peak_rss().saturating_sub(before);
+    println!(
+        "{CONNECTIONS} outsiders in {:?}: {answers} answered, slowest close {slowest:?}, peak RSS +{} KiB",
+        started.elapsed(),
+        grew >> 10
+    );
+    assert!(
+        slowest < Duration::from_secs(2),
+        "closed {slowest:?} after its answer"
+    );
+    assert_eq!(answers, 0, "outsiders are closed before a request is read");
+    assert!(grew < 64 << 20, "peak RSS grew by {} MiB", grew >> 20);
+    let refused = sink.metric(REFUSED_OUTSIDE).await;
+    println!("{refused} connections closed at accept");
+    // A connection the kernel resets before the sink accepts it (2,000 connects at once overflow
+    // the SYN queue) is not the sink's to count.
+    assert!(
+        (CONNECTIONS as f64 * 0.99..=CONNECTIONS as f64).contains(&refused),
+        "{refused} closed at accept"
+    );
+    assert!(
+        sink.logs().matches("closed at accept").count() <= 3,
+        "refusals are logged at a bounded rate:\n{}",
+        sink.logs()
+    );
+    assert_eq!(
+        sink.get("/adjust?activity_kind=install&adid=after&created_at=1700000000")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(db.wait_rows(2, WAIT).await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn behind_a_trusted_proxy_outsiders_are_answered_once_and_closed() {
+    const CONNECTIONS: usize = 2_000;
+    raise_open_files(2 * CONNECTIONS as u64 + 1_000);
+    let db = Db::fresh("edge_proxy_close").await;
+    let sink = Sink::start_allowing(&db, "10.9.9.9/32", &["--trusted-proxy", "127.0.0.1/32"]).await;
+    let before = sink.peak_rss();
+    // 404 (any path), 403 (the callback paths): each with `Connection: close`, and closed, even
+    // with more of the next request (an unfinished 250 KiB target) coming behind.
+    let target = Arc::new(format!("GET /?q={}", "x".repeat(250 << 10)).into_bytes());
+    let tasks: Vec<_> = (0..CONNECTIONS)
+        .map(|i| {
+            let (target, to) = (target.clone(), sink.main);
+            tokio::spawn(async move {
+                let conn = TcpStream::connect(to).await.unwrap();
+                let (mut rd, mut wr) = conn.into_split();
+                let path = if i % 2 == 0 { "/x" } else { "/adjust?adid=o" };
+                let head = format!(
+                    "GET {path} HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.{}\r\n\r\n",
+                    i % 250
+                );
+                let writer = tokio::spawn(async move {
+                    let _ = wr.write_all(head.as_bytes()).await;
+                    let _ = wr.write_all(&target).await;
+                    wr
+                });
+                let answer = read_status(&mut rd, Duration::from_secs(5)).await;
+                let answered = Instant::now();
+                let closed = closed_within(&mut rd, Duration::from_secs(5)).await;
+                let _ = writer.await;
+                (answer, closed.then(|| answered.elapsed()))
+            })
+        })
+        .collect();
+    let mut slowest = Duration::ZERO;
+    for (i, t) in tasks.into_iter().enumerate() {
+        let (answer, closed) = t.await.unwrap();
+        let want = if i % 2 == 0 { 404 } else { 403 };
+        assert_eq!(answer, Some((want, true)), "connection {i}");
+        let after =
+            closed.unwrap_or_else(|| panic!("connection {i} still open 5 s after its answer"));
+        slowest = slowest.max(after);
+    }
+    let grew = sink.peak_rss().saturating_sub(before);
+    println!(
+        "{CONNECTIONS} outsiders through the proxy: slowest close {slowest:?} after the answer, \
+         peak RSS +{} KiB",
+        grew >> 10
+    );
+    assert!(
+        slowest < Duration::from_secs(2),
+        "closed {slowest:?} after its answer"
+    );
+    assert!(grew < 64 << 20, "peak RSS grew by {} MiB", grew >> 20);
+    assert_eq!(
+        sink.metric("adjust_sink_requests_total{outcome=\"forbidden\",route=\"global\"}")
+            .await,
+        (CONNECTIONS / 2) as f64
+    );
+    // An allowed client keeps its connection after a 404.
+    let mut conn = TcpStream::connect(sink.main).await.unwrap();
+    conn.write_all(b"GET /x HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.9.9.9\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(
+        read_status(&mut conn, Duration::from_secs(2)).await,
+        Some((404, false))
+    );
+}
+
+/// Opens a connection to `to` that sends `target` (an unfinished request line) and then waits:
+/// `true` once the sink closes it, `false` when `stop` comes first.
+fn hold_open(
+    to: SocketAddr,
+    target: Arc<Vec<u8>>,
+    stop: Arc<tokio::sync::Notify>,
+) -> tokio::task::JoinHandle<bool> {
+    tokio::spawn(async move {
+        let mut conn = TcpStream::connect(to).await.unwrap();
+        if conn.write_all(&target).await.is_err() {
+            return true;
+        }
+        tokio::select! {
+            closed = closed_within(&mut conn, Duration::from_secs(60)) => closed,
+            _ = stop.notified() => false,
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn through_a_trusted_proxy_held_heads_stay_within_the_budget() {
+    const EACH: usize = 400;
+    raise_open_files(EACH as u64 + 1_000);
+    let db = Db::fresh("edge_held_budget").await;
+    // The head timeout is long, so that the budget, not the timeout, is what bounds them.
+    let sink = Sink::start_allowing(
+        &db,
+        "10.9.9.9/32",
+        &["--trusted-proxy", "127.0.0.1/32", "--head-timeout", "60s"],
+    )
+    .await;
+    let xff = "X-Forwarded-For: 10.9.9.9\r\n";
+    let (status, _) = callback_from(
+        ALLOWED,
+        sink.main,
+        "activity_kind=install&adid=warm&created_at=1700000000",
+        xff,
+    )
+    .await;
+    assert_eq!(status, Some(200));
+    let before = sink.peak_rss();
+
+    // Through the proxy (the client behind it is not known before the headers): 400
+    // connections each sending 250 KiB of a request target (100 MB together, over the 32 MiB
+    // budget), then silence.
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let target = Arc::new(format!("GET /adjust?q={}", "x".repeat(250 << 10)).into_bytes());
+    let holders: Vec<_> = (0..EACH)
+        .map(|_| hold_open(sink.main, target.clone(), stop.clone()))
+        .collect();
+
+    // Meanwhile, callbacks keep landing: short ones, and a long one (a 100 KiB target).
+    let long_callback = format!(
+        "activity_kind=install&adid=long&created_at=1700000000&deeplink={}",
+        "y".repeat(100_000)
+    );
+    let mut sent = 1;
+    for i in 0..20 {
+        let query = if i == 10 {
+            long_callback.clone()
+        } else {
+            format!("activity_kind=install&adid=during_{i}&created_at=1700000000")
+        };
+        let (status, took) = callback_from(ALLOWED, sink.main, &query, xff).await;
+        assert_eq!(status, Some(200), "callback {i} after {took:?}");
+        assert!(took < Duration::from_secs(2), "callback {i} took {took:?}");
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Let every holder's bytes arrive, then look.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut settled = 0;
+    while settled < 3 && Instant::now() < deadline {
+        let open = sink.metric("adjust_sink_connections_open").await;
+        let held = sink.metric("adjust_sink_held_bytes").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let same = open == sink.metric("adjust_sink_connections_open").await
+            && held == sink.metric("adjust_sink_held_bytes").await;
+        settled = if same { settled + 1 } else { 0 };
+    }
+    let grew = sink.peak_rss().saturating_sub(before);
+    let held = sink.metric("adjust_sink_held_bytes").await;
+    let budget = sink.metric("adjust_sink_held_budget_bytes").await;
+    let refused = sink.metric(REFUSED_HELD).await;
+    let open = sink.metric("adjust_sink_connections_open").await;
+    println!(
+        "{EACH} targets of 250 KiB through the proxy: {refused} closed over the budget, {open} \
+         open, {} KiB held of {} KiB, peak RSS +{} KiB",
+        held as u64 >> 10,
+        budget as u64 >> 10,
+        grew >> 10
+    );
+    assert!(held <= budget, "held {held} over the budget {budget}");
+    assert!(
+        refused >= (EACH - (32 << 20) / (250 << 10)) as f64,
+        "{refused} closed over the budget"
+    );
+    assert!(grew < 64 << 20, "peak RSS grew by {} MiB", grew >> 20);
+    stop.notify_waiters();
+    let mut closed = 0;
+    for h in holders {
+        closed += usize::from(h.await.unwrap());
+    }
+    println!("{closed} of {EACH} holders were closed by the sink");
+    assert!(
+        closed as f64 >= refused,
+        "every connection over the budget is closed: {closed}"
+    );
+    assert_eq!(db.wait_rows(sent, WAIT).await, sent);
+    let row = db.row_where(&["length(deeplink)"], "adid = 'long'").await;
+    assert_eq!(row["length(deeplink)"], "100000");
+    // Once they are gone, nothing is held.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sink.metric("adjust_sink_held_bytes").await > 0.0 {
+        assert!(Instant::now() < deadline, "held bytes not given back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_direct_peer_holds_at_most_its_share_and_trusted_proxies_are_not_limited() {
+    let db = Db::fresh("edge_per_source").await;
+    let sink = Sink::start_allowing(
+        &db,
+        "127.0.0.1/32,127.0.0.3/32",
+        &[
+            "--trusted-proxy",
+            "127.0.0.3/32",
+            "--max-connections-per-source",
+            "3",
+        ],
+    )
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(connect_from(ALLOWED, sink.main).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, _) =
+        callback_from(ALLOWED, sink.main, "activity_kind=install&adid=fourth", "").await;
+    assert_eq!(
+        status, None,
+        "a fourth connection from one address is closed at accept"
+    );
+    assert_eq!(sink.metric(REFUSED_PER_SOURCE).await, 1.0);
+    // The proxy is not limited: 10 open connections, and a callback on an eleventh.
+    let mut proxied = Vec::new();
+    for _ in 0..10 {
+        proxied.push(connect_from([127, 0, 0, 3], sink.main).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(sink.metric("adjust_sink_connections_open").await, 13.0);
+    let (status, _) = callback_from(
+        [127, 0, 0, 3],
+        sink.main,
+        "activity_kind=install&adid=via_proxy&created_at=1700000000",
+        "X-Forwarded-For: 127.0.0.1\r\n",
+    )
+    .await;
+    assert_eq!(status, Some(200));
+    // A place given back is taken again.
+    held.pop();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, _) = callback_from(
+        ALLOWED,
+        sink.main,
+        "activity_kind=install&adid=direct&created_at=1700000000",
+        "",
+    )
+    .await;
+    assert_eq!(status, Some(200));
+    assert_eq!(db.wait_rows(2, WAIT).await, 2);
+}
+
+/// The first flight of a TLS 1.2/1.3 handshake as a client sends it.
+fn client_hello() -> Vec<u8> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut hello = Vec::new();
+    conn.write_tls(&mut hello).unwrap();
+    hello
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_tls_an_outsider_gets_no_handshake() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cert = self_signed(tmp.path(), "edge");
+    let db = Db::fresh("edge_tls_outsider").await;
+    let sink = Sink::start(
+        &db,
+        &[
+            "--tls-cert",
+            tmp.path().join("edge.pem").to_str().unwrap(),
+            "--tls-key",
+            tmp.path().join("edge-key.pem").to_str().unwrap(),
+        ],
+    )
+    .await;
+    let hello = client_hello();
+    let mut conn = connect_from(OUTSIDER, sink.main).await.unwrap();
+    let _ = conn.write_all(&hello).await;
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(3), conn.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(n)) => got.extend_from_slice(&chunk[..n]),
+            Err(_) => break false,
+        }
+    };
+    assert!(closed, "the outsider's connection is still open");
+    assert!(got.is_empty(), "the outsider got {} bytes", got.len());
+    assert_eq!(sink.metric(REFUSED_OUTSIDE).await, 1.0);
+    // An allowed client's handshake is answered with the certificate (same ClientHello bytes).
+    let mut conn = connect_from(ALLOWED, sink.main).await.unwrap();
+    conn.write_all(&hello).await.unwrap();
+    let mut head = [0u8; 6];
+    conn.read_exact(&mut head).await.unwrap();
+    assert_eq!(head[0], 0x16, "a handshake record");
+    assert_eq!(head[5], 0x02, "ServerHello");
+    let (_, served) = tls_connect(sink.main, &[&cert]).await;
+    assert_eq!(served, cert);
 }

@@ -47,6 +47,7 @@ use std::task::{Context, Poll, ready};
 use actix_web::http::header::HeaderName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::held::Undecided;
 use rewrite::Rewriter;
 
 /// A byte class (a pattern) as a lookup table.
@@ -74,8 +75,13 @@ mod tests;
 pub const REWRITE_ABOVE: usize = 65_000;
 
 /// A request line held longer than this (from its `?` on) is released unchanged and the
-/// connection passes through; actix answers 431 for a head beyond 128 KiB anyway.
+/// connection passes through; actix answers 431 for a head beyond 128 KiB anyway. (A head up to
+/// this long is still read whole, so that its client reads the 431 rather than a reset.)
 pub const HOLD_LIMIT: usize = 256 << 10;
+
+/// At most this much is counted as held ([`Undecided`]) while a connection passes through: a head
+/// actix is still reading (128 KiB at most) and what was held when the scanner gave up.
+const PASS_THROUGH_HELD: usize = HOLD_LIMIT + (128 << 10);
 
 /// Buffers kept between requests are given back above this capacity.
 const KEEP_CAPACITY: usize = 16 << 10;
@@ -97,6 +103,8 @@ pub struct LongUri<IO> {
     /// Output not yet delivered (held or injected bytes); delivered before anything is read.
     out: Vec<u8>,
     out_pos: usize,
+    /// Bytes taken in of a request head that has not ended yet (see [`Undecided`]).
+    undecided: usize,
 }
 
 impl<IO> LongUri<IO> {
@@ -110,6 +118,7 @@ impl<IO> LongUri<IO> {
             rw: Rewriter::new(header),
             out: Vec::new(),
             out_pos: 0,
+            undecided: 0,
         }
     }
 
@@ -143,10 +152,13 @@ impl<IO: AsyncRead + Unpin> AsyncRead for LongUri<IO> {
                 this.deliver(buf);
                 return Poll::Ready(Ok(()));
             }
-            if this.rw.passes_through() {
-                return Pin::new(&mut this.io).poll_read(cx, buf);
-            }
             let before = buf.filled().len();
+            if this.rw.passes_through() {
+                ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+                this.undecided =
+                    (this.undecided + buf.filled().len() - before).min(PASS_THROUGH_HELD);
+                return Poll::Ready(Ok(()));
+            }
             ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
             let after = buf.filled().len();
             if after == before {
@@ -158,6 +170,13 @@ impl<IO: AsyncRead + Unpin> AsyncRead for LongUri<IO> {
                 continue;
             }
             let verbatim = this.rw.feed(&buf.filled()[before..after], &mut this.out);
+            this.undecided = if this.rw.passes_through() {
+                (this.undecided + after - before).min(PASS_THROUGH_HELD)
+            } else if this.rw.in_head() {
+                this.undecided + after - before
+            } else {
+                0
+            };
             buf.set_filled(before + verbatim);
             if this.out_pos < this.out.len() {
                 this.deliver(buf);
@@ -170,13 +189,37 @@ impl<IO: AsyncRead + Unpin> AsyncRead for LongUri<IO> {
     }
 }
 
+/// The bytes of a head still arriving, as far as the scanner follows the connection, plus the
+/// room of its own buffers. Once it passes through, the scanner no longer sees where requests
+/// end: everything read since the last answer counts, up to [`PASS_THROUGH_HELD`].
+impl<IO> Undecided for LongUri<IO> {
+    fn undecided(&self) -> usize {
+        if self.undecided == 0 {
+            return 0;
+        }
+        self.undecided + self.rw.spare() + self.out.capacity() - self.out.len()
+    }
+}
+
+impl<IO> LongUri<IO> {
+    /// An answer went out: in pass-through, the request read so far has been decided.
+    fn answered(&mut self, written: &Poll<io::Result<usize>>) {
+        if matches!(written, Poll::Ready(Ok(n)) if *n > 0) && self.rw.passes_through() {
+            self.undecided = 0;
+        }
+    }
+}
+
 impl<IO: AsyncWrite + Unpin> AsyncWrite for LongUri<IO> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.answered(&written);
+        written
     }
 
     fn poll_write_vectored(
@@ -184,7 +227,10 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for LongUri<IO> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.answered(&written);
+        written
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -117,6 +117,19 @@ impl Rewriter {
         self.framer.state == State::PassThrough
     }
 
+    /// Whether a request head has begun and not ended (its bytes are still arriving).
+    pub(super) fn in_head(&self) -> bool {
+        !matches!(
+            self.framer.state,
+            State::Start | State::Body { .. } | State::PassThrough
+        )
+    }
+
+    /// Room in the hold buffer beyond what it holds.
+    pub(super) fn spare(&self) -> usize {
+        self.hold.capacity() - self.hold.len()
+    }
+
     /// Where the scanner is (for tests).
     #[cfg(test)]
     pub(super) fn state(&self) -> State {
@@ -142,6 +155,17 @@ impl Rewriter {
             self.drop_hold();
         }
         self.framer.state = State::PassThrough;
+    }
+
+    /// Appends to the held bytes, growing the buffer by powers of two up to [`HOLD_LIMIT`] and
+    /// exactly beyond (the version after the target), so that it never takes twice the limit.
+    fn keep(&mut self, bytes: &[u8]) {
+        let need = self.hold.len() + bytes.len();
+        if need > self.hold.capacity() {
+            let capacity = need.next_power_of_two().min(HOLD_LIMIT).max(need);
+            self.hold.reserve_exact(capacity - self.hold.len());
+        }
+        self.hold.extend_from_slice(bytes);
     }
 
     fn drop_hold(&mut self) {
@@ -245,7 +269,7 @@ impl Rewriter {
                         Step::LineEnd => {
                             if self.rewrite {
                                 e.pass(run, hs);
-                                self.hold.extend_from_slice(&input[hs..i]);
+                                self.keep(&input[hs..i]);
                                 self.emit_rewritten(&mut e);
                                 self.drop_hold();
                                 run = i;
@@ -258,7 +282,7 @@ impl Rewriter {
         }
         if self.holding {
             e.pass(run, hs);
-            self.hold.extend_from_slice(&input[hs..n]);
+            self.keep(&input[hs..n]);
         } else {
             e.pass(run, n);
         }

@@ -358,3 +358,108 @@ async fn the_stream_delivers_rewritten_bytes_through_small_buffers() {
     let mut io = LongUri::with_header(Reads::new([partial.clone()]), H);
     assert_eq!(read_all(&mut io, 8192).await, partial);
 }
+
+/// Yields what was pushed, then `Pending` (a client that went quiet); takes every write.
+#[derive(Default)]
+struct Quiet(std::collections::VecDeque<Vec<u8>>);
+
+impl AsyncRead for Quiet {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let Some(next) = this.0.front_mut() else {
+            return Poll::Pending;
+        };
+        let n = next.len().min(buf.remaining());
+        buf.put_slice(&next[..n]);
+        next.drain(..n);
+        if next.is_empty() {
+            this.0.pop_front();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Quiet {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
+        Poll::Ready(Ok(b.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Pushes `bytes` in pieces of `piece` and reads until the client is quiet.
+fn push(io: &mut LongUri<Quiet>, bytes: &[u8], piece: usize) {
+    io.io.0.extend(bytes.chunks(piece).map(<[u8]>::to_vec));
+    let waker = std::task::Waker::noop();
+    let mut cx = Context::from_waker(waker);
+    let mut scratch = vec![0; 16 << 10];
+    loop {
+        let mut buf = ReadBuf::new(&mut scratch);
+        match Pin::new(&mut *io).poll_read(&mut cx, &mut buf) {
+            Poll::Ready(Ok(())) if !buf.filled().is_empty() => {}
+            _ => return,
+        }
+    }
+}
+
+#[test]
+fn an_unfinished_head_is_reported_until_it_ends() {
+    let mut io = LongUri::with_header(Quiet::default(), H);
+    assert_eq!(io.undecided(), 0);
+    // A head that arrives in one read is never held.
+    push(
+        &mut io,
+        b"GET /adjust?a=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+        1 << 20,
+    );
+    assert_eq!(io.undecided(), 0);
+    // One split across reads is, until its end.
+    push(&mut io, b"GET /adjust?a=1 HTTP/1.1\r\nHo", 1 << 20);
+    assert_eq!(io.undecided(), 28);
+    push(&mut io, b"st: x\r\n\r\n", 1 << 20);
+    assert_eq!(io.undecided(), 0);
+    // A long target, held by the wrapper: its bytes and the room of the buffer holding them.
+    let target = format!("GET /adjust?q={}", "x".repeat(100_000));
+    push(&mut io, target.as_bytes(), 10_000);
+    let (holding, len, capacity) = io.rw.held();
+    assert!(holding);
+    assert_eq!(io.undecided(), target.len() + capacity - len);
+    // A body is not a head: an allowed client's body is read by its handler, under its limit.
+    push(
+        &mut io,
+        b" HTTP/1.1\r\nContent-Length: 100000\r\n\r\nactivity_kind=install",
+        1 << 20,
+    );
+    assert_eq!(io.undecided(), 0);
+    assert!(matches!(io.rw.state(), State::Body { .. }));
+}
+
+#[test]
+fn a_connection_passing_through_counts_what_it_read_until_an_answer() {
+    let mut io = LongUri::with_header(Quiet::default(), H);
+    push(
+        &mut io,
+        b"POST /adjust HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+        1 << 20,
+    );
+    assert!(io.rw.passes_through());
+    let read = io.undecided();
+    assert!(read >= 60, "{read}");
+    push(&mut io, &[b'a'; 1 << 20], 8192);
+    assert_eq!(io.undecided(), PASS_THROUGH_HELD + io.out.capacity());
+    let waker = std::task::Waker::noop();
+    let mut cx = Context::from_waker(waker);
+    let written = Pin::new(&mut io).poll_write(&mut cx, b"HTTP/1.1 403 Forbidden\r\n");
+    assert!(matches!(written, Poll::Ready(Ok(24))));
+    assert_eq!(io.undecided(), 0);
+}
