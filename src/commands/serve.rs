@@ -19,7 +19,6 @@ use crate::cli::ServeArgs;
 use crate::clickhouse::housekeeping::{self, Housekeeping};
 use crate::clickhouse::store::{ClickHouseConfig, ClickHouseStore};
 use crate::http::settings::EdgeSettings;
-use crate::http::tls::CertStore;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::pipeline::batcher::{self, Finished};
@@ -77,7 +76,7 @@ impl TryFrom<&ServeArgs> for ServeConfig {
 pub fn command(args: &ServeArgs) -> anyhow::Result<()> {
     let config = ServeConfig::try_from(args)?;
     let listen = config.edge.listen;
-    let listener = std::net::TcpListener::bind(listen)
+    let listener = http::listen::bind(listen)
         .with_context(|| format!("binding the callback listener on {listen}"))?;
     let admin_listen = config.edge.admin_listen;
     let admin = std::net::TcpListener::bind(admin_listen)
@@ -155,15 +154,7 @@ async fn run_with<P: Producer, C: Consumer>(
     signal: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
-    let tls = match &config.edge.edge.tls {
-        Some(files) => {
-            let certs = CertStore::open(&files.cert, &files.key).map_err(anyhow::Error::msg)?;
-            let server_config = certs.server_config().map_err(anyhow::Error::msg)?;
-            actix_web::rt::spawn(certs.watch());
-            Some(server_config)
-        }
-        None => None,
-    };
+    let tls = http::tls::start(config.edge.edge.tls.as_ref()).map_err(anyhow::Error::msg)?;
     for (allowed, proxy) in config.edge.allow.overlaps(&config.edge.trusted_proxies) {
         tracing::warn!(
             %allowed,
@@ -237,6 +228,8 @@ async fn run_with<P: Producer, C: Consumer>(
         https = tls.is_some(),
         callback_token = config.edge.edge.tokens.required(),
         max_connections = config.edge.edge.max_connections,
+        max_connections_per_source = config.edge.edge.max_per_source,
+        max_held_bytes = config.edge.edge.max_held_bytes,
         clickhouse = %config.clickhouse.url,
         table = %config.clickhouse.target.table(),
         "listening"
@@ -333,7 +326,7 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         let c = serve(&[]).unwrap();
-        assert_eq!(c.edge.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(c.edge.listen.to_string(), "[::]:8080");
         assert_eq!(c.queue.durability, Durability::Wal);
         assert!(c.edge.allow.contains("178.162.216.70".parse().unwrap()));
         assert_eq!(c.clickhouse.target.table(), "adjust.callbacks");

@@ -18,6 +18,7 @@ pub mod conn;
 pub mod edge;
 pub mod gate;
 pub mod held;
+pub mod listen;
 pub mod longuri;
 pub mod settings;
 pub mod tls;

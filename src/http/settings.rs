@@ -18,8 +18,9 @@ const MIN_HELD_BYTES: u64 = 1 << 20;
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Edge")]
 pub struct EdgeArgs {
-    /// Address of the callback listener (point Adjust here).
-    #[arg(long, env = "ADJUST_SINK_LISTEN", default_value = "0.0.0.0:8080")]
+    /// Address of the callback listener (point Adjust here). The default takes IPv6 and IPv4
+    /// (on a host without IPv6: IPv4 only, with a warning).
+    #[arg(long, env = "ADJUST_SINK_LISTEN", default_value = "[::]:8080")]
     pub listen: SocketAddr,
 
     /// Address of the admin listener (/metrics, /healthz, /readyz).
@@ -179,8 +180,14 @@ impl EdgeArgs {
             .callback_token
             .iter()
             .map(|t| t.expose().trim())
-            .filter(|t| !t.is_empty())
             .collect();
+        if tokens.iter().any(|t| t.is_empty()) {
+            // An empty ADJUST_SINK_CALLBACK_TOKEN (or `,`) must not quietly turn the check off.
+            return err(
+                "--callback-token (or ADJUST_SINK_CALLBACK_TOKEN) is empty or has an empty entry: \
+                 give every token, or unset it to take callbacks without a token",
+            );
+        }
         for t in &tokens {
             token::check(t).or_else(|e| err(format!("--callback-token: {e}")))?;
         }
@@ -238,6 +245,26 @@ mod tests {
             .unwrap()
             .edge
             .settings()
+    }
+
+    #[test]
+    fn the_default_listener_takes_ipv6_and_ipv4() {
+        let s = edge(&[]).unwrap();
+        assert_eq!(s.listen.to_string(), "[::]:8080");
+    }
+
+    #[test]
+    fn an_empty_callback_token_is_an_error_not_no_token() {
+        for given in ["", ",", " ", "0123456789abcdef,"] {
+            let e = edge(&["--callback-token", given])
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(e.contains("empty"), "{given:?}: {e}");
+        }
+        assert!(!edge(&[]).unwrap().edge.tokens.required());
+        let s = edge(&["--callback-token", "0123456789abcdef,fedcba9876543210"]).unwrap();
+        assert!(s.edge.tokens.required());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! HTTPS on the callback listener: the certificate and key come from PEM files and are read again
 //! on SIGHUP and when either file changes, without a restart. The server asks a [`CertStore`] for
 //! the certificate at every handshake; a reload swaps it there atomically (a reload that fails
-//! keeps serving the previous certificate and says why in the log).
+//! keeps serving the previous certificate and says why in the log). Without TLS, SIGHUP is
+//! logged and otherwise ignored (its default action would end the process).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -12,6 +13,8 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::edge::TlsFiles;
 
 /// How often the files' modification times are looked at.
 const WATCH_EVERY: Duration = Duration::from_secs(30);
@@ -105,25 +108,68 @@ impl CertStore {
     }
 
     /// Reloads on SIGHUP and when the files change, until the process ends.
-    pub async fn watch(self: Arc<Self>) {
-        #[cfg(unix)]
-        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            .expect("SIGHUP handler");
+    pub async fn watch(self: Arc<Self>, mut hangups: Hangups) {
         let mut tick = tokio::time::interval(WATCH_EVERY);
         tick.tick().await;
         loop {
-            #[cfg(unix)]
-            let hangup = hup.recv();
-            #[cfg(not(unix))]
-            let hangup = std::future::pending::<Option<()>>();
             tokio::select! {
-                _ = hangup => self.reload_logged("SIGHUP"),
+                _ = hangups.recv() => self.reload_logged("SIGHUP"),
                 _ = tick.tick() => {
                     if self.changed() {
                         self.reload_logged("file changed");
                     }
                 }
             }
+        }
+    }
+}
+
+/// SIGHUP, taken from the moment it is installed.
+pub struct Hangups {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+impl Hangups {
+    /// Installs the handler (on the current runtime).
+    pub fn install() -> std::io::Result<Hangups> {
+        Ok(Hangups {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        self.signal.recv().await;
+        #[cfg(not(unix))]
+        std::future::pending::<()>().await;
+    }
+
+    /// Logs each SIGHUP, and does nothing else, until the process ends.
+    pub async fn ignore(mut self) {
+        loop {
+            self.recv().await;
+            tracing::info!("SIGHUP: nothing to reload (no --tls-cert); carrying on");
+        }
+    }
+}
+
+/// HTTPS for the callback listener when `files` are given, its certificate reloaded on SIGHUP
+/// and when the files change; without, SIGHUP is only logged. Either way the SIGHUP handler is
+/// in place when this returns (call it on the runtime the listener runs on).
+pub fn start(files: Option<&TlsFiles>) -> Result<Option<Arc<ServerConfig>>, String> {
+    let hangups = Hangups::install().map_err(|e| format!("installing the SIGHUP handler: {e}"))?;
+    match files {
+        Some(files) => {
+            let certs = CertStore::open(&files.cert, &files.key)?;
+            let config = certs.server_config()?;
+            actix_web::rt::spawn(certs.watch(hangups));
+            Ok(Some(config))
+        }
+        None => {
+            actix_web::rt::spawn(hangups.ignore());
+            Ok(None)
         }
     }
 }

@@ -2,7 +2,8 @@
 //! accept (no request read, no TLS handshake) and cannot take the connection slots; behind a
 //! trusted proxy, requests from outside are refused from their head (compressed bombs) and their
 //! connection closed; per-source limits; the held-bytes budget; compressed bodies are never
-//! inflated; the callback token; HTTPS with a certificate renewed in place.
+//! inflated; the callback token; HTTPS with a certificate renewed in place; SIGHUP without TLS;
+//! the dual-stack listener.
 //!
 //! Outsiders on loopback: the client socket is bound to 127.0.0.2 (any 127.0.0.0/8 source works
 //! on Linux) while the sink allows only 127.0.0.1.
@@ -1169,4 +1170,99 @@ async fn with_tls_an_outsider_gets_no_handshake() {
     assert_eq!(head[5], 0x02, "ServerHello");
     let (_, served) = tls_connect(sink.main, &[&cert]).await;
     assert_eq!(served, cert);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_without_tls_is_logged_and_changes_nothing() {
+    let db = Db::fresh("edge_sighup").await;
+    let sink = Sink::start(&db, &[]).await;
+    for _ in 0..2 {
+        let status = Command::new("kill")
+            .args(["-HUP", &sink.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        sink.get("/adjust?activity_kind=install&adid=after_hup&created_at=1700000000")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(db.wait_rows(1, WAIT).await, 1);
+    assert!(
+        sink.logs().contains("SIGHUP: nothing to reload"),
+        "{}",
+        sink.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_callback_token_setting_stops_the_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    for value in ["", ","] {
+        let out = Command::new(env!("CARGO_BIN_EXE_adjust-sink"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--clickhouse-url",
+                "http://127.0.0.1:9",
+                "--data-dir",
+                tmp.path().to_str().unwrap(),
+            ])
+            .env("ADJUST_SINK_CALLBACK_TOKEN", value)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{value:?}: started");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("ADJUST_SINK_CALLBACK_TOKEN"),
+            "{value:?}: {err}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dual_stack_listener_takes_ipv4_as_ipv4_and_ipv6() {
+    let db = Db::fresh("edge_dual_stack").await;
+    let sink = Sink::start(&db, &["--listen", "[::]:0", "--allow", "::1/128"]).await;
+    assert!(sink.main.is_ipv6(), "{}", sink.main);
+    let port = sink.main.port();
+    let v4 = SocketAddr::from(([127, 0, 0, 1], port));
+    let (status, _) = callback_from(
+        ALLOWED,
+        v4,
+        "activity_kind=install&adid=over_v4&created_at=1700000000",
+        "",
+    )
+    .await;
+    assert_eq!(status, Some(200));
+    // An IPv4 outsider is matched as IPv4 (not as `::ffff:127.0.0.2`) and closed at accept.
+    let (status, _) = callback_from(OUTSIDER, v4, "activity_kind=install&adid=no", "").await;
+    assert_eq!(status, None);
+    let mut conn = TcpStream::connect(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)))
+        .await
+        .unwrap();
+    conn.write_all(
+        b"GET /adjust?activity_kind=install&adid=over_v6&created_at=1700000000 HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        read_status(&mut conn, Duration::from_secs(5)).await,
+        Some((200, false))
+    );
+    assert_eq!(db.wait_rows(2, WAIT).await, 2);
+    assert_eq!(
+        db.row_where(&["source_ip"], "adid = 'over_v4'").await["source_ip"],
+        "127.0.0.1"
+    );
+    assert_eq!(
+        db.row_where(&["source_ip"], "adid = 'over_v6'").await["source_ip"],
+        "::1"
+    );
 }
