@@ -264,7 +264,7 @@ mod tests {
         ];
         assert_eq!(
             callbacks_predicate(&reqs),
-            "adid IN ('a\\'1') OR cold_values[indexOf(cold_keys, 'win_adid')] IN ('w1')"
+            "adid IN ('a\\'1') OR visitParamExtractString(cold, 'win_adid') IN ('w1')"
         );
         assert_eq!(
             rejects_predicate(&reqs),
