@@ -123,7 +123,10 @@ fn modules_import_only_from_lower_layers() {
     );
     // Every module of the table exists (a renamed module cannot leave the check blind).
     for (m, _) in LAYERS {
-        assert!(top_level.contains(*m), "LAYERS names `{m}`, which src/ lacks");
+        assert!(
+            top_level.contains(*m),
+            "LAYERS names `{m}`, which src/ lacks"
+        );
     }
 }
 

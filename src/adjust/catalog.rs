@@ -75,7 +75,7 @@ pub enum Tier {
     /// what a typical callback sends stays hot (a smaller tier of ~35 made a typical install
     /// callback 40 % dearer for ClickHouse), and the tier saves the columns callbacks leave empty.
     Hot,
-    /// Stored as text in the `cold_keys`/`cold_values` arrays and exposed as an `ALIAS` column of
+    /// Stored as text in the row's `cold` JSON object and exposed as an `ALIAS` column of
     /// its own name and type (`--physical` promotes one).
     Cold,
 }

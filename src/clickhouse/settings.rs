@@ -111,7 +111,10 @@ impl TableArgs {
             let c = CustomColumn::parse(spec)
                 .map_err(|e| ConfigError(format!("--column `{spec}`: {e}")))?;
             if is_sink_column(c.name) {
-                return err(format!("--column `{spec}`: `{}` is a column of the sink", c.name));
+                return err(format!(
+                    "--column `{spec}`: `{}` is a column of the sink",
+                    c.name
+                ));
             }
             if columns.iter().any(|o| o.name == c.name) {
                 return err(format!("--column `{}` is given twice", c.name));
@@ -256,7 +259,12 @@ mod tests {
     #[test]
     fn own_columns_may_not_take_a_sink_column() {
         assert_eq!(table(&["loyalty_tier:lowcard"]).unwrap().columns.len(), 1);
-        for taken in ["extra:string", "ingest_source:int", "cold_keys:string", "extra_map:int"] {
+        for taken in [
+            "extra:string",
+            "ingest_source:int",
+            "cold:string",
+            "extra_map:int",
+        ] {
             let e = table(&[taken]).err().unwrap().to_string();
             assert!(e.contains("is a column of the sink"), "{taken}: {e}");
         }

@@ -422,7 +422,11 @@ mod tests {
         }));
         let options = row::Options::new();
         let poisoned = row::build_pairs(
-            &[("activity_kind", "install"), ("app_token", "apptok"), ("nonce", "n123")],
+            &[
+                ("activity_kind", "install"),
+                ("app_token", "apptok"),
+                ("nonce", "n123"),
+            ],
             0,
             &options,
         );

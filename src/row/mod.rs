@@ -3,8 +3,8 @@
 //! Both are generated from the placeholder catalog, so the insert column list, the encoder and the
 //! DDL cannot drift apart. Two storage tiers: a hot placeholder (marked `.hot()` in the catalog,
 //! [`Tier::Hot`](crate::adjust::catalog::Tier::Hot)) has a typed column of its own; a cold one is
-//! written as normalized text into two parallel arrays, `cold_keys`/`cold_values`, and the table
-//! shows it through an `ALIAS` column of its own name and type. A callback carries ~45 of ~234
+//! written as normalized text into one JSON object per row, `cold` (`{"name":"text",…}`), and the
+//! table shows it through an `ALIAS` column of its own name and type. A callback carries ~45 of ~234
 //! placeholders, so a row no longer pays for ~190 empty columns. One wire encoding serves both
 //! server profiles: where column types differ (`DateTime64(3)` on modern servers, `Int64` on
 //! 18.16) they share the encoding.
@@ -106,7 +106,14 @@ pub fn column_default(name: &str) -> Option<&'static str> {
     (name == "ingest_source").then_some("DEFAULT 'callback'")
 }
 
-/// The cold tier's two parallel arrays: placeholder names and their normalized text.
+/// The cold tier: one JSON object text per row, every cold placeholder sent (and every key with a
+/// column of the user's own) as `"name":"normalized text"`. One value per row, however many are
+/// sent: ClickHouse's cost of a row no longer grows with each cold value.
+pub const COLD: &str = "cold";
+
+/// The cold tier of rows written before [`COLD`]: two parallel arrays of names and texts. The
+/// write-ahead log may still hold such rows ([`upgrade_cold_arrays`]); tables made then keep the
+/// arrays, from which their `cold` is computed.
 pub const COLD_KEYS: &str = "cold_keys";
 pub const COLD_VALUES: &str = "cold_values";
 
@@ -138,8 +145,7 @@ pub fn wire_columns() -> Vec<Column> {
             push_placeholder(&mut cols, p.name, p.ty);
         }
     }
-    cols.push(Column::new(COLD_KEYS, "Array(LowCardinality(String))"));
-    cols.push(Column::new(COLD_VALUES, "Array(String)"));
+    cols.push(Column::new(COLD, "String"));
     cols.push(Column::pairs("extra"));
     cols.push(Column::new("raw_query", "String"));
     cols
@@ -208,6 +214,52 @@ static ABSENT: LazyLock<AbsentRow> = LazyLock::new(|| {
 static CREATED_AT: LazyLock<usize> =
     LazyLock::new(|| crate::adjust::decode::index_of("created_at").expect("created_at in catalog"));
 
+thread_local! {
+    /// The cold tier's JSON text of the row being encoded (one buffer per thread, reused).
+    static COLD_TEXT: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(4096));
+}
+
+/// Appends `"name":"text"` (with a comma after the first pair) to a JSON object being written:
+/// `"`, `\` and control characters escaped as JSON has them, everything else as it is.
+fn cold_pair(json: &mut Vec<u8>, name: &str, text: &str) {
+    if json.len() > 1 {
+        json.push(b',');
+    }
+    json.push(b'"');
+    json.extend_from_slice(name.as_bytes());
+    json.extend_from_slice(b"\":\"");
+    escape_json(json, text.as_bytes());
+    json.push(b'"');
+}
+
+/// Appends `text` escaped for a JSON string.
+fn escape_json(out: &mut Vec<u8>, text: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut start = 0;
+    for (i, &b) in text.iter().enumerate() {
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            continue;
+        }
+        out.extend_from_slice(&text[start..i]);
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            _ => {
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 15)]);
+            }
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&text[start..]);
+}
+
 /// Appends the RowBinary encoding of one callback to `out`.
 pub fn encode(cb: &Callback<'_>, meta: &Meta<'_>, out: &mut Vec<u8>) {
     rb::put_u32(out, meta.received_at);
@@ -223,11 +275,9 @@ pub fn encode(cb: &Callback<'_>, meta: &Meta<'_>, out: &mut Vec<u8>) {
     let absent = &*ABSENT;
     let hot = hot_flags();
     let mut next = 0;
-    let mut cold = 0;
     for (idx, v) in cb.sent() {
         let p = &CATALOG[idx];
         if !hot[idx] {
-            cold += 1;
             continue;
         }
         out.extend_from_slice(&absent.bytes[absent.starts[next]..absent.starts[idx]]);
@@ -245,23 +295,22 @@ pub fn encode(cb: &Callback<'_>, meta: &Meta<'_>, out: &mut Vec<u8>) {
         next = idx + 1;
     }
     out.extend_from_slice(&absent.bytes[absent.starts[next]..]);
-    // The cold tier: names, then texts, of the cold placeholders sent (two more passes over the
-    // few dozen values sent, instead of collecting them), then keys with a column of the user's
-    // own (`--column`): cold text too, so the row's encoding does not depend on the flags.
-    rb::put_len(out, cold + cb.custom.len());
-    for (idx, _) in cb.sent().filter(|(idx, _)| !hot[*idx]) {
-        rb::put_str(out, CATALOG[idx].name.as_bytes());
-    }
-    for (name, _) in &cb.custom {
-        rb::put_str(out, name.as_bytes());
-    }
-    rb::put_len(out, cold + cb.custom.len());
-    for (_, v) in cb.sent().filter(|(idx, _)| !hot[*idx]) {
-        ty::put_cold(cb, v, out);
-    }
-    for (_, v) in &cb.custom {
-        ty::put_cold(cb, v, out);
-    }
+    // The cold tier: the cold placeholders sent, then keys with a column of the user's own
+    // (`--column`: cold text too, so the row's encoding does not depend on the flags), as one
+    // JSON object.
+    COLD_TEXT.with_borrow_mut(|json| {
+        json.clear();
+        json.push(b'{');
+        let mut text = ty::TextBuf::default();
+        for (idx, v) in cb.sent().filter(|(idx, _)| !hot[*idx]) {
+            cold_pair(json, CATALOG[idx].name, ty::cold_text(cb, v, &mut text));
+        }
+        for (name, v) in &cb.custom {
+            cold_pair(json, name, ty::cold_text(cb, v, &mut text));
+        }
+        json.push(b'}');
+        rb::put_str(out, json);
+    });
     rb::put_pairs(
         out,
         cb.extra.iter().map(|(k, v)| (k.as_ref(), v.as_ref())),
@@ -316,16 +365,13 @@ fn read_cells(r: &mut Reader<'_>) -> Result<Vec<(Column, Cell)>, Malformed> {
             hot[i] = Some((cell, kv.map(Cell::Pairs)));
         }
     }
-    let keys = r.strings()?;
-    let values = r.strings()?;
+    let at = r.position();
+    let cold = cold_pairs(&r.string()?).ok_or(Malformed(at))?;
     for (i, p) in CATALOG.iter().enumerate() {
         let (cell, kv) = match hot[i].take() {
             Some(found) => found,
             None => {
-                let text = keys
-                    .iter()
-                    .position(|k| k == p.name)
-                    .and_then(|at| values.get(at));
+                let text = cold.iter().find(|(k, _)| k == p.name).map(|(_, v)| v);
                 let cell = text.map_or_else(|| p.ty.absent_cell(), |t| p.ty.cell_from_text(t));
                 let kv = (p.ty == Ty::Params).then(|| Cell::Pairs(Vec::new()));
                 (cell, kv)
@@ -338,6 +384,57 @@ fn read_cells(r: &mut Reader<'_>) -> Result<Vec<(Column, Cell)>, Malformed> {
     }
     out.push((Column::pairs("extra"), Cell::Pairs(r.pairs()?)));
     out.push((Column::new("raw_query", "String"), Cell::Str(r.string()?)));
+    Ok(out)
+}
+
+/// The pairs of a row's cold text, in order; `None` when it is not a JSON object of strings.
+pub fn cold_pairs(text: &str) -> Option<Vec<(String, String)>> {
+    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text).ok()?;
+    object
+        .into_iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => Some((k, s)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A row written before the cold tier became one JSON text (its cold pairs in two arrays, see
+/// [`COLD_KEYS`]), re-encoded as rows are now: the same bytes but for the cold tier.
+pub fn upgrade_cold_arrays(row: &[u8]) -> Result<Vec<u8>, Malformed> {
+    let mut r = Reader::new(row);
+    r.u32()?;
+    r.u16()?;
+    r.u64()?;
+    for _ in 0..3 {
+        r.string()?;
+    }
+    for (i, p) in CATALOG.iter().enumerate() {
+        if is_hot(i) {
+            p.ty.read(&mut r)?;
+            if p.ty == Ty::Params {
+                r.pairs()?;
+            }
+        }
+    }
+    let cold_at = r.position();
+    let keys = r.strings()?;
+    let values = r.strings()?;
+    let rest_at = r.position();
+    r.pairs()?;
+    r.string()?;
+    if !r.is_empty() || keys.len() != values.len() {
+        return Err(Malformed(row.len()));
+    }
+    let mut json = vec![b'{'];
+    for (k, v) in keys.iter().zip(&values) {
+        cold_pair(&mut json, k, v);
+    }
+    json.push(b'}');
+    let mut out = Vec::with_capacity(row.len() + json.len());
+    out.extend_from_slice(&row[..cold_at]);
+    rb::put_str(&mut out, &json);
+    out.extend_from_slice(&row[rest_at..]);
     Ok(out)
 }
 

@@ -95,3 +95,72 @@ fn every_catalog_placeholder_has_a_column() {
         );
     }
 }
+
+#[test]
+fn cold_text_is_json_and_rows_of_the_array_layout_are_re_encoded() {
+    let q = b"activity_kind=install&created_at=1404214665&sdk_version=4.38.0\
+              &city=K%C3%B6ln%20%22x%22%5C%0A%08&api_level=33&reftag=";
+    let cb = decode(q, Body::None, "install", &DecodeOptions::new());
+    let mut row = Vec::new();
+    encode(
+        &cb,
+        &Meta {
+            received_at: 1_700_000_000,
+            callback_id: 7,
+            source_ip: "",
+            ingest_source: crate::row::INGEST_CALLBACK,
+            raw: None,
+        },
+        &mut row,
+    );
+    let cells = read_back(&row);
+    assert_eq!(
+        cell(&cells, "city"),
+        &Cell::Str("Köln \"x\"\\\n\u{8}".into())
+    );
+    assert_eq!(cell(&cells, "api_level"), &Cell::Int(33));
+    // The cold text as serde_json writes the same pairs.
+    let cold = (0..row.len())
+        .find_map(|i| {
+            let s = rowbinary::Reader::new(&row[i..]).string().ok()?;
+            (s.starts_with("{\"") && s.ends_with('}')).then_some(s)
+        })
+        .expect("the cold text in the row");
+    let pairs = cold_pairs(&cold).expect("a JSON object of strings");
+    let object: serde_json::Map<String, serde_json::Value> = pairs
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    assert_eq!(cold, serde_json::Value::Object(object).to_string());
+    assert!(
+        pairs
+            .iter()
+            .any(|(k, v)| k == "sdk_version" && v == "4.38.0")
+    );
+
+    // The same row as the second release wrote it (two arrays) re-encodes to these bytes.
+    let json_at = row
+        .windows(cold.len())
+        .position(|w| w == cold.as_bytes())
+        .unwrap();
+    let len_bytes = {
+        let mut l = Vec::new();
+        rowbinary::put_len(&mut l, cold.len());
+        l.len()
+    };
+    let mut old = row[..json_at - len_bytes].to_vec();
+    rowbinary::put_len(&mut old, pairs.len());
+    for (k, _) in &pairs {
+        rowbinary::put_str(&mut old, k.as_bytes());
+    }
+    rowbinary::put_len(&mut old, pairs.len());
+    for (_, v) in &pairs {
+        rowbinary::put_str(&mut old, v.as_bytes());
+    }
+    old.extend_from_slice(&row[json_at + cold.len()..]);
+    assert_eq!(upgrade_cold_arrays(&old).unwrap(), row);
+    assert!(
+        upgrade_cold_arrays(&row).is_err(),
+        "a current row is not taken for an old one"
+    );
+}

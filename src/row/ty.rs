@@ -115,22 +115,29 @@ pub(crate) fn put_typed(cb: &Callback<'_>, ty: Ty, v: &Value<'_>, out: &mut Vec<
     }
 }
 
-/// Appends the normalized text of a sent value as a RowBinary string, as the cold key/value column
-/// keeps it: text as sent, times as epoch seconds (milliseconds for `*_milli`), flags as `0`/`1`,
+/// The normalized text of a sent value, as the cold tier keeps it: text as sent, times as epoch seconds (milliseconds for `*_milli`), flags as `0`/`1`,
 /// numbers in their shortest exact decimal form (`ryu`). The ALIAS column types it back exactly
 /// (`clickhouse::types::from_text_sql`). `Absent` is never stored cold (an empty string if asked).
-pub(crate) fn put_cold(cb: &Callback<'_>, v: &Value<'_>, out: &mut Vec<u8>) {
-    let mut int = itoa::Buffer::new();
-    let mut float = ryu::Buffer::new();
-    let text: &str = match v {
+pub(crate) fn cold_text<'a>(
+    cb: &'a Callback<'_>,
+    v: &'a Value<'_>,
+    buf: &'a mut TextBuf,
+) -> &'a str {
+    match v {
         Value::Absent => "",
         Value::Text(_) | Value::Part(..) | Value::Params(..) => cb.resolve(v),
-        Value::Time(t) => int.format(*t),
-        Value::TimeMs(t) | Value::Int(t) => int.format(*t),
-        Value::Flag(f) => int.format(*f),
-        Value::Float(f) => float.format_finite(*f),
-    };
-    rb::put_str(out, text.as_bytes());
+        Value::Time(t) => buf.int.format(*t),
+        Value::TimeMs(t) | Value::Int(t) => buf.int.format(*t),
+        Value::Flag(f) => buf.int.format(*f),
+        Value::Float(f) => buf.float.format_finite(*f),
+    }
+}
+
+/// Where [`cold_text`] formats numbers.
+#[derive(Default)]
+pub(crate) struct TextBuf {
+    int: itoa::Buffer,
+    float: ryu::Buffer,
 }
 
 #[cfg(test)]
@@ -201,9 +208,7 @@ mod tests {
         ] {
             let parsed = ty.parse(sent).expect("parses").0;
             let cb = decode(b"", Body::None, "", &DecodeOptions::new());
-            let mut cold = Vec::new();
-            put_cold(&cb, &parsed, &mut cold);
-            let text = Reader::new(&cold).string().unwrap();
+            let text = cold_text(&cb, &parsed, &mut TextBuf::default()).to_string();
             let mut typed = Vec::new();
             put_typed(&cb, ty, &parsed, &mut typed);
             let direct = ty.read(&mut Reader::new(&typed)).unwrap();

@@ -31,9 +31,14 @@ fn migrate(db: &Db) -> (bool, String) {
 
 /// Creates the first release's database, tables, rollups and views in `db`.
 async fn create_first_release(db: &Db) {
-    let ddl = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/first_release_legacy.sql"
+    create_from(db, "first_release_legacy.sql").await;
+}
+
+/// Creates the objects of a schema fixture (`tests/fixtures/<name>`) in `db`.
+async fn create_from(db: &Db, fixture: &str) {
+    let ddl = std::fs::read_to_string(format!(
+        "{}/tests/fixtures/{fixture}",
+        env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap()
     .replace("adjust.", &format!("{}.", db.name))
@@ -177,7 +182,7 @@ async fn a_first_release_table_moves_to_the_two_tier_layout_without_changing_a_r
     assert_eq!(
         db.number(&format!(
             "SELECT count() FROM system.columns WHERE database = '{}' AND table = 'callbacks' \
-             AND name = 'cold_keys'",
+             AND name = 'cold'",
             db.name
         ))
         .await,
@@ -227,8 +232,8 @@ async fn physical_turns_a_cold_placeholder_into_a_filled_column() {
     let db = Db::fresh("physical").await;
     crate::support::migrate(&db);
     db.query(&format!(
-        "INSERT INTO {} (received_at, event_date, callback_id, cold_keys, cold_values) \
-         VALUES (1404214700, '2014-07-01', 1, ['api_level', 'sdk_version'], ['33', '4.38.0'])",
+        "INSERT INTO {} (received_at, event_date, callback_id, cold) \
+         VALUES (1404214700, '2014-07-01', 1, '{{\"api_level\":\"33\",\"sdk_version\":\"4.38.0\"}}')",
         db.table()
     ))
     .await;
@@ -262,8 +267,8 @@ async fn physical_turns_a_cold_placeholder_into_a_filled_column() {
     assert_eq!(kind("api_level").await, "DEFAULT");
     assert_eq!(kind("sdk_version").await, "ALIAS");
     db.query(&format!(
-        "INSERT INTO {} (received_at, event_date, callback_id, cold_keys, cold_values) \
-         VALUES (1404214701, '2014-07-01', 2, ['api_level'], ['34'])",
+        "INSERT INTO {} (received_at, event_date, callback_id, cold) \
+         VALUES (1404214701, '2014-07-01', 2, '{{\"api_level\":\"34\"}}')",
         db.table()
     ))
     .await;
@@ -291,4 +296,44 @@ async fn physical_turns_a_cold_placeholder_into_a_filled_column() {
         !bad_ok && bad.contains("already a physical column"),
         "{bad}"
     );
+}
+
+/// A table of the second release keeps its cold tier in two arrays: `migrate` adds the `cold`
+/// text, computed from the arrays for the rows already there, and points every cold column at it;
+/// old rows read the same, new rows write `cold`, and a second `migrate` has nothing to do.
+#[tokio::test(flavor = "multi_thread")]
+async fn cold_arrays_of_the_second_release_move_to_one_text() {
+    let db = Db::fresh("cold_arrays").await;
+    create_from(&db, "second_release_legacy.sql").await;
+    let t = db.table();
+    db.query(&format!(
+        r#"INSERT INTO {t} (received_at, event_date, callback_id, activity_kind, cold_keys, cold_values)
+         VALUES (1404214700, '2014-07-01', 1, 'install',
+         ['api_level', 'sdk_version', 'reftag', 'city'], ['33', '4.38.0', 'ref\\1', 'S\'o "P"\nx'])"#
+    ))
+    .await;
+    let read = "SELECT callback_id, api_level, sdk_version, reftag, city FROM {t} ORDER BY callback_id FORMAT TSV";
+    let read = read.replace("{t}", &t);
+    let before = db.query(&read).await;
+    assert!(before.starts_with("1\t33\t4.38.0\t"), "{before}");
+    let (ok, out) = migrate(&db);
+    assert!(ok, "{out}");
+    assert!(out.contains("as one JSON text"), "{out}");
+    assert_eq!(db.query(&read).await, before, "old rows read the same");
+    // A row written the way this version writes rows.
+    let mut sink = crate::support::Sink::start(&db, &["--no-migrate"]).await;
+    let q = "/adjust/install?api_level=34&sdk_version=5.0&city=K%C3%B6ln%20%22x%22&created_at=1404214800&app_token=abc123";
+    assert_eq!(sink.get(q).await.status(), 200);
+    assert_eq!(db.wait_rows(2, std::time::Duration::from_secs(20)).await, 2);
+    sink.terminate(std::time::Duration::from_secs(20));
+    let new = db
+        .query(&format!(
+            "SELECT api_level, sdk_version, city, length(cold_keys) FROM {t} WHERE callback_id != 1 FORMAT TSV"
+        ))
+        .await;
+    assert_eq!(new, "34\t5.0\tKöln \"x\"\t0\n");
+    let (ok, again) = migrate(&db);
+    assert!(ok, "{again}");
+    assert!(!again.contains("JSON text"), "{again}");
+    assert!(!again.contains("added column"), "{again}");
 }

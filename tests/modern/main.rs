@@ -313,9 +313,9 @@ fn expected_row(d: &Decoded, received_at: u32) -> Row {
             (p.name, text)
         })
         .collect();
-    let [(_, keys), (_, values), (_, map)] = pairs_json(cold.iter().map(|(k, v)| (*k, v.as_str())));
-    put(w, "cold_keys", keys);
-    put(w, "cold_values", values);
+    let [_, _, (_, map)] = pairs_json(cold.iter().map(|(k, v)| (*k, v.as_str())));
+    // The cold text: one JSON object, as serde_json writes it.
+    put(w, "cold", Json::String(map.to_string()));
     put(w, "cold_map", map);
     let extra: Vec<(&str, &str)> = d.cb.extra.iter().map(|(k, v)| (&**k, &**v)).collect();
     put_nested(w, "extra", &extra);
@@ -511,11 +511,7 @@ fn modern_engine_check() {
             declared.insert(c.name.clone(), (column_type(&c, Profile::Modern), kind));
         }
     }
-    declared.insert(
-        "cold_keys".into(),
-        ("Array(LowCardinality(String))".into(), ""),
-    );
-    declared.insert("cold_values".into(), ("Array(String)".into(), ""));
+    declared.insert("cold".into(), ("String".into(), ""));
     declared.insert("cold_map".into(), ("Map(String, String)".into(), "ALIAS"));
     let declared: BTreeMap<&str, (&str, &str)> = declared
         .iter()

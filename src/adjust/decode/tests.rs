@@ -250,12 +250,7 @@ fn keys_with_a_column_of_their_own_are_typed_and_leave_extra() {
     assert_eq!(bad.problems[0].kind, ProblemKind::BadNumber);
     let without = decode(q, Body::None, "", &DecodeOptions::new());
     assert_eq!(without.extra.len(), 3);
-    for bad in [
-        "adid:string",
-        "x",
-        "a:decimal",
-        "Tier:int",
-    ] {
+    for bad in ["adid:string", "x", "a:decimal", "Tier:int"] {
         assert!(CustomColumn::parse(bad).is_err(), "{bad}");
     }
 }

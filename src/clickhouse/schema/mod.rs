@@ -26,7 +26,7 @@ pub mod views;
 use crate::adjust::catalog::{CATALOG, Placeholder, is_hot, modern_indexes};
 use crate::clickhouse::Profile;
 use crate::clickhouse::types::{self, server_types};
-use crate::row::{COLD_KEYS, COLD_VALUES, Column, wire_columns};
+use crate::row::{COLD, COLD_KEYS, COLD_VALUES, Column, wire_columns};
 
 /// The sorting key; its last element must stay `callback_id`.
 pub const ORDER_BY: &str = "(activity_kind, event_date, callback_id)";
@@ -140,7 +140,32 @@ impl ColdColumn {
 
 /// The SQL that reads a cold placeholder's text (`''` when it was not sent).
 pub fn cold_text_sql(name: &str) -> String {
-    format!("{COLD_VALUES}[indexOf({COLD_KEYS}, '{name}')]")
+    format!("visitParamExtractString({COLD}, '{name}')")
+}
+
+/// The SQL of a JSON string's content for the text `text` (an SQL expression): `\\`, `"` and the
+/// line and tab characters escaped as the row encoder escapes them.
+pub fn json_escape_sql(text: &str) -> String {
+    let mut sql = text.to_string();
+    for (from, to) in [
+        (r"'\\'", r"'\\\\'"),
+        (r#"'"'"#, r#"'\\"'"#),
+        (r"'\n'", r"'\\n'"),
+        (r"'\r'", r"'\\r'"),
+        (r"'\t'", r"'\\t'"),
+    ] {
+        sql = format!("replaceAll({sql}, {from}, {to})");
+    }
+    sql
+}
+
+/// The SQL of the cold JSON text of rows whose cold tier is two arrays (tables made before the
+/// cold tier became one text): the `DEFAULT` of their `cold` column.
+pub fn cold_from_arrays_sql() -> String {
+    format!(
+        "concat('{{', arrayStringConcat(arrayMap((k, v) -> concat('\"', k, '\":\"', {}, '\"'), {COLD_KEYS}, {COLD_VALUES}), ','), '}}')",
+        json_escape_sql("v")
+    )
 }
 
 /// The column of a cold placeholder.
@@ -210,14 +235,14 @@ pub fn create_table(profile: Profile, target: &Target) -> String {
                 lines.push(format!("    {}", cc.definition()));
             }
         }
-        if c.name == COLD_KEYS {
+        if c.name == COLD {
             lines.extend(cold.by_ref().map(|cc| format!("    {}", cc.definition())));
         }
         lines.push(column_ddl(c, profile));
     }
     if profile == Profile::Modern {
         lines.push(format!(
-            "    cold_map Map(String, String) ALIAS mapFromArrays({COLD_KEYS}, {COLD_VALUES})"
+            "    cold_map Map(String, String) ALIAS JSONExtract({COLD}, 'Map(String, String)')"
         ));
         for c in wire.iter().filter(|c| c.nested()) {
             let map = if c.name == "extra" {

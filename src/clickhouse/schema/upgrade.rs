@@ -9,7 +9,7 @@
 
 use crate::adjust::catalog::{CATALOG, is_hot};
 use crate::clickhouse::{Profile, quote};
-use crate::row::{COLD_KEYS, COLD_VALUES, Column, INGEST_CALLBACK, wire_columns};
+use crate::row::{COLD, COLD_KEYS, Column, INGEST_CALLBACK, wire_columns};
 
 use super::Target;
 
@@ -30,32 +30,27 @@ pub fn filling(target: &Target) -> Target {
 pub fn copy_partition(profile: Profile, old: &Target, new: &Target, partition: u32) -> String {
     let wire = wire_columns();
     let names: Vec<String> = wire.iter().flat_map(Column::wire_names).collect();
-    let cold: Vec<(String, String)> = CATALOG
+    // Each cold placeholder sent becomes `"name":"text"` in the cold JSON text.
+    let pairs = CATALOG
         .iter()
         .enumerate()
         .filter(|(i, _)| !is_hot(*i))
         .map(|(_, p)| {
-            (
-                quote(p.name),
-                crate::clickhouse::types::to_text_sql(p.ty, p.name, profile),
+            let text = crate::clickhouse::types::to_text_sql(p.ty, p.name, profile);
+            format!(
+                "if({text} != '', concat({}, {}, '\"'), '')",
+                quote(&format!("\"{}\":\"", p.name)),
+                super::json_escape_sql(&text)
             )
         })
-        .collect();
-    let keys = cold
-        .iter()
-        .map(|(k, _)| k.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    let texts = cold
-        .iter()
-        .map(|(_, t)| t.as_str())
         .collect::<Vec<_>>()
         .join(", ");
     let select: Vec<String> = names
         .iter()
         .map(|n| match n.as_str() {
-            COLD_KEYS => format!("arrayFilter((k, v) -> v != '', [{keys}], [{texts}])"),
-            COLD_VALUES => format!("arrayFilter(v -> v != '', [{texts}])"),
+            COLD => format!(
+                "concat('{{', arrayStringConcat(arrayFilter(p -> p != '', [{pairs}]), ','), '}}')"
+            ),
             // The first layout had no imports: every row came from a callback.
             "ingest_source" => format!("'{INGEST_CALLBACK}'"),
             other => other.to_string(),
@@ -70,8 +65,8 @@ pub fn copy_partition(profile: Profile, old: &Target, new: &Target, partition: u
     )
 }
 
-/// Whether a table with these columns has the first layout: no cold arrays, and cold
-/// placeholders stored as columns of their own.
+/// Whether a table with these columns has the first layout: no cold tier (neither the arrays of
+/// the second release nor the JSON text), and cold placeholders stored as columns of their own.
 pub fn is_first_layout(columns: &[(String, String)]) -> bool {
     let has = |name: &str| columns.iter().any(|(n, _)| n == name);
     let stored_cold = CATALOG
@@ -83,7 +78,14 @@ pub fn is_first_layout(columns: &[(String, String)]) -> bool {
                 .iter()
                 .any(|(n, kind)| n == p.name && kind.is_empty())
         });
-    !has(COLD_KEYS) && stored_cold
+    !has(COLD_KEYS) && !has(COLD) && stored_cold
+}
+
+/// Whether a table with these columns keeps its cold tier in the two arrays of the second
+/// release and lacks the `cold` text (`migrate` adds it, computed from the arrays for older rows).
+pub fn has_cold_arrays_only(columns: &[(String, String)]) -> bool {
+    let has = |name: &str| columns.iter().any(|(n, _)| n == name);
+    has(COLD_KEYS) && !has(COLD)
 }
 
 #[cfg(test)]
@@ -128,5 +130,13 @@ mod tests {
             ("cold_keys".to_string(), String::new()),
         ];
         assert!(!is_first_layout(&tiered));
+        assert!(has_cold_arrays_only(&tiered));
+        let json = vec![
+            ("adid".to_string(), String::new()),
+            ("sdk_version".to_string(), "ALIAS".to_string()),
+            ("cold".to_string(), String::new()),
+        ];
+        assert!(!is_first_layout(&json));
+        assert!(!has_cold_arrays_only(&json));
     }
 }

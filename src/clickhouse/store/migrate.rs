@@ -134,7 +134,20 @@ impl ClickHouseStore {
             }
             report.upgraded = Some(self.upgrade_layout(profile).await?);
         }
-        let (added, promoted) = self.add_missing_columns(profile).await?;
+        let moved_cold = if upgrade::has_cold_arrays_only(&self.existing_columns().await?) {
+            self.move_cold_arrays(profile).await?;
+            report.statements.push(format!(
+                "the cold tier of {} as one JSON text (`cold`, computed from the two arrays for older rows)",
+                target.table()
+            ));
+            true
+        } else {
+            false
+        };
+        let (mut added, promoted) = self.add_missing_columns(profile).await?;
+        if moved_cold {
+            added.push(row::COLD.to_string());
+        }
         if target.cluster.is_some() {
             // A Distributed table cannot be altered ON CLUSTER: it is created again over the
             // altered local tables (also when an earlier run stopped between the two).
@@ -491,6 +504,41 @@ impl ClickHouseStore {
                 .map(|c| c.name.to_string()),
         );
         Ok(missing)
+    }
+
+    /// A table whose cold tier is the two arrays of the second release: adds the `cold` text,
+    /// computed from the arrays in parts written before (ClickHouse fills a column missing from a
+    /// part from its `DEFAULT` when read, and writes it at the next merge), and points every cold
+    /// placeholder's column at it. Rows keep their values; new rows write `cold` only.
+    async fn move_cold_arrays(&self, profile: Profile) -> Result<(), StoreError> {
+        let target = &self.config.target;
+        let table = format!("{}{}", target.storage().table(), target.on_cluster());
+        self.execute(
+            profile,
+            &format!(
+                "ALTER TABLE {table} ADD COLUMN {} String DEFAULT {} AFTER {}",
+                row::COLD,
+                schema::cold_from_arrays_sql(),
+                row::COLD_VALUES
+            ),
+        )
+        .await?;
+        let mut modify: Vec<String> = schema::cold_columns(profile, target)
+            .iter()
+            .map(|c| format!("MODIFY COLUMN {}", c.definition()))
+            .collect();
+        if profile == Profile::Modern {
+            modify.push(format!(
+                "MODIFY COLUMN cold_map Map(String, String) ALIAS JSONExtract({}, 'Map(String, String)')",
+                row::COLD
+            ));
+        }
+        let sql = format!("ALTER TABLE {table} {}", modify.join(", "));
+        self.execute(
+            profile,
+            &crate::clickhouse::types::server_types(sql, profile),
+        )
+        .await
     }
 
     /// Adds missing columns; turns the ALIAS column of a `--physical` placeholder into a DEFAULT

@@ -74,6 +74,13 @@ fn fill_with_zeros(path: &Path, bytes: u64) -> io::Result<()> {
 /// Upper bound of one group commit's write.
 const GROUP_BYTES: u64 = 16 << 20;
 
+/// A group keeps taking appends while the next one arrives within this gap…
+const LINGER_GAP: std::time::Duration = std::time::Duration::from_micros(150);
+
+/// …for at most this long after its first append (the most a group commit adds to a callback's
+/// latency).
+const LINGER_MAX: std::time::Duration = std::time::Duration::from_millis(2);
+
 impl Appender {
     pub(super) fn run(mut self, rx: mpsc::Receiver<Msg>) {
         self.prepare();
@@ -101,17 +108,35 @@ impl Appender {
                     }
                 }
             }
-            // Group commit: everything queued meanwhile (while the previous fsync ran) goes in
-            // this write and fsync, without waiting for more: at a fixed number of clients a
-            // timed wait bounds the rate, and the next group forms during this fsync anyway.
+            // Group commit: everything queued meanwhile (while the previous fsync ran), then
+            // whatever keeps arriving with gaps shorter than LINGER_GAP, for at most
+            // LINGER_MAX after the group's first append. Under load appends come every few
+            // microseconds, so a group grows with the rate and the fsyncs per second stay
+            // bounded; when the callers in flight have all sent (a fixed number of clients),
+            // the gap passes at once and the group is written; when idle, a lone append waits
+            // one gap at most.
+            let started = std::time::Instant::now();
             while !closing && bytes < GROUP_BYTES {
-                match rx.try_recv() {
-                    Ok(Msg::Append(a)) => {
+                let msg = match rx.try_recv() {
+                    Ok(m) => m,
+                    Err(mpsc::TryRecvError::Disconnected) => break,
+                    Err(mpsc::TryRecvError::Empty) => {
+                        let left = LINGER_MAX.saturating_sub(started.elapsed());
+                        if left.is_zero() {
+                            break;
+                        }
+                        match rx.recv_timeout(LINGER_GAP.min(left)) {
+                            Ok(m) => m,
+                            Err(_) => break,
+                        }
+                    }
+                };
+                match msg {
+                    Msg::Append(a) => {
                         bytes += a.payload.len() as u64;
                         group.push(a);
                     }
-                    Ok(Msg::Close) => closing = true,
-                    Err(_) => break,
+                    Msg::Close => closing = true,
                 }
             }
             buf.clear();

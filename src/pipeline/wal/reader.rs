@@ -119,8 +119,16 @@ impl LogReader {
                 written_at,
                 payload,
                 size,
+                format,
             } => {
-                let payload = payload.to_vec();
+                let payload = match format {
+                    record::Format::Current => payload.to_vec(),
+                    // A row of an earlier version: re-encoded as rows are now (a row that does
+                    // not read as one is passed on as it is, for ClickHouse to refuse into the
+                    // rejects).
+                    record::Format::ColdArrays => crate::row::upgrade_cold_arrays(payload)
+                        .unwrap_or_else(|_| payload.to_vec()),
+                };
                 self.pos.offset += size as u64;
                 return Ok(Some((written_at, payload)));
             }

@@ -4,9 +4,23 @@
 //! | magic u32 | len u32 | crc32 u32 | written_at u32 | payload (len bytes) |
 //! ```
 //! All little-endian. `crc32` covers `written_at` and the payload. The magic lets a reader find the
-//! next good record after a damaged region.
+//! next good record after a damaged region, and tells how the row in the payload is encoded:
+//! [`MAGIC`] for rows whose cold tier is one JSON text, [`MAGIC_COLD_ARRAYS`] for rows written
+//! by earlier versions (cold tier in two arrays), which the reader re-encodes.
 
-pub const MAGIC: u32 = 0x4C57_4A41; // "AJWL"
+/// A record whose row keeps its cold tier as one JSON text ("AJW2").
+pub const MAGIC: u32 = 0x3257_4A41;
+/// A record of an earlier version, whose row keeps its cold tier in two arrays ("AJWL").
+pub const MAGIC_COLD_ARRAYS: u32 = 0x4C57_4A41;
+
+/// How the row in a record is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// As this version writes rows.
+    Current,
+    /// Cold tier in two arrays: re-encoded with `row::upgrade_cold_arrays` when read.
+    ColdArrays,
+}
 pub const HEADER: usize = 16;
 /// Larger than any row the HTTP limits allow; a bigger length means a damaged header.
 pub const MAX_PAYLOAD: usize = 8 << 20;
@@ -37,6 +51,7 @@ pub enum Parsed<'a> {
         written_at: u32,
         payload: &'a [u8],
         size: usize,
+        format: Format,
     },
     /// The buffer ends before the record does (read more, or a torn tail).
     Incomplete,
@@ -53,9 +68,11 @@ pub fn parse(buf: &[u8]) -> Parsed<'_> {
     if buf.len() < 4 {
         return Parsed::Incomplete;
     }
-    if u32_at(buf, 0) != MAGIC {
-        return Parsed::Damaged;
-    }
+    let format = match u32_at(buf, 0) {
+        MAGIC => Format::Current,
+        MAGIC_COLD_ARRAYS => Format::ColdArrays,
+        _ => return Parsed::Damaged,
+    };
     if buf.len() < HEADER {
         return Parsed::Incomplete;
     }
@@ -78,21 +95,27 @@ pub fn parse(buf: &[u8]) -> Parsed<'_> {
         written_at,
         payload,
         size: HEADER + len,
+        format,
     }
 }
 
 /// The offset of the next valid record in `buf` after a damaged one at offset 0, if any.
 pub fn resync(buf: &[u8]) -> Option<usize> {
-    let magic = MAGIC.to_le_bytes();
-    let mut from = 1;
-    while from < buf.len() {
-        let i = from + memchr::memmem::find(&buf[from..], &magic)?;
-        if let Parsed::Record { .. } = parse(&buf[i..]) {
-            return Some(i);
-        }
-        from = i + 1;
-    }
-    None
+    [MAGIC, MAGIC_COLD_ARRAYS]
+        .iter()
+        .filter_map(|magic| {
+            let magic = magic.to_le_bytes();
+            let mut from = 1;
+            while from < buf.len() {
+                let i = from + memchr::memmem::find(&buf[from..], &magic)?;
+                if let Parsed::Record { .. } = parse(&buf[i..]) {
+                    return Some(i);
+                }
+                from = i + 1;
+            }
+            None
+        })
+        .min()
 }
 
 #[cfg(test)]
@@ -108,11 +131,13 @@ mod tests {
             written_at,
             payload,
             size,
+            format,
         } = parse(&buf)
         else {
             panic!()
         };
         assert_eq!((written_at, payload, size), (7, &b"hello"[..], HEADER + 5));
+        assert_eq!(format, Format::Current);
         assert_eq!(parse(&buf[..size - 1]), Parsed::Incomplete);
         let mut bad = buf.clone();
         bad[HEADER] ^= 0xff;
@@ -120,5 +145,22 @@ mod tests {
         assert_eq!(resync(&bad), Some(size));
         assert_eq!(parse(b"garbage garbage garbage"), Parsed::Damaged);
         assert_eq!(resync(b"garbage garbage garbage"), None);
+    }
+
+    #[test]
+    fn records_of_earlier_versions_are_told_apart() {
+        let mut buf = Vec::new();
+        encode(&mut buf, 7, b"hello");
+        buf[..4].copy_from_slice(&MAGIC_COLD_ARRAYS.to_le_bytes());
+        assert!(matches!(
+            parse(&buf),
+            Parsed::Record {
+                format: Format::ColdArrays,
+                ..
+            }
+        ));
+        let mut two = b"junk".to_vec();
+        two.extend_from_slice(&buf);
+        assert_eq!(resync(&two), Some(4));
     }
 }
