@@ -84,6 +84,11 @@ struct Args {
     /// Print N generated query strings (with a sample nonce) and exit without sending.
     #[arg(long, value_name = "N")]
     print_sample: Option<usize>,
+
+    /// Send wide installs instead: every placeholder of the install callback's `standard` URL
+    /// filled (~175 values, ~3 KB), as a `callback-url` URL sends when Adjust has them all.
+    #[arg(long)]
+    wide: bool,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -262,8 +267,12 @@ fn activity_for(roll: u64) -> &'static str {
     }
 }
 
-fn template(rng: &mut Rng, now: u64) -> Template {
-    let kind = activity_for(rng.below(100));
+fn template(rng: &mut Rng, now: u64, wide: bool) -> Template {
+    let kind = if wide {
+        "install"
+    } else {
+        activity_for(rng.below(100))
+    };
     let app = rng.pick(APPS);
     let ios = rng.below(100) < 45;
     let network = *rng.pick(NETWORKS);
@@ -431,6 +440,10 @@ fn template(rng: &mut Rng, now: u64) -> Template {
     );
     add("label", enc(&format!("source={campaign}")));
 
+    if wide {
+        fill_install_placeholders(rng, &mut p, created_at);
+    }
+
     // The nonce goes after the first few keys.
     let split = 3.min(p.len());
     let mut head = String::with_capacity(1200);
@@ -443,6 +456,29 @@ fn template(rng: &mut Rng, now: u64) -> Template {
         let _ = write!(tail, "&{k}={v}");
     }
     Template { head, tail }
+}
+
+/// Adds a value for every placeholder of the install callback's `standard` URL not set yet, of
+/// the placeholder's type.
+fn fill_install_placeholders(rng: &mut Rng, p: &mut Vec<(&'static str, String)>, at: u64) {
+    use adjust_sink::adjust::catalog::{Ty, placeholders};
+    let install = adjust_sink::adjust::activity::find("install").expect("install in the table");
+    for ph in placeholders(install.scopes, false) {
+        if ph.name == "nonce" || p.iter().any(|(k, _)| *k == ph.name) {
+            continue;
+        }
+        let value = match ph.ty {
+            Ty::Str => rng.alnum(8),
+            Ty::LowCard => format!("v{}", rng.below(20)),
+            Ty::Time => (at - rng.below(86_400)).to_string(),
+            Ty::TimeMs => (at * 1000 + rng.below(1000)).to_string(),
+            Ty::Flag => rng.below(2).to_string(),
+            Ty::Int => rng.below(100_000).to_string(),
+            Ty::Float => format!("{}.{:02}", rng.below(100), rng.below(100)),
+            Ty::Json | Ty::Params => enc(&format!("{{\"k{}\":\"v\"}}", rng.below(10))),
+        };
+        p.push((ph.name, value));
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -713,7 +749,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?;
     let mut rng = Rng(args.seed);
     let templates: Vec<Template> = (0..args.pool.max(1))
-        .map(|_| template(&mut rng, now.as_secs()))
+        .map(|_| template(&mut rng, now.as_secs(), args.wide))
         .collect();
     if let Some(n) = args.print_sample {
         for t in templates.iter().take(n) {
@@ -868,7 +904,7 @@ mod tests {
     fn templates_look_like_callbacks() {
         let mut rng = Rng(7);
         let ts: Vec<_> = (0..200)
-            .map(|_| template(&mut rng, 1_700_000_000))
+            .map(|_| template(&mut rng, 1_700_000_000, false))
             .collect();
         let avg = ts
             .iter()

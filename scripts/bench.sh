@@ -9,6 +9,9 @@
 #                 the sink to drain and checks that every acknowledged callback landed
 #   (c) wal       the same with --durability wal
 #   (d) half      p50/p99/p99.9 at half of (c)'s rate, against the wal sink of (c)
+#   (c') wal_many the wal sink at BENCH_MANY_CONNECTIONS connections, against the ceiling there
+#   (c'') wal_wide the wal sink with wide installs (every placeholder of the install callback's
+#                 `standard` URL, ~175 values), against the ceiling with the same queries
 #   (e) overload  a memory sink at twice (b)'s rate: 503 count, peak RSS, liveness, and whether
 #                 a request right afterwards is answered 200
 # and prints the figures; a machine-readable copy goes to target/bench/summary.txt.
@@ -16,6 +19,7 @@
 # Environment:
 #   BENCH_DURATION           length of each flat-out and half-rate run (default 15s)
 #   BENCH_CONNECTIONS        load generator connections (default 64)
+#   BENCH_MANY_CONNECTIONS   connections of the many-connections case (default 1024)
 #   BENCH_OVERLOAD_DURATION  length of the overload run (default 10s)
 #   BENCH_LOADGEN_THREADS    load generator threads (default 1)
 #   BENCH_SINK_ARGS          extra flags for every sink (e.g. "--batch-max-rows 200000
@@ -40,7 +44,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 DURATION="${BENCH_DURATION:-15s}"
+# The many-connections case opens over a thousand sockets in the generator and in each server.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 CONNECTIONS="${BENCH_CONNECTIONS:-64}"
+WIDE_CONNECTIONS="${BENCH_MANY_CONNECTIONS:-1024}"
 OVERLOAD_DURATION="${BENCH_OVERLOAD_DURATION:-10s}"
 THREADS="${BENCH_LOADGEN_THREADS:-1}"
 OUT=target/bench
@@ -171,7 +178,7 @@ loadgen() {
     local name="$1" url="$2" report
     shift 2
     report="$("$LOADGEN" --url "$url" --connections "$CONNECTIONS" --threads "$THREADS" \
-        --json "$@")" || die "loadgen ($name) failed"
+        --json ${LOADGEN_ARGS:-} "$@")" || die "loadgen ($name) failed"
     printf '%s\n' "$report" >"$OUT/loadgen-$name.json"
     printf '%s' "$report"
 }
@@ -265,16 +272,23 @@ run_sink_phase() {
     isum0="$(metric_sum "$SINK_ADMIN" adjust_sink_insert_duration_seconds_sum)"
     icount0="$(metric_sum "$SINK_ADMIN" adjust_sink_insert_duration_seconds_count)"
     bcount0="$(metric "$SINK_ADMIN" adjust_sink_batch_rows_count)"
-    local written0 sink_cpu0 ch_cpu0 chpid
+    local written0 sink_cpu0 ch_cpu0 chpid fsyncs0 fsyncs1 pushed0 pushed1
     chpid="$(ch_pid)"
     written0="$(metric "$SINK_ADMIN" adjust_sink_rows_written_total)"
+    fsyncs0="$(metric "$SINK_ADMIN" adjust_sink_wal_fsyncs_total)"
+    pushed0="$(metric "$SINK_ADMIN" adjust_sink_queue_rows_pushed_total)"
     sink_cpu0="$(cpu_s "$SINK_PID")"
     ch_cpu0="$(cpu_s "$chpid")"
     report="$(loadgen "$mode" "http://$SINK_MAIN" --duration "$DURATION")"
     flushes1="$(metric_sum "$SINK_ADMIN" adjust_sink_flushes_total)"
+    fsyncs1="$(metric "$SINK_ADMIN" adjust_sink_wal_fsyncs_total)"
+    pushed1="$(metric "$SINK_ADMIN" adjust_sink_queue_rows_pushed_total)"
     echo "    $report" >&2
     ok="$(json_num ok "$report")"
     dur="$(json_num duration_s "$report")"
+    # Group commit: fsyncs of the write-ahead log per second, and callbacks per fsync.
+    R[${mode}_fsyncs_per_s]="$(calc "int(($fsyncs1 - $fsyncs0) / $dur)")"
+    R[${mode}_callbacks_per_fsync]="$(calc "$fsyncs1 > $fsyncs0 ? int(($pushed1 - $pushed0) / ($fsyncs1 - $fsyncs0) * 10) / 10 : 0")"
     R[${mode}_rate]="$(json_num rate "$report")"
     R[${mode}_ok_rate]="$(json_num ok_rate "$report")"
     R[${mode}_requests]="$(json_num requests "$report")"
@@ -485,6 +499,18 @@ R[ceiling_ok_rate]="$(json_num ok_rate "$report")"
 R[ceiling_p50_ms]="$(json_num p50_ms "$report")"
 R[ceiling_p99_ms]="$(json_num p99_ms "$report")"
 R[ceiling_p999_ms]="$(json_num p999_ms "$report")"
+# The standard cases beside the ~1 KB callback at $CONNECTIONS connections: the same at
+# $WIDE_CONNECTIONS connections, and wide installs (~175 values, every placeholder of the install's
+# `standard` URL) at $CONNECTIONS.
+report="$(CONNECTIONS=$WIDE_CONNECTIONS loadgen ceiling_many "http://$CEILING_ADDR" --duration "$DURATION")"
+echo "    $report" >&2
+R[ceiling_many_ok_rate]="$(json_num ok_rate "$report")"
+R[ceiling_many_p99_ms]="$(json_num p99_ms "$report")"
+report="$(LOADGEN_ARGS=--wide loadgen ceiling_wide "http://$CEILING_ADDR" --duration "$DURATION")"
+echo "    $report" >&2
+R[ceiling_wide_ok_rate]="$(json_num ok_rate "$report")"
+R[ceiling_wide_p99_ms]="$(json_num p99_ms "$report")"
+R[wide_query_bytes]="$(json_num avg_query_bytes "$report")"
 stop_pid "$CEILING_PID" 10
 forget_pid "$CEILING_PID"
 
@@ -529,6 +555,15 @@ check half_landed "$([ "$count" = "$want" ] && [ "$uniq" = "$want" ] && echo 1 |
 stop_pid "$SINK_PID"
 forget_pid "$SINK_PID"
 
+# --- (c') wal at many connections, (c'') wal with wide installs -----------------------
+
+DURABILITY=wal CONNECTIONS=$WIDE_CONNECTIONS run_sink_phase wal_many
+stop_pid "$SINK_PID"
+forget_pid "$SINK_PID"
+DURABILITY=wal LOADGEN_ARGS=--wide run_sink_phase wal_wide
+stop_pid "$SINK_PID"
+forget_pid "$SINK_PID"
+
 # --- (e) overload ---------------------------------------------------------------------
 
 OVER_RATE="$(awk "BEGIN { printf \"%.0f\", ${R[memory_ok_rate]} * 2 }")"
@@ -566,6 +601,8 @@ forget_pid "$SINK_PID"
 # A sink's rate is the rate of acknowledged callbacks (a 503 is not a callback taken).
 R[ratio_memory_ceiling]="$(calc "${R[memory_ok_rate]} / ${R[ceiling_ok_rate]}")"
 R[ratio_wal_ceiling]="$(calc "${R[wal_ok_rate]} / ${R[ceiling_ok_rate]}")"
+R[ratio_wal_many_ceiling]="$(calc "${R[wal_many_ok_rate]} / ${R[ceiling_many_ok_rate]}")"
+R[ratio_wal_wide_ceiling]="$(calc "${R[wal_wide_ok_rate]} / ${R[ceiling_wide_ok_rate]}")"
 R[ratio_wal_memory]="$(calc "${R[wal_ok_rate]} / ${R[memory_ok_rate]}")"
 baseline_lines=""
 if [ -n "${BENCH_BASELINE:-}" ]; then
@@ -601,6 +638,11 @@ throughput (flat out)              answers/s  200 (acked)/s   p50 ms   p99 ms  p
   (c) sink, --durability wal      $(printf '%11s %14s %8s %8s %9s' "${R[wal_rate]}" "${R[wal_ok_rate]}" "${R[wal_p50_ms]}" "${R[wal_p99_ms]}" "${R[wal_p999_ms]}")
   ratios of acknowledged rates: memory/ceiling ${R[ratio_memory_ceiling]}, wal/ceiling ${R[ratio_wal_ceiling]}, wal/memory ${R[ratio_wal_memory]}
 
+standard cases, --durability wal      ceiling 200/s   wal 200/s  ratio  p99 ms  sink us/cb  CH us/row  fsyncs/s  cb/fsync  RSS MB
+  ~1 KB, $CONNECTIONS connections       $(printf '%14s %11s %6s %7s %11s %10s %9s %9s %7s' "${R[ceiling_ok_rate]}" "${R[wal_ok_rate]}" "${R[ratio_wal_ceiling]}" "${R[wal_p99_ms]}" "${R[wal_sink_cpu_us_per_row]}" "${R[wal_clickhouse_cpu_us_per_row]}" "${R[wal_fsyncs_per_s]}" "${R[wal_callbacks_per_fsync]}" "${R[wal_peak_rss_mb]}")
+  ~1 KB, $WIDE_CONNECTIONS connections     $(printf '%14s %11s %6s %7s %11s %10s %9s %9s %7s' "${R[ceiling_many_ok_rate]}" "${R[wal_many_ok_rate]}" "${R[ratio_wal_many_ceiling]}" "${R[wal_many_p99_ms]}" "${R[wal_many_sink_cpu_us_per_row]}" "${R[wal_many_clickhouse_cpu_us_per_row]}" "${R[wal_many_fsyncs_per_s]}" "${R[wal_many_callbacks_per_fsync]}" "${R[wal_many_peak_rss_mb]}")
+  wide (${R[wide_query_bytes]} B), $CONNECTIONS connections $(printf '%14s %11s %6s %7s %11s %10s %9s %9s %7s' "${R[ceiling_wide_ok_rate]}" "${R[wal_wide_ok_rate]}" "${R[ratio_wal_wide_ceiling]}" "${R[wal_wide_p99_ms]}" "${R[wal_wide_sink_cpu_us_per_row]}" "${R[wal_wide_clickhouse_cpu_us_per_row]}" "${R[wal_wide_fsyncs_per_s]}" "${R[wal_wide_callbacks_per_fsync]}" "${R[wal_wide_peak_rss_mb]}")
+
 latency at half the wal sink's acknowledged rate ((d): target ${R[half_target_rate]} req/s, achieved ${R[half_rate]})
   p50 ${R[half_p50_ms]} ms, p99 ${R[half_p99_ms]} ms, p99.9 ${R[half_p999_ms]} ms, max ${R[half_max_ms]} ms
 
@@ -626,6 +668,8 @@ checks
   memory: rows landed == acknowledged       ${R[check_memory_landed]}
   wal: rows landed == acknowledged          ${R[check_wal_landed]}
   wal + half rate: rows landed == acked     ${R[check_half_landed]}
+  wal, many connections: landed == acked    ${R[check_wal_many_landed]}
+  wal, wide installs: landed == acked       ${R[check_wal_wide_landed]}
   overload: sink alive                      ${R[check_overload_alive]}
   overload: next request answered 200       ${R[check_overload_recovers]}
   overload: rows landed == acknowledged     ${R[check_overload_landed]}
