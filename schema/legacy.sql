@@ -277,51 +277,55 @@ ENGINE = MergeTree
 PARTITION BY toYYYYMM(rejected_at)
 ORDER BY (rejected_at, callback_id);
 
--- table adjust.installs_daily (installs per day, app, network, campaign and country)
-CREATE TABLE IF NOT EXISTS adjust.installs_daily
+-- table adjust.installs_daily_activities (one row per activity of installs_daily)
+CREATE TABLE IF NOT EXISTS adjust.installs_daily_activities
 (
     day Date,
+    activity_kind String,
+    callback_id UInt64,
     app_token String,
     app_name String,
     network_name String,
     campaign_name String,
-    country String,
-    installs UInt64
+    country String
 )
-ENGINE = SummingMergeTree((installs))
+ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(day)
-ORDER BY (day, app_token, app_name, network_name, campaign_name, country);
+ORDER BY (day, activity_kind, callback_id);
 
--- table adjust.revenue_daily (callbacks and revenue per day, kind, app, event and currency)
-CREATE TABLE IF NOT EXISTS adjust.revenue_daily
+-- table adjust.revenue_daily_activities (one row per activity of revenue_daily)
+CREATE TABLE IF NOT EXISTS adjust.revenue_daily_activities
 (
     day Date,
     activity_kind String,
+    callback_id UInt64,
     app_token String,
     event String,
     event_name String,
     currency String,
-    events UInt64,
+    network_name String,
+    campaign_name String,
+    country String,
     revenue Float64,
     reporting_revenue Float64
 )
-ENGINE = SummingMergeTree((events, revenue, reporting_revenue))
+ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(day)
-ORDER BY (day, activity_kind, app_token, event, event_name, currency);
+ORDER BY (day, activity_kind, callback_id);
 
--- table adjust.rejects_daily (fraud rejections per day, kind, app, reason and network)
-CREATE TABLE IF NOT EXISTS adjust.rejects_daily
+-- table adjust.rejects_daily_activities (one row per activity of rejects_daily)
+CREATE TABLE IF NOT EXISTS adjust.rejects_daily_activities
 (
     day Date,
     activity_kind String,
+    callback_id UInt64,
     app_token String,
     rejection_reason String,
-    network_name String,
-    rejects UInt64
+    network_name String
 )
-ENGINE = SummingMergeTree((rejects))
+ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(day)
-ORDER BY (day, activity_kind, app_token, rejection_reason, network_name);
+ORDER BY (day, activity_kind, callback_id);
 
 -- table adjust.callbacks_erasures
 CREATE TABLE IF NOT EXISTS adjust.callbacks_erasures
@@ -347,56 +351,83 @@ CREATE TABLE IF NOT EXISTS adjust.callbacks_lease
 ENGINE = ReplacingMergeTree(expires_at)
 ORDER BY (name, taken_at, holder);
 
--- materialized view adjust.installs_daily_mv -> adjust.installs_daily
--- Counts every inserted row: an activity Adjust delivered twice (global and single-activity
--- URL, Adjust's retries) is counted twice here (on 18.16 also a batch the sink re-sent after
--- an ambiguous failure), while FINAL and the per-activity views show it once.
-CREATE MATERIALIZED VIEW IF NOT EXISTS adjust.installs_daily_mv TO adjust.installs_daily AS
+-- materialized view adjust.installs_daily_activities_mv -> adjust.installs_daily_activities
+-- One row per inserted callback; the copies of one activity (global and single-activity
+-- URL, Adjust's retries) share day, kind and callback_id, and collapse in the table.
+CREATE MATERIALIZED VIEW IF NOT EXISTS adjust.installs_daily_activities_mv TO adjust.installs_daily_activities AS
 SELECT
     event_date AS day,
+    activity_kind,
+    callback_id,
     app_token,
     app_name,
     network_name,
     campaign_name,
-    country,
-    count() AS installs
+    country
 FROM adjust.callbacks
-WHERE activity_kind IN ('install') AND environment != 'sandbox'
+WHERE activity_kind IN ('install') AND environment != 'sandbox';
+
+-- view adjust.installs_daily (installs per day, app, network, campaign and country)
+CREATE VIEW IF NOT EXISTS adjust.installs_daily AS
+WITH 'adjust-sink 6c8886e6c1627ae2' AS adjust_sink_definition
+SELECT
+    day, app_token, app_name, network_name, campaign_name, country,
+    count() AS installs
+FROM adjust.installs_daily_activities FINAL
 GROUP BY day, app_token, app_name, network_name, campaign_name, country;
 
--- materialized view adjust.revenue_daily_mv -> adjust.revenue_daily
--- Counts every inserted row: an activity Adjust delivered twice (global and single-activity
--- URL, Adjust's retries) is counted twice here (on 18.16 also a batch the sink re-sent after
--- an ambiguous failure), while FINAL and the per-activity views show it once.
-CREATE MATERIALIZED VIEW IF NOT EXISTS adjust.revenue_daily_mv TO adjust.revenue_daily AS
+-- materialized view adjust.revenue_daily_activities_mv -> adjust.revenue_daily_activities
+-- One row per inserted callback; the copies of one activity (global and single-activity
+-- URL, Adjust's retries) share day, kind and callback_id, and collapse in the table.
+CREATE MATERIALIZED VIEW IF NOT EXISTS adjust.revenue_daily_activities_mv TO adjust.revenue_daily_activities AS
 SELECT
     event_date AS day,
     activity_kind,
+    callback_id,
     app_token,
     event,
     event_name,
     currency,
-    count() AS events,
-    sum(ifNull(revenue_float, 0)) AS revenue,
-    sum(ifNull(reporting_revenue, 0)) AS reporting_revenue
+    network_name,
+    campaign_name,
+    country,
+    ifNull(revenue_float, 0) AS revenue,
+    ifNull(reporting_revenue, 0) AS reporting_revenue
 FROM adjust.callbacks
-WHERE activity_kind IN ('event', 'ad_revenue', 'subscription') AND environment != 'sandbox'
-GROUP BY day, activity_kind, app_token, event, event_name, currency;
+WHERE activity_kind IN ('event', 'ad_revenue', 'subscription') AND environment != 'sandbox';
 
--- materialized view adjust.rejects_daily_mv -> adjust.rejects_daily
--- Counts every inserted row: an activity Adjust delivered twice (global and single-activity
--- URL, Adjust's retries) is counted twice here (on 18.16 also a batch the sink re-sent after
--- an ambiguous failure), while FINAL and the per-activity views show it once.
-CREATE MATERIALIZED VIEW IF NOT EXISTS adjust.rejects_daily_mv TO adjust.rejects_daily AS
+-- view adjust.revenue_daily (activities and revenue per day, kind, app, event, currency, network, campaign and country)
+CREATE VIEW IF NOT EXISTS adjust.revenue_daily AS
+WITH 'adjust-sink 69bd403399b29e1f' AS adjust_sink_definition
+SELECT
+    day, activity_kind, app_token, event, event_name, currency, network_name, campaign_name, country,
+    count() AS events,
+    sum(revenue) AS revenue,
+    sum(reporting_revenue) AS reporting_revenue
+FROM adjust.revenue_daily_activities FINAL
+GROUP BY day, activity_kind, app_token, event, event_name, currency, network_name, campaign_name, country;
+
+-- materialized view adjust.rejects_daily_activities_mv -> adjust.rejects_daily_activities
+-- One row per inserted callback; the copies of one activity (global and single-activity
+-- URL, Adjust's retries) share day, kind and callback_id, and collapse in the table.
+CREATE MATERIALIZED VIEW IF NOT EXISTS adjust.rejects_daily_activities_mv TO adjust.rejects_daily_activities AS
 SELECT
     event_date AS day,
     activity_kind,
+    callback_id,
     app_token,
     rejection_reason,
-    network_name,
-    count() AS rejects
+    network_name
 FROM adjust.callbacks
-WHERE activity_kind IN ('rejected_install', 'rejected_reattribution') AND environment != 'sandbox'
+WHERE activity_kind IN ('rejected_install', 'rejected_reattribution') AND environment != 'sandbox';
+
+-- view adjust.rejects_daily (fraud rejections per day, kind, app, reason and network)
+CREATE VIEW IF NOT EXISTS adjust.rejects_daily AS
+WITH 'adjust-sink ebf0583855bfea6a' AS adjust_sink_definition
+SELECT
+    day, activity_kind, app_token, rejection_reason, network_name,
+    count() AS rejects
+FROM adjust.rejects_daily_activities FINAL
 GROUP BY day, activity_kind, app_token, rejection_reason, network_name;
 
 -- view adjust.installs (install)

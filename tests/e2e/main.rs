@@ -17,6 +17,7 @@ mod lifecycle;
 mod monitoring;
 mod privacy;
 mod receive;
+mod rollups;
 mod schema;
 mod tls;
 mod upgrade;

@@ -11,8 +11,11 @@
 //!   ReplacingMergeTree collapses it (`FINAL` reads collapse per shard).
 //! - The rejects table the same way (`<table>_rejects_local` + `<table>_rejects`); a later table
 //!   keyed by callback (the erasures table) goes through [`sharded`] too.
-//! - Rollups: `<rollup>_local` as `ReplicatedSummingMergeTree`, fed by `<rollup>_mv` on the local
-//!   callbacks table of the node that receives the rows, with a `Distributed` `<rollup>` over them.
+//! - Rollups: `<rollup>_activities_local` as `ReplicatedReplacingMergeTree`, fed by
+//!   `<rollup>_activities_mv` on the local callbacks table of the node that receives the rows (the
+//!   shard of their `callback_id`, so the copies of an activity meet on one shard and collapse),
+//!   with a `Distributed` `<rollup>_activities` over them, sharded by `callback_id`; the view
+//!   `<rollup>` adds them up over it with `FINAL`.
 //! - Per-activity views over the `Distributed` table.
 //! - `<table>_lease` (which sink runs housekeeping): one `ReplicatedReplacingMergeTree` with a
 //!   replica on every node (one ZooKeeper path for all shards), read and written locally
@@ -122,9 +125,10 @@ pub fn objects(target: &Target) -> Vec<String> {
         rejects.table,
     ];
     for r in super::views::ROLLUPS {
-        out.push(local_name(r.table));
-        out.push(r.table.to_string());
+        out.push(local_name(&r.activities_name()));
+        out.push(r.activities_name());
         out.push(r.mv_name());
+        out.push(r.table.to_string());
     }
     out.extend(super::views::VIEWS.iter().map(|v| v.name.to_string()));
     let erasures = format!("{}_erasures", target.table);
@@ -163,8 +167,10 @@ mod tests {
                 );
                 if s.sql.contains("MergeTree") {
                     assert!(s.sql.contains("ENGINE = Replicated"), "{}", s.sql);
-                    // The lease is one table replicated on every node, not sharded.
-                    if !head.contains("_lease ON CLUSTER") {
+                    // The lease and the imports manifest are one table replicated on every
+                    // node, not sharded.
+                    if !head.contains("_lease ON CLUSTER") && !head.contains("_imports ON CLUSTER")
+                    {
                         assert!(head.contains("_local ON CLUSTER"), "{head}");
                     }
                 }
@@ -214,21 +220,28 @@ mod tests {
                     .find(|s| {
                         s.starts_with(&format!(
                             "CREATE TABLE IF NOT EXISTS adjust.{}_local ON",
-                            r.table
+                            r.activities_name()
                         ))
                     })
                     .unwrap();
-                assert!(local.contains("ENGINE = ReplicatedSummingMergeTree("));
+                assert!(local.contains("ENGINE = ReplicatedReplacingMergeTree("));
                 let mv = sql
                     .iter()
                     .find(|s| s.contains(&format!("VIEW IF NOT EXISTS adjust.{}", r.mv_name())))
                     .unwrap();
-                assert!(mv.contains(&format!("TO adjust.{}_local AS", r.table)));
+                assert!(mv.contains(&format!("TO adjust.{}_local AS", r.activities_name())));
                 assert!(mv.contains("FROM adjust.callbacks_local\n"));
                 assert!(sql.iter().any(|s| s.starts_with(&format!(
-                    "CREATE TABLE IF NOT EXISTS adjust.{0} ON CLUSTER adjust_local AS adjust.{0}_local\nENGINE = Distributed(adjust_local, adjust, {0}_local, rand())",
-                    r.table
+                    "CREATE TABLE IF NOT EXISTS adjust.{0} ON CLUSTER adjust_local AS adjust.{0}_local\nENGINE = Distributed(adjust_local, adjust, {0}_local, callback_id)",
+                    r.activities_name()
                 ))));
+                let view = sql
+                    .iter()
+                    .find(|s| {
+                        s.starts_with(&format!("CREATE VIEW IF NOT EXISTS adjust.{} ON", r.table))
+                    })
+                    .unwrap();
+                assert!(view.contains(&format!("FROM adjust.{} FINAL", r.activities_name())));
             }
             for v in crate::clickhouse::schema::views::VIEWS {
                 let create = sql

@@ -449,7 +449,7 @@ mod tests {
         assert!(ddl.contains("created_at_milli Nullable(Int64)"));
         // 18.16 has no CREATE OR REPLACE: views are created if missing, replaced by migrate.
         assert!(!ddl.contains("OR REPLACE"));
-        assert!(ddl.contains("ENGINE = SummingMergeTree((installs))"));
+        assert!(ddl.contains("ORDER BY (day, activity_kind, callback_id)"));
     }
 
     /// Every column a view or a materialized view selects exists in the table: the wire columns of

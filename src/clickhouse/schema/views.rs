@@ -170,18 +170,59 @@ const fn col(name: &'static str, ty: &'static str, expr: &'static str) -> Rollup
     RollupColumn { name, ty, expr }
 }
 
-/// A `SummingMergeTree` table with one row per day and key, fed by the materialized view
-/// `<table>_mv` from every inserted callback of the activities it counts (sandbox traffic left
-/// out).
+/// What a rollup adds up per day and key: the activities (`value: None`, `count()`), or one
+/// value of each activity (`value: Some(expr)`, kept per activity as column `name` and summed).
+#[derive(Debug, Clone, Copy)]
+pub struct Measure {
+    pub name: &'static str,
+    /// The type of the per-activity column (a count is `UInt64`).
+    pub ty: &'static str,
+    pub value: Option<&'static str>,
+}
+
+const fn count(name: &'static str) -> Measure {
+    Measure {
+        name,
+        ty: "UInt64",
+        value: None,
+    }
+}
+
+const fn sum(name: &'static str, value: &'static str) -> Measure {
+    Measure {
+        name,
+        ty: "Float64",
+        value: Some(value),
+    }
+}
+
+impl Measure {
+    /// How the rollup view computes it from the activities of one day and key.
+    pub fn aggregate(&self) -> String {
+        match self.value {
+            None => format!("count() AS {}", self.name),
+            Some(_) => format!("sum({0}) AS {0}", self.name),
+        }
+    }
+}
+
+/// A daily rollup that counts each activity once: the materialized view `<rollup>_activities_mv`
+/// writes one row per inserted callback of the activities it counts (sandbox traffic left out)
+/// into `<rollup>_activities`, a `ReplacingMergeTree` sorted by `(day, activity_kind,
+/// callback_id)` (the callbacks table's dedup key), so the copies of one activity collapse as
+/// they do in the callbacks table and the latest copy's values stay. The rollup itself,
+/// `<rollup>`, is a view that adds them up per day and key over `<rollup>_activities FINAL`:
+/// exact at query time, merges or not.
 #[derive(Debug, Clone, Copy)]
 pub struct Rollup {
+    /// The view analysts query.
     pub table: &'static str,
     /// Which activities of the activity table it counts.
     pub counts: fn(&Activity) -> bool,
     /// The dimensions of the key (after `day`): placeholders, each a column of its catalog type.
     pub keys: &'static [&'static str],
-    /// The summed columns.
-    pub sums: &'static [RollupColumn],
+    /// What it adds up.
+    pub sums: &'static [Measure],
     /// What a row counts (shown by `migrate`).
     pub what: &'static str,
 }
@@ -215,7 +256,7 @@ pub const ROLLUPS: &[Rollup] = &[
             "campaign_name",
             "country",
         ],
-        sums: &[col("installs", "UInt64", "count()")],
+        sums: &[count("installs")],
         what: "installs per day, app, network, campaign and country",
     },
     Rollup {
@@ -227,17 +268,16 @@ pub const ROLLUPS: &[Rollup] = &[
             "event",
             "event_name",
             "currency",
+            "network_name",
+            "campaign_name",
+            "country",
         ],
         sums: &[
-            col("events", "UInt64", "count()"),
-            col("revenue", "Float64", "sum(ifNull(revenue_float, 0))"),
-            col(
-                "reporting_revenue",
-                "Float64",
-                "sum(ifNull(reporting_revenue, 0))",
-            ),
+            count("events"),
+            sum("revenue", "ifNull(revenue_float, 0)"),
+            sum("reporting_revenue", "ifNull(reporting_revenue, 0)"),
         ],
-        what: "callbacks and revenue per day, kind, app, event and currency",
+        what: "activities and revenue per day, kind, app, event, currency, network, campaign and country",
     },
     Rollup {
         table: "rejects_daily",
@@ -248,10 +288,16 @@ pub const ROLLUPS: &[Rollup] = &[
             "rejection_reason",
             "network_name",
         ],
-        sums: &[col("rejects", "UInt64", "count()")],
+        sums: &[count("rejects")],
         what: "fraud rejections per day, kind, app, reason and network",
     },
 ];
+
+/// The suffix of a rollup's per-activity table.
+pub const ACTIVITIES_SUFFIX: &str = "_activities";
+/// The suffix the summed table of an earlier release is renamed to when `migrate` turns its
+/// name into the rollup view (its rows are kept there: callbacks as received, not activities).
+pub const RECEIVED_SUFFIX: &str = "_received";
 
 impl Rollup {
     fn names(cols: &[RollupColumn]) -> String {
@@ -269,6 +315,35 @@ impl Rollup {
         std::iter::once(DAY).chain(dimensions).collect()
     }
 
+    /// The per-activity table's columns: `day`, `activity_kind`, `callback_id` (its sorting
+    /// key), the other dimensions, and the value of each summed measure.
+    pub fn activity_columns(&self) -> Vec<RollupColumn> {
+        let mut cols = vec![
+            DAY,
+            col(
+                "activity_kind",
+                placeholder_type(
+                    catalog::find("activity_kind").expect("activity_kind").ty,
+                    Profile::Modern,
+                ),
+                "activity_kind",
+            ),
+            col("callback_id", "UInt64", "callback_id"),
+        ];
+        cols.extend(
+            self.key_columns()
+                .into_iter()
+                .skip(1)
+                .filter(|c| c.name != "activity_kind"),
+        );
+        cols.extend(
+            self.sums
+                .iter()
+                .filter_map(|m| m.value.map(|v| col(m.name, m.ty, v))),
+        );
+        cols
+    }
+
     /// The `activity_kind` values it counts, in table order.
     pub fn kinds(&self) -> Vec<&'static str> {
         ACTIVITIES
@@ -278,20 +353,32 @@ impl Rollup {
             .collect()
     }
 
+    /// `<rollup>_activities`: one row per activity (after merges, or with `FINAL`).
+    pub fn activities_name(&self) -> String {
+        format!("{}{ACTIVITIES_SUFFIX}", self.table)
+    }
+
+    /// The materialized view that feeds `<rollup>_activities`.
     pub fn mv_name(&self) -> String {
+        format!("{}_mv", self.activities_name())
+    }
+
+    /// The materialized view an earlier release fed its summed `<rollup>` table with
+    /// (`migrate` drops it once the per-activity one runs).
+    pub fn summed_mv_name(&self) -> String {
         format!("{}_mv", self.table)
     }
 
     /// The placeholders the materialized view reads (for the tests: all must be table columns).
     pub fn reads(&self) -> Vec<&'static str> {
-        let mut names = vec!["activity_kind", "environment", "event_date"];
-        for c in self.key_columns().iter().chain(self.sums) {
+        let mut names = vec!["activity_kind", "environment", "event_date", "callback_id"];
+        for c in self.activity_columns() {
             for word in c
                 .expr
                 .split(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
                 .filter(|w| !w.is_empty())
             {
-                if !["count", "sum", "ifNull", "0"].contains(&word) && !names.contains(&word) {
+                if !["ifNull", "0"].contains(&word) && !names.contains(&word) {
                     names.push(word);
                 }
             }
@@ -299,15 +386,31 @@ impl Rollup {
         names
     }
 
-    /// `CREATE TABLE IF NOT EXISTS <db>.<rollup> … ENGINE = SummingMergeTree((sums))`. On modern
-    /// servers with the same insert deduplication window as the callbacks table: the block a
-    /// materialized view derives from a batch the sink re-sends with the same
-    /// `insert_deduplication_token` is then skipped too, so a retried batch is not counted twice.
+    /// `<rollup>_activities` as a [`Target`] (on a cluster the `Distributed` one; its rows are
+    /// in `<rollup>_activities_local`, sharded by `callback_id` as the callbacks are).
+    pub fn activities(&self, target: &Target) -> Target {
+        Target {
+            table: self.activities_name(),
+            ..target.clone()
+        }
+    }
+
+    /// The rollup view as a [`Target`].
+    pub fn target(&self, target: &Target) -> Target {
+        Target {
+            table: self.table.to_string(),
+            ..target.clone()
+        }
+    }
+
+    /// `CREATE TABLE IF NOT EXISTS <db>.<rollup>_activities … ENGINE = ReplacingMergeTree`,
+    /// sorted by `(day, activity_kind, callback_id)`. On modern servers with the same insert
+    /// deduplication window as the callbacks table (a batch re-sent with the same token is
+    /// skipped here too).
     pub fn create_table(&self, profile: Profile, target: &Target) -> String {
-        let keys = self.key_columns();
-        let cols: Vec<String> = keys
+        let cols: Vec<String> = self
+            .activity_columns()
             .iter()
-            .chain(self.sums)
             .map(|c| format!("    {} {}", c.name, c.ty))
             .collect();
         let settings = match profile {
@@ -317,46 +420,26 @@ impl Rollup {
                 super::dedup_window_setting(target)
             ),
         };
-        let storage = self.target(target).storage();
-        let sums = format!("({})", Self::names(self.sums));
+        let storage = self.activities(target).storage();
         let sql = format!(
-            "CREATE TABLE IF NOT EXISTS {}{}\n(\n{}\n)\nENGINE = {}\nPARTITION BY toYYYYMM(day)\nORDER BY ({}){settings}",
+            "CREATE TABLE IF NOT EXISTS {}{}\n(\n{}\n)\nENGINE = {}\nPARTITION BY toYYYYMM(day)\nORDER BY (day, activity_kind, callback_id){settings}",
             storage.table(),
             target.on_cluster(),
             cols.join(",\n"),
-            cluster::engine("SummingMergeTree", &[&sums], &storage),
-            Self::names(&keys),
+            cluster::engine("ReplacingMergeTree", &[], &storage),
         );
         crate::clickhouse::types::server_types(sql, profile)
     }
 
-    /// The rollup table as a [`Target`] (on a cluster the `Distributed` one; its rows are in
-    /// `<rollup>_local`).
-    pub fn target(&self, target: &Target) -> Target {
-        Target {
-            table: self.table.to_string(),
-            ..target.clone()
-        }
-    }
-
-    /// `CREATE MATERIALIZED VIEW IF NOT EXISTS <db>.<rollup>_mv TO <db>.<rollup> AS SELECT …`.
-    pub fn create_mv(&self, target: &Target) -> String {
-        self.create_mv_into(target, &[])
-    }
-
-    /// [`create_mv`](Self::create_mv) for a rollup table whose columns `cast` (name, type) have
-    /// another type than the callbacks column they take: the view converts them. (A rollup
-    /// table made by the first release on 18.16 keeps `LowCardinality(String)` keys, which
-    /// cannot be altered; 18.16 refuses a view's block whose types differ from its table's.)
-    pub fn create_mv_into(&self, target: &Target, cast: &[(String, String)]) -> String {
-        let keys = self.key_columns();
-        let select: Vec<String> = keys
+    /// The `SELECT` that turns callbacks of `source` into rows of `<rollup>_activities` (the
+    /// materialized view's, and the one `migrate` fills the table with from the callbacks
+    /// already stored).
+    pub fn activities_select(&self, source: &str) -> String {
+        let select: Vec<String> = self
+            .activity_columns()
             .iter()
-            .chain(self.sums)
             .map(|c| {
-                if let Some((_, ty)) = cast.iter().find(|(n, _)| n == c.name) {
-                    format!("    CAST({} AS {ty}) AS {}", c.expr, c.name)
-                } else if c.expr == c.name {
+                if c.expr == c.name {
                     format!("    {}", c.name)
                 } else {
                     format!("    {} AS {}", c.expr, c.name)
@@ -364,35 +447,84 @@ impl Rollup {
             })
             .collect();
         format!(
-            "-- Counts every inserted row: an activity Adjust delivered twice (global and single-activity\n\
-             -- URL, Adjust's retries) is counted twice here (on 18.16 also a batch the sink re-sent after\n\
-             -- an ambiguous failure), while FINAL and the per-activity views show it once.\n\
-             CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{mv}{on_cluster} TO {table} AS\nSELECT\n{select}\nFROM {source}\nWHERE activity_kind IN ({kinds}) AND environment != 'sandbox'\nGROUP BY {keys}",
+            "SELECT\n{}\nFROM {source}\nWHERE activity_kind IN ({}) AND environment != 'sandbox'",
+            select.join(",\n"),
+            quote_list(&self.kinds()),
+        )
+    }
+
+    /// `CREATE MATERIALIZED VIEW IF NOT EXISTS <db>.<rollup>_activities_mv TO
+    /// <db>.<rollup>_activities AS SELECT …`: one row per inserted callback, no aggregation (the
+    /// copies of an activity collapse in the table).
+    pub fn create_mv(&self, target: &Target) -> String {
+        format!(
+            "-- One row per inserted callback; the copies of one activity (global and single-activity\n\
+             -- URL, Adjust's retries) share day, kind and callback_id, and collapse in the table.\n\
+             CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{mv}{on_cluster} TO {table} AS\n{select}",
             db = target.database,
             mv = self.mv_name(),
             on_cluster = target.on_cluster(),
-            table = self.target(target).storage().table(),
-            select = select.join(",\n"),
-            // On a cluster the local table: the view runs on the node that receives the rows.
-            source = target.storage().table(),
-            kinds = quote_list(&self.kinds()),
-            keys = Self::names(&keys),
+            table = self.activities(target).storage().table(),
+            // On a cluster the local table: the view runs on the node that receives the rows,
+            // which is the shard of their callback_id.
+            select = self.activities_select(&target.storage().table()),
+        )
+    }
+
+    /// `INSERT INTO <db>.<rollup>_activities SELECT … FROM <callbacks>`: the activities of the
+    /// callbacks already stored (copies collapse with those the materialized view writes).
+    pub fn fill_sql(&self, target: &Target) -> String {
+        format!(
+            "INSERT INTO {} ({})\n{}",
+            self.activities(target).table(),
+            Self::names(&self.activity_columns()),
+            self.activities_select(&target.table())
+        )
+    }
+
+    /// The rollup view's `SELECT`: per day and key, the activities of `<rollup>_activities
+    /// FINAL` (each once, its latest copy) and the sums of their values.
+    pub fn select(&self, target: &Target) -> String {
+        let keys = Self::names(&self.key_columns());
+        let sums: Vec<String> = self.sums.iter().map(Measure::aggregate).collect();
+        format!(
+            "SELECT\n    {keys},\n    {}\nFROM {} FINAL\nGROUP BY {keys}",
+            sums.join(",\n    "),
+            self.activities(target).table(),
+        )
+    }
+
+    /// `CREATE VIEW IF NOT EXISTS <db>.<rollup> …`, its `SELECT` marked.
+    pub fn create_view(&self, target: &Target) -> String {
+        format!(
+            "CREATE VIEW IF NOT EXISTS {}.{}{} AS\n{}",
+            target.database,
+            self.table,
+            target.on_cluster(),
+            marked(&self.select(target))
         )
     }
 }
 
-/// The rollup tables (created before the columns of the callbacks table are brought up to date).
+/// The rollups' per-activity tables (created before the columns of the callbacks table are
+/// brought up to date).
 pub fn rollup_tables(profile: Profile, target: &Target) -> Vec<Statement> {
     let mut out = Vec::new();
     for r in ROLLUPS {
         let sql = r.create_table(profile, target);
+        let what = format!("one row per activity of {}", r.table);
         if target.cluster.is_none() {
             out.push(Statement {
-                what: format!("table {}.{} ({})", target.database, r.table, r.what),
+                what: format!("table {}.{} ({what})", target.database, r.activities_name()),
                 sql,
             });
         } else {
-            out.extend(cluster::sharded(&r.target(target), r.what, sql, "rand()"));
+            out.extend(cluster::sharded(
+                &r.activities(target),
+                &what,
+                sql,
+                "callback_id",
+            ));
         }
     }
     out
@@ -402,18 +534,22 @@ pub fn rollup_tables(profile: Profile, target: &Target) -> Vec<Statement> {
 /// replaces a view whose marker is not current with [`replace_view`]). Both read columns of the
 /// callbacks table, so they come after its columns are up to date.
 pub fn view_statements(profile: Profile, target: &Target) -> Vec<Statement> {
-    let mut out: Vec<Statement> = ROLLUPS
-        .iter()
-        .map(|r| Statement {
+    let mut out: Vec<Statement> = Vec::new();
+    for r in ROLLUPS {
+        out.push(Statement {
             what: format!(
                 "materialized view {}.{} -> {}",
                 target.database,
                 r.mv_name(),
-                r.target(target).storage().table(),
+                r.activities(target).storage().table(),
             ),
             sql: r.create_mv(target),
-        })
-        .collect();
+        });
+        out.push(Statement {
+            what: format!("view {}.{} ({})", target.database, r.table, r.what),
+            sql: r.create_view(target),
+        });
+    }
     for v in VIEWS {
         out.push(Statement {
             what: format!(
@@ -548,8 +684,46 @@ mod tests {
         }
         let revenue = ROLLUPS[1].create_table(Profile::Modern, &Target::default());
         assert!(revenue.contains("\n    event_name LowCardinality(String),\n"));
+        assert!(revenue.contains("\n    revenue Float64,\n"));
         let installs = ROLLUPS[0].create_table(Profile::Modern, &Target::default());
         assert!(installs.contains("\n    campaign_name String,\n"));
+        assert!(installs.contains("ENGINE = ReplacingMergeTree\n"));
+        assert!(installs.contains("ORDER BY (day, activity_kind, callback_id)"));
+    }
+
+    /// A rollup counts activities, not callbacks: its view adds up `<rollup>_activities FINAL`,
+    /// whose rows are keyed as the callbacks table collapses copies; revenue is a value per
+    /// activity, summed once.
+    #[test]
+    fn rollups_add_up_one_row_per_activity() {
+        let t = Target::default();
+        for r in ROLLUPS {
+            let select = r.select(&t);
+            assert!(select.contains(&format!("FROM {}.{}_activities FINAL", t.database, r.table)));
+            let mv = r.create_mv(&t);
+            assert!(!mv.contains("GROUP BY") && !mv.contains("count()"));
+            assert!(mv.contains("callback_id"));
+            assert_eq!(
+                r.activity_columns()[..3]
+                    .iter()
+                    .map(|c| c.name)
+                    .collect::<Vec<_>>(),
+                ["day", "activity_kind", "callback_id"]
+            );
+            let names: Vec<&str> = r.activity_columns().iter().map(|c| c.name).collect();
+            let mut unique = names.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(unique.len(), names.len(), "{}", r.table);
+        }
+        let revenue = ROLLUPS[1].select(&t);
+        assert!(revenue.contains("count() AS events"));
+        assert!(revenue.contains("sum(revenue) AS revenue"));
+        assert!(
+            ROLLUPS[1]
+                .create_mv(&t)
+                .contains("ifNull(revenue_float, 0) AS revenue")
+        );
     }
 
     /// The rollups' kinds derive from the activity table. Their materialized views are never

@@ -182,16 +182,11 @@ impl ClickHouseStore {
         report.promoted_columns = promoted;
         let stored = self.definitions().await?;
         let record_all = self.upgrade_erasures(profile, &stored, &mut report).await?;
-        let casts = self.rollup_casts().await?;
-        for mut st in schema::view_statements(profile, target) {
-            for (r, cast) in &casts {
-                if st.sql == r.create_mv(target) {
-                    st.sql = r.create_mv_into(target, cast);
-                }
-            }
+        for st in schema::view_statements(profile, target) {
             self.execute(profile, &st.sql).await?;
             report.statements.push(st.what);
         }
+        self.upgrade_rollups(profile, &stored, &mut report).await?;
         // A view of an earlier definition (its marker differs) is replaced in one step; a
         // current one is left alone, so queries on it never fail.
         for v in schema::views::VIEWS {
@@ -345,43 +340,78 @@ impl ClickHouseStore {
         Ok(true)
     }
 
-    /// Per rollup, the key columns whose type in its table differs from that of the callbacks
-    /// column they take, with the rollup table's type: a rollup table of the first release on
-    /// 18.16 keeps `LowCardinality(String)` keys (key columns cannot change type there), so its
-    /// materialized view converts them. Not on a cluster, whose tables never differed.
-    async fn rollup_casts(
+    /// Brings each rollup to its current definition once its materialized view runs (the
+    /// view statements created it): when the rollup view is missing or of an earlier
+    /// definition, or its name still holds an earlier release's summed table, the per-activity
+    /// table is filled from the callbacks already stored (copies collapse with the rows the
+    /// materialized view writes meanwhile, so nothing is lost or counted twice), the earlier
+    /// release's materialized view `<rollup>_mv` is dropped (the new one already sees every
+    /// insert), and the view is swapped in with one `RENAME`; a summed table is kept as
+    /// `<rollup>_received`.
+    async fn upgrade_rollups(
         &self,
-    ) -> Result<Vec<(&'static schema::views::Rollup, Vec<(String, String)>)>, StoreError> {
+        profile: Profile,
+        stored: &[(String, String)],
+        report: &mut MigrateReport,
+    ) -> Result<(), StoreError> {
+        use schema::views::{NEW_SUFFIX, RECEIVED_SUFFIX};
         let target = &self.config.target;
-        if target.cluster.is_some() {
-            return Ok(Vec::new());
-        }
-        let sql = format!(
-            "SELECT table, name, type FROM system.columns WHERE database = {}",
-            quote(&target.database)
-        );
-        let rows = self.rows(Profile::Legacy, &sql).await?;
-        let ty = |table: &str, name: &str| {
-            rows.iter()
-                .find(|r| r.len() == 3 && r[0] == table && r[1] == name)
-                .map(|r| r[2].clone())
-        };
-        let mut out = Vec::new();
+        let (db, on) = (&target.database, target.on_cluster());
+        let now = self.definitions().await?;
         for r in schema::views::ROLLUPS {
-            let cast: Vec<(String, String)> = r
-                .keys
-                .iter()
-                .filter_map(|&name| {
-                    let have = ty(r.table, name)?;
-                    let from = ty(&target.table, name)?;
-                    (have != from).then(|| (name.to_string(), have))
-                })
-                .collect();
-            if !cast.is_empty() {
-                out.push((r, cast));
+            let select = r.select(target);
+            let marker = schema::views::marker(&select);
+            let current = now.iter().find(|(n, _)| n == r.table);
+            let fresh = stored.iter().all(|(n, _)| n != r.table);
+            if current.is_some_and(|(_, q)| q.contains(&marker)) && !fresh {
+                continue;
+            }
+            let started = std::time::Instant::now();
+            self.execute(profile, &r.fill_sql(target)).await?;
+            let filled = started.elapsed();
+            let summed_mv = format!("{db}.{}", r.summed_mv_name());
+            if now.iter().any(|(n, _)| *n == r.summed_mv_name()) {
+                self.execute(profile, &format!("DROP TABLE IF EXISTS {summed_mv}{on}"))
+                    .await?;
+            }
+            let is_table = current.is_some_and(|(_, q)| !q.starts_with("CREATE VIEW"));
+            if is_table {
+                let view = format!("{db}.{}", r.table);
+                let new = format!("{view}{NEW_SUFFIX}");
+                let kept = format!("{view}{RECEIVED_SUFFIX}");
+                self.execute(profile, &format!("DROP TABLE IF EXISTS {new}{on}"))
+                    .await?;
+                self.execute(
+                    profile,
+                    &format!(
+                        "CREATE VIEW {new}{on} AS\n{}",
+                        schema::views::marked(&select)
+                    ),
+                )
+                .await?;
+                self.execute(
+                    profile,
+                    &format!("RENAME TABLE {view} TO {kept}, {new} TO {view}{on}"),
+                )
+                .await?;
+                report.replaced.push(format!(
+                    "rollup {view}: now counts each activity once (a view over {db}.{}, filled from the callbacks table in {:.1} s); the summed table of callbacks as received is kept as {kept}, its materialized view {summed_mv} dropped",
+                    r.activities_name(),
+                    filled.as_secs_f64()
+                ));
+            } else if current.is_some() {
+                for sql in schema::views::replace_view(r.table, &select, profile, target) {
+                    self.execute(profile, &sql).await?;
+                }
+                report.replaced.push(format!(
+                    "view {db}.{} (its definition changed; {db}.{} filled from the callbacks table in {:.1} s)",
+                    r.table,
+                    r.activities_name(),
+                    filled.as_secs_f64()
+                ));
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Columns of `table` with their default kind (`''`, `DEFAULT`, `MATERIALIZED`, `ALIAS`).
