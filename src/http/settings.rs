@@ -92,7 +92,7 @@ pub struct EdgeArgs {
     pub max_connections: usize,
 
     /// Open callback connections at most per direct peer (an IPv4 address, or an IPv6 /64);
-    /// further ones are closed at accept. Trusted proxies are not limited. Default: a tenth of
+    /// further ones are closed at accept. Trusted proxies are not limited. Default: a quarter of
     /// --max-connections.
     #[arg(long, value_name = "N", env = "ADJUST_SINK_MAX_CONNECTIONS_PER_SOURCE")]
     pub max_connections_per_source: Option<usize>,
@@ -270,10 +270,10 @@ mod tests {
     #[test]
     fn per_source_and_held_bytes_limits() {
         let s = edge(&[]).unwrap().edge;
-        assert_eq!(s.max_per_source, 1_000);
+        assert_eq!(s.max_per_source, 2_500);
         assert_eq!(s.max_held_bytes, 32 << 20);
         let s = edge(&["--max-connections", "50"]).unwrap().edge;
-        assert_eq!(s.max_per_source, 5, "a tenth of --max-connections");
+        assert_eq!(s.max_per_source, 12, "a quarter of --max-connections");
         let s = edge(&["--max-connections", "5"]).unwrap().edge;
         assert_eq!(s.max_per_source, 1);
         let s = edge(&[

@@ -58,6 +58,47 @@ async fn closed_within<S: AsyncRead + Unpin>(conn: &mut S, within: Duration) -> 
     }
 }
 
+/// What a client saw of a connection until the sink closed it (or `within` passed).
+#[derive(Debug)]
+struct Seen {
+    bytes: Vec<u8>,
+    /// When the first bytes came.
+    answered: Option<Instant>,
+    /// When the connection was closed, and whether by a reset.
+    closed: Option<Instant>,
+    reset: bool,
+}
+
+/// Reads `conn` until the sink closes it or `within` passes.
+async fn read_to_close<S: AsyncRead + Unpin>(conn: &mut S, within: Duration) -> Seen {
+    let mut seen = Seen {
+        bytes: Vec::new(),
+        answered: None,
+        closed: None,
+        reset: false,
+    };
+    let mut chunk = [0u8; 4096];
+    let deadline = Instant::now() + within;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match tokio::time::timeout(left, conn.read(&mut chunk)).await {
+            Ok(Ok(0)) => {
+                seen.closed = Some(Instant::now());
+                break;
+            }
+            Ok(Err(_)) => {
+                (seen.closed, seen.reset) = (Some(Instant::now()), true);
+                break;
+            }
+            Ok(Ok(n)) => {
+                seen.answered = seen.answered.or(Some(Instant::now()));
+                seen.bytes.extend_from_slice(&chunk[..n]);
+            }
+            Err(_) => break,
+        }
+    }
+    seen
+}
+
 /// `size` bytes of zeros, gzip-compressed (a decompression bomb).
 fn gzip_bomb(dir: &Path, size: &str) -> Vec<u8> {
     let path = dir.join("bomb.gz");
@@ -898,27 +939,42 @@ async fn behind_a_trusted_proxy_outsiders_are_answered_once_and_closed() {
                     let _ = wr.write_all(&target).await;
                     wr
                 });
-                let answer = read_status(&mut rd, Duration::from_secs(5)).await;
-                let answered = Instant::now();
-                let closed = closed_within(&mut rd, Duration::from_secs(5)).await;
+                let seen = read_to_close(&mut rd, Duration::from_secs(10)).await;
                 let _ = writer.await;
-                (answer, closed.then(|| answered.elapsed()))
+                seen
             })
         })
         .collect();
-    let mut slowest = Duration::ZERO;
+    let (mut slowest, mut lost) = (Duration::ZERO, 0);
     for (i, t) in tasks.into_iter().enumerate() {
-        let (answer, closed) = t.await.unwrap();
-        let want = if i % 2 == 0 { 404 } else { 403 };
-        assert_eq!(answer, Some((want, true)), "connection {i}");
-        let after =
-            closed.unwrap_or_else(|| panic!("connection {i} still open 5 s after its answer"));
-        slowest = slowest.max(after);
+        let seen = t.await.unwrap();
+        let closed = seen
+            .closed
+            .unwrap_or_else(|| panic!("connection {i} still open after 10 s: {seen:?}"));
+        let Some(answered) = seen.answered else {
+            // Closed with the rest of the request unread, the sink's reset may overtake its
+            // answer on the way.
+            assert!(
+                seen.reset,
+                "connection {i} closed without an answer: {seen:?}"
+            );
+            lost += 1;
+            continue;
+        };
+        let head = String::from_utf8_lossy(&seen.bytes).to_ascii_lowercase();
+        let want = if i % 2 == 0 { "404" } else { "403" };
+        assert_eq!(head.get(9..12), Some(want), "connection {i}: {head}");
+        assert!(
+            head.contains("\r\nconnection: close"),
+            "connection {i}: {head}"
+        );
+        slowest = slowest.max(closed - answered);
     }
+    assert!(lost < CONNECTIONS / 20, "{lost} answers lost to a reset");
     let grew = sink.peak_rss().saturating_sub(before);
     println!(
-        "{CONNECTIONS} outsiders through the proxy: slowest close {slowest:?} after the answer, \
-         peak RSS +{} KiB",
+        "{CONNECTIONS} outsiders through the proxy: slowest close {slowest:?} after the answer \
+         ({lost} answers overtaken by the reset), peak RSS +{} KiB",
         grew >> 10
     );
     assert!(
