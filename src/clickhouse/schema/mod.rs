@@ -20,6 +20,7 @@
 pub mod cluster;
 pub mod erasure;
 pub mod lease;
+pub mod retention;
 pub mod upgrade;
 pub mod views;
 
