@@ -351,6 +351,24 @@ CREATE TABLE IF NOT EXISTS adjust.callbacks_lease
 ENGINE = ReplacingMergeTree(expires_at)
 ORDER BY (name, taken_at, holder);
 
+-- table adjust.callbacks_imports (export files the follower loaded)
+CREATE TABLE IF NOT EXISTS adjust.callbacks_imports
+(
+    object_key String,
+    etag String,
+    size UInt64,
+    state String,
+    holder String,
+    at DateTime('UTC'),
+    rows_read UInt64,
+    rows_new UInt64,
+    rows_present UInt64,
+    rows_bad UInt64,
+    reason String
+)
+ENGINE = MergeTree
+ORDER BY (object_key, etag, at);
+
 -- materialized view adjust.installs_daily_activities_mv -> adjust.installs_daily_activities
 -- One row per inserted callback; the copies of one activity (global and single-activity
 -- URL, Adjust's retries) share day, kind and callback_id, and collapse in the table.

@@ -102,9 +102,14 @@ pub struct ImportArgs {
     pub delivery: DeliveryArgs,
 
     /// Export files: a header row naming placeholders (`adid` or `{adid}`, any order and subset),
-    /// then one activity per row; gzip is recognised by content; `-` reads stdin
-    #[arg(value_name = "FILE", required = true)]
+    /// then one activity per row; gzip is recognised by content; `-` reads stdin. A URL
+    /// (`s3://bucket/prefix/`, `file:///dir`) or a directory is a source of export files, each
+    /// loaded once (recorded in the `<table>_imports` manifest)
+    #[arg(value_name = "FILE|URL", required = true)]
     pub files: Vec<String>,
+
+    #[command(flatten)]
+    pub follow: FollowArgs,
 
     /// Activities per existence check and delivery
     #[arg(
@@ -114,6 +119,48 @@ pub struct ImportArgs {
         help_heading = "Import"
     )]
     pub batch_rows: usize,
+}
+
+/// How export files are followed (`import URL`, `serve --follow-exports`).
+#[derive(Debug, Args)]
+pub struct FollowArgs {
+    /// Keep following the URLs or directories: list them again every --follow-interval and load
+    /// the new files
+    #[arg(long, env = "ADJUST_SINK_FOLLOW", help_heading = "Exports")]
+    pub follow: bool,
+
+    /// Time between two listings of the exports
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "ADJUST_SINK_FOLLOW_INTERVAL",
+        default_value = "5m",
+        help_heading = "Exports"
+    )]
+    pub follow_interval: String,
+
+    /// A follower's claim on a file expires when not renewed for this long (its holder stopped):
+    /// another follower then loads the file
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "ADJUST_SINK_FOLLOW_CLAIM_TTL",
+        default_value = "2m",
+        help_heading = "Exports"
+    )]
+    pub follow_claim_ttl: String,
+}
+
+impl FollowArgs {
+    /// The follower's settings (a fresh identity).
+    pub fn settings(&self, batch_rows: usize) -> anyhow::Result<crate::commands::follow::Settings> {
+        crate::settings::parse_duration(&self.follow_interval)?;
+        Ok(crate::commands::follow::Settings {
+            holder: crate::commands::follow::default_holder(),
+            claim_ttl: crate::settings::parse_duration(&self.follow_claim_ttl)?,
+            batch_rows,
+        })
+    }
 }
 
 /// How `reconcile` prints.

@@ -96,6 +96,16 @@ label!(
     ErasureRefusal { TooLong => "too_long", UnknownKind => "unknown_kind" }
 );
 label!(
+    /// What became of an export file the follower took, the `state` label of
+    /// `export_files_total`.
+    ExportFileState { Loaded => "loaded", Failed => "failed" }
+);
+label!(
+    /// What became of a row of an export file, the `outcome` label of `export_rows_total`: `new`
+    /// rows are activities the callbacks missed.
+    ExportRowOutcome { New => "new", Present => "present", Bad => "bad", Refused => "refused" }
+);
+label!(
     /// A housekeeping task, the `task` label of `housekeeping_rounds_total`.
     HousekeepingTask { Erasure => "erasure", Retention => "retention" }
 );
@@ -189,10 +199,14 @@ pub struct Metrics {
     /// Computed from `oldest_unacked` when scraped, so that it keeps growing while a batch is
     /// retried.
     spool_oldest_age: IntGauge,
+    /// How far behind real time the daily rollups may be (set when rendering).
+    rollup_lag: IntGauge,
     /// Unix seconds at which the oldest row not yet acknowledged by ClickHouse was accepted; 0
     /// when there is none.
     oldest_unacked: Arc<AtomicU32>,
     pub wal_fsyncs: IntCounter,
+    /// Delivered segments deleted before `--keep-delivered` ran out, to make room.
+    pub wal_kept_evicted: IntCounter,
     pub wal_damaged: Counters<WalDamage>,
     pub clickhouse_up: IntGauge,
     pub erasures_requested: IntCounter,
@@ -208,6 +222,10 @@ pub struct Metrics {
     pub erasure_mutations: IntCounter,
     pub housekeeping_rounds: Counters<HousekeepingTask>,
     pub housekeeping_lease_held: IntGauge,
+    pub export_files: Counters<ExportFileState>,
+    pub export_files_pending: IntGauge,
+    pub export_rows: Counters<ExportRowOutcome>,
+    pub export_last_round: IntGauge,
 }
 
 struct Hot {
@@ -408,9 +426,17 @@ impl Metrics {
             "spool_oldest_unacked_age_seconds",
             "Age of the oldest callback not yet acknowledged by ClickHouse (0 when none)."
         )));
+        let rollup_lag = reg!(IntGauge::with_opts(ns(
+            "rollup_lag_seconds",
+            "How far behind real time the daily rollups may be: their materialized views run in the INSERT that lands the callbacks, so the age of the oldest accepted callback not yet in ClickHouse (0 when none)."
+        )));
         let wal_fsyncs = reg!(IntCounter::with_opts(ns(
             "wal_fsyncs_total",
             "Group commits (fsyncs) of the write-ahead log."
+        )));
+        let wal_kept_evicted = reg!(IntCounter::with_opts(ns(
+            "wal_kept_evicted_total",
+            "Delivered write-ahead log segments deleted before --keep-delivered ran out, to make room for new callbacks."
         )));
         let wal_damaged = reg!(IntCounterVec::new(
             ns(
@@ -510,6 +536,30 @@ impl Metrics {
         let rows_dropped = Counters::new(rows_dropped);
         let rows_rejected = Counters::new(rows_rejected);
         let wal_damaged = Counters::new(wal_damaged);
+        let export_files = reg!(IntCounterVec::new(
+            ns(
+                "export_files_total",
+                "Export files the follower finished, by state (loaded|failed: unreadable, not CSV, foreign header; the reason is in the <table>_imports manifest)."
+            ),
+            &["state"]
+        ));
+        let export_files_pending = reg!(IntGauge::with_opts(ns(
+            "export_files_pending",
+            "Export files the follower's last listing found not loaded yet (neither loaded nor failed in the manifest)."
+        )));
+        let export_rows = reg!(IntCounterVec::new(
+            ns(
+                "export_rows_total",
+                "Rows of export files the follower read, by outcome: new (activities the callbacks missed), present (already in the table), bad (unreadable lines), refused (kept in the rejects)."
+            ),
+            &["outcome"]
+        ));
+        let export_last_round = reg!(IntGauge::with_opts(ns(
+            "export_last_round_timestamp_seconds",
+            "When the follower last listed the exports completely (unix seconds; 0 before the first round)."
+        )));
+        let export_files = Counters::new(export_files);
+        let export_rows = Counters::new(export_rows);
         let erasures_refused = Counters::new(erasures_refused);
         let housekeeping_rounds = Counters::new(housekeeping_rounds);
         Metrics {
@@ -547,8 +597,10 @@ impl Metrics {
             spool_bytes,
             spool_budget_bytes,
             spool_oldest_age,
+            rollup_lag,
             oldest_unacked: Arc::new(AtomicU32::new(0)),
             wal_fsyncs,
+            wal_kept_evicted,
             wal_damaged,
             clickhouse_up,
             erasures_requested,
@@ -562,6 +614,10 @@ impl Metrics {
             erasure_mutations,
             housekeeping_rounds,
             housekeeping_lease_held,
+            export_files,
+            export_files_pending,
+            export_rows,
+            export_last_round,
         }
     }
 
@@ -635,6 +691,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         self.spool_oldest_age
             .set(i64::from(self.oldest_unacked_age()));
+        self.rollup_lag.set(i64::from(self.oldest_unacked_age()));
         self.erasure_oldest_age
             .set(i64::from(self.oldest_erasure_age()));
         let mut buf = Vec::new();
@@ -760,5 +817,18 @@ mod tests {
             value(&m.render(), "adjust_sink_spool_oldest_unacked_age_seconds"),
             0.0
         );
+    }
+
+    /// The rollups are written by the INSERT that lands the callbacks: they are behind real
+    /// time by the age of the oldest callback not yet in ClickHouse.
+    #[test]
+    fn rollup_lag_is_the_age_of_the_oldest_callback_not_in_clickhouse() {
+        let m = Metrics::new();
+        assert_eq!(value(&m.render(), "adjust_sink_rollup_lag_seconds"), 0.0);
+        m.set_oldest_unacked(Some(crate::clock::unix_now() - 900));
+        let lag = value(&m.render(), "adjust_sink_rollup_lag_seconds");
+        assert!((900.0..=901.0).contains(&lag), "lag {lag}");
+        m.set_oldest_unacked(None);
+        assert_eq!(value(&m.render(), "adjust_sink_rollup_lag_seconds"), 0.0);
     }
 }

@@ -33,6 +33,7 @@ pub fn command(args: &ImportArgs) -> anyhow::Result<()> {
         .config(target, !args.migrate.no_migrate, timeouts.insert)?;
     let data_dir = args.data_dir.settings()?;
     let table = config.target.table();
+    let manifest = config.target.clone();
     let metrics = Metrics::new();
     let deliverer = data_dir.deliverer(ClickHouseStore::new(config)?, metrics.clone());
     let shutdown = Shutdown::new();
@@ -42,8 +43,52 @@ pub fn command(args: &ImportArgs) -> anyhow::Result<()> {
         metrics: &metrics,
         shutdown: &shutdown,
     };
-    let summary = super::runtime()?.block_on(async {
-        let run = import(&to, &args.files, &options, args.batch_rows, print_progress);
+    let (sources, files): (Vec<&String>, Vec<&String>) =
+        args.files.iter().partition(|a| super::follow::is_source(a));
+    let files: Vec<String> = files.into_iter().cloned().collect();
+    if sources.is_empty() && args.follow.follow {
+        anyhow::bail!("--follow needs a URL (s3://bucket/prefix/) or a directory to follow");
+    }
+    let sources = sources
+        .into_iter()
+        .map(|a| super::follow::Source::open(a))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let follow = args.follow.settings(args.batch_rows)?;
+    let runtime = super::runtime()?;
+    let summary = runtime.block_on(async {
+        let run = async {
+            let mut summary = if files.is_empty() {
+                Summary::default()
+            } else {
+                import(&to, &files, &options, args.batch_rows, print_progress).await?
+            };
+            loop {
+                for source in &sources {
+                    let r = super::follow::round(&to, &manifest, source, &options, &follow).await;
+                    match r {
+                        Ok(r) => {
+                            eprintln!(
+                                "adjust-sink: import: {} export files listed, {} not loaded yet: {} loaded, {} failed, {} taken by another follower; {} rows read, {} new, {} already present",
+                                r.listed, r.pending, r.loaded, r.failed, r.skipped, r.rows.rows_read, r.rows.new, r.rows.already_present
+                            );
+                            summary.rows_read += r.rows.rows_read;
+                            summary.new += r.rows.new;
+                            summary.already_present += r.rows.already_present;
+                            summary.rejected += r.rows.rejected;
+                            summary.bad_lines.extend(r.rows.bad_lines);
+                        }
+                        Err(e) if args.follow.follow => {
+                            eprintln!("adjust-sink: import: following: {e:#} (trying again)");
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                if !args.follow.follow || !super::follow::pause(&shutdown, follow_interval(args)?).await {
+                    break;
+                }
+            }
+            Ok(summary)
+        };
         let stop = super::serve::termination();
         tokio::pin!(run, stop);
         tokio::select! {
@@ -58,6 +103,12 @@ pub fn command(args: &ImportArgs) -> anyhow::Result<()> {
     })?;
     print!("{}", summary.render());
     Ok(())
+}
+
+fn follow_interval(args: &ImportArgs) -> anyhow::Result<Duration> {
+    Ok(crate::settings::parse_duration(
+        &args.follow.follow_interval,
+    )?)
 }
 
 /// The progress line on stderr after every batch.
@@ -132,23 +183,47 @@ pub fn header_name(cell: &str) -> String {
 }
 
 /// Opens an export: `-` is stdin; gzip is recognised by its magic bytes, whatever the name.
-fn open(path: &str) -> anyhow::Result<Box<dyn Read>> {
+fn open(path: &str) -> anyhow::Result<Decoded<Box<dyn Read>>> {
     let raw: Box<dyn Read> = if path == "-" {
         Box::new(std::io::stdin().lock())
     } else {
         Box::new(File::open(path).with_context(|| format!("opening {path}"))?)
     };
-    let mut buffered = BufReader::with_capacity(1 << 16, raw);
-    let gz = buffered
-        .fill_buf()
-        .with_context(|| format!("reading {path}"))?
-        .starts_with(&[0x1f, 0x8b]);
-    Ok(if gz {
-        Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
-    } else {
-        Box::new(buffered)
-    })
+    Decoded::new(raw).with_context(|| format!("reading {path}"))
 }
+
+/// An export's content, gunzipped when it starts with gzip's magic bytes.
+pub enum Decoded<R: Read> {
+    Plain(BufReader<R>),
+    Gzip(flate2::bufread::MultiGzDecoder<BufReader<R>>),
+}
+
+impl<R: Read> Decoded<R> {
+    pub fn new(raw: R) -> std::io::Result<Self> {
+        let mut buffered = BufReader::with_capacity(1 << 16, raw);
+        let gz = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+        Ok(if gz {
+            Decoded::Gzip(flate2::bufread::MultiGzDecoder::new(buffered))
+        } else {
+            Decoded::Plain(buffered)
+        })
+    }
+}
+
+impl<R: Read> Read for Decoded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Decoded::Plain(r) => r.read(buf),
+            Decoded::Gzip(r) => r.read(buf),
+        }
+    }
+}
+
+/// A file that cannot be read as an export (truncated or corrupt gzip, no header, a header
+/// without `activity_kind` when one is required): loading it again will not help.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreadable(pub String);
 
 /// Rows waiting for their existence check and delivery.
 struct Pending {
@@ -185,10 +260,49 @@ pub async fn import<S: Store + Admin>(
     };
     let received_at = crate::clock::unix_now();
     for path in files {
+        let file = FileRun {
+            name: path,
+            options,
+            batch_rows,
+            received_at,
+            started,
+            require_kind: false,
+        };
+        file.read(to, open(path)?, &mut pending, &mut summary, &mut progress)
+            .await?;
+    }
+    flush(to, &mut pending, &mut summary).await?;
+    summary.elapsed = started.elapsed();
+    progress(&summary);
+    Ok(summary)
+}
+
+/// One export file being read into the pending rows.
+struct FileRun<'a> {
+    name: &'a str,
+    options: &'a row::Options,
+    batch_rows: usize,
+    received_at: u32,
+    started: Instant,
+    /// Refuse a header that does not name `activity_kind` (the follower's check against foreign
+    /// files).
+    require_kind: bool,
+}
+
+impl FileRun<'_> {
+    async fn read<S: Store + Admin, R: Read>(
+        &self,
+        to: &Destination<'_, S>,
+        input: R,
+        pending: &mut Pending,
+        summary: &mut Summary,
+        progress: &mut impl FnMut(&Summary),
+    ) -> anyhow::Result<()> {
+        let path = self.name;
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
-            .from_reader(open(path)?);
+            .from_reader(input);
         let mut header: Option<Vec<String>> = None;
         let mut record = csv::StringRecord::new();
         loop {
@@ -199,12 +313,15 @@ pub async fn import<S: Store + Admin>(
                 Err(e) => {
                     let line = e.position().map_or(line, |p| p.line());
                     if matches!(e.kind(), csv::ErrorKind::Io(_)) {
-                        return Err(e).with_context(|| format!("reading {path} at line {line}"));
+                        return Err(Unreadable(format!("{path}: line {line}: {e}")).into());
+                    }
+                    if self.require_kind && header.is_none() {
+                        return Err(Unreadable(format!("{path}: no readable header: {e}")).into());
                     }
                     // The csv reader resumes at the next record.
                     summary.rows_read += u64::from(header.is_some());
                     summary.bad_lines.push(BadLine {
-                        file: path.clone(),
+                        file: path.to_string(),
                         line,
                         reason: e.to_string(),
                     });
@@ -213,13 +330,21 @@ pub async fn import<S: Store + Admin>(
             }
             let line = record.position().map_or(line, |p| p.line());
             let Some(names) = &header else {
-                header = Some(record.iter().map(header_name).collect());
+                let names: Vec<String> = record.iter().map(header_name).collect();
+                if self.require_kind && !names.iter().any(|n| n == "activity_kind") {
+                    let shown: String = names.join(",").chars().take(200).collect();
+                    return Err(Unreadable(format!(
+                        "{path}: not an Adjust export: the header names no activity_kind ({shown})"
+                    ))
+                    .into());
+                }
+                header = Some(names);
                 continue;
             };
             summary.rows_read += 1;
             if record.len() != names.len() {
                 summary.bad_lines.push(BadLine {
-                    file: path.clone(),
+                    file: path.to_string(),
                     line,
                     reason: format!(
                         "{} fields where the header has {}",
@@ -235,30 +360,63 @@ pub async fn import<S: Store + Admin>(
                 .zip(record.iter())
                 .filter(|(k, _)| !k.is_empty())
                 .collect();
-            let built = row::build_pairs(&pairs, received_at, options);
+            let built = row::build_pairs(&pairs, self.received_at, self.options);
             if !pending.seen.insert(built.callback_id) {
                 summary.already_present += 1;
                 continue;
             }
             pending.ids.push(built.callback_id);
             pending.rows.push(built.row);
-            if pending.ids.len() >= batch_rows.max(1) {
-                flush(to, &mut pending, &mut summary).await?;
-                summary.elapsed = started.elapsed();
-                progress(&summary);
+            if pending.ids.len() >= self.batch_rows.max(1) {
+                flush(to, pending, summary).await?;
+                summary.elapsed = self.started.elapsed();
+                progress(summary);
             }
         }
         if header.is_none() {
+            if self.require_kind {
+                return Err(Unreadable(format!("{path}: empty (no header row)")).into());
+            }
             summary.bad_lines.push(BadLine {
-                file: path.clone(),
+                file: path.to_string(),
                 line: 1,
                 reason: "no header row".into(),
             });
         }
+        Ok(())
     }
+}
+
+/// Imports one export held in memory (the follower's objects): gzip recognised by content, the
+/// header must name `activity_kind`. An error that is [`Unreadable`] means the file is bad; any
+/// other is the table's (lookup or delivery) and loading the file again may succeed.
+pub async fn import_one<S: Store + Admin>(
+    to: &Destination<'_, S>,
+    name: &str,
+    content: &[u8],
+    options: &row::Options,
+    batch_rows: usize,
+) -> anyhow::Result<Summary> {
+    let started = Instant::now();
+    let mut summary = Summary::default();
+    let mut pending = Pending {
+        ids: Vec::new(),
+        rows: Vec::new(),
+        seen: FxHashSet::default(),
+    };
+    let file = FileRun {
+        name,
+        options,
+        batch_rows,
+        received_at: crate::clock::unix_now(),
+        started,
+        require_kind: true,
+    };
+    let input = Decoded::new(content).map_err(|e| Unreadable(format!("{name}: {e}")))?;
+    file.read(to, input, &mut pending, &mut summary, &mut |_| {})
+        .await?;
     flush(to, &mut pending, &mut summary).await?;
     summary.elapsed = started.elapsed();
-    progress(&summary);
     Ok(summary)
 }
 

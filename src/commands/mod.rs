@@ -3,6 +3,7 @@
 
 pub mod callback_url;
 pub mod check;
+pub mod follow;
 pub mod import;
 pub mod migrate;
 pub mod reconcile;

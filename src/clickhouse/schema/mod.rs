@@ -19,6 +19,7 @@
 
 pub mod cluster;
 pub mod erasure;
+pub mod imports;
 pub mod lease;
 pub mod retention;
 pub mod upgrade;
@@ -349,6 +350,7 @@ pub fn table_statements(profile: Profile, target: &Target) -> Vec<Statement> {
     out.extend(views::rollup_tables(profile, target));
     out.extend(erasure::table_statements(target));
     out.push(lease::table_statement(target));
+    out.push(imports::table_statement(target));
     out
 }
 

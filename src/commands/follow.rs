@@ -1,0 +1,345 @@
+//! Following Adjust's cloud-storage exports (`import URL`, `import URL --follow`, `serve
+//! --follow-exports URL`): list the objects under a prefix (S3, GCS or Azure Blob through
+//! `object_store`, or a local directory), and load each `.csv` / `.csv.gz` file that the manifest
+//! `<table>_imports` does not hold as done, through import's row building, lookup and deliverer.
+//!
+//! Exactly once per file version (object key and ETag): a follower claims a version with a row in
+//! the manifest and reads the claims back; the earliest live claim wins (see
+//! [`crate::clickhouse::schema::imports`]). The winner renews its claim while it loads; a claim
+//! whose holder stopped expires after the claim's time to live and another follower takes the
+//! file. A file loaded again after a crash adds nothing twice: import skips the activities the
+//! table holds (by `callback_id`) and delivers with deterministic dedup tokens. A file rewritten
+//! under its key (new ETag) is a new version: loaded again, only its new activities land. A file
+//! that cannot be read as an export is marked `failed` with the reason; the others go on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures_util::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use rustc_hash::FxHashSet;
+
+use super::import::{Destination, Summary, Unreadable, import_one};
+use crate::clickhouse::schema::Target;
+use crate::clickhouse::schema::imports;
+use crate::metrics::{ExportFileState, ExportRowOutcome};
+use crate::row;
+use crate::sink::{Admin, Store};
+
+/// Whether an import argument names a followed source (a URL or a directory) rather than a file.
+pub fn is_source(arg: &str) -> bool {
+    arg.contains("://") || std::path::Path::new(arg).is_dir()
+}
+
+/// Where the exports are: a store and the prefix under it.
+pub struct Source {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    /// What manifest keys start with: the URL without its prefix (`s3://bucket/`), or
+    /// `file://<dir>/`.
+    base: String,
+}
+
+impl Source {
+    /// `s3://bucket/prefix/` (credentials, region and endpoint from the `AWS_*` environment:
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`,
+    /// `AWS_ALLOW_HTTP`, `AWS_SKIP_SIGNATURE`), `file:///dir` or a local directory.
+    pub fn open(arg: &str) -> anyhow::Result<Source> {
+        if !arg.contains("://") {
+            let dir = std::fs::canonicalize(arg).with_context(|| format!("opening {arg}"))?;
+            let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)?;
+            return Ok(Source {
+                store: Arc::new(store),
+                prefix: Path::default(),
+                base: format!("file://{}/", dir.display()),
+            });
+        }
+        let url = url::Url::parse(arg).with_context(|| format!("`{arg}` is not a URL"))?;
+        match url.scheme() {
+            "s3" | "s3a" => {
+                let bucket = url
+                    .host_str()
+                    .with_context(|| format!("`{arg}`: no bucket"))?;
+                let store = object_store::aws::AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .build()
+                    .with_context(|| format!("connecting to {arg}"))?;
+                Ok(Source {
+                    store: Arc::new(store),
+                    prefix: Path::from(url.path().trim_matches('/')),
+                    base: format!("s3://{bucket}/"),
+                })
+            }
+            "file" => Source::open(url.path()),
+            other => anyhow::bail!(
+                "`{arg}`: {other}:// is not supported by this build (s3://, file:// or a directory)"
+            ),
+        }
+    }
+
+    /// The export files under the prefix (`.csv` or `.csv.gz`), by key.
+    pub async fn list(&self) -> anyhow::Result<Vec<Object>> {
+        let prefix = (!self.prefix.as_ref().is_empty()).then_some(&self.prefix);
+        let metas: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(prefix)
+            .try_collect()
+            .await
+            .context("listing the exports")?;
+        let mut out: Vec<Object> = metas
+            .into_iter()
+            .filter(|m| {
+                let k = m.location.as_ref();
+                k.ends_with(".csv.gz") || k.ends_with(".csv")
+            })
+            .map(|m| Object {
+                key: format!("{}{}", self.base, m.location),
+                etag: m
+                    .e_tag
+                    .clone()
+                    .or(m.version.clone())
+                    .unwrap_or_else(|| format!("{}-{}", m.size, m.last_modified.timestamp())),
+                size: m.size,
+                location: m.location,
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+}
+
+/// One version of an export file.
+#[derive(Debug, Clone)]
+pub struct Object {
+    /// The manifest key: the source's base and the object's path.
+    pub key: String,
+    pub etag: String,
+    pub size: u64,
+    location: Path,
+}
+
+/// How a follower works.
+pub struct Settings {
+    /// Who this follower is in the manifest's claims.
+    pub holder: String,
+    /// A claim not renewed for this long has expired.
+    pub claim_ttl: Duration,
+    pub batch_rows: usize,
+}
+
+/// A follower's identity by default: host, process and a random part.
+pub fn default_holder() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
+    format!(
+        "{host}-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}
+
+/// What one round did.
+#[derive(Debug, Default, Clone)]
+pub struct Round {
+    /// Export files listed.
+    pub listed: usize,
+    /// Not done before this round.
+    pub pending: usize,
+    pub loaded: usize,
+    pub failed: usize,
+    /// Claimed by another follower (or done by one meanwhile).
+    pub skipped: usize,
+    /// Rows of the files loaded in this round.
+    pub rows: Summary,
+}
+
+/// Lists the source and loads every version the manifest does not hold as done.
+pub async fn round<S: Store + Admin>(
+    to: &Destination<'_, S>,
+    manifest: &Target,
+    source: &Source,
+    options: &row::Options,
+    settings: &Settings,
+) -> anyhow::Result<Round> {
+    let admin = to.deliverer.store();
+    let objects = source.list().await?;
+    let done: FxHashSet<(String, String)> = admin
+        .select(&imports::done_sql(manifest, &source.base))
+        .await
+        .context("reading the manifest")?
+        .into_iter()
+        .filter_map(|r| {
+            let mut r = r.into_iter();
+            Some((r.next()?, r.next()?))
+        })
+        .collect();
+    let pending: Vec<Object> = objects
+        .iter()
+        .filter(|o| !done.contains(&(o.key.clone(), o.etag.clone())))
+        .cloned()
+        .collect();
+    let mut out = Round {
+        listed: objects.len(),
+        pending: pending.len(),
+        ..Round::default()
+    };
+    to.metrics.export_files_pending.set(pending.len() as i64);
+    let mut left = pending.len() as i64;
+    for o in &pending {
+        if to.shutdown.is_stopping() {
+            break;
+        }
+        match load(to, manifest, source, options, settings, o).await? {
+            None => out.skipped += 1,
+            Some(Ok(s)) => {
+                out.loaded += 1;
+                out.rows.rows_read += s.rows_read;
+                out.rows.new += s.new;
+                out.rows.already_present += s.already_present;
+                out.rows.rejected += s.rejected;
+                out.rows.bad_lines.extend(s.bad_lines);
+            }
+            Some(Err(_)) => out.failed += 1,
+        }
+        left -= 1;
+        to.metrics.export_files_pending.set(left);
+    }
+    if !to.shutdown.is_stopping() {
+        to.metrics
+            .export_last_round
+            .set(i64::from(crate::clock::unix_now()));
+    }
+    Ok(out)
+}
+
+/// Claims and loads one version: `None` when another follower holds it or it is done; the file's
+/// summary, or the reason it is bad. An error is the table's: the claim lapses and a later round
+/// tries again.
+async fn load<S: Store + Admin>(
+    to: &Destination<'_, S>,
+    manifest: &Target,
+    source: &Source,
+    options: &row::Options,
+    settings: &Settings,
+    o: &Object,
+) -> anyhow::Result<Option<Result<Summary, String>>> {
+    let admin = to.deliverer.store();
+    let claim = imports::claim_sql(manifest, &o.key, &o.etag, o.size, &settings.holder);
+    admin.execute(&claim).await.context("claiming a file")?;
+    let ttl = settings.claim_ttl.as_secs().max(1);
+    let winner = admin
+        .select(&imports::winner_sql(manifest, &o.key, &o.etag, ttl))
+        .await
+        .context("reading the claims")?;
+    let ours = winner
+        .first()
+        .and_then(|r| r.first())
+        .is_some_and(|h| *h == settings.holder);
+    if !ours {
+        return Ok(None);
+    }
+    let done = admin
+        .select(&imports::is_done_sql(manifest, &o.key, &o.etag))
+        .await
+        .context("reading the manifest")?;
+    if done
+        .first()
+        .and_then(|r| r.first())
+        .is_some_and(|n| n != "0")
+    {
+        return Ok(None);
+    }
+    // Load while renewing the claim.
+    let work = async {
+        let content = source
+            .store
+            .get(&o.location)
+            .await
+            .with_context(|| format!("reading {}", o.key))?
+            .bytes()
+            .await
+            .with_context(|| format!("reading {}", o.key))?;
+        if o.key.ends_with(".gz") && !content.starts_with(&[0x1f, 0x8b]) {
+            return Err(Unreadable(format!("{}: not gzip", o.key)).into());
+        }
+        import_one(to, &o.key, &content, options, settings.batch_rows).await
+    };
+    tokio::pin!(work);
+    let mut renew = tokio::time::interval(Duration::from_secs((ttl / 3).max(1)));
+    renew.tick().await;
+    let result = loop {
+        tokio::select! {
+            r = &mut work => break r,
+            _ = renew.tick() => {
+                if let Err(e) = admin.execute(&claim).await {
+                    tracing::warn!(key = %o.key, error = %e, "renewing an export file's claim");
+                }
+            }
+        }
+    };
+    let outcome = match result {
+        Ok(s) => Ok(s),
+        Err(e) => match e.downcast_ref::<Unreadable>() {
+            Some(bad) => Err(bad.0.clone()),
+            // The table's trouble, or the object could not be fetched: not the file's fault.
+            None => return Err(e),
+        },
+    };
+    let empty = Summary::default();
+    let (state, s, reason) = match &outcome {
+        Ok(s) => ("loaded", s, String::new()),
+        Err(reason) => ("failed", &empty, reason.clone()),
+    };
+    admin
+        .execute(&imports::outcome_sql(
+            manifest,
+            &imports::Outcome {
+                key: &o.key,
+                etag: &o.etag,
+                size: o.size,
+                holder: &settings.holder,
+                state,
+                rows_read: s.rows_read,
+                rows_new: s.new,
+                rows_present: s.already_present,
+                rows_bad: s.bad_lines.len() as u64,
+                reason: &reason,
+            },
+        ))
+        .await
+        .context("recording a loaded file")?;
+    let m = to.metrics;
+    match &outcome {
+        Ok(s) => {
+            m.export_files.inc(ExportFileState::Loaded);
+            m.export_rows.inc_by(ExportRowOutcome::New, s.new);
+            m.export_rows
+                .inc_by(ExportRowOutcome::Present, s.already_present);
+            m.export_rows
+                .inc_by(ExportRowOutcome::Bad, s.bad_lines.len() as u64);
+            m.export_rows.inc_by(ExportRowOutcome::Refused, s.rejected);
+            tracing::info!(key = %o.key, rows = s.rows_read, new = s.new, present = s.already_present, bad = s.bad_lines.len(), "export file loaded");
+        }
+        Err(reason) => {
+            m.export_files.inc(ExportFileState::Failed);
+            tracing::warn!(key = %o.key, reason = %reason, "export file failed");
+        }
+    }
+    Ok(Some(outcome))
+}
+
+/// Waits `d` between rounds; `false` as soon as the sink starts stopping.
+pub async fn pause(shutdown: &crate::shutdown::Shutdown, d: Duration) -> bool {
+    let until = tokio::time::Instant::now() + d;
+    while !shutdown.is_stopping() {
+        let now = tokio::time::Instant::now();
+        if now >= until {
+            return true;
+        }
+        tokio::time::sleep((until - now).min(Duration::from_millis(200))).await;
+    }
+    false
+}
