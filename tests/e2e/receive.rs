@@ -149,9 +149,16 @@ async fn a_source_outside_the_allowlist_is_closed_at_accept_and_nothing_lands() 
     let db = Db::fresh("forbidden").await;
     // Only 10.9.9.9 is allowed: the test client (127.0.0.1) is not, and is no trusted proxy.
     let sink = Sink::start_allowing(&db, "10.9.9.9/32", &[]).await;
-    for path in ["/adjust?activity_kind=install&adid=cc", "/adjust/install?adid=cc"] {
+    for path in [
+        "/adjust?activity_kind=install&adid=cc",
+        "/adjust/install?adid=cc",
+    ] {
         let sent = sink.client().get(sink.url(path)).send().await;
-        assert!(sent.is_err(), "{path}: answered {:?}", sent.map(|r| r.status()));
+        assert!(
+            sent.is_err(),
+            "{path}: answered {:?}",
+            sent.map(|r| r.status())
+        );
     }
     assert!(
         sink.metric("adjust_sink_connections_refused_total{reason=\"outside\"}")
