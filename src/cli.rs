@@ -198,6 +198,14 @@ pub struct ReplayArgs {
     pub batch: BatchArgs,
     #[command(flatten)]
     pub delivery: DeliveryArgs,
+
+    /// Re-deliver every callback the log acknowledged since TIME, delivered already or not, from
+    /// the segments it keeps (--keep-delivered): an RFC 3339 time (`2026-12-06T04:00:00Z`) or a
+    /// duration back from now (`30m`, `26h`). Reads the log without its lock and changes none
+    /// of its positions, so a sink may keep running on the directory. Copies collapse by
+    /// callback_id (query with FINAL).
+    #[arg(long, value_name = "TIME", env = "ADJUST_SINK_SINCE")]
+    pub since: Option<String>,
 }
 
 #[derive(Debug, Args)]

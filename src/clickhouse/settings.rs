@@ -49,6 +49,28 @@ pub struct ConnectionArgs {
     /// instead of the system's root certificates (for `https://` URLs).
     #[arg(long, value_name = "PATH", env = "ADJUST_SINK_CLICKHOUSE_CA")]
     pub clickhouse_ca: Option<PathBuf>,
+
+    /// With --cluster: replicas of a shard that must have written an insert before it counts as
+    /// done (ClickHouse's insert_quorum): 2 keeps every acknowledged callback on two disks;
+    /// 0 or 1 waits for the receiving replica only. An insert that cannot reach it (a replica
+    /// down) fails and is retried while the write-ahead log holds the rows.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "ADJUST_SINK_INSERT_QUORUM",
+        default_value_t = 2
+    )]
+    pub insert_quorum: u32,
+
+    /// With --cluster and --insert-quorum 2 or more: how long an insert waits for the quorum
+    /// before it fails (and is retried).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "ADJUST_SINK_INSERT_QUORUM_TIMEOUT",
+        default_value = "30s"
+    )]
+    pub insert_quorum_timeout: String,
 }
 
 /// Where the table lives and what it holds beyond the catalog.
@@ -217,6 +239,12 @@ impl ConnectionArgs {
             target,
             auto_migrate,
             insert_timeout,
+            insert_quorum: self.insert_quorum,
+            insert_quorum_timeout: crate::settings::positive_duration(
+                "--insert-quorum-timeout",
+                &self.insert_quorum_timeout,
+            )?,
+            deduplicate: true,
         })
     }
 }

@@ -34,6 +34,15 @@ pub struct ClickHouseConfig {
     pub auto_migrate: bool,
     /// Upper bound of one INSERT (sending and waiting for the answer).
     pub insert_timeout: Duration,
+    /// With a cluster: replicas of a shard that must have written an insert before it is
+    /// acknowledged (`insert_quorum`; 0 or 1: the receiving replica only).
+    pub insert_quorum: u32,
+    /// How long a quorum insert waits for the replicas (`insert_quorum_timeout`).
+    pub insert_quorum_timeout: Duration,
+    /// Block deduplication (`insert_deduplicate=1`, and the dedup token on modern servers); off
+    /// for `replay --since`, whose rows may be ones ClickHouse lost after remembering their
+    /// blocks.
+    pub deduplicate: bool,
 }
 
 /// Where the password comes from.
@@ -391,15 +400,29 @@ impl ClickHouseStore {
             .client
             .insert_formatted_with(sql.to_string())
             .with_timeouts(Some(timeout), Some(timeout));
+        let dedup = self.config.deduplicate;
         for (name, value) in insert_settings(profile) {
-            insert = insert.with_setting(*name, *value);
+            let value = if *name == "insert_deduplicate" && !dedup {
+                "0"
+            } else {
+                *value
+            };
+            insert = insert.with_setting(*name, value);
         }
         if self.config.target.cluster.is_some() {
             for (name, value) in CLUSTER_INSERT_SETTINGS {
                 insert = insert.with_setting(*name, *value);
             }
+            if self.config.insert_quorum >= 2 {
+                insert = insert
+                    .with_setting("insert_quorum", self.config.insert_quorum.to_string())
+                    .with_setting(
+                        "insert_quorum_timeout",
+                        self.config.insert_quorum_timeout.as_millis().to_string(),
+                    );
+            }
         }
-        if let (Profile::Modern, Some(token)) = (profile, token) {
+        if let (Profile::Modern, Some(token), true) = (profile, token, dedup) {
             insert = insert.with_setting("insert_deduplication_token", token);
         }
         insert.send(data).await.map_err(|e| self.store_error(e))?;
@@ -534,6 +557,9 @@ mod tests {
             },
             auto_migrate: false,
             insert_timeout: Duration::from_secs(10),
+            insert_quorum: 2,
+            insert_quorum_timeout: Duration::from_secs(30),
+            deduplicate: true,
         })
         .unwrap();
         store
@@ -582,6 +608,7 @@ mod tests {
             );
         }
         assert!(!legacy.iter().any(|(k, _)| k == "insert_distributed_sync"));
+        assert!(!legacy.iter().any(|(k, _)| k == "insert_quorum"));
     }
 
     #[actix_web::test]
@@ -591,6 +618,12 @@ mod tests {
         for version in ["18.16.1", "26.9.1.1"] {
             let q = insert_query_on(version, Some("adjust_local")).await;
             assert!(has(&q, "insert_distributed_sync", "1"), "{version}: {q:?}");
+            // Both replicas of a shard hold an acknowledged insert (both names exist on 18.16).
+            assert!(has(&q, "insert_quorum", "2"), "{version}: {q:?}");
+            assert!(
+                has(&q, "insert_quorum_timeout", "30000"),
+                "{version}: {q:?}"
+            );
             assert!(has(&q, "insert_deduplicate", "1"), "{version}: {q:?}");
             let sql = q.iter().find(|(k, _)| k == "query").unwrap();
             assert!(

@@ -76,6 +76,16 @@ impl CheckReport {
                 " (batch {s}..{e} was being inserted)"
             )),
         );
+        out += &match l.kept_since {
+            Some(t) => format!(
+                "  kept for replay --since: {} delivered record(s) ({} bytes) from {} ({}) on\n",
+                l.kept_records,
+                l.kept_bytes,
+                super::replay::format_time(t),
+                age(Some(t)),
+            ),
+            None => "  kept for replay --since: no delivered record (replay --since reaches back to the oldest pending one)\n".to_string(),
+        };
         if l.damaged_bytes > 0 {
             out += &format!(
                 "  DAMAGED: {} bytes are not valid records (cut or quarantined at the next start)\n",

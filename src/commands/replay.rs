@@ -1,4 +1,6 @@
-//! `adjust-sink replay`: deliver what a data directory's write-ahead log holds, without serving.
+//! `adjust-sink replay`: deliver what a data directory's write-ahead log holds, without serving;
+//! with `--since`, every callback the log acknowledged since a time, from its kept segments
+//! (a sink may be running on the directory).
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -11,13 +13,42 @@ use crate::pipeline::batcher::{self, Finished};
 use crate::pipeline::settings::DataDir;
 use crate::pipeline::wal::Wal;
 use crate::pipeline::wal::inspect::inspect;
+use crate::pipeline::wal::since::SinceReader;
 use crate::shutdown::Shutdown;
 
 pub fn command(args: &ReplayArgs) -> anyhow::Result<()> {
     let timeouts = args.delivery.timeouts()?;
-    let clickhouse = args
+    let mut clickhouse = args
         .clickhouse
         .config(!args.migrate.no_migrate, timeouts.insert)?;
+    if let Some(since) = &args.since {
+        let since = parse_since(since, crate::clock::unix_now())?;
+        // Rows ClickHouse lost may come back in blocks identical to ones it still remembers
+        // (replicated tables keep the hashes of recent blocks in ZooKeeper): never dropped as
+        // duplicates of themselves; copies collapse by callback_id.
+        clickhouse.deduplicate = false;
+        let summary = super::runtime()?.block_on(replay_since(
+            &args.data_dir.settings()?,
+            since,
+            clickhouse,
+            args.batch.limits()?,
+            super::serve::termination(),
+        ))?;
+        println!(
+            "replayed {} rows acknowledged since {} in {} batches ({} rejected) in {:.1}s",
+            summary.rows_written,
+            format_time(since),
+            summary.batches,
+            summary.rows_rejected,
+            summary.elapsed.as_secs_f64()
+        );
+        return match summary.finished {
+            Finished::Drained => Ok(()),
+            Finished::Deadline { rows } => {
+                anyhow::bail!("stopped with {rows} rows not replayed (run it again)")
+            }
+        };
+    }
     let summary = super::runtime()?.block_on(replay(
         &args.data_dir.settings()?,
         clickhouse,
@@ -95,6 +126,144 @@ pub async fn replay(
     })
 }
 
+/// Delivers every record `data_dir`'s log wrote at or after `since` (unix seconds), delivered
+/// already or not, reading its segments without its lock and changing nothing in the directory
+/// but the rejects file.
+pub async fn replay_since(
+    data_dir: &DataDir,
+    since: u32,
+    clickhouse: ClickHouseConfig,
+    limits: Limits,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<Summary> {
+    let wal_dir = data_dir.wal_dir();
+    if !wal_dir.is_dir() {
+        anyhow::bail!("{} holds no write-ahead log", wal_dir.display());
+    }
+    let reader = SinceReader::open(&wal_dir, since)?;
+    let kept = inspect(&wal_dir)?;
+    if let Some(oldest) = kept.kept_since.or(kept.oldest)
+        && oldest > since
+    {
+        tracing::warn!(
+            since = %format_time(since),
+            oldest = %format_time(oldest),
+            "the log keeps nothing older than its oldest record: callbacks acknowledged before it cannot be replayed from here"
+        );
+    }
+    let metrics = Metrics::new();
+    let store = ClickHouseStore::new(clickhouse)?;
+    store.probe_at_start().await?;
+    let shutdown = Shutdown::new();
+    let deliverer = data_dir.deliverer(store, metrics.clone());
+    let started = Instant::now();
+    let total = kept.kept_records + kept.pending_records;
+    let run = batcher::run(reader, limits, deliverer, shutdown.clone(), metrics.clone());
+    let progress = progress(&metrics, total, started);
+    tokio::pin!(run, stop);
+    let finished = tokio::select! {
+        f = &mut run => f,
+        () = progress => unreachable!("progress never ends"),
+        () = &mut stop => {
+            shutdown.begin(Duration::ZERO);
+            run.await
+        }
+    };
+    if std::io::stderr().is_terminal() {
+        eprintln!();
+    }
+    Ok(Summary {
+        rows_written: metrics.rows_written.get(),
+        rows_rejected: metrics.rows_rejected.total(),
+        batches: metrics.flushes.total(),
+        elapsed: started.elapsed(),
+        finished,
+    })
+}
+
+/// `--since`: an RFC 3339 time (`2026-12-06T04:00:00Z`, `…+02:00`) or a duration back from `now`
+/// (`30m`, `26h`), as unix seconds.
+pub fn parse_since(s: &str, now: u32) -> anyhow::Result<u32> {
+    let s = s.trim();
+    if s.contains('T') || s.contains('t') || s.contains('-') && s.len() >= 10 {
+        return parse_rfc3339(s).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--since `{s}`: not an RFC 3339 time (like 2026-12-06T04:00:00Z) nor a duration (like 30m)"
+            )
+        });
+    }
+    let back = crate::settings::parse_duration(s).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+    Ok(now.saturating_sub(back.as_secs().min(u32::MAX as u64) as u32))
+}
+
+/// Unix seconds of an RFC 3339 time (fractions of a second are dropped).
+fn parse_rfc3339(s: &str) -> Option<u32> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut i = 19;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        while b.get(i).is_some_and(|c| c.is_ascii_digit()) {
+            i += 1;
+        }
+    }
+    let offset = match b.get(i)? {
+        b'Z' | b'z' if i + 1 == b.len() => 0,
+        sign @ (b'+' | b'-') if i + 6 == b.len() && b[i + 3] == b':' => {
+            let o = num(i + 1..i + 3)? * 3600 + num(i + 4..i + 6)? * 60;
+            if *sign == b'+' { o } else { -o }
+        }
+        _ => return None,
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let t = days * 86_400 + h * 3600 + mi * 60 + sec - offset;
+    u32::try_from(t).ok()
+}
+
+/// A unix time as RFC 3339 (UTC).
+pub fn format_time(t: u32) -> String {
+    let t = i64::from(t);
+    let (days, rem) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
 /// Prints `rows delivered / pending` every half second (a bar on a terminal).
 async fn progress(metrics: &Metrics, total: u64, started: Instant) {
     let tty = std::io::stderr().is_terminal();
@@ -119,6 +288,41 @@ async fn progress(metrics: &Metrics, total: u64, started: Instant) {
             let _ = std::io::stderr().flush();
         } else {
             eprintln!("{line}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_an_rfc3339_time_or_a_duration_back() {
+        assert_eq!(
+            parse_since("2026-12-06T04:00:00Z", 0).unwrap(),
+            1_796_529_600
+        );
+        assert_eq!(
+            parse_since("2026-12-06T06:00:00+02:00", 0).unwrap(),
+            1_796_529_600
+        );
+        assert_eq!(
+            parse_since("2026-12-06T04:00:00.250Z", 0).unwrap(),
+            1_796_529_600
+        );
+        assert_eq!(format_time(1_796_529_600), "2026-12-06T04:00:00Z");
+        assert_eq!(parse_since("30m", 10_000).unwrap(), 10_000 - 1800);
+        assert_eq!(
+            parse_since("26h", 1_000_000).unwrap(),
+            1_000_000 - 26 * 3600
+        );
+        for bad in [
+            "2026-12-06",
+            "2026-13-06T04:00:00Z",
+            "yesterday",
+            "2026-12-06T04:00:00",
+        ] {
+            assert!(parse_since(bad, 0).is_err(), "{bad}");
         }
     }
 }

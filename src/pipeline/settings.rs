@@ -40,6 +40,12 @@ pub struct DataDirArgs {
     /// and an eighth of it (at most 512 MiB) kept for the rejects file.
     #[arg(long, env = "ADJUST_SINK_DISK_BUDGET", default_value = "4GiB")]
     pub disk_budget: String,
+
+    /// Keep delivered write-ahead log segments this long (e.g. `1h`, `26h`; `0s`: delete at
+    /// once), for `replay --since` after ClickHouse lost acknowledged rows. Kept segments use
+    /// the disk budget only while new callbacks do not need it: the oldest go first.
+    #[arg(long, env = "ADJUST_SINK_KEEP_DELIVERED", default_value = "1h")]
+    pub keep_delivered: String,
 }
 
 /// The in-memory side of the queue (`serve`).
@@ -101,6 +107,8 @@ pub struct DeliveryArgs {
 pub struct DataDir {
     pub path: PathBuf,
     pub disk_budget: u64,
+    /// How long delivered log segments are kept.
+    pub keep_delivered: Duration,
 }
 
 impl DataDirArgs {
@@ -112,6 +120,7 @@ impl DataDirArgs {
         Ok(DataDir {
             path: self.data_dir.clone(),
             disk_budget,
+            keep_delivered: parse_duration(&self.keep_delivered)?,
         })
     }
 }
@@ -130,6 +139,7 @@ impl DataDir {
             segment_bytes: SEGMENT_BYTES,
             disk_budget: self.disk_budget - share_of_budget(self.disk_budget),
             max_pending_bytes,
+            keep_delivered: self.keep_delivered,
         }
     }
 

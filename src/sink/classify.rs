@@ -60,11 +60,16 @@ const TRANSIENT_CODES: &[u32] = &[
     242, // TABLE_IS_READ_ONLY
     252, // TOO_MANY_PARTS
     279, // ALL_CONNECTION_TRIES_FAILED (a whole shard of a cluster down)
-    285, // TOO_FEW_LIVE_REPLICAS
-    319, // UNKNOWN_STATUS_OF_INSERT
+    225, // NO_ZOOKEEPER (a replicated table without its coordination)
+    285, // TOO_FEW_LIVE_REPLICAS (insert_quorum: a replica of the shard is down)
+    286, // UNSATISFIED_QUORUM_FOR_PREVIOUS_WRITE (an earlier quorum insert not yet replicated)
+    289, // REPLICA_IS_NOT_IN_QUORUM
+    319, // UNKNOWN_STATUS_OF_INSERT (quorum timeout: the block may be written; retried with
+    //      the same rows, which block deduplication and callback_id make harmless)
     425, // SYSTEM_ERROR
     497, // ACCESS_DENIED
     516, // AUTHENTICATION_FAILED
+    999, // KEEPER_EXCEPTION (ZooKeeper session lost, …)
 ];
 
 /// ClickHouse error codes of a user who may not run the statement (no DDL rights, read-only).
@@ -162,6 +167,11 @@ mod tests {
         for message in [
             "Code: 279, e.displayText() = DB::NetException: All connection tries failed. Log: \n\nCode: 210, e.displayText() = DB::NetException: Connection refused (127.0.0.1:18231)",
             "Code: 159, e.displayText() = DB::Exception: Watching task /clickhouse/task_queue/ddl/query-0000000020 is executing longer than distributed_ddl_task_timeout (=5) seconds.",
+            // insert_quorum: a replica down, the quorum not reached in time, an earlier quorum
+            // insert still replicating.
+            "Code: 285, e.displayText() = DB::Exception: Number of alive replicas (1) is less than requested quorum (2).",
+            "Code: 319, e.displayText() = DB::Exception: Unknown status, client must retry. Reason: Timeout while waiting for quorum",
+            "Code: 286, e.displayText() = DB::Exception: Quorum for previous write has not been satisfied yet.",
         ] {
             let code = code_of(message).unwrap();
             assert_eq!(classify_code(code), ErrorClass::Transient, "{message}");

@@ -184,6 +184,11 @@ impl Appender {
     }
 
     fn write_group(&mut self, buf: &[u8]) -> io::Result<()> {
+        if self.shared.kept_in_the_way(buf.len() as u64)
+            && let Err(e) = self.shared.trim_kept(buf.len() as u64)
+        {
+            tracing::warn!(error = %e, "write-ahead log: could not delete kept segments");
+        }
         if self.offset > 0 && self.offset + buf.len() as u64 > self.shared.config.segment_bytes {
             self.rotate()?;
         }

@@ -26,6 +26,11 @@ pub struct Inspection {
     pub damaged_bytes: u64,
     /// Size of the quarantine file.
     pub quarantined_bytes: u64,
+    /// Delivered records still kept (`--keep-delivered`, for `replay --since`), their bytes, and
+    /// the time of the oldest: `replay --since` reaches back to it.
+    pub kept_records: u64,
+    pub kept_bytes: u64,
+    pub kept_since: Option<u32>,
 }
 
 /// Inspects the log in `dir` (an empty result when there is none).
@@ -44,15 +49,28 @@ pub fn inspect(dir: &Path) -> io::Result<Inspection> {
         });
     out.inflight = read_pair(&dir.join("inflight"))?.filter(|(start, _)| *start == out.ack);
     out.quarantined_bytes = fs::metadata(dir.join("quarantine")).map_or(0, |m| m.len());
-    for id in ids.into_iter().filter(|&id| id >= out.ack.segment) {
-        let buf = fs::read(segment_path(dir, id))?;
-        let mut pos = if id == out.ack.segment {
-            out.ack.offset as usize
-        } else {
-            0
+    for id in ids {
+        let buf = match fs::read(segment_path(dir, id)) {
+            Ok(b) => b,
+            // Deleted meanwhile by the running sink (a kept segment whose time ran out).
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
         };
+        let mut pos = 0;
         while pos < buf.len() {
+            let delivered = Position {
+                segment: id,
+                offset: pos as u64,
+            } < out.ack;
             match record::parse(&buf[pos..]) {
+                Parsed::Record {
+                    written_at, size, ..
+                } if delivered => {
+                    out.kept_records += 1;
+                    out.kept_bytes += size as u64;
+                    out.kept_since = Some(out.kept_since.map_or(written_at, |o| o.min(written_at)));
+                    pos += size;
+                }
                 Parsed::Record {
                     written_at, size, ..
                 } => {
@@ -90,6 +108,7 @@ mod tests {
             segment_bytes: 1 << 20,
             disk_budget: 1 << 30,
             max_pending_bytes: 1 << 20,
+            keep_delivered: Duration::ZERO,
         };
         let (wal, mut reader, _) = Wal::open(config.clone(), Metrics::new()).unwrap();
         for i in 0..10u8 {

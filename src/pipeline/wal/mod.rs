@@ -12,7 +12,9 @@
 //! `reader` (batches, quarantine, trimming), `recovery` (torn tails), [`record`] (framing),
 //! [`inspect`] (`check`).
 //! - `ack` (atomically replaced) holds the position up to which ClickHouse acknowledged; segments
-//!   wholly before it are deleted. `inflight` holds the range of the batch being inserted, so that
+//!   wholly before it are kept for `keep_delivered` (for `replay --since`), then deleted; kept
+//!   segments never count against the budget of new callbacks: when the disk is needed, the
+//!   oldest go first. `inflight` holds the range of the batch being inserted, so that
 //!   after a crash the same rows are re-sent as the same batch with the same deduplication token.
 //! - At start-up a torn tail (damage at the end of the last segment, with no valid record after
 //!   it) is truncated and counted. Damage in the middle is moved to `quarantine` by the reader and
@@ -24,6 +26,7 @@ mod positions;
 mod reader;
 pub mod record;
 mod recovery;
+pub mod since;
 
 use std::fs::{self, File, OpenOptions};
 use std::future::Future;
@@ -53,6 +56,8 @@ pub struct WalConfig {
     pub disk_budget: u64,
     /// Bytes waiting for the appender past which appends are refused (bounds memory).
     pub max_pending_bytes: u64,
+    /// Delivered segments are kept this long after their last record (zero: deleted at once).
+    pub keep_delivered: std::time::Duration,
 }
 
 /// State shared by the ingest handle, the appender and the reader.
@@ -69,6 +74,12 @@ struct Shared {
     closed: AtomicBool,
     /// See [`positions::log_id`]; part of every batch's deduplication token.
     log_id: u64,
+    /// Segments before this one are wholly acknowledged (kept or deleted).
+    acked_segment: AtomicU64,
+    /// The lowest segment id that may still be on disk.
+    first_segment: AtomicU64,
+    /// Held while kept segments are deleted (by the reader or the appender).
+    trimming: Mutex<()>,
     config: WalConfig,
     metrics: Metrics,
     /// Held for the log's lifetime: one process per log.
@@ -90,6 +101,66 @@ impl Shared {
     fn add_disk_bytes(&self, v: u64) {
         self.disk_bytes.fetch_add(v, Ordering::Relaxed);
         self.publish();
+    }
+
+    /// Whether the disk in use plus `need` bytes exceeds the budget while kept segments hold
+    /// some of it.
+    fn kept_in_the_way(&self, need: u64) -> bool {
+        self.first_segment.load(Ordering::Acquire) < self.acked_segment.load(Ordering::Acquire)
+            && self.disk_bytes.load(Ordering::Relaxed)
+                + self.reserved_bytes.load(Ordering::Relaxed)
+                + self.pending_bytes.load(Ordering::Relaxed)
+                + need
+                > self.config.disk_budget
+    }
+
+    /// Deletes delivered segments: those whose last write is older than `keep_delivered`, and
+    /// the oldest others while the disk in use plus `need` exceeds the budget (kept data never
+    /// takes the room of a new callback).
+    fn trim_kept(&self, need: u64) -> io::Result<()> {
+        let _guard = self.trimming.lock().unwrap_or_else(|e| e.into_inner());
+        let acked = self.acked_segment.load(Ordering::Acquire);
+        let dir = &self.config.dir;
+        let keep = self.config.keep_delivered;
+        let cutoff = std::time::SystemTime::now().checked_sub(keep);
+        let mut freed = 0;
+        for id in list_segments(dir)?.into_iter().filter(|&id| id < acked) {
+            let path = segment_path(dir, id);
+            let meta = match fs::metadata(&path) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let expired = keep.is_zero()
+                || match (meta.modified(), cutoff) {
+                    (Ok(m), Some(c)) => m < c,
+                    _ => false,
+                };
+            let over = self
+                .disk_bytes
+                .load(Ordering::Relaxed)
+                .saturating_sub(freed)
+                + self.reserved_bytes.load(Ordering::Relaxed)
+                + self.pending_bytes.load(Ordering::Relaxed)
+                + need
+                > self.config.disk_budget;
+            if !expired && !over {
+                self.first_segment.store(id, Ordering::Release);
+                break;
+            }
+            fs::remove_file(&path)?;
+            freed += meta.len();
+            self.first_segment.store(id + 1, Ordering::Release);
+            if !expired {
+                self.metrics.wal_kept_evicted.inc();
+            }
+        }
+        if freed > 0 {
+            self.disk_bytes.fetch_sub(freed, Ordering::Relaxed);
+            self.acked_bytes.fetch_sub(freed, Ordering::Relaxed);
+        }
+        self.publish();
+        Ok(())
     }
 }
 
@@ -131,14 +202,7 @@ impl Wal {
         let ack_path = config.dir.join("ack");
         let ack = read_position(&ack_path)?;
         let inflight_pair = read_pair(&config.dir.join("inflight"))?;
-        let mut ids = list_segments(&config.dir)?;
-        // Segments wholly acknowledged are gone for good.
-        if let Some(ack) = ack {
-            for id in ids.iter().filter(|&&id| id < ack.segment) {
-                fs::remove_file(segment_path(&config.dir, *id))?;
-            }
-            ids.retain(|&id| id >= ack.segment);
-        }
+        let ids = list_segments(&config.dir)?;
         let torn_bytes = match ids.last() {
             Some(&last) => recovery::truncate_torn_tail(&segment_path(&config.dir, last))?,
             None => 0,
@@ -150,7 +214,16 @@ impl Wal {
         let first = ids.first().copied().unwrap_or(1);
         let ack = match ack {
             Some(a) if ids.contains(&a.segment) => a,
-            _ => Position {
+            // Its segment is gone: resume at the first segment after it.
+            Some(a) => Position {
+                segment: ids
+                    .iter()
+                    .copied()
+                    .find(|&id| id > a.segment)
+                    .unwrap_or(a.segment + 1),
+                offset: 0,
+            },
+            None => Position {
                 segment: first,
                 offset: 0,
             },
@@ -168,24 +241,33 @@ impl Wal {
             .open(segment_path(&config.dir, active))?;
         File::open(&config.dir)?.sync_all()?;
         let mut disk = 0;
+        let mut kept = 0;
         for id in &ids {
-            disk += fs::metadata(segment_path(&config.dir, *id))?.len();
+            let len = fs::metadata(segment_path(&config.dir, *id))?.len();
+            disk += len;
+            if *id < ack.segment {
+                kept += len;
+            }
         }
         metrics.spool_budget_bytes.set(config.disk_budget as i64);
         metrics.queue_capacity_bytes.set(config.disk_budget as i64);
         metrics.queue_capacity_rows.set(0);
         let shared = Arc::new(Shared {
             disk_bytes: AtomicU64::new(disk),
-            acked_bytes: AtomicU64::new(ack.offset),
+            acked_bytes: AtomicU64::new(ack.offset + kept),
             pending_bytes: AtomicU64::new(0),
             reserved_bytes: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             log_id,
+            acked_segment: AtomicU64::new(ack.segment),
+            first_segment: AtomicU64::new(first),
+            trimming: Mutex::new(()),
             config: config.clone(),
             metrics: metrics.clone(),
             _lock: lock,
         });
-        shared.publish();
+        // Delivered segments past their window (or beyond the budget) go now.
+        shared.trim_kept(0)?;
         let durable_start = Position {
             segment: active,
             offset: 0,
@@ -220,7 +302,7 @@ impl Wal {
             ack,
             inflight,
             torn_bytes,
-            segments: ids.len(),
+            segments: ids.iter().filter(|&&id| id >= ack.segment).count(),
         };
         Ok((
             Wal {

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::watch;
 
-use super::positions::{Position, list_segments, segment_path, write_ack, write_inflight};
+use super::positions::{Position, segment_path, write_ack, write_inflight};
 use super::{Shared, record};
 use crate::metrics::WalDamage;
 use crate::pipeline::queue::Consumer;
@@ -223,20 +223,11 @@ impl LogReader {
         self.shared
             .acked_bytes
             .fetch_add(newly_acked, Ordering::Relaxed);
-        let mut freed = 0;
-        for id in list_segments(&dir)?
-            .into_iter()
-            .filter(|&id| id < upto.segment)
-        {
-            let path = segment_path(&dir, id);
-            freed += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            fs::remove_file(path)?;
-        }
-        if freed > 0 {
-            self.shared.disk_bytes.fetch_sub(freed, Ordering::Relaxed);
-            self.shared.acked_bytes.fetch_sub(freed, Ordering::Relaxed);
-        }
-        self.shared.publish();
+        self.shared
+            .acked_segment
+            .fetch_max(upto.segment, Ordering::AcqRel);
+        // Delivered segments stay for `keep_delivered` (or until the budget needs them).
+        self.shared.trim_kept(0)?;
         Ok(())
     }
 

@@ -10,6 +10,7 @@ fn config(dir: &Path) -> WalConfig {
         segment_bytes: 1 << 20,
         disk_budget: 1 << 30,
         max_pending_bytes: 1 << 26,
+        keep_delivered: Duration::ZERO,
     }
 }
 
@@ -291,4 +292,55 @@ async fn a_budget_of_few_segments_prepares_none() {
     assert!(list_segments(dir.path()).unwrap().len() >= 3);
     assert!(!dir.path().join(appender::PREPARED).exists());
     assert_eq!(wal.usage().capacity_bytes, cfg.disk_budget);
+}
+
+#[tokio::test]
+async fn delivered_segments_are_kept_and_give_way_to_new_callbacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.keep_delivered = Duration::from_secs(3600);
+    cfg.disk_budget = 8 << 20; // segments of 1 MiB: eight of them
+    let metrics = Metrics::new();
+    let (wal, mut reader, _) = Wal::open(cfg.clone(), metrics.clone()).unwrap();
+    // Fill most of the budget, deliver it all: the segments stay (kept for replay --since).
+    append_all(&wal, (0..600u32).map(|_| vec![7u8; 10_000])).await;
+    let mut b = Batch::default();
+    reader.fill(&mut b, &limits(1 << 20)).unwrap();
+    reader.ack_upto(b.log.unwrap().end).unwrap();
+    let kept = list_segments(dir.path()).unwrap().len();
+    assert!(kept >= 5, "segments: {kept}");
+    assert_eq!(
+        crate::pipeline::wal::inspect::inspect(dir.path())
+            .unwrap()
+            .kept_records,
+        600
+    );
+    // Kept data never refuses a callback: as new rows need the disk, the oldest kept go.
+    append_all(&wal, (0..600u32).map(|_| vec![8u8; 10_000])).await;
+    let ids = list_segments(dir.path()).unwrap();
+    let disk: u64 = ids
+        .iter()
+        .map(|&id| {
+            std::fs::metadata(segment_path(dir.path(), id))
+                .unwrap()
+                .len()
+        })
+        .sum();
+    assert!(disk <= cfg.disk_budget, "disk {disk} over the budget");
+    assert!(metrics.wal_kept_evicted.get() > 0);
+    let seen = crate::pipeline::wal::inspect::inspect(dir.path()).unwrap();
+    assert_eq!(seen.pending_records, 600);
+    assert!(seen.kept_records < 600);
+    // Restarting keeps what is kept, and with keep 0 it goes.
+    wal.close();
+    drop((wal, reader));
+    let (wal, reader, _) = Wal::open(cfg.clone(), Metrics::new()).unwrap();
+    wal.close();
+    drop((wal, reader));
+    assert_eq!(list_segments(dir.path()).unwrap().first(), ids.first());
+    cfg.keep_delivered = Duration::ZERO;
+    let (wal, _reader, _) = Wal::open(cfg, Metrics::new()).unwrap();
+    let after = list_segments(dir.path()).unwrap();
+    assert!(after.first() > ids.first(), "{after:?}");
+    drop(wal);
 }
