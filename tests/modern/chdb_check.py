@@ -154,6 +154,15 @@ def main():
     counts["token_final"] = count(final=True)
     out["counts"] = counts
 
+    # Each rollup against the exact answer (FINAL over the callbacks), after all the copies above.
+    out["rollups"] = {
+        name: [
+            run(f"rollup {name}", rollup, "TabSeparated").bytes().decode("utf-8", "replace"),
+            run(f"exact answer for {name}", exact, "TabSeparated").bytes().decode("utf-8", "replace"),
+        ]
+        for name, (rollup, exact) in check.get("rollups", {}).items()
+    }
+
     # The pinned settings as the engine applies them to an INSERT: DEFAULT expressions are
     # evaluated while the row is inserted, in the INSERT's settings.
     if insert_settings:

@@ -461,6 +461,7 @@ fn modern_engine_check() {
         "token": TOKEN,
         "probes": probes,
         "insert_settings": insert_settings(Profile::Modern),
+        "rollups": rollup_checks(&target),
     });
     std::fs::write(dir.path().join("check.json"), check.to_string()).unwrap();
 
@@ -718,6 +719,22 @@ fn modern_engine_check() {
     );
     assert_eq!(count("token_final"), n);
 
+    // The rollups count each activity once, whatever was inserted how often above.
+    for r in adjust_sink::clickhouse::schema::views::ROLLUPS {
+        let pair = &result["rollups"][r.table];
+        let (rollup, exact) = (pair[0].as_str().unwrap(), pair[1].as_str().unwrap());
+        assert_eq!(
+            rollup, exact,
+            "{} against the callbacks with FINAL",
+            r.table
+        );
+    }
+    let installs = &result["rollups"]["installs_daily"][0];
+    assert!(
+        !installs.as_str().unwrap_or_default().is_empty(),
+        "the samples hold installs"
+    );
+
     // Every insert above carried the settings the sink pins on modern servers; here they are
     // as the engine applied them to an INSERT (read by DEFAULT expressions during the insert).
     let applied = &result["insert_settings"];
@@ -737,4 +754,45 @@ fn modern_engine_check() {
         applied["default"]["async_insert"], applied["pinned"]["async_insert"],
         "{applied}"
     );
+}
+
+/// Per rollup, its `SELECT` and the exact answer from the callbacks table with `FINAL`, both per
+/// day and key, sums rounded alike.
+fn rollup_checks(target: &Target) -> serde_json::Map<String, Json> {
+    use adjust_sink::clickhouse::schema::views::ROLLUPS;
+    let mut out = serde_json::Map::new();
+    for r in ROLLUPS {
+        let keys: Vec<&str> = r.key_columns().iter().map(|c| c.name).collect();
+        let keys = keys.join(", ");
+        let (mut sums, mut exact) = (Vec::new(), Vec::new());
+        for m in r.sums {
+            match m.value {
+                None => {
+                    sums.push(m.name.to_string());
+                    exact.push("count()".to_string());
+                }
+                Some(v) => {
+                    sums.push(format!("round({}, 6)", m.name));
+                    exact.push(format!("round(sum({v}), 6)"));
+                }
+            }
+        }
+        let kinds: Vec<String> = r.kinds().iter().map(|k| format!("'{k}'")).collect();
+        let rollup = format!(
+            "SELECT {keys}, {} FROM {}.{} ORDER BY {keys}",
+            sums.join(", "),
+            target.database,
+            r.table
+        );
+        let exact = format!(
+            "SELECT event_date AS day, {}, {} FROM {} FINAL \
+             WHERE activity_kind IN ({}) AND environment != 'sandbox' GROUP BY {keys} ORDER BY {keys}",
+            keys.trim_start_matches("day, "),
+            exact.join(", "),
+            target.table(),
+            kinds.join(", ")
+        );
+        out.insert(r.table.to_string(), json!([rollup, exact]));
+    }
+    out
 }
