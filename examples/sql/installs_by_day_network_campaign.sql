@@ -5,9 +5,9 @@
 -- Reads:   adjust.installs (activity_kind = 'install', with FINAL: an install Adjust sent twice, to
 --          the global and to the install callback URL or again on a retry, counts once).
 --          `day` is the UTC day of `created_at`. Organic installs have network_name 'Organic'.
---          Sandbox installs are left out. For a rough but cheap answer over long ranges, read the
---          rollup instead: SELECT day, network_name, campaign_name, sum(installs)
---          FROM adjust.installs_daily GROUP BY … (it counts duplicates; see docs/views.md).
+--          Sandbox installs are left out. For the same answer cheaper over long ranges, read the
+--          rollup instead: SELECT day, network_name, campaign_name, count() AS installs
+--          FROM adjust.installs_daily_activities FINAL WHERE day >= … GROUP BY … (docs/views.md).
 -- Run:     clickhouse-client --multiquery < examples/sql/installs_by_day_network_campaign.sql
 --          curl -sS 'http://127.0.0.1:8123/' --data-binary @examples/sql/installs_by_day_network_campaign.sql
 --          Another database: sed 's/adjust\./mydb./g' <file> | clickhouse-client --multiquery

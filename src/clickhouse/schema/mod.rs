@@ -10,7 +10,7 @@
 //!   ending on `callback_id` is what makes duplicates collapse.
 //!
 //! Beside the table, [`views`] defines what analysts read: per-activity views (exact, `FINAL`) and
-//! daily rollups fed by materialized views (approximate under duplicates).
+//! daily rollups fed by materialized views (each activity once, as the views).
 //! [`erasure`] defines `<table>_erasures`, the view that records erasure requests, and the SQL of
 //! erasure and retention.
 //!

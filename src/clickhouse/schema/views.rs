@@ -13,17 +13,20 @@
 //!   servers; on 18.16, which has neither that nor `EXCHANGE`, the new definition is created
 //!   under a temporary name and swapped in with one `RENAME` (queries never find the view
 //!   missing).
-//! - **Daily rollups** (`<db>.installs_daily`, `<db>.revenue_daily`, `<db>.rejects_daily`):
-//!   `SummingMergeTree` tables fed by `<rollup>_mv` materialized views, sandbox traffic left out. A
-//!   materialized view sees every inserted block, duplicates included (`FINAL` cannot apply to an
-//!   insert), so the rollups count each *received* callback and are approximate when Adjust
-//!   delivers an activity twice; the per-activity views are exact. On modern servers a batch the
-//!   sink re-sends with the same dedup token is skipped in the rollups as in the table; 18.16 has
-//!   no tokens, so there a re-sent batch is counted again. Materialized views are created once
-//!   (`IF NOT EXISTS`) and never dropped by `migrate`: dropping one loses what arrives meanwhile,
-//!   so a changed definition needs a manual migration. The kinds a rollup counts derive from the
-//!   activity table (the kinds of a view, or those that report revenue); a change there changes
-//!   the definition. A rollup's key columns are placeholders, of their catalog type.
+//! - **Daily rollups** (`<db>.installs_daily`, `<db>.revenue_daily`, `<db>.rejects_daily`): each
+//!   counts every activity once, as the views do. A materialized view sees every inserted block,
+//!   duplicates included (`FINAL` cannot apply to an insert), so `<rollup>_activities_mv` writes
+//!   one narrow row per inserted callback (day, kind, `callback_id`, the dimensions, the values
+//!   to sum) into `<rollup>_activities`, a `ReplacingMergeTree` sorted by `(day, activity_kind,
+//!   callback_id)`: the copies of an activity collapse there as in the callbacks table (on a
+//!   cluster both shard by `callback_id`). The rollup is a view adding up `<rollup>_activities
+//!   FINAL` per day and key: exact at query time, merged or not. Being written by the INSERT
+//!   that lands the callbacks, a rollup is as fresh as the table; late activities and imports
+//!   land in their own day. `migrate` fills a new `<rollup>_activities` from the callbacks table
+//!   and swaps the view in for an earlier release's summed table (kept as `<rollup>_received`;
+//!   [`Rollup::fill_sql`]). The kinds a rollup counts derive from the activity table (the kinds
+//!   of a view, or those that report revenue). A rollup's key columns are placeholders, of
+//!   their catalog type.
 
 use crate::adjust::activity::{ACTIVITIES, Activity, views};
 use crate::adjust::catalog::{self, Ty};
@@ -530,9 +533,10 @@ pub fn rollup_tables(profile: Profile, target: &Target) -> Vec<Statement> {
     out
 }
 
-/// The materialized views, then every per-activity view (`CREATE … IF NOT EXISTS`: `migrate`
-/// replaces a view whose marker is not current with [`replace_view`]). Both read columns of the
-/// callbacks table, so they come after its columns are up to date.
+/// Each rollup's materialized view and view, then every per-activity view (`CREATE … IF NOT
+/// EXISTS`: `migrate` replaces a view whose marker is not current with [`replace_view`], and an
+/// earlier release's rollup table by its view). They read columns of the callbacks table, so
+/// they come after its columns are up to date.
 pub fn view_statements(profile: Profile, target: &Target) -> Vec<Statement> {
     let mut out: Vec<Statement> = Vec::new();
     for r in ROLLUPS {

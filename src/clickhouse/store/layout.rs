@@ -125,11 +125,14 @@ impl ClickHouseStore {
                 ),
             ));
         }
-        // The rollups' materialized views read the old table; they are created again over the
-        // new one after the swap (their rollup tables keep every row).
+        // The rollups' materialized views read the old table (those of an earlier release
+        // too); they are created again over the new one after the swap (their tables keep
+        // every row).
         for r in schema::views::ROLLUPS {
-            let sql = format!("DROP TABLE IF EXISTS {}.{}", old.database, r.mv_name());
-            self.execute(profile, &sql).await?;
+            for mv in [r.mv_name(), r.summed_mv_name()] {
+                let sql = format!("DROP TABLE IF EXISTS {}.{mv}", old.database);
+                self.execute(profile, &sql).await?;
+            }
         }
         let sql = format!(
             "RENAME TABLE {} TO {}, {} TO {}",
