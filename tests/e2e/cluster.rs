@@ -567,3 +567,110 @@ async fn an_erasure_reaches_every_shard_and_two_sinks_run_each_round_once() {
     db.query(&format!("DROP DATABASE IF EXISTS {d} ON CLUSTER {CLUSTER}"))
         .await;
 }
+
+/// `--insert-quorum 2` on the 2×2 cluster: a replica of shard 1 is SIGKILLed mid-load and kept
+/// down past the quorum timeout. Inserts that cannot reach two replicas fail and are retried
+/// (the rows wait in the log); every acknowledged callback is in the Distributed table once after
+/// FINAL, and both replicas of each shard hold every row of their shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_quorum_two_a_replica_killed_mid_load_loses_nothing_and_inserts_are_retried() {
+    if !enabled() {
+        eprintln!("skipped: set ADJUST_SINK_TEST_CLUSTER=1 (scripts/test.sh does) to run it");
+        return;
+    }
+    cluster_sh(&["start"]);
+    let urls: Vec<String> = cluster_sh(&["urls"]).lines().map(str::to_owned).collect();
+    let db = Db::fresh_on(&urls[0], "quorum").await;
+    db.query(&format!(
+        "DROP DATABASE IF EXISTS {} ON CLUSTER {CLUSTER}",
+        db.name
+    ))
+    .await;
+    let d = db.name.clone();
+    migrate(&db);
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = base_args(&db.at(&urls[0]), dir.path());
+    args.extend(
+        [
+            "--cluster",
+            CLUSTER,
+            "--insert-quorum",
+            "2",
+            "--insert-quorum-timeout",
+            "3s",
+            "--batch-max-age",
+            "200ms",
+        ]
+        .map(str::to_string),
+    );
+    let sink = Sink::spawn(args, dir.path().to_path_buf()).await;
+    let load = tokio::spawn(blast_to(
+        reqwest::Client::new(),
+        sink.url("/adjust"),
+        5_000,
+        8,
+        "q".to_string(),
+    ));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    cluster_sh(&["kill-node", "2"]);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let retried = sink
+        .metric("adjust_sink_insert_errors_total{retriable=\"true\"}")
+        .await;
+    cluster_sh(&["start-node", "2"]);
+    let (acked, statuses) = load.await.unwrap();
+    assert!(acked.len() > 4_000, "{statuses:?}");
+    assert!(
+        retried > 0.0,
+        "no insert failed for want of a quorum while node 2 was down; log:\n{}",
+        sink.logs()
+    );
+    let t = format!("{d}.callbacks");
+    let want = acked.len() as u64;
+    let got = wait_for(
+        &db,
+        &format!("SELECT count() FROM {t} FINAL WHERE startsWith(nonce, 'q-')"),
+        want,
+        Duration::from_secs(120),
+    )
+    .await;
+    assert!(got >= want, "{got} rows after FINAL, {want} acknowledged");
+    let stored: HashSet<String> = db
+        .query(&format!("SELECT nonce FROM {t} FINAL"))
+        .await
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let missing = acked.iter().filter(|n| !stored.contains(*n)).count();
+    assert_eq!(missing, 0, "acknowledged callbacks missing");
+    assert_eq!(
+        db.number(&format!("SELECT count() FROM {t} FINAL")).await,
+        db.number(&format!("SELECT uniqExact(callback_id) FROM {t}"))
+            .await,
+        "a callback twice after FINAL"
+    );
+    // Both replicas of each shard hold their shard's rows.
+    for (a, b) in [(0, 1), (2, 3)] {
+        let count = |i: usize| {
+            let node = db.at(&urls[i]);
+            let sql = format!("SELECT count() FROM {d}.callbacks_local FINAL");
+            async move { node.number(&sql).await }
+        };
+        let first = count(a).await;
+        let other = wait_for(
+            &db.at(&urls[b]),
+            &format!("SELECT count() FROM {d}.callbacks_local FINAL"),
+            first,
+            Duration::from_secs(60),
+        )
+        .await;
+        assert_eq!(first, other, "replicas of a shard differ");
+    }
+    eprintln!(
+        "quorum 2: {} acknowledged of 5000 ({statuses:?}), {retried} inserts retried while node 2 was down",
+        acked.len()
+    );
+    drop(sink);
+    db.query(&format!("DROP DATABASE IF EXISTS {d} ON CLUSTER {CLUSTER}"))
+        .await;
+}
