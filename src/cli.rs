@@ -159,6 +159,7 @@ impl FollowArgs {
             holder: crate::commands::follow::default_holder(),
             claim_ttl: crate::settings::parse_duration(&self.follow_claim_ttl)?,
             batch_rows,
+            settle: crate::commands::follow::SETTLE,
         })
     }
 }

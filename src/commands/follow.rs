@@ -4,7 +4,7 @@
 //! `<table>_imports` does not hold as done, through import's row building, lookup and deliverer.
 //!
 //! Exactly once per file version (object key and ETag): a follower claims a version with a row in
-//! the manifest and reads the claims back; the earliest live claim wins (see
+//! the manifest and reads the claims back (after [`SETTLE`]); the earliest live claim wins (see
 //! [`crate::clickhouse::schema::imports`]). The winner renews its claim while it loads; a claim
 //! whose holder stopped expires after the claim's time to live and another follower takes the
 //! file. A file loaded again after a crash adds nothing twice: import skips the activities the
@@ -127,7 +127,13 @@ pub struct Settings {
     /// A claim not renewed for this long has expired.
     pub claim_ttl: Duration,
     pub batch_rows: usize,
+    /// How long after its claim a follower reads the claims back.
+    pub settle: Duration,
 }
+
+/// The default of [`Settings::settle`]: claims are in seconds, and an INSERT is visible well
+/// within a second.
+pub const SETTLE: Duration = Duration::from_secs(2);
 
 /// A follower's identity by default: host, process and a random part.
 pub fn default_holder() -> String {
@@ -227,8 +233,15 @@ async fn load<S: Store + Admin>(
     o: &Object,
 ) -> anyhow::Result<Option<Result<Summary, String>>> {
     let admin = to.deliverer.store();
-    let claim = imports::claim_sql(manifest, &o.key, &o.etag, o.size, &settings.holder);
+    // One claim is one holder string (renewals repeat it): a follower that claims a file again
+    // after its earlier claim expired competes with the time of its new claim.
+    let holder = format!("{}#{:08x}", settings.holder, rand::random::<u32>());
+    let claim = imports::claim_sql(manifest, &o.key, &o.etag, o.size, &holder);
     admin.execute(&claim).await.context("claiming a file")?;
+    // Claims carry seconds: wait until every claim taken in the same second as ours (by a
+    // follower that read the claims before ours was visible) is visible, so that all
+    // followers decide on the same claims.
+    tokio::time::sleep(settings.settle).await;
     let ttl = settings.claim_ttl.as_secs().max(1);
     let winner = admin
         .select(&imports::winner_sql(manifest, &o.key, &o.etag, ttl))
@@ -237,7 +250,7 @@ async fn load<S: Store + Admin>(
     let ours = winner
         .first()
         .and_then(|r| r.first())
-        .is_some_and(|h| *h == settings.holder);
+        .is_some_and(|h| *h == holder);
     if !ours {
         return Ok(None);
     }
@@ -300,7 +313,7 @@ async fn load<S: Store + Admin>(
                 key: &o.key,
                 etag: &o.etag,
                 size: o.size,
-                holder: &settings.holder,
+                holder: &holder,
                 state,
                 rows_read: s.rows_read,
                 rows_new: s.new,
