@@ -12,6 +12,8 @@
 #   ADJUST_SINK_TEST_CLICKHOUSE_URL  HTTP URL of the local ClickHouse server
 #   ADJUST_SINK_TEST_CLUSTER=1       run the cluster end-to-end test (tests/e2e/cluster.rs)
 #   ADJUST_SINK_TEST_CHDB_PYTHON     python of the virtualenv that has chDB
+#   ADJUST_SINK_TEST_S3_ENDPOINT     S3 endpoint of SeaweedFS (scripts/seaweedfs.sh), for the
+#                                    export follower's tests (tests/e2e/exports.rs)
 # The cluster uses the ports of deploy/local/cluster.sh (base ADJUST_SINK_CLUSTER_BASE_PORT,
 # default 18200: 18200-18242), apart from the single server's 18123 and 19000.
 # The local ClickHouse server and cluster are stopped at the end only if this script started
@@ -78,6 +80,7 @@ scripts/check-kubernetes.sh
 step "local ClickHouse server"
 started_clickhouse=0
 started_cluster=0
+started_seaweedfs=0
 if ! deploy/local/clickhouse.sh status >/dev/null 2>&1; then
     started_clickhouse=1
 fi
@@ -86,6 +89,11 @@ cleanup() {
         started_clickhouse=0
         echo "==> stopping the local ClickHouse server"
         deploy/local/clickhouse.sh stop || true
+    fi
+    if [ "$started_seaweedfs" = 1 ]; then
+        started_seaweedfs=0
+        echo "==> stopping SeaweedFS"
+        scripts/seaweedfs.sh stop || true
     fi
     if [ "$started_cluster" = 1 ]; then
         started_cluster=0
@@ -117,6 +125,14 @@ ADJUST_SINK_TEST_CHDB_PYTHON="$(scripts/chdb-venv.sh)"
 export ADJUST_SINK_TEST_CHDB_PYTHON
 echo "ADJUST_SINK_TEST_CHDB_PYTHON=$ADJUST_SINK_TEST_CHDB_PYTHON"
 
+step "SeaweedFS (S3-compatible store, scripts/seaweedfs.sh)"
+if ! scripts/seaweedfs.sh status >/dev/null 2>&1; then
+    started_seaweedfs=1
+fi
+ADJUST_SINK_TEST_S3_ENDPOINT="$(scripts/seaweedfs.sh start)"
+export ADJUST_SINK_TEST_S3_ENDPOINT
+echo "ADJUST_SINK_TEST_S3_ENDPOINT=$ADJUST_SINK_TEST_S3_ENDPOINT"
+
 mkdir -p target
 test_log="target/test-output.log"
 : >"$test_log"
@@ -146,5 +162,5 @@ read -r passed failed ignored < <(awk '
 cleanup
 trap - EXIT
 
-echo "==> all checks passed: fmt, clippy, deploy kit, Kubernetes manifests, cluster smoke test, tests (ClickHouse $ADJUST_SINK_TEST_CLICKHOUSE_URL, local cluster, chDB)"
+echo "==> all checks passed: fmt, clippy, deploy kit, Kubernetes manifests, cluster smoke test, tests (ClickHouse $ADJUST_SINK_TEST_CLICKHOUSE_URL, local cluster, chDB, SeaweedFS)"
 echo "tests: $passed passed, $failed failed, $ignored skipped"
