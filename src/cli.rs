@@ -183,6 +183,22 @@ pub struct ReconcileArgs {
     /// `table` (aligned, with a total line) or `json` (one array of objects)
     #[arg(long, value_enum, default_value = "table")]
     pub format: ReportFormat,
+
+    /// `day` (by event_date and activity kind) or `hour` (by the hour of created_at, app and
+    /// activity kind: the completeness of each hourly export)
+    #[arg(long, value_enum, default_value = "day")]
+    pub by: ReconcileBy,
+
+    /// Only this app (app token; repeatable)
+    #[arg(long, value_name = "TOKEN")]
+    pub app: Vec<String>,
+}
+
+/// What `reconcile` groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReconcileBy {
+    Day,
+    Hour,
 }
 
 #[derive(Debug, Args)]

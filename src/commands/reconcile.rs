@@ -1,9 +1,11 @@
 //! `adjust-sink reconcile`: per day and activity kind, how many activities reached the sink as
-//! callbacks and how many only an export had (`import`).
+//! callbacks and how many only an export had (`import`); with `--by hour`, per hour of
+//! `created_at`, app and activity kind (`--app` keeps some apps): how complete the callbacks of
+//! each hourly export were.
 
 use anyhow::Context;
 
-use crate::cli::{ReconcileArgs, ReportFormat};
+use crate::cli::{ReconcileArgs, ReconcileBy, ReportFormat};
 use crate::clickhouse::store::ClickHouseStore;
 use crate::row::INGEST_IMPORT;
 
@@ -12,7 +14,12 @@ pub fn command(args: &ReconcileArgs) -> anyhow::Result<()> {
         .clickhouse
         .config(false, std::time::Duration::from_secs(60))?;
     let store = ClickHouseStore::new(config)?;
-    let rows = super::runtime()?.block_on(reconcile(&store, args.since.as_deref()))?;
+    let rows = super::runtime()?.block_on(reconcile_by(
+        &store,
+        args.since.as_deref(),
+        args.by,
+        &args.app,
+    ))?;
     match args.format {
         ReportFormat::Table => print!("{}", render_table(&rows)),
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
@@ -23,7 +30,11 @@ pub fn command(args: &ReconcileArgs) -> anyhow::Result<()> {
 /// One line of `reconcile`: a day and activity kind.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Reconciled {
+    /// The day (`YYYY-MM-DD`), or with `--by hour` the hour (`YYYY-MM-DD HH:00:00`).
     pub day: String,
+    /// With `--by hour`: the app.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_token: Option<String>,
     pub activity_kind: String,
     /// Activities that reached the sink as callbacks.
     pub from_callbacks: u64,
@@ -48,24 +59,66 @@ pub fn reconcile_sql(table: &str, since: Option<&str>) -> String {
     )
 }
 
-/// Runs the reconciliation.
+/// The `reconcile --by hour` query: per hour of `created_at`, app and activity kind (`apps`, when
+/// given, keeps only those).
+pub fn reconcile_hourly_sql(table: &str, since: Option<&str>, apps: &[String]) -> String {
+    let mut filters = Vec::new();
+    if let Some(d) = since {
+        filters.push(format!("event_date >= toDate('{}')", d.replace('\'', "")));
+    }
+    if !apps.is_empty() {
+        filters.push(format!(
+            "app_token IN ({})",
+            crate::clickhouse::types::quote_list(apps)
+        ));
+    }
+    let filter = if filters.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", filters.join(" AND "))
+    };
+    format!(
+        "SELECT ifNull(toString(toStartOfHour(created_at)), 'unknown') AS hour, activity_kind, \
+         uniqExactIf(callback_id, ingest_source != '{INGEST_IMPORT}'), \
+         uniqExactIf(callback_id, ingest_source = '{INGEST_IMPORT}'), toString(app_token) AS app \
+         FROM {table} FINAL{filter} GROUP BY hour, app, activity_kind \
+         ORDER BY hour, app, activity_kind"
+    )
+}
+
+/// Runs the reconciliation by day.
 pub async fn reconcile(
     store: &ClickHouseStore,
     since: Option<&str>,
 ) -> anyhow::Result<Vec<Reconciled>> {
+    reconcile_by(store, since, ReconcileBy::Day, &[]).await
+}
+
+/// Runs the reconciliation by day, or by hour and app.
+pub async fn reconcile_by(
+    store: &ClickHouseStore,
+    since: Option<&str>,
+    by: ReconcileBy,
+    apps: &[String],
+) -> anyhow::Result<Vec<Reconciled>> {
     if let Some(d) = since {
         check_date(d)?;
     }
-    let sql = reconcile_sql(&store.config().target.table(), since);
+    let table = store.config().target.table();
+    let sql = match by {
+        ReconcileBy::Day => reconcile_sql(&table, since),
+        ReconcileBy::Hour => reconcile_hourly_sql(&table, since, apps),
+    };
     let rows = store.select(&sql).await.context("reconciling")?;
     Ok(rows
         .into_iter()
-        .filter(|r| r.len() == 4)
+        .filter(|r| r.len() >= 4)
         .map(|r| {
             let from_callbacks = r[2].parse().unwrap_or(0);
             let only_export = r[3].parse().unwrap_or(0);
             Reconciled {
                 day: r[0].clone(),
+                app_token: r.get(4).cloned(),
                 activity_kind: r[1].clone(),
                 from_callbacks,
                 only_export,
@@ -99,27 +152,55 @@ pub fn completeness(from_callbacks: u64, only_export: u64) -> f64 {
 
 /// The reconciliation as an aligned table, with a total line.
 pub fn render_table(rows: &[Reconciled]) -> String {
-    let mut out = format!(
-        "{:<10}  {:<24}  {:>14}  {:>11}  {:>12}\n",
-        "day", "activity_kind", "from_callbacks", "only_export", "completeness"
-    );
+    let hourly = rows.iter().any(|r| r.app_token.is_some());
+    let mut out = if hourly {
+        format!(
+            "{:<19}  {:<16}  {:<24}  {:>14}  {:>11}  {:>12}\n",
+            "hour", "app_token", "activity_kind", "from_callbacks", "only_export", "completeness"
+        )
+    } else {
+        format!(
+            "{:<10}  {:<24}  {:>14}  {:>11}  {:>12}\n",
+            "day", "activity_kind", "from_callbacks", "only_export", "completeness"
+        )
+    };
     for r in rows {
-        out.push_str(&format!(
-            "{:<10}  {:<24}  {:>14}  {:>11}  {:>11.1}%\n",
-            r.day, r.activity_kind, r.from_callbacks, r.only_export, r.completeness
-        ));
+        if let Some(app) = &r.app_token {
+            out.push_str(&format!(
+                "{:<19}  {:<16}  {:<24}  {:>14}  {:>11}  {:>11.1}%\n",
+                r.day, app, r.activity_kind, r.from_callbacks, r.only_export, r.completeness
+            ));
+        } else {
+            out.push_str(&format!(
+                "{:<10}  {:<24}  {:>14}  {:>11}  {:>11.1}%\n",
+                r.day, r.activity_kind, r.from_callbacks, r.only_export, r.completeness
+            ));
+        }
     }
     let (cb, ex) = rows.iter().fold((0, 0), |(a, b), r| {
         (a + r.from_callbacks, b + r.only_export)
     });
-    out.push_str(&format!(
-        "{:<10}  {:<24}  {:>14}  {:>11}  {:>11.1}%\n",
-        "total",
-        "",
-        cb,
-        ex,
-        completeness(cb, ex)
-    ));
+    let total = if hourly {
+        format!(
+            "{:<19}  {:<16}  {:<24}  {:>14}  {:>11}  {:>11.1}%\n",
+            "total",
+            "",
+            "",
+            cb,
+            ex,
+            completeness(cb, ex)
+        )
+    } else {
+        format!(
+            "{:<10}  {:<24}  {:>14}  {:>11}  {:>11.1}%\n",
+            "total",
+            "",
+            cb,
+            ex,
+            completeness(cb, ex)
+        )
+    };
+    out.push_str(&total);
     out
 }
 
@@ -133,6 +214,7 @@ mod tests {
         assert_eq!(completeness(0, 0), 100.0);
         let t = render_table(&[Reconciled {
             day: "2024-01-01".into(),
+            app_token: None,
             activity_kind: "install".into(),
             from_callbacks: 9,
             only_export: 1,
@@ -147,5 +229,11 @@ mod tests {
         assert!(check_date("2024-01-31").is_ok());
         assert!(check_date("2024-01-31' OR 1").is_err());
         assert!(reconcile_sql("adjust.callbacks", Some("2024-01-31")).contains("FINAL WHERE"));
+        let hourly = reconcile_hourly_sql("adjust.callbacks", None, &["ab'c".into()]);
+        assert!(hourly.contains("WHERE app_token IN ('ab\\'c')"), "{hourly}");
+        assert!(
+            hourly.contains("GROUP BY hour, app, activity_kind"),
+            "{hourly}"
+        );
     }
 }

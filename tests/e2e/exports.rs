@@ -297,4 +297,36 @@ async fn followers_load_every_export_file_once_through_a_kill() {
         lines.iter().all(|l| l.ends_with("\t900\t1000")),
         "{per_hour}"
     );
+
+    // reconcile --by hour says the same per app and hour.
+    let out = Command::new(env!("CARGO_BIN_EXE_adjust-sink"))
+        .args([
+            "reconcile",
+            "--clickhouse-url",
+            &db.url,
+            "--database",
+            &db.name,
+            "--by",
+            "hour",
+            "--app",
+            APPS[1],
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = report.as_array().unwrap();
+    assert_eq!(report.len(), HOURS as usize, "{report:?}");
+    for r in report {
+        assert_eq!(r["app_token"], APPS[1], "{r}");
+        assert_eq!(r["from_callbacks"], 900, "{r}");
+        assert_eq!(r["only_export"], 100, "{r}");
+        assert_eq!(r["completeness"], 90.0, "{r}");
+    }
 }
