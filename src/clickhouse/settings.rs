@@ -51,14 +51,15 @@ pub struct ConnectionArgs {
     pub clickhouse_ca: Option<PathBuf>,
 
     /// With --cluster: replicas of a shard that must have written an insert before it counts as
-    /// done (ClickHouse's insert_quorum): 2 keeps every acknowledged callback on two disks;
-    /// 0 or 1 waits for the receiving replica only. An insert that cannot reach it (a replica
-    /// down) fails and is retried while the write-ahead log holds the rows.
+    /// done (ClickHouse's insert_quorum): 2 keeps every acknowledged callback on two disks, but
+    /// an insert cannot complete with a replica down (retried while the write-ahead log holds the
+    /// rows) and, on 18.16, a partition's last quorum part is not mutated while it is the last
+    /// one (an erasure of its rows can wait indefinitely). 1: the receiving replica only.
     #[arg(
         long,
         value_name = "N",
         env = "ADJUST_SINK_INSERT_QUORUM",
-        default_value_t = 2
+        default_value_t = 1
     )]
     pub insert_quorum: u32,
 
