@@ -67,6 +67,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub connection: ConnectionArgs,
     #[command(flatten)]
+    pub exports: FollowExportsArgs,
+    #[command(flatten)]
     pub table: TableArgs,
     #[command(flatten)]
     pub migrate: MigrateArgs,
@@ -162,6 +164,40 @@ impl FollowArgs {
             settle: crate::commands::follow::SETTLE,
         })
     }
+}
+
+/// `serve` following Adjust's cloud-storage exports as `import URL --follow` does.
+#[derive(Debug, Args)]
+pub struct FollowExportsArgs {
+    /// Follow Adjust's cloud-storage exports at this URL (`s3://bucket/prefix/`, `file:///dir`
+    /// or a directory) while serving: load each new export file once, every --follow-interval
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "ADJUST_SINK_FOLLOW_EXPORTS",
+        help_heading = "Exports"
+    )]
+    pub follow_exports: Option<String>,
+
+    /// Time between two listings of the exports
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "ADJUST_SINK_FOLLOW_INTERVAL",
+        default_value = "5m",
+        help_heading = "Exports"
+    )]
+    pub follow_interval: String,
+
+    /// A follower's claim on a file expires when not renewed for this long
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "ADJUST_SINK_FOLLOW_CLAIM_TTL",
+        default_value = "2m",
+        help_heading = "Exports"
+    )]
+    pub follow_claim_ttl: String,
 }
 
 /// How `reconcile` prints.

@@ -356,3 +356,75 @@ pub async fn pause(shutdown: &crate::shutdown::Shutdown, d: Duration) -> bool {
     }
     false
 }
+
+/// `serve --follow-exports`: what to follow, and how.
+#[derive(Debug, Clone)]
+pub struct Following {
+    pub url: String,
+    pub interval: Duration,
+    pub claim_ttl: Duration,
+}
+
+impl Following {
+    pub fn from_args(
+        a: &crate::cli::FollowExportsArgs,
+    ) -> Result<Option<Following>, crate::settings::ConfigError> {
+        let Some(url) = &a.follow_exports else {
+            return Ok(None);
+        };
+        Ok(Some(Following {
+            url: url.clone(),
+            interval: crate::settings::parse_duration(&a.follow_interval)?,
+            claim_ttl: crate::settings::parse_duration(&a.follow_claim_ttl)?,
+        }))
+    }
+}
+
+/// Follows the exports inside `serve` until the sink stops: a round every interval, errors
+/// logged and tried again at the next round.
+pub async fn run<S: Store + Admin>(
+    f: Following,
+    deliverer: crate::pipeline::deliver::Deliverer<S>,
+    manifest: Target,
+    options: row::Options,
+    metrics: crate::metrics::Metrics,
+    shutdown: crate::shutdown::Shutdown,
+) {
+    let source = match Source::open(&f.url) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(url = %f.url, error = %format!("{e:#}"), "cannot follow the exports");
+            return;
+        }
+    };
+    let to = Destination {
+        deliverer: &deliverer,
+        table: manifest.table(),
+        metrics: &metrics,
+        shutdown: &shutdown,
+    };
+    let settings = Settings {
+        holder: default_holder(),
+        claim_ttl: f.claim_ttl,
+        batch_rows: 5_000,
+        settle: SETTLE,
+    };
+    loop {
+        match round(&to, &manifest, &source, &options, &settings).await {
+            Ok(r) => tracing::info!(
+                url = %f.url,
+                listed = r.listed,
+                loaded = r.loaded,
+                failed = r.failed,
+                new = r.rows.new,
+                "export round"
+            ),
+            Err(e) => {
+                tracing::warn!(url = %f.url, error = %format!("{e:#}"), "export round failed")
+            }
+        }
+        if !pause(&shutdown, f.interval).await {
+            break;
+        }
+    }
+}

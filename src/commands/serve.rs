@@ -44,6 +44,8 @@ pub struct ServeConfig {
     pub limits: Limits,
     pub timeouts: Timeouts,
     pub housekeeping: Housekeeping,
+    /// `--follow-exports`: the source, the time between rounds and the follower's settings.
+    pub exports: Option<super::follow::Following>,
 }
 
 impl TryFrom<&ServeArgs> for ServeConfig {
@@ -68,6 +70,7 @@ impl TryFrom<&ServeArgs> for ServeConfig {
             limits: a.batch.limits()?,
             timeouts,
             housekeeping,
+            exports: super::follow::Following::from_args(&a.exports)?,
         })
     }
 }
@@ -218,6 +221,22 @@ async fn run_with<P: Producer, C: Consumer>(
             metrics.clone(),
         ))
     };
+    let exports = match config.exports.clone() {
+        None => None,
+        Some(f) => {
+            // Its own deliverer (the same settings): the batcher owns the callbacks'.
+            let mut ch = config.clickhouse.clone();
+            ch.auto_migrate = false;
+            let deliverer = config
+                .data_dir
+                .deliverer(ClickHouseStore::new(ch)?, metrics.clone());
+            let target = config.clickhouse.target.clone();
+            let (row, metrics, shutdown) = (config.row.clone(), metrics.clone(), shutdown.clone());
+            Some(actix_web::rt::spawn(async move {
+                super::follow::run(f, deliverer, target, row, metrics, shutdown).await
+            }))
+        }
+    };
     let (server_handle, admin_handle) = (server.handle(), admin.handle());
     let server_task = actix_web::rt::spawn(server);
     let admin_task = actix_web::rt::spawn(admin);
@@ -256,6 +275,9 @@ async fn run_with<P: Producer, C: Consumer>(
         Err(_) => tracing::error!("the delivery thread ended unexpectedly"),
     }
     housekeeping.abort();
+    if let Some(exports) = exports {
+        exports.abort();
+    }
     admin_handle.stop(true).await;
     let _ = admin_task.await;
     Ok(())

@@ -330,3 +330,83 @@ async fn followers_load_every_export_file_once_through_a_kill() {
         assert_eq!(r["completeness"], 90.0, "{r}");
     }
 }
+
+/// `serve --follow-exports`: one deployment receives the callbacks and loads the exports; the
+/// activities the callbacks missed are counted as new export rows on /metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_follows_the_exports_and_counts_missed_callbacks() {
+    let Some(endpoint) = endpoint() else {
+        eprintln!("skipped: ADJUST_SINK_TEST_S3_ENDPOINT is not set (scripts/test.sh sets it)");
+        return;
+    };
+    let db = Db::fresh("exports_serve").await;
+    let bucket = format!("e2e-serve-exports-{}", std::process::id());
+    let http = reqwest::Client::new();
+    let r = http
+        .put(format!("{endpoint}/{bucket}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_success(),
+        "creating the bucket: {}",
+        r.status()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = crate::support::base_args(&db, dir.path());
+    let url = format!("s3://{bucket}/exports/");
+    args.extend(["--follow-exports", &url, "--follow-interval", "1s"].map(String::from));
+    let mut sink = Sink::spawn_env(
+        args,
+        dir.path().to_path_buf(),
+        &[
+            ("AWS_ENDPOINT_URL", &endpoint),
+            ("AWS_ALLOW_HTTP", "true"),
+            ("AWS_SKIP_SIGNATURE", "true"),
+            ("AWS_REGION", "us-east-1"),
+        ],
+    )
+    .await;
+    for i in (0..PER_FILE).filter(|i| !missed(*i)) {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in activity(APPS[2], 0, i) {
+            q.append_pair(k, &v);
+        }
+        let r = sink.get(&format!("/adjust?{}", q.finish())).await;
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(db.wait_rows(900, Duration::from_secs(30)).await, 900);
+    let key = format!("exports/{}_2024-03-01T000000_1a2b3c4d_0001.csv.gz", APPS[2]);
+    put(
+        &http,
+        format!("{endpoint}/{bucket}/{key}"),
+        export_file(APPS[2], 0),
+    )
+    .await;
+    let started = Instant::now();
+    while sink
+        .metric("adjust_sink_export_files_total{state=\"loaded\"}")
+        .await
+        < 1.0
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{}",
+            sink.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        sink.metric("adjust_sink_export_rows_total{outcome=\"new\"}")
+            .await,
+        100.0
+    );
+    assert_eq!(
+        sink.metric("adjust_sink_export_rows_total{outcome=\"present\"}")
+            .await,
+        900.0
+    );
+    assert_eq!(sink.metric("adjust_sink_export_files_pending").await, 0.0);
+    assert_eq!(db.wait_rows(1_000, Duration::from_secs(30)).await, 1_000);
+    sink.terminate(Duration::from_secs(20));
+}
