@@ -153,19 +153,6 @@ pub struct FollowArgs {
     pub follow_claim_ttl: String,
 }
 
-impl FollowArgs {
-    /// The follower's settings (a fresh identity).
-    pub fn settings(&self, batch_rows: usize) -> anyhow::Result<crate::commands::follow::Settings> {
-        crate::settings::parse_duration(&self.follow_interval)?;
-        Ok(crate::commands::follow::Settings {
-            holder: crate::commands::follow::default_holder(),
-            claim_ttl: crate::settings::parse_duration(&self.follow_claim_ttl)?,
-            batch_rows,
-            settle: crate::commands::follow::SETTLE,
-        })
-    }
-}
-
 /// `serve` following Adjust's cloud-storage exports as `import URL --follow` does.
 #[derive(Debug, Args)]
 pub struct FollowExportsArgs {

@@ -135,6 +135,17 @@ pub struct Settings {
 /// within a second.
 pub const SETTLE: Duration = Duration::from_secs(2);
 
+/// The settings of `import URL` from its flags (a fresh identity).
+pub fn settings(args: &crate::cli::FollowArgs, batch_rows: usize) -> anyhow::Result<Settings> {
+    crate::settings::parse_duration(&args.follow_interval)?;
+    Ok(Settings {
+        holder: default_holder(),
+        claim_ttl: crate::settings::parse_duration(&args.follow_claim_ttl)?,
+        batch_rows,
+        settle: SETTLE,
+    })
+}
+
 /// A follower's identity by default: host, process and a random part.
 pub fn default_holder() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -53,7 +53,7 @@ pub fn command(args: &ImportArgs) -> anyhow::Result<()> {
         .into_iter()
         .map(|a| super::follow::Source::open(a))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let follow = args.follow.settings(args.batch_rows)?;
+    let follow = super::follow::settings(&args.follow, args.batch_rows)?;
     let runtime = super::runtime()?;
     let summary = runtime.block_on(async {
         let run = async {
