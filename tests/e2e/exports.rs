@@ -408,5 +408,46 @@ async fn serve_follows_the_exports_and_counts_missed_callbacks() {
     );
     assert_eq!(sink.metric("adjust_sink_export_files_pending").await, 0.0);
     assert_eq!(db.wait_rows(1_000, Duration::from_secs(30)).await, 1_000);
+
+    // Adjust rewrites the file under its key with 50 more activities: a new ETag, loaded again,
+    // only the 50 land.
+    let mut csv = String::from("activity_kind,app_token,nonce,adid,created_at\n");
+    for i in 0..PER_FILE + 50 {
+        let a = activity(APPS[2], 0, i);
+        let cells: Vec<&str> = a.iter().map(|(_, v)| v.as_str()).collect();
+        csv += &cells.join(",");
+        csv.push('\n');
+    }
+    put(
+        &http,
+        format!("{endpoint}/{bucket}/{key}"),
+        gzip(csv.as_bytes()),
+    )
+    .await;
+    let started = Instant::now();
+    while sink
+        .metric("adjust_sink_export_files_total{state=\"loaded\"}")
+        .await
+        < 2.0
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{}",
+            sink.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        sink.metric("adjust_sink_export_rows_total{outcome=\"new\"}")
+            .await,
+        150.0
+    );
+    assert_eq!(
+        sink.metric("adjust_sink_export_rows_total{outcome=\"present\"}")
+            .await,
+        1_900.0
+    );
+    let t = db.table();
+    assert_eq!(db.number(&format!("SELECT count() FROM {t}")).await, 1_050);
     sink.terminate(Duration::from_secs(20));
 }
