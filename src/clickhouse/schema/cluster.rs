@@ -136,6 +136,7 @@ pub fn objects(target: &Target) -> Vec<String> {
     out.push(format!("{erasures}_mv"));
     out.push(erasures);
     out.push(format!("{}_lease", target.table));
+    out.push(format!("{}_imports", target.table));
     out
 }
 
