@@ -126,8 +126,10 @@ impl ProbeError {
     }
 }
 
+mod columns;
 mod layout;
 mod migrate;
+mod upgrades;
 
 pub use migrate::{ClusterNode, MigrateReport, NodeState, Upgraded};
 
