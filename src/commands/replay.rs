@@ -32,7 +32,7 @@ pub fn command(args: &ReplayArgs) -> anyhow::Result<()> {
             since,
             clickhouse,
             args.batch.limits()?,
-            super::serve::termination(),
+            stop_within(timeouts.shutdown),
         ))?;
         println!(
             "replayed {} rows acknowledged since {} in {} batches ({} rejected) in {:.1}s",
@@ -53,7 +53,7 @@ pub fn command(args: &ReplayArgs) -> anyhow::Result<()> {
         &args.data_dir.settings()?,
         clickhouse,
         args.batch.limits()?,
-        super::serve::termination(),
+        stop_within(timeouts.shutdown),
     ))?;
     println!(
         "replayed {} rows in {} batches ({} rejected) in {:.1}s",
@@ -68,6 +68,13 @@ pub fn command(args: &ReplayArgs) -> anyhow::Result<()> {
             anyhow::bail!("stopped with {rows} rows not delivered (they stay in the log)")
         }
     }
+}
+
+/// Resolves on SIGTERM or SIGINT with the time the batches in flight get to land
+/// (`--shutdown-timeout`); what does not land by then stays in the log for the next run.
+async fn stop_within(grace: Duration) -> Duration {
+    super::serve::termination().await;
+    grace
 }
 
 /// What a replay did.
@@ -86,7 +93,7 @@ pub async fn replay(
     data_dir: &DataDir,
     clickhouse: ClickHouseConfig,
     limits: Limits,
-    stop: impl std::future::Future<Output = ()>,
+    stop: impl std::future::Future<Output = Duration>,
 ) -> anyhow::Result<Summary> {
     let before = inspect(&data_dir.wal_dir())?;
     let metrics = Metrics::new();
@@ -107,8 +114,8 @@ pub async fn replay(
     let finished = tokio::select! {
         f = &mut run => f,
         () = progress => unreachable!("progress never ends"),
-        () = &mut stop => {
-            shutdown.begin(Duration::ZERO);
+        grace = &mut stop => {
+            shutdown.begin(grace);
             run.await
         }
     };
@@ -134,7 +141,7 @@ pub async fn replay_since(
     since: u32,
     clickhouse: ClickHouseConfig,
     limits: Limits,
-    stop: impl std::future::Future<Output = ()>,
+    stop: impl std::future::Future<Output = Duration>,
 ) -> anyhow::Result<Summary> {
     let wal_dir = data_dir.wal_dir();
     if !wal_dir.is_dir() {
@@ -164,8 +171,8 @@ pub async fn replay_since(
     let finished = tokio::select! {
         f = &mut run => f,
         () = progress => unreachable!("progress never ends"),
-        () = &mut stop => {
-            shutdown.begin(Duration::ZERO);
+        grace = &mut stop => {
+            shutdown.begin(grace);
             run.await
         }
     };
