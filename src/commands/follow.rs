@@ -45,7 +45,10 @@ pub struct Source {
 impl Source {
     /// `s3://bucket/prefix/` (credentials, region and endpoint from the `AWS_*` environment:
     /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`,
-    /// `AWS_ALLOW_HTTP`, `AWS_SKIP_SIGNATURE`), `file:///dir` or a local directory.
+    /// `AWS_ALLOW_HTTP`, `AWS_SKIP_SIGNATURE`), `gs://bucket/prefix/` (`GOOGLE_*`:
+    /// `GOOGLE_SERVICE_ACCOUNT` or `GOOGLE_APPLICATION_CREDENTIALS`), `az://container/prefix/`
+    /// (`AZURE_*`: `AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`, …), `file:///dir` or
+    /// a local directory.
     pub fn open(arg: &str) -> anyhow::Result<Source> {
         if !arg.contains("://") {
             let dir = std::fs::canonicalize(arg).with_context(|| format!("opening {arg}"))?;
@@ -72,9 +75,37 @@ impl Source {
                     base: format!("s3://{bucket}/"),
                 })
             }
+            "gs" => {
+                let bucket = url
+                    .host_str()
+                    .with_context(|| format!("`{arg}`: no bucket"))?;
+                let store = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                    .with_bucket_name(bucket)
+                    .build()
+                    .with_context(|| format!("connecting to {arg}"))?;
+                Ok(Source {
+                    store: Arc::new(store),
+                    prefix: Path::from(url.path().trim_matches('/')),
+                    base: format!("gs://{bucket}/"),
+                })
+            }
+            "az" | "azure" => {
+                let container = url
+                    .host_str()
+                    .with_context(|| format!("`{arg}`: no container"))?;
+                let store = object_store::azure::MicrosoftAzureBuilder::from_env()
+                    .with_container_name(container)
+                    .build()
+                    .with_context(|| format!("connecting to {arg}"))?;
+                Ok(Source {
+                    store: Arc::new(store),
+                    prefix: Path::from(url.path().trim_matches('/')),
+                    base: format!("az://{container}/"),
+                })
+            }
             "file" => Source::open(url.path()),
             other => anyhow::bail!(
-                "`{arg}`: {other}:// is not supported by this build (s3://, file:// or a directory)"
+                "`{arg}`: {other}:// is not supported (s3://, gs://, az://, file:// or a directory)"
             ),
         }
     }
@@ -437,5 +468,49 @@ pub async fn run<S: Store + Admin>(
         if !pause(&shutdown, f.interval).await {
             break;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_directory_lists_its_export_files_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        for name in [
+            "b_2024-03-01T01_x_1.csv.gz",
+            "a_2024-03-01T00_x_1.csv",
+            "sub/c_2024-03-01T00_x_1.csv.gz",
+            "README.txt",
+        ] {
+            std::fs::write(dir.path().join(name), b"activity_kind\n").unwrap();
+        }
+        let arg = dir.path().to_str().unwrap();
+        assert!(is_source(arg));
+        assert!(!is_source(&format!("{arg}/README.txt")));
+        let source = Source::open(arg).unwrap();
+        let listed = source.list().await.unwrap();
+        let base = format!("file://{}/", std::fs::canonicalize(arg).unwrap().display());
+        let keys: Vec<&str> = listed
+            .iter()
+            .map(|o| o.key.strip_prefix(&base).unwrap())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "a_2024-03-01T00_x_1.csv",
+                "b_2024-03-01T01_x_1.csv.gz",
+                "sub/c_2024-03-01T00_x_1.csv.gz"
+            ]
+        );
+        assert!(listed.iter().all(|o| !o.etag.is_empty() && o.size == 14));
+    }
+
+    #[test]
+    fn unknown_schemes_are_refused() {
+        let e = Source::open("ftp://host/dir").err().unwrap().to_string();
+        assert!(e.contains("ftp:// is not supported"), "{e}");
     }
 }
