@@ -167,7 +167,12 @@ cpu_s() {
 }
 
 # The local ClickHouse server's pid (for its CPU time).
-ch_pid() { cat "${ADJUST_SINK_CH_DIR:-target/clickhouse-local}/clickhouse-server.pid" 2>/dev/null || true; }
+# ch_pid: the ClickHouse server's pid: from the pid file of deploy/local/clickhouse.sh, or else the
+# process listening on the HTTP port (a server started from another checkout).
+ch_pid() {
+    cat "${ADJUST_SINK_CH_DIR:-target/clickhouse-local}/clickhouse-server.pid" 2>/dev/null && return
+    ss -Hltnp "sport = :${CH_URL##*:}" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n 1
+}
 
 vm_hwm_mb() { # peak resident set size of PID in MB
     awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo 0
