@@ -83,4 +83,3 @@ pub fn ttl_is_set(target: &Target, table: &str, engine: &str, days: u32) -> bool
     engine.contains(&format!("TTL {date} + toIntervalDay({days})"))
         || engine.contains(&format!("TTL {date} + INTERVAL {days} DAY"))
 }
-
