@@ -101,15 +101,14 @@ start)
         >"$STATE/weed.log" 2>&1 </dev/null &
     echo $! >"$STATE/pid"
     for _ in $(seq 1 120); do
+        # Ready once a bucket can be created. The first creation can fail while the volume
+        # server registers, or succeed late: 409 (the bucket exists already) counts as ready.
         if answers; then
-            # The first bucket creation can fail while the volume server registers.
-            for _ in $(seq 1 60); do
-                if curl -fsS -o /dev/null -X PUT "$URL/adjust-sink-ready" 2>/dev/null; then
-                    echo "$URL"
-                    exit 0
-                fi
-                sleep 0.5
-            done
+            code="$(curl -sS -o /dev/null -w '%{http_code}' -X PUT "$URL/adjust-sink-ready" 2>/dev/null || true)"
+            if [ "$code" = 200 ] || [ "$code" = 409 ]; then
+                echo "$URL"
+                exit 0
+            fi
         fi
         if ! running; then
             log "weed exited; the end of its log:"
