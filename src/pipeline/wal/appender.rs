@@ -74,12 +74,14 @@ fn fill_with_zeros(path: &Path, bytes: u64) -> io::Result<()> {
 /// Upper bound of one group commit's write.
 const GROUP_BYTES: u64 = 16 << 20;
 
-/// A group keeps taking appends while the next one arrives within this gap…
-const LINGER_GAP: std::time::Duration = std::time::Duration::from_micros(150);
+/// Under load a group lingers in slices of this length: the appender sleeps (senders do not
+/// wake it: an append to a receiver that is not waiting costs no system call), then takes what
+/// arrived. A slice that brings nothing ends the group…
+const LINGER_SLICE: std::time::Duration = std::time::Duration::from_micros(150);
 
-/// …for at most this long after its first append (the most a group commit adds to a callback's
-/// latency).
-const LINGER_MAX: std::time::Duration = std::time::Duration::from_millis(2);
+/// …and so does this much time after the group's first append (the most a group commit adds to
+/// a callback's latency).
+const LINGER_MAX: std::time::Duration = std::time::Duration::from_millis(1);
 
 impl Appender {
     pub(super) fn run(mut self, rx: mpsc::Receiver<Msg>) {
@@ -87,6 +89,7 @@ impl Appender {
         let mut buf = Vec::with_capacity(1 << 20);
         let mut group: Vec<Append> = Vec::new();
         let mut closing = false;
+        let mut last_group = 0;
         while !closing {
             let mut bytes = 0;
             match rx.recv() {
@@ -108,37 +111,29 @@ impl Appender {
                     }
                 }
             }
-            // Group commit: everything queued meanwhile (while the previous fsync ran), then
-            // whatever keeps arriving with gaps shorter than LINGER_GAP, for at most
-            // LINGER_MAX after the group's first append. Under load appends come every few
-            // microseconds, so a group grows with the rate and the fsyncs per second stay
-            // bounded; when the callers in flight have all sent (a fixed number of clients),
-            // the gap passes at once and the group is written; when idle, a lone append waits
-            // one gap at most.
+            // Group commit: everything queued meanwhile (while the previous fsync ran). Under
+            // load (this group or the previous one holds more than one append) the group then
+            // lingers: the appender sleeps a slice at a time and takes what arrived, until a
+            // slice brings nothing or LINGER_MAX has passed since the group began. Sleeping
+            // instead of waiting on the channel keeps a wake-up (and a context switch) per
+            // append off both the appender and the callers: one wake per slice, whatever the
+            // rate. With a fixed number of clients all waiting, one empty slice ends the group;
+            // when idle (groups of one) nothing lingers.
             let started = std::time::Instant::now();
-            while !closing && bytes < GROUP_BYTES {
-                let msg = match rx.try_recv() {
-                    Ok(m) => m,
-                    Err(mpsc::TryRecvError::Disconnected) => break,
-                    Err(mpsc::TryRecvError::Empty) => {
-                        let left = LINGER_MAX.saturating_sub(started.elapsed());
-                        if left.is_zero() {
-                            break;
-                        }
-                        match rx.recv_timeout(LINGER_GAP.min(left)) {
-                            Ok(m) => m,
-                            Err(_) => break,
-                        }
+            self.take_queued(&rx, &mut group, &mut bytes, &mut closing);
+            if group.len() > 1 || last_group > 1 {
+                while !closing && bytes < GROUP_BYTES {
+                    let left = LINGER_MAX.saturating_sub(started.elapsed());
+                    if left.is_zero() {
+                        break;
                     }
-                };
-                match msg {
-                    Msg::Append(a) => {
-                        bytes += a.payload.len() as u64;
-                        group.push(a);
+                    std::thread::sleep(LINGER_SLICE.min(left));
+                    if self.take_queued(&rx, &mut group, &mut bytes, &mut closing) == 0 {
+                        break;
                     }
-                    Msg::Close => closing = true,
                 }
             }
+            last_group = group.len();
             buf.clear();
             let now = crate::clock::unix_now();
             for a in &group {
@@ -181,6 +176,30 @@ impl Appender {
         self.prepared_bytes = 0;
         self.publish_reserved();
         tracing::debug!("write-ahead log: appender stopped");
+    }
+
+    /// Moves every message queued now into `group` (up to [`GROUP_BYTES`]); returns how many
+    /// appends it took, and notes a close.
+    fn take_queued(
+        &self,
+        rx: &mpsc::Receiver<Msg>,
+        group: &mut Vec<Append>,
+        bytes: &mut u64,
+        closing: &mut bool,
+    ) -> usize {
+        let mut taken = 0;
+        while !*closing && *bytes < GROUP_BYTES {
+            match rx.try_recv() {
+                Ok(Msg::Append(a)) => {
+                    *bytes += a.payload.len() as u64;
+                    group.push(a);
+                    taken += 1;
+                }
+                Ok(Msg::Close) => *closing = true,
+                Err(_) => break,
+            }
+        }
+        taken
     }
 
     fn write_group(&mut self, buf: &[u8]) -> io::Result<()> {

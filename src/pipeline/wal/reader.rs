@@ -55,6 +55,7 @@ impl LogReader {
         };
         let mut oldest = batch.log.map(|r| r.oldest_written);
         let mut moved = 0;
+        let mut popped_bytes = 0;
         while batch.rows() < limits.max_rows && batch.len_bytes() < limits.max_bytes {
             if let Some(stop) = self.stop_at
                 && self.pos >= stop
@@ -84,21 +85,18 @@ impl LogReader {
                 self.chunk.clear();
                 continue;
             }
-            match self.next_record(end)? {
-                Some((written_at, payload)) => {
-                    batch.push(&payload);
+            match self.next_record(end, batch)? {
+                Some((written_at, len)) => {
                     oldest.get_or_insert(written_at);
                     moved += 1;
-                    self.shared.metrics.queue_rows_popped.inc();
-                    self.shared
-                        .metrics
-                        .queue_bytes_popped
-                        .inc_by(payload.len() as u64);
+                    popped_bytes += len as u64;
                 }
                 None => continue,
             }
         }
         if moved > 0 {
+            self.shared.metrics.queue_rows_popped.inc_by(moved as u64);
+            self.shared.metrics.queue_bytes_popped.inc_by(popped_bytes);
             batch.log = Some(LogRange {
                 log_id: self.shared.log_id,
                 start,
@@ -109,9 +107,10 @@ impl LogReader {
         Ok(moved)
     }
 
-    /// Reads the record at `pos` (below `end`), advancing past it. On damage, moves the damaged
-    /// bytes to the quarantine file, advances to the next valid record and returns `None`.
-    fn next_record(&mut self, end: u64) -> io::Result<Option<(u32, Vec<u8>)>> {
+    /// Reads the record at `pos` (below `end`) into `batch`, advancing past it; returns when it
+    /// was written and its length. On damage, moves the damaged bytes to the quarantine file,
+    /// advances to the next valid record and returns `None`.
+    fn next_record(&mut self, end: u64, batch: &mut Batch) -> io::Result<Option<(u32, usize)>> {
         let at = self.ensure_chunk(end, record::HEADER)?;
         let avail = &self.chunk[at..];
         match record::parse(avail) {
@@ -121,16 +120,19 @@ impl LogReader {
                 size,
                 format,
             } => {
-                let payload = match format {
-                    record::Format::Current => payload.to_vec(),
+                let row = match format {
+                    // Straight from the chunk into the batch: no copy in between.
+                    record::Format::Current => std::borrow::Cow::Borrowed(payload),
                     // A row of an earlier version: re-encoded as rows are now (a row that does
                     // not read as one is passed on as it is, for ClickHouse to refuse into the
                     // rejects).
                     record::Format::ColdArrays => crate::row::upgrade_cold_arrays(payload)
-                        .unwrap_or_else(|_| payload.to_vec()),
+                        .map_or(std::borrow::Cow::Borrowed(payload), std::borrow::Cow::Owned),
                 };
+                batch.push(&row);
+                let len = row.len();
                 self.pos.offset += size as u64;
-                return Ok(Some((written_at, payload)));
+                return Ok(Some((written_at, len)));
             }
             record::Parsed::Incomplete => {
                 let want = if avail.len() >= record::HEADER {
@@ -141,7 +143,7 @@ impl LogReader {
                 };
                 let at = self.ensure_chunk(end, want)?;
                 if self.chunk.len() - at >= want {
-                    return self.next_record(end);
+                    return self.next_record(end, batch);
                 }
             }
             record::Parsed::Damaged => {}

@@ -344,3 +344,46 @@ async fn delivered_segments_are_kept_and_give_way_to_new_callbacks() {
     assert!(after.first() > ids.first(), "{after:?}");
     drop(wal);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_share_fsyncs_and_a_lone_one_is_written_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Metrics::new();
+    let (wal, mut reader, _) = Wal::open(config(dir.path()), metrics.clone()).unwrap();
+    // 64 callers, each appending again as soon as the previous append is durable.
+    let callers: Vec<_> = (0..64u32)
+        .map(|c| {
+            let wal = wal.clone();
+            tokio::spawn(async move {
+                for i in 0..50u32 {
+                    wal.append([c.to_le_bytes(), i.to_le_bytes()].concat())
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for c in callers {
+        c.await.unwrap();
+    }
+    let fsyncs = metrics.wal_fsyncs.get();
+    assert_eq!(metrics.queue_rows_pushed.get(), 64 * 50);
+    // Group commit: the callers waiting on one fsync share it.
+    assert!(
+        fsyncs * 4 <= 64 * 50,
+        "{fsyncs} fsyncs for {} appends",
+        64 * 50
+    );
+    // Every append is in the log, once.
+    let mut b = Batch::default();
+    assert_eq!(reader.fill(&mut b, &limits(10_000)).unwrap(), 64 * 50);
+    let mut seen: Vec<_> = rows_of(&b);
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 64 * 50);
+    // Idle again: a lone append is one group of its own, written at once.
+    let before = metrics.wal_fsyncs.get();
+    wal.append(vec![1]).await.unwrap();
+    wal.append(vec![2]).await.unwrap();
+    assert_eq!(metrics.wal_fsyncs.get(), before + 2);
+}
