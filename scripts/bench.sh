@@ -12,6 +12,11 @@
 #   (c') wal_many the wal sink at BENCH_MANY_CONNECTIONS connections, against the ceiling there
 #   (c'') wal_wide the wal sink with wide installs (every placeholder of the install callback's
 #                 `standard` URL, ~175 values), against the ceiling with the same queries
+#   (r) rollups   the wal sink four more times, alternately with and without the rollups'
+#                 materialized views (`<rollup>_activities_mv` dropped from a fresh database):
+#                 the rollups' upkeep is the difference in ClickHouse CPU per row and in rate
+#                 (means of the two runs of each, run back to back so that the machine's
+#                 drift falls on both alike)
 #   (e) overload  a memory sink at twice (b)'s rate: 503 count, peak RSS, liveness, and whether
 #                 a request right afterwards is answered 200
 # and prints the figures; a machine-readable copy goes to target/bench/summary.txt.
@@ -271,6 +276,13 @@ run_sink_phase() {
     local bbytes0 bbytes1 isum0 isum1 icount0 icount1 dur waited count uniq
     step "($mode) adjust-sink --durability $mode, database $db"
     start_sink "$mode" "$db"
+    if [ "${NO_ROLLUPS:-0}" = 1 ]; then
+        local mv
+        for mv in installs_daily revenue_daily rejects_daily; do
+            clickhouse "DROP TABLE IF EXISTS $db.${mv}_activities_mv" >/dev/null ||
+                die "cannot drop $db.${mv}_activities_mv"
+        done
+    fi
     flushes0="$(metric_sum "$SINK_ADMIN" adjust_sink_flushes_total)"
     bsum0="$(metric "$SINK_ADMIN" adjust_sink_batch_rows_sum)"
     bbytes0="$(metric "$SINK_ADMIN" adjust_sink_batch_bytes_sum)"
@@ -569,6 +581,21 @@ DURABILITY=wal LOADGEN_ARGS=--wide run_sink_phase wal_wide
 stop_pid "$SINK_PID"
 forget_pid "$SINK_PID"
 
+# --- (r) the wal sink with and without the rollups' materialized views ----------------
+
+for round in 1 2; do
+    DURABILITY=wal run_sink_phase "rollups_on_$round"
+    stop_pid "$SINK_PID"
+    forget_pid "$SINK_PID"
+    DURABILITY=wal NO_ROLLUPS=1 run_sink_phase "rollups_off_$round"
+    stop_pid "$SINK_PID"
+    forget_pid "$SINK_PID"
+done
+for k in ok_rate clickhouse_cpu_us_per_row sink_cpu_us_per_row p99_ms; do
+    R[rollups_on_$k]="$(calc "(${R[rollups_on_1_$k]} + ${R[rollups_on_2_$k]}) / 2")"
+    R[rollups_off_$k]="$(calc "(${R[rollups_off_1_$k]} + ${R[rollups_off_2_$k]}) / 2")"
+done
+
 # --- (e) overload ---------------------------------------------------------------------
 
 OVER_RATE="$(awk "BEGIN { printf \"%.0f\", ${R[memory_ok_rate]} * 2 }")"
@@ -609,6 +636,11 @@ R[ratio_wal_ceiling]="$(calc "${R[wal_ok_rate]} / ${R[ceiling_ok_rate]}")"
 R[ratio_wal_many_ceiling]="$(calc "${R[wal_many_ok_rate]} / ${R[ceiling_many_ok_rate]}")"
 R[ratio_wal_wide_ceiling]="$(calc "${R[wal_wide_ok_rate]} / ${R[ceiling_wide_ok_rate]}")"
 R[ratio_wal_memory]="$(calc "${R[wal_ok_rate]} / ${R[memory_ok_rate]}")"
+# Rollup upkeep: the rate with the rollups over the rate without them, and the share of
+# ClickHouse's CPU per row that the rollups' materialized views take.
+R[ratio_rollups_rate]="$(calc "${R[rollups_on_ok_rate]} / ${R[rollups_off_ok_rate]}")"
+R[rollups_clickhouse_cpu_us_per_row]="$(calc "${R[rollups_on_clickhouse_cpu_us_per_row]} - ${R[rollups_off_clickhouse_cpu_us_per_row]}")"
+R[rollups_clickhouse_cpu_share]="$(calc "${R[rollups_on_clickhouse_cpu_us_per_row]} > 0 ? (${R[rollups_on_clickhouse_cpu_us_per_row]} - ${R[rollups_off_clickhouse_cpu_us_per_row]}) / ${R[rollups_on_clickhouse_cpu_us_per_row]} : 0")"
 baseline_lines=""
 if [ -n "${BENCH_BASELINE:-}" ]; then
     R[ratio_clickhouse_cpu_wal_baseline]="$(calc "${R[baseline_clickhouse_cpu_us_per_row]} > 0 ? ${R[wal_clickhouse_cpu_us_per_row]} / ${R[baseline_clickhouse_cpu_us_per_row]} : 0")"
@@ -648,6 +680,11 @@ standard cases, --durability wal      ceiling 200/s   wal 200/s  ratio  p99 ms  
   ~1 KB, $WIDE_CONNECTIONS connections     $(printf '%14s %11s %6s %7s %11s %10s %9s %9s %7s' "${R[ceiling_many_ok_rate]}" "${R[wal_many_ok_rate]}" "${R[ratio_wal_many_ceiling]}" "${R[wal_many_p99_ms]}" "${R[wal_many_sink_cpu_us_per_row]}" "${R[wal_many_clickhouse_cpu_us_per_row]}" "${R[wal_many_fsyncs_per_s]}" "${R[wal_many_callbacks_per_fsync]}" "${R[wal_many_peak_rss_mb]}")
   wide (${R[wide_query_bytes]} B), $CONNECTIONS connections $(printf '%14s %11s %6s %7s %11s %10s %9s %9s %7s' "${R[ceiling_wide_ok_rate]}" "${R[wal_wide_ok_rate]}" "${R[ratio_wal_wide_ceiling]}" "${R[wal_wide_p99_ms]}" "${R[wal_wide_sink_cpu_us_per_row]}" "${R[wal_wide_clickhouse_cpu_us_per_row]}" "${R[wal_wide_fsyncs_per_s]}" "${R[wal_wide_callbacks_per_fsync]}" "${R[wal_wide_peak_rss_mb]}")
 
+rollup upkeep ((r): wal sink, with / without the rollups' materialized views, alternately, 2 runs each)
+  acknowledged/s: with ${R[rollups_on_1_ok_rate]} ${R[rollups_on_2_ok_rate]}, without ${R[rollups_off_1_ok_rate]} ${R[rollups_off_2_ok_rate]}; ratio of the means ${R[ratio_rollups_rate]}
+  ClickHouse CPU per row: with ${R[rollups_on_clickhouse_cpu_us_per_row]} us, without ${R[rollups_off_clickhouse_cpu_us_per_row]} us (means); rollups ${R[rollups_clickhouse_cpu_us_per_row]} us (${R[rollups_clickhouse_cpu_share]} of ClickHouse's CPU per row)
+  sink CPU per row: with ${R[rollups_on_sink_cpu_us_per_row]} us, without ${R[rollups_off_sink_cpu_us_per_row]} us; p99 with ${R[rollups_on_p99_ms]} ms, without ${R[rollups_off_p99_ms]} ms
+
 latency at half the wal sink's acknowledged rate ((d): target ${R[half_target_rate]} req/s, achieved ${R[half_rate]})
   p50 ${R[half_p50_ms]} ms, p99 ${R[half_p99_ms]} ms, p99.9 ${R[half_p999_ms]} ms, max ${R[half_max_ms]} ms
 
@@ -675,6 +712,7 @@ checks
   wal + half rate: rows landed == acked     ${R[check_half_landed]}
   wal, many connections: landed == acked    ${R[check_wal_many_landed]}
   wal, wide installs: landed == acked       ${R[check_wal_wide_landed]}
+  rollups on/off (4 runs): landed == acked  ${R[check_rollups_on_1_landed]} ${R[check_rollups_off_1_landed]} ${R[check_rollups_on_2_landed]} ${R[check_rollups_off_2_landed]}
   overload: sink alive                      ${R[check_overload_alive]}
   overload: next request answered 200       ${R[check_overload_recovers]}
   overload: rows landed == acknowledged     ${R[check_overload_landed]}
