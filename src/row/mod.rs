@@ -446,6 +446,22 @@ pub fn callback_id_of(row: &[u8]) -> Option<u64> {
     r.u64().ok()
 }
 
+/// The table's sorting key of an encoded row: `(activity_kind, event_date, callback_id)`, the
+/// `ORDER BY` of the callbacks table on both server generations. Batches are sent in this order
+/// so that ClickHouse finds each block already sorted and writes it without permuting every
+/// column. `None` for bytes that do not read as a row.
+pub fn sort_key(row: &[u8]) -> Option<(&[u8], u16, u64)> {
+    let mut r = Reader::new(row);
+    r.u32().ok()?;
+    let day = r.u16().ok()?;
+    let id = r.u64().ok()?;
+    // callback_trigger, source_ip, ingest_source, then the first hot column: activity_kind.
+    for _ in 0..3 {
+        r.bytes().ok()?;
+    }
+    Some((r.bytes().ok()?, day, id))
+}
+
 /// The `event_date` of an encoded row (days since 1970-01-01), what the table is partitioned by.
 pub fn event_date_of(row: &[u8]) -> Option<u16> {
     let mut r = Reader::new(row);

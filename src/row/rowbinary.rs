@@ -159,6 +159,12 @@ impl<'a> Reader<'a> {
         (0..n).map(|_| self.string()).collect()
     }
 
+    /// A `String` value's bytes, borrowed.
+    pub fn bytes(&mut self) -> Result<&'a [u8], Malformed> {
+        let n = self.len()?;
+        self.take(n)
+    }
+
     pub fn string(&mut self) -> Result<String, Malformed> {
         let n = self.len()?;
         Ok(String::from_utf8_lossy(self.take(n)?).into_owned())

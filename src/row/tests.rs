@@ -71,7 +71,43 @@ fn encoded_row_reads_back_column_by_column() {
             ])
         );
         assert_eq!(cell(&cells, "raw_query"), &Cell::Str("raw".into()));
+        // The sorting key reads the same columns the table sorts by.
+        assert_eq!(sort_key(&out), Some((&b"event"[..], 1, 42)));
     }
+    assert_eq!(sort_key(&out[..20]), None);
+}
+
+#[test]
+fn the_sort_key_is_the_tables_order_by() {
+    // The key's columns are the callbacks table's ORDER BY on both server generations.
+    for profile in [
+        include_str!("../../schema/legacy.sql"),
+        include_str!("../../schema/modern.sql"),
+    ] {
+        let table = profile
+            .split("CREATE TABLE IF NOT EXISTS adjust.callbacks\n")
+            .nth(1)
+            .expect("the callbacks table");
+        let order = table.lines().find(|l| l.starts_with("ORDER BY"));
+        assert_eq!(
+            order,
+            Some("ORDER BY (activity_kind, event_date, callback_id)")
+        );
+    }
+    // And activity_kind is the first column after the head columns.
+    let cols: Vec<String> = columns().into_iter().map(|c| c.name).collect();
+    assert_eq!(
+        cols[..7],
+        [
+            "received_at",
+            "event_date",
+            "callback_id",
+            "callback_trigger",
+            "source_ip",
+            "ingest_source",
+            "activity_kind"
+        ]
+    );
 }
 
 #[test]
