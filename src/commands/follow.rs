@@ -60,49 +60,40 @@ impl Source {
             });
         }
         let url = url::Url::parse(arg).with_context(|| format!("`{arg}` is not a URL"))?;
+        // The bucket (container) from the host, the prefix from the path, the store from the
+        // cloud's usual environment; manifest keys start with `<scheme>://<bucket>/`, the scheme
+        // spelled one way (`s3a` as `s3`, `azure` as `az`).
+        type Build<'a> = &'a dyn Fn(&str) -> object_store::Result<Arc<dyn ObjectStore>>;
+        let cloud = |scheme: &str, what: &str, build: Build<'_>| {
+            let bucket = url
+                .host_str()
+                .with_context(|| format!("`{arg}`: no {what}"))?;
+            let store = build(bucket).with_context(|| format!("connecting to {arg}"))?;
+            anyhow::Ok(Source {
+                store,
+                prefix: Path::from(url.path().trim_matches('/')),
+                base: format!("{scheme}://{bucket}/"),
+            })
+        };
         match url.scheme() {
-            "s3" | "s3a" => {
-                let bucket = url
-                    .host_str()
-                    .with_context(|| format!("`{arg}`: no bucket"))?;
+            "s3" | "s3a" => cloud("s3", "bucket", &|bucket| {
                 let store = object_store::aws::AmazonS3Builder::from_env()
                     .with_bucket_name(bucket)
-                    .build()
-                    .with_context(|| format!("connecting to {arg}"))?;
-                Ok(Source {
-                    store: Arc::new(store),
-                    prefix: Path::from(url.path().trim_matches('/')),
-                    base: format!("s3://{bucket}/"),
-                })
-            }
-            "gs" => {
-                let bucket = url
-                    .host_str()
-                    .with_context(|| format!("`{arg}`: no bucket"))?;
+                    .build()?;
+                Ok(Arc::new(store))
+            }),
+            "gs" => cloud("gs", "bucket", &|bucket| {
                 let store = object_store::gcp::GoogleCloudStorageBuilder::from_env()
                     .with_bucket_name(bucket)
-                    .build()
-                    .with_context(|| format!("connecting to {arg}"))?;
-                Ok(Source {
-                    store: Arc::new(store),
-                    prefix: Path::from(url.path().trim_matches('/')),
-                    base: format!("gs://{bucket}/"),
-                })
-            }
-            "az" | "azure" => {
-                let container = url
-                    .host_str()
-                    .with_context(|| format!("`{arg}`: no container"))?;
+                    .build()?;
+                Ok(Arc::new(store))
+            }),
+            "az" | "azure" => cloud("az", "container", &|container| {
                 let store = object_store::azure::MicrosoftAzureBuilder::from_env()
                     .with_container_name(container)
-                    .build()
-                    .with_context(|| format!("connecting to {arg}"))?;
-                Ok(Source {
-                    store: Arc::new(store),
-                    prefix: Path::from(url.path().trim_matches('/')),
-                    base: format!("az://{container}/"),
-                })
-            }
+                    .build()?;
+                Ok(Arc::new(store))
+            }),
             "file" => Source::open(url.path()),
             other => anyhow::bail!(
                 "`{arg}`: {other}:// is not supported (s3://, gs://, az://, file:// or a directory)"
@@ -512,5 +503,20 @@ mod tests {
     fn unknown_schemes_are_refused() {
         let e = Source::open("ftp://host/dir").err().unwrap().to_string();
         assert!(e.contains("ftp:// is not supported"), "{e}");
+    }
+
+    #[test]
+    fn cloud_urls_name_bucket_prefix_and_one_spelling_of_the_scheme() {
+        for (url, base, prefix) in [
+            ("s3://exports/adjust/raw/", "s3://exports/", "adjust/raw"),
+            ("s3a://exports/adjust", "s3://exports/", "adjust"),
+            ("s3://exports", "s3://exports/", ""),
+        ] {
+            let source = Source::open(url).unwrap();
+            assert_eq!(source.base, base, "{url}");
+            assert_eq!(source.prefix.as_ref(), prefix, "{url}");
+        }
+        let e = Source::open("s3:///prefix").err().unwrap().to_string();
+        assert!(e.contains("no bucket"), "{e}");
     }
 }
