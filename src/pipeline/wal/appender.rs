@@ -1,6 +1,6 @@
 //! The appender thread: owns the active segment, writes every append that arrived while the
-//! previous fsync ran in one go, fsyncs once (group commit), answers them all and publishes the
-//! new durable end.
+//! previous fsync ran (under load, also those of a short linger) in one go, fsyncs once (group
+//! commit), answers them all and publishes the new durable end.
 //!
 //! Segments after the first of a run are zero-filled to their full size ahead of time by a
 //! helper thread (`next.prepared`, renamed into place at rotation), when the budget holds at least

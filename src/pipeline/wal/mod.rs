@@ -3,8 +3,8 @@
 //! - Segments `NNNNNNNNNNNNNNNNNNNN.wal` under `<data-dir>/wal/`, ids contiguous, each up to
 //!   `segment_bytes`; a new segment is started at every start-up, so older ones are never written.
 //! - One appender thread owns the active segment: it takes every append request that arrived
-//!   while the previous fsync ran, writes them in one go and fsyncs once (group commit), then
-//!   answers them all and publishes the new durable end.
+//!   while the previous fsync ran (under load also those of a short linger), writes them in one
+//!   go and fsyncs once (group commit), then answers them all and publishes the new durable end.
 //! - One [`LogReader`] (the delivery side) reads records up to the durable end into batches.
 //! - `id` holds the log's random identity, part of every batch's deduplication token.
 //!
