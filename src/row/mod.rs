@@ -455,8 +455,9 @@ pub fn sort_key(row: &[u8]) -> Option<(&[u8], u16, u64)> {
     r.u32().ok()?;
     let day = r.u16().ok()?;
     let id = r.u64().ok()?;
-    // callback_trigger, source_ip, ingest_source, then the first hot column: activity_kind.
-    for _ in 0..3 {
+    // The head's strings (callback_trigger, source_ip, ingest_source), then the first hot
+    // column: activity_kind.
+    for _ in 3..HEAD.len() {
         r.bytes().ok()?;
     }
     Some((r.bytes().ok()?, day, id))
