@@ -35,6 +35,21 @@ fn cluster_sh(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Starts the local cluster (if it is not running) and gives its node URLs and a fresh database
+/// `name` on node 1, dropped first on every node.
+async fn fresh_cluster_db(name: &str) -> (Vec<String>, Db) {
+    cluster_sh(&["start"]);
+    let urls: Vec<String> = cluster_sh(&["urls"]).lines().map(str::to_owned).collect();
+    assert_eq!(urls.len(), 4, "{urls:?}");
+    let db = Db::fresh_on(&urls[0], name).await;
+    db.query(&format!(
+        "DROP DATABASE IF EXISTS {} ON CLUSTER {CLUSTER}",
+        db.name
+    ))
+    .await;
+    (urls, db)
+}
+
 /// Runs the binary; returns (success, stdout, stderr).
 fn sink_cmd(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_adjust-sink"))
@@ -97,15 +112,7 @@ async fn two_sinks_write_through_a_sharded_replicated_cluster_while_a_replica_cr
         eprintln!("skipped: set ADJUST_SINK_TEST_CLUSTER=1 (scripts/test.sh does) to run it");
         return;
     }
-    cluster_sh(&["start"]);
-    let urls: Vec<String> = cluster_sh(&["urls"]).lines().map(str::to_owned).collect();
-    assert_eq!(urls.len(), 4, "{urls:?}");
-    let db = Db::fresh_on(&urls[0], "cluster").await;
-    db.query(&format!(
-        "DROP DATABASE IF EXISTS {} ON CLUSTER {CLUSTER}",
-        db.name
-    ))
-    .await;
+    let (urls, db) = fresh_cluster_db("cluster").await;
     let d = &db.name;
 
     // migrate twice; the second run only ensures.
@@ -434,14 +441,7 @@ async fn an_erasure_reaches_every_shard_and_two_sinks_run_each_round_once() {
         eprintln!("skipped: set ADJUST_SINK_TEST_CLUSTER=1 (scripts/test.sh does) to run it");
         return;
     }
-    cluster_sh(&["start"]);
-    let urls: Vec<String> = cluster_sh(&["urls"]).lines().map(str::to_owned).collect();
-    let db = Db::fresh_on(&urls[0], "cluster_erasure").await;
-    db.query(&format!(
-        "DROP DATABASE IF EXISTS {} ON CLUSTER {CLUSTER}",
-        db.name
-    ))
-    .await;
+    let (urls, db) = fresh_cluster_db("cluster_erasure").await;
     let d = db.name.clone();
     migrate(&db);
     let dir_a = tempfile::tempdir().unwrap();
@@ -578,14 +578,7 @@ async fn with_quorum_two_a_replica_killed_mid_load_loses_nothing_and_inserts_are
         eprintln!("skipped: set ADJUST_SINK_TEST_CLUSTER=1 (scripts/test.sh does) to run it");
         return;
     }
-    cluster_sh(&["start"]);
-    let urls: Vec<String> = cluster_sh(&["urls"]).lines().map(str::to_owned).collect();
-    let db = Db::fresh_on(&urls[0], "quorum").await;
-    db.query(&format!(
-        "DROP DATABASE IF EXISTS {} ON CLUSTER {CLUSTER}",
-        db.name
-    ))
-    .await;
+    let (urls, db) = fresh_cluster_db("quorum").await;
     let d = db.name.clone();
     migrate(&db);
     let dir = tempfile::tempdir().unwrap();

@@ -383,19 +383,12 @@ async fn serve_follows_the_exports_and_counts_missed_callbacks() {
         export_file(APPS[2], 0),
     )
     .await;
-    let started = Instant::now();
-    while sink
-        .metric("adjust_sink_export_files_total{state=\"loaded\"}")
-        .await
-        < 1.0
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{}",
-            sink.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    sink.wait_metric(
+        "adjust_sink_export_files_total{state=\"loaded\"}",
+        1.0,
+        Duration::from_secs(60),
+    )
+    .await;
     assert_eq!(
         sink.metric("adjust_sink_export_rows_total{outcome=\"new\"}")
             .await,
@@ -424,19 +417,12 @@ async fn serve_follows_the_exports_and_counts_missed_callbacks() {
         gzip(csv.as_bytes()),
     )
     .await;
-    let started = Instant::now();
-    while sink
-        .metric("adjust_sink_export_files_total{state=\"loaded\"}")
-        .await
-        < 2.0
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{}",
-            sink.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    sink.wait_metric(
+        "adjust_sink_export_files_total{state=\"loaded\"}",
+        2.0,
+        Duration::from_secs(60),
+    )
+    .await;
     assert_eq!(
         sink.metric("adjust_sink_export_rows_total{outcome=\"new\"}")
             .await,

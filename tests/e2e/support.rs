@@ -360,6 +360,23 @@ impl Sink {
             .expect("metric value")
     }
 
+    /// Polls the metric `series` until it reaches `at_least` (panics after `timeout`, with the
+    /// sink's log).
+    pub async fn wait_metric(&self, series: &str, at_least: f64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.metric(series).await >= at_least {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{series} stayed below {at_least}; log:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
     }

@@ -10,22 +10,6 @@ use std::time::{Duration, Instant};
 
 use crate::support::{Db, Sink, assert_exactly_once, base_args, blast, migrate};
 
-/// Polls the sink's metric `series` until it reaches `at_least` (panics after `timeout`).
-async fn wait_metric(sink: &Sink, series: &str, at_least: f64, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if sink.metric(series).await >= at_least {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{series} stayed below {at_least}; log:\n{}",
-            sink.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test]
 async fn an_unknown_server_error_is_retried_and_nothing_goes_to_the_rejects() {
     let db = Db::fresh("unknown_error").await;
@@ -40,8 +24,7 @@ async fn an_unknown_server_error_is_retried_and_nothing_goes_to_the_rejects() {
     let sink = Sink::start(&db, &[]).await;
     let (ok, statuses) = blast(&sink, 40, 8, "unknown").await;
     assert_eq!(ok.len(), 40, "{statuses:?}");
-    wait_metric(
-        &sink,
+    sink.wait_metric(
         r#"adjust_sink_insert_errors_total{retriable="true"}"#,
         3.0,
         Duration::from_secs(30),
