@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{Db, Sink, base_args, blast_to};
+use crate::support::{CLUSTER_TURN, Db, Sink, base_args, blast_to};
 
 const CLUSTER: &str = "adjust_local";
 
@@ -112,6 +112,7 @@ async fn two_sinks_write_through_a_sharded_replicated_cluster_while_a_replica_cr
         eprintln!("skipped: set ADJUST_SINK_TEST_CLUSTER=1 (scripts/test.sh does) to run it");
         return;
     }
+    let _turn = CLUSTER_TURN.lock().await;
     let (urls, db) = fresh_cluster_db("cluster").await;
     let d = &db.name;
 
@@ -441,6 +442,7 @@ async fn an_erasure_reaches_every_shard_and_two_sinks_run_each_round_once() {
         eprintln!("skipped: set ADJUST_SINK_TEST_CLUSTER=1 (scripts/test.sh does) to run it");
         return;
     }
+    let _turn = CLUSTER_TURN.lock().await;
     let (urls, db) = fresh_cluster_db("cluster_erasure").await;
     let d = db.name.clone();
     migrate(&db);
@@ -578,6 +580,7 @@ async fn with_quorum_two_a_replica_killed_mid_load_loses_nothing_and_inserts_are
         eprintln!("skipped: set ADJUST_SINK_TEST_CLUSTER=1 (scripts/test.sh does) to run it");
         return;
     }
+    let _turn = CLUSTER_TURN.lock().await;
     let (urls, db) = fresh_cluster_db("quorum").await;
     let d = db.name.clone();
     migrate(&db);

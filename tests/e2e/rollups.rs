@@ -296,6 +296,7 @@ async fn rollups_count_each_activity_once_on_a_cluster() {
         eprintln!("skipped: set ADJUST_SINK_TEST_CLUSTER=1 (scripts/test.sh does) to run it");
         return;
     }
+    let _turn = crate::support::CLUSTER_TURN.lock().await;
     const CLUSTER: &str = "adjust_local";
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/local/cluster.sh");
     let urls = Command::new(&script).arg("urls").output().unwrap();

@@ -8,6 +8,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The local cluster is shared by the tests that use it, and some of them SIGKILL a node: they
+/// take turns, so that no test's `ON CLUSTER` DDL or load meets a node another test killed.
+pub static CLUSTER_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The ClickHouse the tests use (started by `deploy/local/clickhouse.sh`).
 pub fn clickhouse_url() -> String {
     std::env::var("ADJUST_SINK_TEST_CLICKHOUSE_URL")
