@@ -2,12 +2,28 @@
 //! include `2a0b:14c0::/32`) and IPv4 clients alike: the latter arrive as IPv4-mapped addresses
 //! (`::ffff:a.b.c.d`) and are seen as IPv4 everywhere after accept. On a host without IPv6, the
 //! unspecified IPv6 address falls back to `0.0.0.0` with a warning instead of failing to start.
+//!
+//! The listen backlog is [`BACKLOG`] (the kernel caps it at `net.core.somaxconn`), not the
+//! standard library's 128: a burst of new connections (Adjust's retries after an outage, a
+//! restart behind a load balancer) waits in the accept queue instead of being dropped and
+//! retried by the client a second or more later.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 
-/// Binds `addr`; `[::]:port` falls back to `0.0.0.0:port` when the host has no IPv6.
+/// Connections the kernel may hold for the sink before it accepts them.
+pub const BACKLOG: i32 = 4096;
+
+/// Binds `addr` with a backlog of [`BACKLOG`]; `[::]:port` falls back to `0.0.0.0:port` when
+/// the host has no IPv6.
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let listener = bind_any(addr)?;
+    // Listening again on a listening socket sets its backlog anew.
+    socket2::SockRef::from(&listener).listen(BACKLOG)?;
+    Ok(listener)
+}
+
+fn bind_any(addr: SocketAddr) -> io::Result<TcpListener> {
     match TcpListener::bind(addr) {
         Ok(listener) => {
             if is_any_v6(addr) && v6_only_by_default() {
@@ -67,6 +83,28 @@ mod tests {
         assert!(!falls_back(any6, &io::ErrorKind::PermissionDenied.into()));
         assert!(!falls_back("[::1]:8080".parse().unwrap(), &unsupported));
         assert!(!falls_back("0.0.0.0:8080".parse().unwrap(), &unsupported));
+    }
+
+    #[test]
+    fn a_burst_of_connections_waits_in_the_backlog_while_none_is_accepted() {
+        // More than the standard library's backlog of 128, fewer than the usual open-file
+        // limit of 1,024 for this test process.
+        let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(4096);
+        let burst = 600.min(somaxconn);
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut clients = Vec::with_capacity(burst);
+        for i in 0..burst {
+            match std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(500))
+            {
+                Ok(c) => clients.push(c),
+                Err(e) => panic!("connection {i} of {burst} not taken into the backlog: {e}"),
+            }
+        }
+        assert_eq!(clients.len(), burst);
     }
 
     #[test]

@@ -276,7 +276,6 @@ pub fn callback_server<P: Producer>(
     let held = held::HeldBudget::new(edge.max_held_bytes, state.metrics.clone());
     Ok(Server::build()
         .workers(workers)
-        .backlog(4096)
         .max_concurrent_connections(edge.per_worker(workers))
         .shutdown_timeout(shutdown_timeout.as_secs().max(1))
         .disable_signals()
