@@ -121,6 +121,16 @@ pub struct ImportArgs {
         help_heading = "Import"
     )]
     pub batch_rows: usize,
+
+    /// Serve /metrics and /healthz here while importing (off by default): for a follower
+    /// (`--follow`) that Prometheus watches
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "ADJUST_SINK_IMPORT_ADMIN_LISTEN",
+        help_heading = "Import"
+    )]
+    pub admin_listen: Option<std::net::SocketAddr>,
 }
 
 /// How export files are followed (`import URL`, `serve --follow-exports`).

@@ -54,7 +54,24 @@ pub fn command(args: &ImportArgs) -> anyhow::Result<()> {
         .map(|a| super::follow::Source::open(a))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let follow = super::follow::settings(&args.follow, args.batch_rows)?;
+    let admin = args
+        .admin_listen
+        .map(|addr| {
+            std::net::TcpListener::bind(addr)
+                .with_context(|| format!("binding the admin listener on {addr}"))
+        })
+        .transpose()?;
     let runtime = super::runtime()?;
+    let admin = match admin {
+        Some(listener) => {
+            let _in_runtime = runtime.enter();
+            let addr = listener.local_addr()?;
+            let server = crate::http::metrics_server(metrics.clone(), listener)?;
+            eprintln!("adjust-sink: import: metrics on http://{addr}/metrics");
+            Some((server.handle(), runtime.spawn(server)))
+        }
+        None => None,
+    };
     let summary = runtime.block_on(async {
         let run = async {
             let mut summary = if files.is_empty() {
@@ -100,8 +117,14 @@ pub fn command(args: &ImportArgs) -> anyhow::Result<()> {
                 run.await
             }
         }
-    })?;
-    print!("{}", summary.render());
+    });
+    if let Some((handle, server)) = admin {
+        runtime.block_on(async {
+            handle.stop(true).await;
+            let _ = server.await;
+        });
+    }
+    print!("{}", summary?.render());
     Ok(())
 }
 

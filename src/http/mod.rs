@@ -347,9 +347,14 @@ pub fn callback_server<P: Producer>(
 }
 
 async fn metrics<P: Producer>(state: web::Data<AppState<P>>) -> HttpResponse {
+    exposition(&state.metrics)
+}
+
+/// The registry in Prometheus' text format.
+fn exposition(metrics: &crate::metrics::Metrics) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render())
+        .body(metrics.render())
 }
 
 async fn healthz() -> HttpResponse {
@@ -382,6 +387,28 @@ async fn readyz<P: Producer>(state: web::Data<AppState<P>>) -> HttpResponse {
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     }
+}
+
+/// The admin server of a command without callbacks (`import --follow`): `/metrics` and
+/// `/healthz` on an already bound listener. Call it inside a Tokio runtime.
+pub fn metrics_server(
+    metrics: crate::metrics::Metrics,
+    listener: TcpListener,
+) -> std::io::Result<Server> {
+    Ok(HttpServer::new(move || {
+        let metrics = metrics.clone();
+        App::new()
+            .route(
+                "/metrics",
+                web::get().to(move || std::future::ready(exposition(&metrics))),
+            )
+            .route("/healthz", web::get().to(healthz))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)?
+    .run())
 }
 
 /// The admin server (metrics and probes) on an already bound listener.

@@ -331,6 +331,123 @@ async fn followers_load_every_export_file_once_through_a_kill() {
     }
 }
 
+/// `import --follow` on its own, watched like a sink: `--admin-listen` serves `/metrics` (the
+/// `export_*` series) and `/healthz` while it follows a directory, and SIGTERM ends it cleanly
+/// with its summary.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_standalone_follower_serves_its_metrics() {
+    let db = Db::fresh("exports_standalone").await;
+    let exports = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let app = "dddddddddddd";
+    let mut csv = String::from("activity_kind,app_token,adid,created_at\n");
+    for i in 0..3u32 {
+        csv += &format!("install,{app},{i:032x},{}\n", H0 + i);
+    }
+    std::fs::write(
+        exports
+            .path()
+            .join(format!("{app}_2024-03-01T000000_1a2b3c4d_0001.csv")),
+        csv,
+    )
+    .unwrap();
+    std::fs::write(
+        exports
+            .path()
+            .join(format!("{app}_2024-03-01T010000_1a2b3c4d_0001.csv.gz")),
+        b"not gzip",
+    )
+    .unwrap();
+    let [port] = crate::support::free_ports::<1>();
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_adjust-sink"))
+        .args([
+            "import",
+            "--clickhouse-url",
+            &db.url,
+            "--database",
+            &db.name,
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "--follow",
+            "--follow-interval",
+            "1s",
+            "--admin-listen",
+            &format!("127.0.0.1:{port}"),
+            exports.path().to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run adjust-sink import --follow");
+    let client = reqwest::Client::new();
+    let scrape = |path: &'static str| {
+        let client = client.clone();
+        async move {
+            let r = client
+                .get(format!("http://127.0.0.1:{port}{path}"))
+                .send()
+                .await
+                .ok()?;
+            Some((r.status().as_u16(), r.text().await.ok()?))
+        }
+    };
+    let started = Instant::now();
+    let text = loop {
+        if let Some((200, text)) = scrape("/metrics").await {
+            let files = |state: &str| {
+                crate::support::series_value(
+                    &text,
+                    &format!("adjust_sink_export_files_total{{state=\"{state}\"}}"),
+                )
+            };
+            if files("loaded") == Some(1.0) && files("failed") == Some(1.0) {
+                break text;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the follower's /metrics never showed both files done"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let value = |series: &str| crate::support::series_value(&text, series);
+    assert_eq!(
+        value("adjust_sink_export_rows_total{outcome=\"new\"}"),
+        Some(3.0)
+    );
+    assert_eq!(value("adjust_sink_export_files_pending"), Some(0.0));
+    assert!(value("adjust_sink_export_last_round_timestamp_seconds").unwrap() > 0.0);
+    assert_eq!(scrape("/healthz").await, Some((200, "ok\n".to_string())));
+    assert_eq!(db.wait_rows(3, Duration::from_secs(30)).await, 3);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &follower.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while follower.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the follower did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = follower.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("3 new"), "{summary}");
+    assert_eq!(
+        scrape("/healthz").await,
+        None,
+        "the admin listener outlived the follower"
+    );
+}
+
 /// `serve --follow-exports`: one deployment receives the callbacks and loads the exports; the
 /// activities the callbacks missed are counted as new export rows on /metrics.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

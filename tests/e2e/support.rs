@@ -353,15 +353,7 @@ impl Sink {
     /// exposition prints them: alphabetical).
     pub async fn metric(&self, series: &str) -> f64 {
         let text = self.metrics().await;
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix(series)
-                    .and_then(|rest| rest.strip_prefix(' '))
-            })
-            .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
-            .trim()
-            .parse()
-            .expect("metric value")
+        series_value(&text, series).unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
     }
 
     /// Polls the metric `series` until it reaches `at_least` (panics after `timeout`, with the
@@ -464,6 +456,16 @@ pub struct PrivateClickHouse {
 }
 
 /// Ports free right now (bound to port 0, then released).
+/// The value of one series (`name` or `name{labels}`, as exposed) in a /metrics text.
+pub fn series_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .map(|v| v.trim().parse().expect("metric value"))
+}
+
 pub fn free_ports<const N: usize>() -> [u16; N] {
     let listeners: Vec<std::net::TcpListener> = (0..N)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0"))
