@@ -278,6 +278,13 @@ async fn two_sinks_write_through_a_sharded_replicated_cluster_while_a_replica_cr
         }
     }
 
+    // An erasures table of an earlier version (a column short): a sink's own migrate (at its
+    // first insert) brings it up to date on every node, as `migrate --cluster` does.
+    db.query(&format!(
+        "ALTER TABLE {d}.callbacks_erasures_local ON CLUSTER {CLUSTER} DROP COLUMN outcome"
+    ))
+    .await;
+
     // Two sinks, each with its own data directory: A writes through node 1, B through node 3.
     let dir_a = tempfile::tempdir().unwrap();
     let dir_b = tempfile::tempdir().unwrap();
@@ -305,6 +312,17 @@ async fn two_sinks_write_through_a_sharded_replicated_cluster_while_a_replica_cr
     let (shared_b, _) = shared_b.await.unwrap();
     assert_eq!(shared_a.len(), 300);
     assert_eq!(shared_b.len(), 300);
+    // The sinks' first inserts ran their migrate.
+    for url in &urls {
+        let sql = format!(
+            "SELECT count() FROM system.columns WHERE database = '{d}' AND table = 'callbacks_erasures_local' AND name = 'outcome'"
+        );
+        assert_eq!(
+            wait_for(&db.at(url), &sql, 1, Duration::from_secs(60)).await,
+            1,
+            "the erasures table on {url} still lacks outcome"
+        );
+    }
 
     // Load through both while node 2 (shard 1's second replica) is SIGKILLed and restarted.
     let load_a = to(&sink_a, "a", 3000);

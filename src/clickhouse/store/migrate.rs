@@ -100,8 +100,9 @@ impl ClickHouseStore {
         if target.cluster.is_some() {
             // A sink's first contact: ON CLUSTER DDL waits for every node (up to a minute per
             // statement while one is down), so it runs only when the connected node lacks
-            // something; `migrate --cluster` always runs it.
-            if !upgrade && self.cluster_schema_complete().await? {
+            // something or holds an object of an earlier version; `migrate --cluster` always
+            // runs it.
+            if !upgrade && self.cluster_schema_complete(profile).await? {
                 *self.ready.lock().await = Some(profile);
                 return Ok(report);
             }
@@ -283,8 +284,9 @@ impl ClickHouseStore {
     }
 
     /// Whether the connected node has the Distributed table over a local table with every
-    /// column, and every other object of [`schema::cluster::objects`].
-    async fn cluster_schema_complete(&self) -> Result<bool, StoreError> {
+    /// column, every other object of [`schema::cluster::objects`], and nothing that `migrate`
+    /// brings up to date in place ([`upgrades_pending`](Self::upgrades_pending)).
+    async fn cluster_schema_complete(&self, profile: Profile) -> Result<bool, StoreError> {
         let target = &self.config.target;
         let names = schema::cluster::objects(target);
         let list = names
@@ -311,7 +313,9 @@ impl ClickHouseStore {
             .into_iter()
             .map(|(n, _)| n)
             .collect();
-        Ok(local == distributed && self.missing_columns().await?.is_empty())
+        Ok(local == distributed
+            && self.missing_columns().await?.is_empty()
+            && !self.upgrades_pending(profile).await?)
     }
 
     /// Before anything runs ON CLUSTER: the connected server knows the cluster, and the
@@ -355,7 +359,7 @@ impl ClickHouseStore {
 }
 
 /// Whether view `name` exists with a definition other than `select` (its marker differs).
-fn is_stale(stored: &[(String, String)], name: &str, select: &str) -> bool {
+pub(super) fn is_stale(stored: &[(String, String)], name: &str, select: &str) -> bool {
     let marker = schema::views::marker(select);
     stored
         .iter()

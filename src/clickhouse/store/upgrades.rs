@@ -4,6 +4,46 @@
 use super::{ClickHouseStore, MigrateReport, Profile, StoreError, schema};
 
 impl ClickHouseStore {
+    /// Whether an object that `migrate` brings up to date in place is behind: the erasure
+    /// requests' table lacks a column, or the erasure view, a rollup or a view has an earlier
+    /// definition (its marker differs). A sink on a cluster runs its `migrate` only then (or when
+    /// an object is missing), since DDL `ON CLUSTER` waits for every node.
+    pub(super) async fn upgrades_pending(&self, profile: Profile) -> Result<bool, StoreError> {
+        use schema::{erasure, views};
+        let target = &self.config.target;
+        let stored = self.definitions().await?;
+        let current = |name: &str, select: &str| {
+            let marker = views::marker(select);
+            stored.iter().any(|(n, q)| n == name && q.contains(&marker))
+        };
+        let mv = erasure::mv_name(target);
+        let mv_name = mv.split_once('.').map_or(mv.as_str(), |(_, n)| n);
+        if !current(mv_name, &erasure::view_select(target)) {
+            return Ok(true);
+        }
+        let have: Vec<String> = self
+            .columns_of(&erasure::erasures_target(target).storage())
+            .await?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        if erasure::COLUMNS
+            .iter()
+            .any(|(n, _)| !have.iter().any(|h| h == n))
+        {
+            return Ok(true);
+        }
+        if views::ROLLUPS
+            .iter()
+            .any(|r| !current(r.table, &r.select(target)))
+        {
+            return Ok(true);
+        }
+        Ok(views::VIEWS
+            .iter()
+            .any(|v| super::migrate::is_stale(&stored, v.name, &views::select(v, profile, target))))
+    }
+
     /// Brings the erasure requests' table and view of an earlier version up to date: the
     /// table's missing columns (`app_token`, `outcome`), and the view's definition. 18.16
     /// refuses a materialized view's block that lacks a column of its table, and a view cannot
