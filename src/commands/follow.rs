@@ -12,6 +12,8 @@
 //! under its key (new ETag) is a new version: loaded again, only its new activities land. A file
 //! that cannot be read as an export is marked `failed` with the reason; the others go on.
 
+use std::io::{Seek, Write};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -151,6 +153,9 @@ pub struct Settings {
     pub batch_rows: usize,
     /// How long after its claim a follower reads the claims back.
     pub settle: Duration,
+    /// Where an object is held while it is loaded (the data directory): streamed to an unnamed
+    /// file there, so that memory does not grow with the object.
+    pub spool: PathBuf,
 }
 
 /// The default of [`Settings::settle`]: claims are in seconds, and an INSERT is visible well
@@ -158,13 +163,18 @@ pub struct Settings {
 pub const SETTLE: Duration = Duration::from_secs(2);
 
 /// The settings of `import URL` from its flags (a fresh identity).
-pub fn settings(args: &crate::cli::FollowArgs, batch_rows: usize) -> anyhow::Result<Settings> {
+pub fn settings(
+    args: &crate::cli::FollowArgs,
+    batch_rows: usize,
+    spool: PathBuf,
+) -> anyhow::Result<Settings> {
     crate::settings::parse_duration(&args.follow_interval)?;
     Ok(Settings {
         holder: default_holder(),
         claim_ttl: crate::settings::parse_duration(&args.follow_claim_ttl)?,
         batch_rows,
         settle: SETTLE,
+        spool,
     })
 }
 
@@ -254,6 +264,39 @@ pub async fn round<S: Store + Admin>(
     Ok(out)
 }
 
+/// Streams object `o` into an unnamed file in `dir` (gone when closed, even after a crash) and
+/// returns it at its start, with its first two bytes: memory holds one chunk at a time.
+async fn spool(
+    source: &Source,
+    o: &Object,
+    dir: &std::path::Path,
+) -> anyhow::Result<(std::fs::File, Vec<u8>)> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating {} to hold export files", dir.display()))?;
+    let mut file = tempfile::tempfile_in(dir)
+        .with_context(|| format!("creating a file in {} to hold {}", dir.display(), o.key))?;
+    let mut chunks = source
+        .store
+        .get(&o.location)
+        .await
+        .with_context(|| format!("reading {}", o.key))?
+        .into_stream();
+    let mut head = Vec::with_capacity(2);
+    while let Some(chunk) = chunks
+        .try_next()
+        .await
+        .with_context(|| format!("reading {}", o.key))?
+    {
+        if head.len() < 2 {
+            head.extend(chunk.iter().take(2 - head.len()));
+        }
+        file.write_all(&chunk)
+            .with_context(|| format!("holding {} in {}", o.key, dir.display()))?;
+    }
+    file.rewind()?;
+    Ok((file, head))
+}
+
 /// Claims and loads one version: `None` when another follower holds it or it is done; the file's
 /// summary, or the reason it is bad. An error is the table's: the claim lapses and a later round
 /// tries again.
@@ -300,18 +343,11 @@ async fn load<S: Store + Admin>(
     }
     // Load while renewing the claim.
     let work = async {
-        let content = source
-            .store
-            .get(&o.location)
-            .await
-            .with_context(|| format!("reading {}", o.key))?
-            .bytes()
-            .await
-            .with_context(|| format!("reading {}", o.key))?;
-        if o.key.ends_with(".gz") && !content.starts_with(&[0x1f, 0x8b]) {
+        let (content, head) = spool(source, o, &settings.spool).await?;
+        if o.key.ends_with(".gz") && !head.starts_with(&[0x1f, 0x8b]) {
             return Err(Unreadable(format!("{}: not gzip", o.key)).into());
         }
-        import_one(to, &o.key, &content, options, settings.batch_rows).await
+        import_one(to, &o.key, content, options, settings.batch_rows).await
     };
     tokio::pin!(work);
     let mut renew = tokio::time::interval(Duration::from_secs((ttl / 3).max(1)));
@@ -417,6 +453,7 @@ impl Following {
 /// logged and tried again at the next round.
 pub async fn run<S: Store + Admin>(
     f: Following,
+    spool: PathBuf,
     deliverer: crate::pipeline::deliver::Deliverer<S>,
     manifest: Target,
     options: row::Options,
@@ -441,6 +478,7 @@ pub async fn run<S: Store + Admin>(
         claim_ttl: f.claim_ttl,
         batch_rows: 5_000,
         settle: SETTLE,
+        spool,
     };
     loop {
         match round(&to, &manifest, &source, &options, &settings).await {
@@ -497,6 +535,24 @@ mod tests {
             ]
         );
         assert!(listed.iter().all(|o| !o.etag.is_empty() && o.size == 14));
+    }
+
+    #[tokio::test]
+    async fn an_object_is_held_in_an_unnamed_file_not_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        // Larger than one read of the local store (8 KiB), so that it comes in several chunks.
+        let content: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(dir.path().join("a_2024-03-01T00_x_1.csv.gz"), &content).unwrap();
+        let spool_dir = dir.path().join("spool");
+        let source = Source::open(dir.path().to_str().unwrap()).unwrap();
+        let listed = source.list().await.unwrap();
+        let (mut file, head) = spool(&source, &listed[0], &spool_dir).await.unwrap();
+        assert_eq!(head, [0, 1]);
+        let mut held = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut held).unwrap();
+        assert_eq!(held, content);
+        // Unnamed: nothing is left behind, whatever happens to the process.
+        assert_eq!(std::fs::read_dir(&spool_dir).unwrap().count(), 0);
     }
 
     #[test]

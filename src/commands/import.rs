@@ -53,7 +53,7 @@ pub fn command(args: &ImportArgs) -> anyhow::Result<()> {
         .into_iter()
         .map(|a| super::follow::Source::open(a))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let follow = super::follow::settings(&args.follow, args.batch_rows)?;
+    let follow = super::follow::settings(&args.follow, args.batch_rows, data_dir.path.clone())?;
     let admin = args
         .admin_listen
         .map(|addr| {
@@ -73,6 +73,7 @@ pub fn command(args: &ImportArgs) -> anyhow::Result<()> {
         None => None,
     };
     let summary = runtime.block_on(async {
+        let started = Instant::now();
         let run = async {
             let mut summary = if files.is_empty() {
                 Summary::default()
@@ -104,6 +105,7 @@ pub fn command(args: &ImportArgs) -> anyhow::Result<()> {
                     break;
                 }
             }
+            summary.elapsed = started.elapsed();
             Ok(summary)
         };
         let stop = super::serve::termination();
@@ -410,13 +412,13 @@ impl FileRun<'_> {
     }
 }
 
-/// Imports one export held in memory (the follower's objects): gzip recognised by content, the
-/// header must name `activity_kind`. An error that is [`Unreadable`] means the file is bad; any
-/// other is the table's (lookup or delivery) and loading the file again may succeed.
+/// Imports one export (the follower's objects): gzip recognised by content, the header must
+/// name `activity_kind`. An error that is [`Unreadable`] means the file is bad; any other is the
+/// table's (lookup or delivery) and loading the file again may succeed.
 pub async fn import_one<S: Store + Admin>(
     to: &Destination<'_, S>,
     name: &str,
-    content: &[u8],
+    content: impl Read,
     options: &row::Options,
     batch_rows: usize,
 ) -> anyhow::Result<Summary> {

@@ -232,8 +232,9 @@ async fn run_with<P: Producer, C: Consumer>(
                 .deliverer(ClickHouseStore::new(ch)?, metrics.clone());
             let target = config.clickhouse.target.clone();
             let (row, metrics, shutdown) = (config.row.clone(), metrics.clone(), shutdown.clone());
+            let spool = config.data_dir.path.clone();
             Some(actix_web::rt::spawn(async move {
-                super::follow::run(f, deliverer, target, row, metrics, shutdown).await
+                super::follow::run(f, spool, deliverer, target, row, metrics, shutdown).await
             }))
         }
     };

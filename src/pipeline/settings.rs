@@ -32,7 +32,8 @@ pub enum Durability {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Queue and delivery")]
 pub struct DataDirArgs {
-    /// Directory for the write-ahead log and the rejects file.
+    /// Directory for the write-ahead log and the rejects file (and an export file while a
+    /// follower loads it).
     #[arg(long, env = "ADJUST_SINK_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
