@@ -792,7 +792,7 @@ WHERE activity_kind IN ('uninstall', 'reinstall');
 
 -- materialized view adjust.callbacks_erasures_mv -> adjust.callbacks_erasures
 CREATE MATERIALIZED VIEW IF NOT EXISTS adjust.callbacks_erasures_mv TO adjust.callbacks_erasures
-AS WITH 'adjust-sink fe9ca4ab5f133b37' AS adjust_sink_definition
+AS WITH 'adjust-sink dd94d64829434a12' AS adjust_sink_definition
 SELECT
     received_at AS requested_at,
     tupleElement(id, 2) AS device_id,
@@ -801,5 +801,5 @@ SELECT
     toDateTime(0, 'UTC') AS done_at,
     '' AS outcome
 FROM adjust.callbacks
-ARRAY JOIN [('adid', adid), ('idfa', idfa), ('idfa_upper', visitParamExtractString(cold, 'idfa_upper')), ('idfa_md5', visitParamExtractString(cold, 'idfa_md5')), ('idfa_md5_hex', visitParamExtractString(cold, 'idfa_md5_hex')), ('idfv', idfv), ('gps_adid', gps_adid), ('gps_adid_md5', visitParamExtractString(cold, 'gps_adid_md5')), ('android_id', android_id), ('android_id_md5', visitParamExtractString(cold, 'android_id_md5')), ('fire_adid', fire_adid), ('oaid', oaid), ('oaid_md5', visitParamExtractString(cold, 'oaid_md5')), ('web_uuid', web_uuid), ('win_adid', visitParamExtractString(cold, 'win_adid'))] AS id
+ARRAY JOIN [('adid', adid), ('idfa', idfa), ('idfa_upper', visitParamExtractString(if(activity_kind = 'gdpr_forget_device', cold, ''), 'idfa_upper')), ('idfa_md5', visitParamExtractString(if(activity_kind = 'gdpr_forget_device', cold, ''), 'idfa_md5')), ('idfa_md5_hex', visitParamExtractString(if(activity_kind = 'gdpr_forget_device', cold, ''), 'idfa_md5_hex')), ('idfv', idfv), ('gps_adid', gps_adid), ('gps_adid_md5', visitParamExtractString(if(activity_kind = 'gdpr_forget_device', cold, ''), 'gps_adid_md5')), ('android_id', android_id), ('android_id_md5', visitParamExtractString(if(activity_kind = 'gdpr_forget_device', cold, ''), 'android_id_md5')), ('fire_adid', fire_adid), ('oaid', oaid), ('oaid_md5', visitParamExtractString(if(activity_kind = 'gdpr_forget_device', cold, ''), 'oaid_md5')), ('web_uuid', web_uuid), ('win_adid', visitParamExtractString(if(activity_kind = 'gdpr_forget_device', cold, ''), 'win_adid'))] AS id
 WHERE activity_kind = 'gdpr_forget_device' AND tupleElement(id, 2) != '';

@@ -12,6 +12,7 @@ Driven by the `modern` integration test (tests/modern/main.rs), which writes the
     retries      RowBinary file: the same callbacks received again (same callback_id)
     token        an insert_deduplication_token
     probes       {label: SQL expression} selected next to the columns
+    queries      {label: SQL} run at the end, each answered as TabSeparated text in `queries`
     insert_settings  [[name, value]]: the settings the sink pins on every INSERT to a modern
                  server; every insert here carries them
 
@@ -153,6 +154,11 @@ def main():
     counts["token_second"] = count()
     counts["token_final"] = count(final=True)
     out["counts"] = counts
+
+    out["queries"] = {
+        label: run(label, sql, "TabSeparated").bytes().decode("utf-8", "replace")
+        for label, sql in check.get("queries", {}).items()
+    }
 
     # Each rollup against the exact answer (FINAL over the callbacks), after all the copies above.
     out["rollups"] = {

@@ -81,6 +81,15 @@ const SAMPLES: &[Sample] = &[
         query: b"tracker={tracker}",
         body: None,
     },
+    // A forget request naming a hot identifier and a cold one (an MD5 of the IDFA): the
+    // erasures view records one request per identifier.
+    Sample {
+        trigger: "",
+        query: b"activity_kind=gdpr_forget_device&app_token=abc123&created_at=1404300000\
+                 &adid=4c6e0a9b8f7d6e5c4b3a29180716f5e4\
+                 &idfa_md5=9e107d9d372bb6826bd81d3542a419d6",
+        body: None,
+    },
 ];
 
 /// Every `Ty`. The match fails to compile when a variant is added, until it is listed here (and
@@ -462,6 +471,12 @@ fn modern_engine_check() {
         "probes": probes,
         "insert_settings": insert_settings(Profile::Modern),
         "rollups": rollup_checks(&target),
+        "queries": {
+            "erasures": format!(
+                "SELECT DISTINCT id_kind, device_id, app_token FROM {}_erasures ORDER BY id_kind",
+                target.table()
+            ),
+        },
     });
     std::fs::write(dir.path().join("check.json"), check.to_string()).unwrap();
 
@@ -729,6 +744,13 @@ fn modern_engine_check() {
             r.table
         );
     }
+    // The erasures view recorded the forget request's identifiers, hot and cold, once each
+    // (with FINAL per request time: the retried copy has its own), and nothing of the others.
+    assert_eq!(
+        result["queries"]["erasures"],
+        "adid\t4c6e0a9b8f7d6e5c4b3a29180716f5e4\tabc123\n\
+         idfa_md5\t9e107d9d372bb6826bd81d3542a419d6\tabc123\n"
+    );
     let installs = &result["rollups"]["installs_daily"][0];
     assert!(
         !installs.as_str().unwrap_or_default().is_empty(),

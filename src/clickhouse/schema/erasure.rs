@@ -21,7 +21,7 @@ use crate::adjust::catalog::{device_ids, family_members, is_hot};
 use crate::adjust::decode::index_of;
 use crate::clickhouse::quote;
 
-use super::{Statement, Target, cold_text_sql, views};
+use super::{Statement, Target, cold_text_in, cold_text_sql, views};
 
 /// The activity kind of an erasure request.
 pub use super::retention::{
@@ -142,9 +142,21 @@ pub fn recorded_ids() -> Vec<&'static str> {
 /// The `SELECT` turning each `gdpr_forget_device` row of `source` into one request per device
 /// identifier it carries (in its stored form), with the app that asked.
 pub fn record_select(source: &str) -> String {
+    // A materialized view's WHERE runs after the ARRAY JOIN over the inserted block, so every
+    // expression of the array is computed for every row. Cold identifiers are read from the
+    // `cold` text of forget callbacks only: the other rows give them an empty text, and the
+    // server does not scan every row's JSON for each of them (measured on 64,093 rows of wide
+    // installs, 4.1 KB of `cold` each: 586–602 ms against 421–482 ms, one thread).
+    let forget_cold = format!(
+        "if(activity_kind = '{FORGET_KIND}', {}, '')",
+        crate::row::COLD
+    );
     let pairs: Vec<String> = recorded_ids()
         .iter()
-        .map(|n| format!("('{n}', {})", id_sql(n)))
+        .map(|n| match index_of(n) {
+            Some(i) if is_hot(i) => format!("('{n}', {n})"),
+            _ => format!("('{n}', {})", cold_text_in(&forget_cold, n)),
+        })
         .collect();
     format!(
         "SELECT\n    received_at AS requested_at,\n    tupleElement(id, 2) AS device_id,\n    tupleElement(id, 1) AS id_kind,\n    CAST(app_token AS String) AS app_token,\n    toDateTime(0, 'UTC') AS done_at,\n    '' AS outcome\nFROM {source}\nARRAY JOIN [{}] AS id\nWHERE activity_kind = '{FORGET_KIND}' AND tupleElement(id, 2) != ''",

@@ -142,7 +142,12 @@ impl ColdColumn {
 
 /// The SQL that reads a cold placeholder's text (`''` when it was not sent).
 pub fn cold_text_sql(name: &str) -> String {
-    format!("visitParamExtractString({COLD}, '{name}')")
+    cold_text_in(COLD, name)
+}
+
+/// [`cold_text_sql`] from `text`, an SQL expression of a row's cold text (or `''`).
+pub fn cold_text_in(text: &str, name: &str) -> String {
+    format!("visitParamExtractString({text}, '{name}')")
 }
 
 /// The SQL of a JSON string's content for the text `text` (an SQL expression): `\\`, `"` and the
