@@ -61,15 +61,8 @@ async fn put(client: &reqwest::Client, url: String, body: Vec<u8>) {
 }
 
 fn follower(db: &Db, endpoint: &str, bucket: &str, data_dir: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_adjust-sink"))
+    crate::support::import_command(db, data_dir)
         .args([
-            "import",
-            "--clickhouse-url",
-            &db.url,
-            "--database",
-            &db.name,
-            "--data-dir",
-            data_dir.to_str().unwrap(),
             "--batch-rows",
             "100",
             "--follow",
@@ -359,15 +352,8 @@ async fn a_standalone_follower_serves_its_metrics() {
     )
     .unwrap();
     let [port] = crate::support::free_ports::<1>();
-    let mut follower = Command::new(env!("CARGO_BIN_EXE_adjust-sink"))
+    let mut follower = crate::support::import_command(&db, data.path())
         .args([
-            "import",
-            "--clickhouse-url",
-            &db.url,
-            "--database",
-            &db.name,
-            "--data-dir",
-            data.path().to_str().unwrap(),
             "--follow",
             "--follow-interval",
             "1s",

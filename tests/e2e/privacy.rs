@@ -416,17 +416,8 @@ async fn import_applies_the_row_settings_of_serve_and_erasure_reaches_imported_r
     }
     let export = dir.path().join("export.csv");
     std::fs::write(&export, csv).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_adjust-sink"))
-        .args([
-            "import",
-            "--clickhouse-url",
-            &db.url,
-            "--database",
-            &db.name,
-            "--data-dir",
-            dir.path().join("import").to_str().unwrap(),
-            export.to_str().unwrap(),
-        ])
+    let out = crate::support::import_command(&db, &dir.path().join("import"))
+        .arg(&export)
         .envs(env)
         .output()
         .unwrap();

@@ -456,6 +456,23 @@ pub struct PrivateClickHouse {
 }
 
 /// Ports free right now (bound to port 0, then released).
+/// `adjust-sink import` into `db`'s table with `data_dir` as its data directory; the caller adds
+/// the files and any other flag.
+pub fn import_command(db: &Db, data_dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_adjust-sink"));
+    command
+        .args([
+            "import",
+            "--clickhouse-url",
+            &db.url,
+            "--database",
+            &db.name,
+        ])
+        .arg("--data-dir")
+        .arg(data_dir);
+    command
+}
+
 /// The value of one series (`name` or `name{labels}`, as exposed) in a /metrics text.
 pub fn series_value(text: &str, series: &str) -> Option<f64> {
     text.lines()
