@@ -237,24 +237,38 @@ pub async fn round<S: Store + Admin>(
     };
     to.metrics.export_files_pending.set(pending.len() as i64);
     let mut left = pending.len() as i64;
-    for o in &pending {
+    'chunks: for chunk in pending.chunks(CLAIM_AHEAD) {
         if to.shutdown.is_stopping() {
             break;
         }
-        match load(to, manifest, source, options, settings, o).await? {
-            None => out.skipped += 1,
-            Some(Ok(s)) => {
-                out.loaded += 1;
-                out.rows.rows_read += s.rows_read;
-                out.rows.new += s.new;
-                out.rows.already_present += s.already_present;
-                out.rows.rejected += s.rejected;
-                out.rows.bad_lines.extend(s.bad_lines);
-            }
-            Some(Err(_)) => out.failed += 1,
+        let mut claims = Vec::with_capacity(chunk.len());
+        for o in chunk {
+            claims.push(claim(admin, manifest, settings, o).await?);
         }
-        left -= 1;
-        to.metrics.export_files_pending.set(left);
+        // Claims carry seconds: wait until every claim taken in the same second as ours (by a
+        // follower that read the claims before ours was visible) is visible, so that all
+        // followers decide on the same claims.
+        tokio::time::sleep(settings.settle).await;
+        for (i, o) in chunk.iter().enumerate() {
+            if to.shutdown.is_stopping() {
+                break 'chunks;
+            }
+            let loaded = load(to, manifest, source, options, settings, o, &claims[i..]).await?;
+            match loaded {
+                None => out.skipped += 1,
+                Some(Ok(s)) => {
+                    out.loaded += 1;
+                    out.rows.rows_read += s.rows_read;
+                    out.rows.new += s.new;
+                    out.rows.already_present += s.already_present;
+                    out.rows.rejected += s.rejected;
+                    out.rows.bad_lines.extend(s.bad_lines);
+                }
+                Some(Err(_)) => out.failed += 1,
+            }
+            left -= 1;
+            to.metrics.export_files_pending.set(left);
+        }
     }
     if !to.shutdown.is_stopping() {
         to.metrics
@@ -297,9 +311,36 @@ async fn spool(
     Ok((file, head))
 }
 
-/// Claims and loads one version: `None` when another follower holds it or it is done; the file's
-/// summary, or the reason it is bad. An error is the table's: the claim lapses and a later round
-/// tries again.
+/// Versions claimed at once, before one wait for the claims to settle: a follower catching up
+/// on a backlog of small files is not held to one file per settle (at most this many claims of
+/// a stopped follower wait for their time to live to pass).
+const CLAIM_AHEAD: usize = 16;
+
+/// This follower's claim on one version: its holder string and the statement that takes (and
+/// renews) it.
+struct Claim {
+    holder: String,
+    sql: String,
+}
+
+/// Claims version `o`. One claim is one holder string (renewals repeat it): a follower that
+/// claims a file again after its earlier claim expired competes with the time of its new claim.
+async fn claim(
+    admin: &impl Admin,
+    manifest: &Target,
+    settings: &Settings,
+    o: &Object,
+) -> anyhow::Result<Claim> {
+    let holder = format!("{}#{:08x}", settings.holder, rand::random::<u32>());
+    let sql = imports::claim_sql(manifest, &o.key, &o.etag, o.size, &holder);
+    admin.execute(&sql).await.context("claiming a file")?;
+    Ok(Claim { holder, sql })
+}
+
+/// Loads version `o` once the claims have settled, `claims` being its own and those after it
+/// waiting their turn: `None` when another follower holds it or it is done; the file's summary,
+/// or the reason it is bad. While it loads, its claim and the waiting ones are renewed. An error
+/// is the table's: the claims lapse and a later round tries again.
 async fn load<S: Store + Admin>(
     to: &Destination<'_, S>,
     manifest: &Target,
@@ -307,17 +348,13 @@ async fn load<S: Store + Admin>(
     options: &row::Options,
     settings: &Settings,
     o: &Object,
+    claims: &[Claim],
 ) -> anyhow::Result<Option<Result<Summary, String>>> {
     let admin = to.deliverer.store();
-    // One claim is one holder string (renewals repeat it): a follower that claims a file again
-    // after its earlier claim expired competes with the time of its new claim.
-    let holder = format!("{}#{:08x}", settings.holder, rand::random::<u32>());
-    let claim = imports::claim_sql(manifest, &o.key, &o.etag, o.size, &holder);
-    admin.execute(&claim).await.context("claiming a file")?;
-    // Claims carry seconds: wait until every claim taken in the same second as ours (by a
-    // follower that read the claims before ours was visible) is visible, so that all
-    // followers decide on the same claims.
-    tokio::time::sleep(settings.settle).await;
+    let Some((claim, waiting)) = claims.split_first() else {
+        return Ok(None);
+    };
+    let holder = &claim.holder;
     let ttl = settings.claim_ttl.as_secs().max(1);
     let winner = admin
         .select(&imports::winner_sql(manifest, &o.key, &o.etag, ttl))
@@ -326,7 +363,7 @@ async fn load<S: Store + Admin>(
     let ours = winner
         .first()
         .and_then(|r| r.first())
-        .is_some_and(|h| *h == holder);
+        .is_some_and(|h| h == holder);
     if !ours {
         return Ok(None);
     }
@@ -356,8 +393,10 @@ async fn load<S: Store + Admin>(
         tokio::select! {
             r = &mut work => break r,
             _ = renew.tick() => {
-                if let Err(e) = admin.execute(&claim).await {
-                    tracing::warn!(key = %o.key, error = %e, "renewing an export file's claim");
+                for c in std::iter::once(claim).chain(waiting) {
+                    if let Err(e) = admin.execute(&c.sql).await {
+                        tracing::warn!(key = %o.key, error = %e, "renewing an export file's claim");
+                    }
                 }
             }
         }
@@ -382,7 +421,7 @@ async fn load<S: Store + Admin>(
                 key: &o.key,
                 etag: &o.etag,
                 size: o.size,
-                holder: &holder,
+                holder,
                 state,
                 rows_read: s.rows_read,
                 rows_new: s.new,
