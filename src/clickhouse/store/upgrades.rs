@@ -3,7 +3,31 @@
 
 use super::{ClickHouseStore, MigrateReport, Profile, StoreError, schema};
 
+/// The erasure view's name in its database.
+fn erasure_view_name(target: &super::Target) -> String {
+    let mv = schema::erasure::mv_name(target);
+    mv.split_once('.')
+        .map_or(mv.clone(), |(_, n)| n.to_string())
+}
+
 impl ClickHouseStore {
+    /// The columns of [`schema::erasure::COLUMNS`] the erasure requests' table lacks (on a
+    /// cluster, its local table on the connected node).
+    async fn erasure_columns_missing(&self) -> Result<Vec<&'static str>, StoreError> {
+        let table = schema::erasure::erasures_target(&self.config.target);
+        let have: Vec<String> = self
+            .columns_of(&table.storage())
+            .await?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        Ok(schema::erasure::COLUMNS
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| !have.iter().any(|h| h == n))
+            .collect())
+    }
+
     /// Whether an object that `migrate` brings up to date in place is behind: the erasure
     /// requests' table lacks a column, or the erasure view, a rollup or a view has an earlier
     /// definition (its marker differs). A sink on a cluster runs its `migrate` only then (or when
@@ -16,20 +40,8 @@ impl ClickHouseStore {
             let marker = views::marker(select);
             stored.iter().any(|(n, q)| n == name && q.contains(&marker))
         };
-        let mv = erasure::mv_name(target);
-        let mv_name = mv.split_once('.').map_or(mv.as_str(), |(_, n)| n);
-        if !current(mv_name, &erasure::view_select(target)) {
-            return Ok(true);
-        }
-        let have: Vec<String> = self
-            .columns_of(&erasure::erasures_target(target).storage())
-            .await?
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
-        if erasure::COLUMNS
-            .iter()
-            .any(|(n, _)| !have.iter().any(|h| h == n))
+        if !current(&erasure_view_name(target), &erasure::view_select(target))
+            || !self.erasure_columns_missing().await?.is_empty()
         {
             return Ok(true);
         }
@@ -59,22 +71,12 @@ impl ClickHouseStore {
         use schema::erasure;
         let target = &self.config.target;
         let mv = erasure::mv_name(target);
-        let mv_name = mv.split_once('.').map_or(mv.as_str(), |(_, n)| n);
+        let mv_name = erasure_view_name(target);
         let current = schema::views::marker(&erasure::view_select(target));
-        let view = stored.iter().find(|(n, _)| n == mv_name);
+        let view = stored.iter().find(|(n, _)| *n == mv_name);
         let stale = view.is_some_and(|(_, q)| !q.contains(&current));
         let table = erasure::erasures_target(target);
-        let have: Vec<String> = self
-            .columns_of(&table.storage())
-            .await?
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
-        let missing: Vec<&str> = erasure::COLUMNS
-            .iter()
-            .map(|(n, _)| *n)
-            .filter(|n| !have.iter().any(|h| h == n))
-            .collect();
+        let missing = self.erasure_columns_missing().await?;
         if view.is_some() && !stale && missing.is_empty() {
             return Ok(false);
         }
