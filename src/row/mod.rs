@@ -3,7 +3,7 @@
 //! Both are generated from the placeholder catalog, so the insert column list, the encoder and the
 //! DDL cannot drift apart. Two storage tiers: a hot placeholder (marked `.hot()` in the catalog,
 //! [`Tier::Hot`](crate::adjust::catalog::Tier::Hot)) has a typed column of its own; a cold one is
-//! written as normalized text into one JSON object per row, `cold` (`{"name":"text",…}`), and the
+//! written as normalized text into one JSON object per row, `cold` (`{"KEY":"text",…}`, [`cold`]), and the
 //! table shows it through an `ALIAS` column of its own name and type. A callback carries ~45 of ~234
 //! placeholders, so a row no longer pays for ~190 empty columns. One wire encoding serves both
 //! server profiles: where column types differ (`DateTime64(3)` on modern servers, `Int64` on
@@ -15,12 +15,14 @@
 //! - [`rowbinary`]: the wire primitives and a reader.
 
 mod build;
+pub mod cold;
 pub mod privacy;
 pub mod rowbinary;
 pub mod settings;
 pub mod ty;
 
 pub use build::{Built, Options, Received, build, build_pairs};
+pub use cold::{cold_pairs, upgrade_cold_arrays, upgrade_cold_names};
 pub use privacy::Privacy;
 
 use std::sync::LazyLock;
@@ -106,8 +108,8 @@ pub fn column_default(name: &str) -> Option<&'static str> {
     (name == "ingest_source").then_some("DEFAULT 'callback'")
 }
 
-/// The cold tier: one JSON object text per row, every cold placeholder sent (and every key with a
-/// column of the user's own) as `"name":"normalized text"`. One value per row, however many are
+/// The cold tier: one JSON object text per row, every cold placeholder sent (under its code, see
+/// [`cold`]) and every key with a column of the user's own. One value per row, however many are
 /// sent: ClickHouse's cost of a row no longer grows with each cold value.
 pub const COLD: &str = "cold";
 
@@ -219,47 +221,6 @@ thread_local! {
     static COLD_TEXT: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(4096));
 }
 
-/// Appends `"name":"text"` (with a comma after the first pair) to a JSON object being written:
-/// `"`, `\` and control characters escaped as JSON has them, everything else as it is.
-fn cold_pair(json: &mut Vec<u8>, name: &str, text: &str) {
-    if json.len() > 1 {
-        json.push(b',');
-    }
-    json.push(b'"');
-    json.extend_from_slice(name.as_bytes());
-    json.extend_from_slice(b"\":\"");
-    escape_json(json, text.as_bytes());
-    json.push(b'"');
-}
-
-/// Appends `text` escaped for a JSON string.
-fn escape_json(out: &mut Vec<u8>, text: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut start = 0;
-    for (i, &b) in text.iter().enumerate() {
-        if b >= 0x20 && b != b'"' && b != b'\\' {
-            continue;
-        }
-        out.extend_from_slice(&text[start..i]);
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            _ => {
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[usize::from(b >> 4)]);
-                out.push(HEX[usize::from(b & 15)]);
-            }
-        }
-        start = i + 1;
-    }
-    out.extend_from_slice(&text[start..]);
-}
-
 /// Appends the RowBinary encoding of one callback to `out`.
 pub fn encode(cb: &Callback<'_>, meta: &Meta<'_>, out: &mut Vec<u8>) {
     rb::put_u32(out, meta.received_at);
@@ -303,10 +264,10 @@ pub fn encode(cb: &Callback<'_>, meta: &Meta<'_>, out: &mut Vec<u8>) {
         json.push(b'{');
         let mut text = ty::TextBuf::default();
         for (idx, v) in cb.sent().filter(|(idx, _)| !hot[*idx]) {
-            cold_pair(json, CATALOG[idx].name, ty::cold_text(cb, v, &mut text));
+            cold::pair(json, cold::key_at(idx), ty::cold_text(cb, v, &mut text));
         }
         for (name, v) in &cb.custom {
-            cold_pair(json, name, ty::cold_text(cb, v, &mut text));
+            cold::pair(json, name, ty::cold_text(cb, v, &mut text));
         }
         json.push(b'}');
         rb::put_str(out, json);
@@ -384,57 +345,6 @@ fn read_cells(r: &mut Reader<'_>) -> Result<Vec<(Column, Cell)>, Malformed> {
     }
     out.push((Column::pairs("extra"), Cell::Pairs(r.pairs()?)));
     out.push((Column::new("raw_query", "String"), Cell::Str(r.string()?)));
-    Ok(out)
-}
-
-/// The pairs of a row's cold text, in order; `None` when it is not a JSON object of strings.
-pub fn cold_pairs(text: &str) -> Option<Vec<(String, String)>> {
-    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text).ok()?;
-    object
-        .into_iter()
-        .map(|(k, v)| match v {
-            serde_json::Value::String(s) => Some((k, s)),
-            _ => None,
-        })
-        .collect()
-}
-
-/// A row written before the cold tier became one JSON text (its cold pairs in two arrays, see
-/// [`COLD_KEYS`]), re-encoded as rows are now: the same bytes but for the cold tier.
-pub fn upgrade_cold_arrays(row: &[u8]) -> Result<Vec<u8>, Malformed> {
-    let mut r = Reader::new(row);
-    r.u32()?;
-    r.u16()?;
-    r.u64()?;
-    for _ in 0..3 {
-        r.string()?;
-    }
-    for (i, p) in CATALOG.iter().enumerate() {
-        if is_hot(i) {
-            p.ty.read(&mut r)?;
-            if p.ty == Ty::Params {
-                r.pairs()?;
-            }
-        }
-    }
-    let cold_at = r.position();
-    let keys = r.strings()?;
-    let values = r.strings()?;
-    let rest_at = r.position();
-    r.pairs()?;
-    r.string()?;
-    if !r.is_empty() || keys.len() != values.len() {
-        return Err(Malformed(row.len()));
-    }
-    let mut json = vec![b'{'];
-    for (k, v) in keys.iter().zip(&values) {
-        cold_pair(&mut json, k, v);
-    }
-    json.push(b'}');
-    let mut out = Vec::with_capacity(row.len() + json.len());
-    out.extend_from_slice(&row[..cold_at]);
-    rb::put_str(&mut out, &json);
-    out.extend_from_slice(&row[rest_at..]);
     Ok(out)
 }
 

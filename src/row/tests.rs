@@ -152,19 +152,19 @@ fn cold_text_is_json_and_rows_of_the_array_layout_are_re_encoded() {
             (s.starts_with("{\"") && s.ends_with('}')).then_some(s)
         })
         .expect("the cold text in the row");
+    // Keyed by codes; read back under the names.
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&cold).expect("a JSON object");
+    assert_eq!(cold, serde_json::Value::Object(object.clone()).to_string());
+    assert_eq!(object[cold::key_of("sdk_version")], "4.38.0");
+    assert!(object.keys().all(|k| k.len() == 3), "{cold}");
     let pairs = cold_pairs(&cold).expect("a JSON object of strings");
-    let object: serde_json::Map<String, serde_json::Value> = pairs
-        .iter()
-        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-        .collect();
-    assert_eq!(cold, serde_json::Value::Object(object).to_string());
     assert!(
         pairs
             .iter()
             .any(|(k, v)| k == "sdk_version" && v == "4.38.0")
     );
 
-    // The same row as the second release wrote it (two arrays) re-encodes to these bytes.
     let json_at = row
         .windows(cold.len())
         .position(|w| w == cold.as_bytes())
@@ -174,6 +174,8 @@ fn cold_text_is_json_and_rows_of_the_array_layout_are_re_encoded() {
         rowbinary::put_len(&mut l, cold.len());
         l.len()
     };
+    // The same row as the second release wrote it (two arrays of names and texts) re-encodes to
+    // these bytes.
     let mut old = row[..json_at - len_bytes].to_vec();
     rowbinary::put_len(&mut old, pairs.len());
     for (k, _) in &pairs {
@@ -188,5 +190,22 @@ fn cold_text_is_json_and_rows_of_the_array_layout_are_re_encoded() {
     assert!(
         upgrade_cold_arrays(&row).is_err(),
         "a current row is not taken for an old one"
+    );
+
+    // And as rows were written with names as the text's keys.
+    let named: serde_json::Map<String, serde_json::Value> = pairs
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    let named = serde_json::Value::Object(named).to_string();
+    assert!(named.contains("\"sdk_version\":\"4.38.0\""));
+    let mut old = row[..json_at - len_bytes].to_vec();
+    rowbinary::put_str(&mut old, named.as_bytes());
+    old.extend_from_slice(&row[json_at + cold.len()..]);
+    assert_eq!(upgrade_cold_names(&old).unwrap(), row);
+    assert_eq!(
+        upgrade_cold_names(&row).unwrap(),
+        row,
+        "current rows stay as they are"
     );
 }

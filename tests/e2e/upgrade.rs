@@ -4,6 +4,7 @@
 
 use std::process::Command;
 
+use adjust_sink::row::cold::key_of;
 use adjust_sink::row::columns;
 
 use crate::support::Db;
@@ -231,9 +232,11 @@ async fn a_first_release_table_moves_to_the_two_tier_layout_without_changing_a_r
 async fn physical_turns_a_cold_placeholder_into_a_filled_column() {
     let db = Db::fresh("physical").await;
     crate::support::migrate(&db);
+    // The cold text as the sink writes it: each placeholder under its code.
+    let (api_level, sdk_version) = (key_of("api_level"), key_of("sdk_version"));
     db.query(&format!(
         "INSERT INTO {} (received_at, event_date, callback_id, cold) \
-         VALUES (1404214700, '2014-07-01', 1, '{{\"api_level\":\"33\",\"sdk_version\":\"4.38.0\"}}')",
+         VALUES (1404214700, '2014-07-01', 1, '{{\"{api_level}\":\"33\",\"{sdk_version}\":\"4.38.0\"}}')",
         db.table()
     ))
     .await;
@@ -268,7 +271,7 @@ async fn physical_turns_a_cold_placeholder_into_a_filled_column() {
     assert_eq!(kind("sdk_version").await, "ALIAS");
     db.query(&format!(
         "INSERT INTO {} (received_at, event_date, callback_id, cold) \
-         VALUES (1404214701, '2014-07-01', 2, '{{\"api_level\":\"34\"}}')",
+         VALUES (1404214701, '2014-07-01', 2, '{{\"{api_level}\":\"34\"}}')",
         db.table()
     ))
     .await;

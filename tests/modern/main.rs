@@ -19,6 +19,7 @@ use adjust_sink::clickhouse::Profile;
 use adjust_sink::clickhouse::schema::{Target, statements};
 use adjust_sink::clickhouse::store::insert_settings;
 use adjust_sink::clickhouse::types::column_type;
+use adjust_sink::row::cold::key_of;
 use adjust_sink::row::{self, columns, insert_sql};
 use serde_json::{Value as Json, json};
 
@@ -322,9 +323,11 @@ fn expected_row(d: &Decoded, received_at: u32) -> Row {
             (p.name, text)
         })
         .collect();
+    // The cold text: one JSON object keyed by codes, as serde_json writes it; `cold_map` shows
+    // the names.
+    let [_, _, (_, keyed)] = pairs_json(cold.iter().map(|(k, v)| (key_of(k), v.as_str())));
     let [_, _, (_, map)] = pairs_json(cold.iter().map(|(k, v)| (*k, v.as_str())));
-    // The cold text: one JSON object, as serde_json writes it.
-    put(w, "cold", Json::String(map.to_string()));
+    put(w, "cold", Json::String(keyed.to_string()));
     put(w, "cold_map", map);
     let extra: Vec<(&str, &str)> = d.cb.extra.iter().map(|(k, v)| (&**k, &**v)).collect();
     put_nested(w, "extra", &extra);

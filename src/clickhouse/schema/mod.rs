@@ -26,8 +26,8 @@ pub mod upgrade;
 pub mod views;
 
 use crate::adjust::catalog::{CATALOG, Placeholder, is_hot, modern_indexes};
-use crate::clickhouse::Profile;
 use crate::clickhouse::types::{self, server_types};
+use crate::clickhouse::{Profile, quote};
 use crate::row::{COLD, COLD_KEYS, COLD_VALUES, Column, wire_columns};
 
 /// The sorting key; its last element must stay `callback_id`.
@@ -145,9 +145,42 @@ pub fn cold_text_sql(name: &str) -> String {
     cold_text_in(COLD, name)
 }
 
-/// [`cold_text_sql`] from `text`, an SQL expression of a row's cold text (or `''`).
+/// [`cold_text_sql`] from `text`, an SQL expression of a row's cold text (or `''`): the value
+/// under the name's key (its code for a placeholder, see [`crate::row::cold`]).
 pub fn cold_text_in(text: &str, name: &str) -> String {
-    format!("visitParamExtractString({text}, '{name}')")
+    format!(
+        "visitParamExtractString({text}, '{}')",
+        crate::row::cold::key_of(name)
+    )
+}
+
+/// `transform(<expr>, [from…], [to…], <expr>)`: every catalog placeholder's name to its cold key
+/// (`to_keys`), or back (`!to_keys`); other texts as they are.
+fn translate_keys_sql(expr: &str, to_keys: bool) -> String {
+    let names: Vec<String> = CATALOG.iter().map(|p| quote(p.name)).collect();
+    let keys: Vec<String> = CATALOG
+        .iter()
+        .map(|p| quote(crate::row::cold::key_of(p.name)))
+        .collect();
+    let (from, to) = if to_keys {
+        (names, keys)
+    } else {
+        (keys, names)
+    };
+    format!(
+        "transform({expr}, [{}], [{}], {expr})",
+        from.join(", "),
+        to.join(", ")
+    )
+}
+
+/// The modern servers' `cold_map`: the cold text as a map from placeholder names (the keys read
+/// back from their codes) to texts.
+pub fn cold_map_sql() -> String {
+    format!(
+        "mapApply((k, v) -> ({}, v), JSONExtract({COLD}, 'Map(String, String)'))",
+        translate_keys_sql("k", false)
+    )
 }
 
 /// The SQL of a JSON string's content for the text `text` (an SQL expression): `\\`, `"` and the
@@ -170,7 +203,8 @@ pub fn json_escape_sql(text: &str) -> String {
 /// cold tier became one text): the `DEFAULT` of their `cold` column.
 pub fn cold_from_arrays_sql() -> String {
     format!(
-        "concat('{{', arrayStringConcat(arrayMap((k, v) -> concat('\"', k, '\":\"', {}, '\"'), {COLD_KEYS}, {COLD_VALUES}), ','), '}}')",
+        "concat('{{', arrayStringConcat(arrayMap((k, v) -> concat('\"', {}, '\":\"', {}, '\"'), {COLD_KEYS}, {COLD_VALUES}), ','), '}}')",
+        translate_keys_sql("k", true),
         json_escape_sql("v")
     )
 }
@@ -249,7 +283,8 @@ pub fn create_table(profile: Profile, target: &Target) -> String {
     }
     if profile == Profile::Modern {
         lines.push(format!(
-            "    cold_map Map(String, String) ALIAS JSONExtract({COLD}, 'Map(String, String)')"
+            "    cold_map Map(String, String) ALIAS {}",
+            cold_map_sql()
         ));
         for c in wire.iter().filter(|c| c.nested()) {
             let map = if c.name == "extra" {

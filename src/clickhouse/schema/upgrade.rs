@@ -30,7 +30,7 @@ pub fn filling(target: &Target) -> Target {
 pub fn copy_partition(profile: Profile, old: &Target, new: &Target, partition: u32) -> String {
     let wire = wire_columns();
     let names: Vec<String> = wire.iter().flat_map(Column::wire_names).collect();
-    // Each cold placeholder sent becomes `"name":"text"` in the cold JSON text.
+    // Each cold placeholder sent becomes `"KEY":"text"` in the cold JSON text.
     let pairs = CATALOG
         .iter()
         .enumerate()
@@ -39,7 +39,7 @@ pub fn copy_partition(profile: Profile, old: &Target, new: &Target, partition: u
             let text = crate::clickhouse::types::to_text_sql(p.ty, p.name, profile);
             format!(
                 "if({text} != '', concat({}, {}, '\"'), '')",
-                quote(&format!("\"{}\":\"", p.name)),
+                quote(&format!("\"{}\":\"", crate::row::cold::key_of(p.name))),
                 super::json_escape_sql(&text)
             )
         })

@@ -51,8 +51,8 @@ impl ClickHouseStore {
             .collect();
         if profile == Profile::Modern {
             modify.push(format!(
-                "MODIFY COLUMN cold_map Map(String, String) ALIAS JSONExtract({}, 'Map(String, String)')",
-                row::COLD
+                "MODIFY COLUMN cold_map Map(String, String) ALIAS {}",
+                schema::cold_map_sql()
             ));
         }
         let sql = format!("ALTER TABLE {table} {}", modify.join(", "));

@@ -120,15 +120,9 @@ impl LogReader {
                 size,
                 format,
             } => {
-                let row = match format {
-                    // Straight from the chunk into the batch: no copy in between.
-                    record::Format::Current => std::borrow::Cow::Borrowed(payload),
-                    // A row of an earlier version: re-encoded as rows are now (a row that does
-                    // not read as one is passed on as it is, for ClickHouse to refuse into the
-                    // rejects).
-                    record::Format::ColdArrays => crate::row::upgrade_cold_arrays(payload)
-                        .map_or(std::borrow::Cow::Borrowed(payload), std::borrow::Cow::Owned),
-                };
+                // A current row goes straight from the chunk into the batch (no copy in
+                // between); a row of an earlier version is re-encoded as rows are now.
+                let row = format.current_row(payload);
                 batch.push(&row);
                 let len = row.len();
                 self.pos.offset += size as u64;

@@ -5,11 +5,13 @@
 //! ```
 //! All little-endian. `crc32` covers `written_at` and the payload. The magic lets a reader find the
 //! next good record after a damaged region, and tells how the row in the payload is encoded:
-//! [`MAGIC`] for rows whose cold tier is one JSON text, [`MAGIC_COLD_ARRAYS`] for rows written
-//! by earlier versions (cold tier in two arrays), which the reader re-encodes.
+//! [`MAGIC`] for rows as this version writes them; [`MAGIC_COLD_NAMES`] and
+//! [`MAGIC_COLD_ARRAYS`] for rows written by earlier versions, which the reader re-encodes.
 
-/// A record whose row keeps its cold tier as one JSON text ("AJW2").
-pub const MAGIC: u32 = 0x3257_4A41;
+/// A record whose row keeps its cold tier as one JSON text keyed by codes ("AJW3").
+pub const MAGIC: u32 = 0x3357_4A41;
+/// A record of an earlier version, whose row's cold text has placeholder names as keys ("AJW2").
+pub const MAGIC_COLD_NAMES: u32 = 0x3257_4A41;
 /// A record of an earlier version, whose row keeps its cold tier in two arrays ("AJWL").
 pub const MAGIC_COLD_ARRAYS: u32 = 0x4C57_4A41;
 
@@ -18,9 +20,26 @@ pub const MAGIC_COLD_ARRAYS: u32 = 0x4C57_4A41;
 pub enum Format {
     /// As this version writes rows.
     Current,
+    /// Cold text keyed by names: re-encoded with `row::upgrade_cold_names` when read.
+    ColdNames,
     /// Cold tier in two arrays: re-encoded with `row::upgrade_cold_arrays` when read.
     ColdArrays,
 }
+impl Format {
+    /// The row of a record's payload as this version encodes rows: borrowed as it is when
+    /// current, re-encoded otherwise (a row that does not read as one is passed on as it is, for
+    /// ClickHouse to refuse into the rejects).
+    pub fn current_row(self, payload: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+        use std::borrow::Cow;
+        let upgraded = match self {
+            Format::Current => return Cow::Borrowed(payload),
+            Format::ColdNames => crate::row::upgrade_cold_names(payload),
+            Format::ColdArrays => crate::row::upgrade_cold_arrays(payload),
+        };
+        upgraded.map_or(Cow::Borrowed(payload), Cow::Owned)
+    }
+}
+
 pub const HEADER: usize = 16;
 /// Larger than any row the HTTP limits allow; a bigger length means a damaged header.
 pub const MAX_PAYLOAD: usize = 8 << 20;
@@ -70,6 +89,7 @@ pub fn parse(buf: &[u8]) -> Parsed<'_> {
     }
     let format = match u32_at(buf, 0) {
         MAGIC => Format::Current,
+        MAGIC_COLD_NAMES => Format::ColdNames,
         MAGIC_COLD_ARRAYS => Format::ColdArrays,
         _ => return Parsed::Damaged,
     };
@@ -101,7 +121,7 @@ pub fn parse(buf: &[u8]) -> Parsed<'_> {
 
 /// The offset of the next valid record in `buf` after a damaged one at offset 0, if any.
 pub fn resync(buf: &[u8]) -> Option<usize> {
-    [MAGIC, MAGIC_COLD_ARRAYS]
+    [MAGIC, MAGIC_COLD_NAMES, MAGIC_COLD_ARRAYS]
         .iter()
         .filter_map(|magic| {
             let magic = magic.to_le_bytes();
@@ -162,5 +182,16 @@ mod tests {
         let mut two = b"junk".to_vec();
         two.extend_from_slice(&buf);
         assert_eq!(resync(&two), Some(4));
+        buf[..4].copy_from_slice(&MAGIC_COLD_NAMES.to_le_bytes());
+        assert!(matches!(
+            parse(&buf),
+            Parsed::Record {
+                format: Format::ColdNames,
+                ..
+            }
+        ));
+        // Bytes that do not read as a row are passed on as they are.
+        assert_eq!(&*Format::ColdNames.current_row(b"hello"), b"hello");
+        assert_eq!(&*Format::ColdArrays.current_row(b"hello"), b"hello");
     }
 }

@@ -93,11 +93,7 @@ impl SinceReader {
                     if written_at < self.since {
                         continue;
                     }
-                    let payload = match format {
-                        record::Format::Current => payload.to_vec(),
-                        record::Format::ColdArrays => crate::row::upgrade_cold_arrays(payload)
-                            .unwrap_or_else(|_| payload.to_vec()),
-                    };
+                    let payload = format.current_row(payload).into_owned();
                     self.records += 1;
                     self.oldest = Some(self.oldest.map_or(written_at, |o| o.min(written_at)));
                     return Ok(Some(payload));
