@@ -688,3 +688,74 @@ async fn with_quorum_two_a_replica_killed_mid_load_loses_nothing_and_inserts_are
     db.query(&format!("DROP DATABASE IF EXISTS {d} ON CLUSTER {CLUSTER}"))
         .await;
 }
+
+/// A cluster whose cold columns read names (made before the cold text was keyed by codes):
+/// `migrate --cluster` re-points them on every node, rewrites the rows' keys on every replica,
+/// creates the Distributed table again over the local tables, and a second run does nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn cold_text_keyed_by_names_is_rekeyed_on_every_node() {
+    if !enabled() {
+        eprintln!("skipped: set ADJUST_SINK_TEST_CLUSTER=1 (scripts/test.sh does)");
+        return;
+    }
+    let (urls, db) = fresh_cluster_db("cluster_rekey").await;
+    migrate(&db);
+    let d = &db.name;
+    // The earlier version's columns, and rows as it wrote them.
+    db.query(&format!(
+        "ALTER TABLE {d}.callbacks_local ON CLUSTER {CLUSTER} \
+         MODIFY COLUMN sdk_version String ALIAS visitParamExtractString(cold, 'sdk_version'), \
+         MODIFY COLUMN api_level Nullable(Int64) ALIAS toInt64OrNull(visitParamExtractString(cold, 'api_level'))"
+    ))
+    .await;
+    let rows: Vec<String> = (1..=6)
+        .map(|i| {
+            format!(
+                r#"(1404214700, '2014-07-01', {i}, 'install', '{{"api_level":"3{i}","sdk_version":"4.38.{i}"}}')"#
+            )
+        })
+        .collect();
+    db.query_with(
+        &format!(
+        "INSERT INTO {d}.callbacks (received_at, event_date, callback_id, activity_kind, cold) VALUES {}",
+        rows.join(", ")
+        ),
+        "insert_distributed_sync=1",
+    )
+    .await;
+    let read = format!(
+        "SELECT callback_id, api_level, sdk_version FROM {d}.callbacks ORDER BY callback_id FORMAT TSV"
+    );
+    let before = db.query(&read).await;
+    assert!(before.starts_with("1\t31\t4.38.1\n"), "{before}");
+    let out = migrate(&db);
+    assert!(out.contains("keyed by codes"), "{out}");
+    assert!(out.contains("created again"), "{out}");
+    assert_eq!(db.query(&read).await, before, "rows read the same");
+    let key = adjust_sink::row::cold::key_of("sdk_version");
+    for url in &urls {
+        let node = db.at(url);
+        let named = wait_for(
+            &node,
+            &format!(
+                "SELECT countIf(position(cold, '\"sdk_version\"') > 0) FROM {d}.callbacks_local"
+            ),
+            0,
+            Duration::from_secs(30),
+        )
+        .await;
+        assert_eq!(named, 0, "{url}: rows keyed by names remain");
+        let expr = node
+            .query(&format!(
+                "SELECT default_expression FROM system.columns WHERE database = '{d}' \
+                 AND table IN ('callbacks', 'callbacks_local') AND name = 'sdk_version' FORMAT TSVRaw"
+            ))
+            .await;
+        assert!(
+            !expr.is_empty() && expr.lines().all(|e| e.contains(key)),
+            "{url}: {expr}"
+        );
+    }
+    let again = migrate(&db);
+    assert!(!again.contains("keyed by codes"), "{again}");
+}

@@ -340,3 +340,57 @@ async fn cold_arrays_of_the_second_release_move_to_one_text() {
     assert!(!again.contains("JSON text"), "{again}");
     assert!(!again.contains("added column"), "{again}");
 }
+
+/// A table made when the cold text had placeholder names as keys: `migrate` points its cold
+/// columns at the codes and rewrites the keys of the rows already there, so they read the same;
+/// new rows are keyed by codes, and a second `migrate` has nothing to do.
+#[tokio::test(flavor = "multi_thread")]
+async fn cold_text_keyed_by_names_is_rekeyed_by_codes() {
+    let db = Db::fresh("cold_names").await;
+    create_from(&db, "named_cold_keys_legacy.sql").await;
+    let t = db.table();
+    // Rows as that version wrote them, one with a column of the user's own (`loyalty_tier`).
+    db.query(&format!(
+        r#"INSERT INTO {t} (received_at, event_date, callback_id, activity_kind, cold) VALUES
+         (1404214700, '2014-07-01', 1, 'install',
+          '{{"api_level":"33","sdk_version":"4.38.0","reftag":"ref\\\\1","city":"S\'o \\"api_level\\":\\nx"}}'),
+         (1404214701, '2014-07-01', 2, 'session', '{{"idfa_md5":"abc","loyalty_tier":"gold"}}')"#
+    ))
+    .await;
+    let read = format!(
+        "SELECT callback_id, api_level, sdk_version, reftag, city, idfa_md5 FROM {t} ORDER BY callback_id FORMAT TSV"
+    );
+    let before = db.query(&read).await;
+    assert!(before.starts_with("1\t33\t4.38.0\tref\\\\1\t"), "{before}");
+    assert!(before.contains("\tabc\n"), "{before}");
+    let (ok, out) = migrate(&db);
+    assert!(ok, "{out}");
+    assert!(out.contains("keyed by codes"), "{out}");
+    assert_eq!(db.query(&read).await, before, "old rows read the same");
+    let cold = db
+        .query(&format!(
+            "SELECT cold FROM {t} ORDER BY callback_id FORMAT TSVRaw"
+        ))
+        .await;
+    assert!(!cold.contains("\"sdk_version\""), "{cold}");
+    assert!(
+        cold.contains(&format!("\"{}\":\"4.38.0\"", key_of("sdk_version"))),
+        "{cold}"
+    );
+    assert!(cold.contains("\"loyalty_tier\":\"gold\""), "{cold}");
+    // A row written the way this version writes rows.
+    let mut sink = crate::support::Sink::start(&db, &["--no-migrate"]).await;
+    let q = "/adjust/install?api_level=34&sdk_version=5.0&created_at=1404214800&app_token=abc123";
+    assert_eq!(sink.get(q).await.status(), 200);
+    assert_eq!(db.wait_rows(3, std::time::Duration::from_secs(20)).await, 3);
+    sink.terminate(std::time::Duration::from_secs(20));
+    let new = db
+        .query(&format!(
+            "SELECT api_level, sdk_version FROM {t} WHERE callback_id > 2 FORMAT TSV"
+        ))
+        .await;
+    assert_eq!(new, "34\t5.0\n");
+    let (ok, again) = migrate(&db);
+    assert!(ok, "{again}");
+    assert!(!again.contains("keyed by codes"), "{again}");
+}

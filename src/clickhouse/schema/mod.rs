@@ -174,6 +174,30 @@ fn translate_keys_sql(expr: &str, to_keys: bool) -> String {
     )
 }
 
+/// The SQL of `expr`, a cold text written with placeholder names as keys (before the codes),
+/// keyed by codes: each `"name":` becomes `"KEY":`. Such a run cannot occur inside a value,
+/// whose quotes are escaped, and no code is a name, so the order of the replacements does not
+/// matter.
+pub fn cold_names_to_keys_sql(expr: &str) -> String {
+    CATALOG
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !is_hot(*i))
+        .fold(expr.to_string(), |sql, (_, p)| {
+            format!(
+                "replaceAll({sql}, {}, {})",
+                quote(&format!("\"{}\":", p.name)),
+                quote(&format!("\"{}\":", crate::row::cold::key_of(p.name)))
+            )
+        })
+}
+
+/// The SQL condition that the cold text `expr` has a key written as a name (a placeholder's, or
+/// one of a column of the user's own): no code is lowercase.
+pub fn cold_has_named_key_sql(expr: &str) -> String {
+    format!("match({expr}, '\"[a-z_][a-z0-9_]*\":')")
+}
+
 /// The modern servers' `cold_map`: the cold text as a map from placeholder names (the keys read
 /// back from their codes) to texts.
 pub fn cold_map_sql() -> String {

@@ -3,6 +3,7 @@
 //! moving the cold tier of a second-release table from two arrays to one JSON text.
 
 use super::{ClickHouseStore, Profile, StoreError, row, schema};
+use crate::clickhouse::quote;
 
 impl ClickHouseStore {
     /// Columns the code writes or shows that the table lacks (wire columns, then cold
@@ -45,6 +46,14 @@ impl ClickHouseStore {
             ),
         )
         .await?;
+        self.repoint_cold_columns(profile).await
+    }
+
+    /// Points every cold column (and `cold_map` on modern servers) at the cold text as this
+    /// version keys it.
+    async fn repoint_cold_columns(&self, profile: Profile) -> Result<(), StoreError> {
+        let target = &self.config.target;
+        let table = format!("{}{}", target.storage().table(), target.on_cluster());
         let mut modify: Vec<String> = schema::cold_columns(profile, target)
             .iter()
             .map(|c| format!("MODIFY COLUMN {}", c.definition()))
@@ -61,6 +70,61 @@ impl ClickHouseStore {
             &crate::clickhouse::types::server_types(sql, profile),
         )
         .await
+    }
+
+    /// Whether the table's cold columns read the cold text by placeholder name: a table made
+    /// before the text was keyed by codes (its rows have names as keys).
+    pub(super) async fn cold_keyed_by_names(&self) -> Result<bool, StoreError> {
+        let t = self.config.target.storage();
+        let sql = format!(
+            "SELECT count() FROM system.columns WHERE database = {} AND table = {} \
+             AND position(default_expression, concat('({}, \\'', name, '\\')')) > 0",
+            quote(&t.database),
+            quote(&t.table),
+            row::COLD
+        );
+        Ok(self.count(Profile::Legacy, &sql).await? > 0)
+    }
+
+    /// A table of [`cold_keyed_by_names`](Self::cold_keyed_by_names): points its cold columns at
+    /// the codes and rewrites the stored texts' keys (one `ALTER … UPDATE`, waited for; rows
+    /// not yet rewritten read their cold columns empty meanwhile).
+    pub(super) async fn rekey_cold(&self, profile: Profile) -> Result<(), StoreError> {
+        let target = &self.config.target;
+        let storage = target.storage();
+        self.repoint_cold_columns(profile).await?;
+        self.execute(
+            profile,
+            &format!(
+                "ALTER TABLE {}{} UPDATE {cold} = {} WHERE {}",
+                storage.table(),
+                target.on_cluster(),
+                schema::cold_names_to_keys_sql(row::COLD),
+                schema::cold_has_named_key_sql(row::COLD),
+                cold = row::COLD,
+            ),
+        )
+        .await?;
+        let running = format!(
+            "SELECT count() FROM system.mutations WHERE database = {} AND table = {} AND is_done = 0",
+            quote(&storage.database),
+            quote(&storage.table)
+        );
+        let started = std::time::Instant::now();
+        let mut told = 0;
+        while self.count(Profile::Legacy, &running).await? > 0 {
+            let waited = started.elapsed().as_secs();
+            if waited >= told + 10 {
+                told = waited;
+                tracing::info!(
+                    table = %storage.table(),
+                    waited_s = waited,
+                    "rewriting the keys of the cold text: the mutation is still running"
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        Ok(())
     }
 
     /// Adds missing columns; turns the ALIAS column of a `--physical` placeholder into a DEFAULT

@@ -145,6 +145,14 @@ impl ClickHouseStore {
         } else {
             false
         };
+        let rekeyed = self.cold_keyed_by_names().await?;
+        if rekeyed {
+            self.rekey_cold(profile).await?;
+            report.statements.push(format!(
+                "the cold text of {} keyed by codes (its columns re-pointed, its rows rewritten)",
+                target.table()
+            ));
+        }
         let (mut added, promoted) = self.add_missing_columns(profile).await?;
         if moved_cold {
             added.push(row::COLD.to_string());
@@ -164,7 +172,7 @@ impl ClickHouseStore {
                 .into_iter()
                 .map(|(n, _)| n)
                 .collect();
-            if !added.is_empty() || !promoted.is_empty() || local != distributed {
+            if !added.is_empty() || !promoted.is_empty() || rekeyed || local != distributed {
                 self.execute(profile, &schema::cluster::drop_distributed(target))
                     .await?;
                 self.execute(

@@ -29,8 +29,8 @@ impl ClickHouseStore {
     }
 
     /// Whether an object that `migrate` brings up to date in place is behind: the erasure
-    /// requests' table lacks a column, or the erasure view, a rollup or a view has an earlier
-    /// definition (its marker differs). A sink on a cluster runs its `migrate` only then (or when
+    /// requests' table lacks a column, the cold columns read names, or the erasure view, a
+    /// rollup or a view has an earlier definition (its marker differs). A sink on a cluster runs its `migrate` only then (or when
     /// an object is missing), since DDL `ON CLUSTER` waits for every node.
     pub(super) async fn upgrades_pending(&self, profile: Profile) -> Result<bool, StoreError> {
         use schema::{erasure, views};
@@ -42,6 +42,7 @@ impl ClickHouseStore {
         };
         if !current(&erasure_view_name(target), &erasure::view_select(target))
             || !self.erasure_columns_missing().await?.is_empty()
+            || self.cold_keyed_by_names().await?
         {
             return Ok(true);
         }
