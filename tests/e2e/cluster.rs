@@ -726,6 +726,17 @@ async fn cold_text_keyed_by_names_is_rekeyed_on_every_node() {
     let read = format!(
         "SELECT callback_id, api_level, sdk_version FROM {d}.callbacks ORDER BY callback_id FORMAT TSV"
     );
+    // Every replica has the rows before they are read (a read may go to either replica).
+    for url in &urls {
+        let rows = wait_for(
+            &db.at(url),
+            &format!("SELECT count() FROM {d}.callbacks_local"),
+            3,
+            Duration::from_secs(30),
+        )
+        .await;
+        assert_eq!(rows, 3, "{url}");
+    }
     let before = db.query(&read).await;
     assert!(before.starts_with("1\t31\t4.38.1\n"), "{before}");
     let out = migrate(&db);

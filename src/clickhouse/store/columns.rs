@@ -74,7 +74,7 @@ impl ClickHouseStore {
 
     /// Whether the table's cold columns read the cold text by placeholder name: a table made
     /// before the text was keyed by codes (its rows have names as keys).
-    pub(super) async fn cold_keyed_by_names(&self) -> Result<bool, StoreError> {
+    pub async fn cold_keyed_by_names(&self) -> Result<bool, StoreError> {
         let t = self.config.target.storage();
         let sql = format!(
             "SELECT count() FROM system.columns WHERE database = {} AND table = {} \
@@ -86,13 +86,14 @@ impl ClickHouseStore {
         Ok(self.count(Profile::Legacy, &sql).await? > 0)
     }
 
-    /// A table of [`cold_keyed_by_names`](Self::cold_keyed_by_names): points its cold columns at
-    /// the codes and rewrites the stored texts' keys (one `ALTER … UPDATE`, waited for; rows
-    /// not yet rewritten read their cold columns empty meanwhile).
+    /// A table of [`cold_keyed_by_names`](Self::cold_keyed_by_names): rewrites the stored texts'
+    /// keys (one `ALTER … UPDATE`, waited for on every node), then points its cold columns at the codes. In
+    /// this order an interrupted run leaves the columns reading names, so the next `migrate`
+    /// finds the table again and finishes (the rewrite is idempotent); rows already rewritten
+    /// read their cold columns empty until the columns are re-pointed.
     pub(super) async fn rekey_cold(&self, profile: Profile) -> Result<(), StoreError> {
         let target = &self.config.target;
         let storage = target.storage();
-        self.repoint_cold_columns(profile).await?;
         self.execute(
             profile,
             &format!(
@@ -105,8 +106,20 @@ impl ClickHouseStore {
             ),
         )
         .await?;
+        // On a cluster every replica runs the mutation on its own parts: wait for all of them.
+        let mutations = if target.cluster.is_some() {
+            let nodes: Vec<String> = self
+                .cluster_nodes()
+                .await?
+                .into_iter()
+                .map(|n| n.address)
+                .collect();
+            format!("remote({}, system.mutations)", quote(&nodes.join(",")))
+        } else {
+            "system.mutations".to_string()
+        };
         let running = format!(
-            "SELECT count() FROM system.mutations WHERE database = {} AND table = {} AND is_done = 0",
+            "SELECT count() FROM {mutations} WHERE database = {} AND table = {} AND is_done = 0",
             quote(&storage.database),
             quote(&storage.table)
         );
@@ -124,7 +137,7 @@ impl ClickHouseStore {
             }
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
-        Ok(())
+        self.repoint_cold_columns(profile).await
     }
 
     /// Adds missing columns; turns the ALIAS column of a `--physical` placeholder into a DEFAULT
