@@ -33,6 +33,9 @@ pub struct CheckReport {
     /// Whether the user sees the table (it exists and may be read).
     pub table_exists: bool,
     pub missing_columns: Vec<String>,
+    /// Whether the table's cold columns read keys by name (made by an earlier version; `migrate`
+    /// rewrites it).
+    pub cold_keyed_by_names: bool,
     /// Tables an INSERT of no rows failed on, with the server's answer.
     pub insert_refused: Vec<(String, StoreError)>,
     /// With `--cluster`: each node and whether it has the tables, or why the nodes could not be
@@ -46,6 +49,7 @@ impl CheckReport {
         self.server.is_ok()
             && self.table_exists
             && self.missing_columns.is_empty()
+            && !self.cold_keyed_by_names
             && self.insert_refused.is_empty()
             && self.log.damaged_bytes == 0
             && match &self.cluster {
@@ -121,6 +125,9 @@ impl CheckReport {
                         self.missing_columns.join(", ")
                     );
                 }
+                if self.cold_keyed_by_names {
+                    out += "  the table's cold columns read keys by name, as an earlier version wrote them: run `adjust-sink migrate` to rewrite them (rows written meanwhile read their cold columns empty until then)\n";
+                }
                 if self.table_exists {
                     if self.insert_refused.is_empty() {
                         out += "  the user may insert into the callbacks and rejects tables\n";
@@ -179,6 +186,7 @@ pub async fn check(data_dir: &Path, clickhouse: ClickHouseConfig) -> anyhow::Res
         table,
         table_exists: false,
         missing_columns: Vec::new(),
+        cold_keyed_by_names: false,
         insert_refused: Vec::new(),
         cluster: None,
     };
@@ -200,6 +208,10 @@ pub async fn check(data_dir: &Path, clickhouse: ClickHouseConfig) -> anyhow::Res
     if report.table_exists {
         report.missing_columns = store
             .missing_columns()
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the table's columns: {e}"))?;
+        report.cold_keyed_by_names = store
+            .cold_keyed_by_names()
             .await
             .map_err(|e| anyhow::anyhow!("reading the table's columns: {e}"))?;
         for (table, result) in store.insert_allowed().await {

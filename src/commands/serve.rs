@@ -285,7 +285,7 @@ async fn run_with<P: Producer, C: Consumer>(
 }
 
 /// With `--no-migrate`, says at start when the table lacks what this version writes (inserts
-/// fail until `migrate` has run).
+/// fail until `migrate` has run) or reads its cold text by names.
 async fn warn_about_missing_columns(store: &ClickHouseStore) {
     let table = store.config().target.table();
     let exists = store
@@ -307,6 +307,13 @@ async fn warn_about_missing_columns(store: &ClickHouseStore) {
         ),
         Ok(_) => {}
         Err(e) => tracing::warn!(%table, error = %e, "could not read the table's columns"),
+    }
+    if let Ok(true) = store.cold_keyed_by_names().await {
+        tracing::warn!(
+            %table,
+            "the table's cold columns read keys by name, as an earlier version wrote them; run \
+             `adjust-sink migrate` — until then the cold columns of new rows read empty"
+        );
     }
 }
 

@@ -363,6 +363,8 @@ async fn cold_text_keyed_by_names_is_rekeyed_by_codes() {
     let before = db.query(&read).await;
     assert!(before.starts_with("1\t33\t4.38.0\tref\\\\1\t"), "{before}");
     assert!(before.contains("\tabc\n"), "{before}");
+    let (healthy, report) = check(&db);
+    assert!(!healthy && report.contains("read keys by name"), "{report}");
     let (ok, out) = migrate(&db);
     assert!(ok, "{out}");
     assert!(out.contains("keyed by codes"), "{out}");
@@ -393,4 +395,25 @@ async fn cold_text_keyed_by_names_is_rekeyed_by_codes() {
     let (ok, again) = migrate(&db);
     assert!(ok, "{again}");
     assert!(!again.contains("keyed by codes"), "{again}");
+    let (healthy, report) = check(&db);
+    assert!(healthy && !report.contains("read keys by name"), "{report}");
+}
+
+/// `check` against `db` with an empty data directory: (healthy, report).
+fn check(db: &Db) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_adjust-sink"))
+        .args(["check", "--clickhouse-url", &db.url, "--database", &db.name])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
