@@ -9,15 +9,10 @@ use adjust_sink::row::columns;
 
 use crate::support::Db;
 
-fn migrate(db: &Db) -> (bool, String) {
+/// Runs the binary with `args`: (success, stdout and stderr).
+fn run(args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_adjust-sink"))
-        .args([
-            "migrate",
-            "--clickhouse-url",
-            &db.url,
-            "--database",
-            &db.name,
-        ])
+        .args(args)
         .output()
         .unwrap();
     (
@@ -28,6 +23,43 @@ fn migrate(db: &Db) -> (bool, String) {
             String::from_utf8_lossy(&out.stderr)
         ),
     )
+}
+
+fn migrate(db: &Db) -> (bool, String) {
+    run(&[
+        "migrate",
+        "--clickhouse-url",
+        &db.url,
+        "--database",
+        &db.name,
+    ])
+}
+
+/// `check` against `db` with an empty data directory: (healthy, report).
+fn check(db: &Db) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    run(&[
+        "check",
+        "--clickhouse-url",
+        &db.url,
+        "--database",
+        &db.name,
+        "--data-dir",
+        data_dir,
+    ])
+}
+
+/// A callback (`query`) through a sink of this version that does not migrate, landed as the
+/// table's `rows`-th row.
+async fn land_one(db: &Db, query: &str, rows: u64) {
+    let mut sink = crate::support::Sink::start(db, &["--no-migrate"]).await;
+    assert_eq!(sink.get(query).await.status(), 200);
+    assert_eq!(
+        db.wait_rows(rows, std::time::Duration::from_secs(20)).await,
+        rows
+    );
+    sink.terminate(std::time::Duration::from_secs(20));
 }
 
 /// Creates the first release's database, tables, rollups and views in `db`.
@@ -324,11 +356,8 @@ async fn cold_arrays_of_the_second_release_move_to_one_text() {
     assert!(out.contains("as one JSON text"), "{out}");
     assert_eq!(db.query(&read).await, before, "old rows read the same");
     // A row written the way this version writes rows.
-    let mut sink = crate::support::Sink::start(&db, &["--no-migrate"]).await;
     let q = "/adjust/install?api_level=34&sdk_version=5.0&city=K%C3%B6ln%20%22x%22&created_at=1404214800&app_token=abc123";
-    assert_eq!(sink.get(q).await.status(), 200);
-    assert_eq!(db.wait_rows(2, std::time::Duration::from_secs(20)).await, 2);
-    sink.terminate(std::time::Duration::from_secs(20));
+    land_one(&db, q, 2).await;
     let new = db
         .query(&format!(
             "SELECT api_level, sdk_version, city, length(cold_keys) FROM {t} WHERE callback_id != 1 FORMAT TSV"
@@ -381,11 +410,8 @@ async fn cold_text_keyed_by_names_is_rekeyed_by_codes() {
     );
     assert!(cold.contains("\"loyalty_tier\":\"gold\""), "{cold}");
     // A row written the way this version writes rows.
-    let mut sink = crate::support::Sink::start(&db, &["--no-migrate"]).await;
     let q = "/adjust/install?api_level=34&sdk_version=5.0&created_at=1404214800&app_token=abc123";
-    assert_eq!(sink.get(q).await.status(), 200);
-    assert_eq!(db.wait_rows(3, std::time::Duration::from_secs(20)).await, 3);
-    sink.terminate(std::time::Duration::from_secs(20));
+    land_one(&db, q, 3).await;
     let new = db
         .query(&format!(
             "SELECT api_level, sdk_version FROM {t} WHERE callback_id > 2 FORMAT TSV"
@@ -397,23 +423,4 @@ async fn cold_text_keyed_by_names_is_rekeyed_by_codes() {
     assert!(!again.contains("keyed by codes"), "{again}");
     let (healthy, report) = check(&db);
     assert!(healthy && !report.contains("read keys by name"), "{report}");
-}
-
-/// `check` against `db` with an empty data directory: (healthy, report).
-fn check(db: &Db) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_adjust-sink"))
-        .args(["check", "--clickhouse-url", &db.url, "--database", &db.name])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }

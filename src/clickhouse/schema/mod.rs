@@ -158,9 +158,8 @@ pub fn cold_text_in(text: &str, name: &str) -> String {
 /// (`to_keys`), or back (`!to_keys`); other texts as they are.
 fn translate_keys_sql(expr: &str, to_keys: bool) -> String {
     let names: Vec<String> = CATALOG.iter().map(|p| quote(p.name)).collect();
-    let keys: Vec<String> = CATALOG
-        .iter()
-        .map(|p| quote(crate::row::cold::key_of(p.name)))
+    let keys: Vec<String> = (0..CATALOG.len())
+        .map(|i| quote(crate::row::cold::key_at(i)))
         .collect();
     let (from, to) = if to_keys {
         (names, keys)
@@ -183,11 +182,11 @@ pub fn cold_names_to_keys_sql(expr: &str) -> String {
         .iter()
         .enumerate()
         .filter(|(i, _)| !is_hot(*i))
-        .fold(expr.to_string(), |sql, (_, p)| {
+        .fold(expr.to_string(), |sql, (i, p)| {
             format!(
                 "replaceAll({sql}, {}, {})",
                 quote(&format!("\"{}\":", p.name)),
-                quote(&format!("\"{}\":", crate::row::cold::key_of(p.name)))
+                quote(&format!("\"{}\":", crate::row::cold::key_at(i)))
             )
         })
 }
