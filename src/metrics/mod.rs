@@ -67,6 +67,9 @@ pub struct Metrics {
     /// when there is none.
     oldest_unacked: Arc<AtomicU32>,
     pub wal_fsyncs: IntCounter,
+    /// Time of each group commit: writing the group (with a segment rotation, when one falls
+    /// due) and its fsync. What a slow or shared disk adds to every `wal` acknowledgement.
+    pub wal_fsync_duration: Histogram,
     /// Delivered segments deleted before `--keep-delivered` ran out, to make room.
     pub wal_kept_evicted: IntCounter,
     pub wal_damaged: Counters<WalDamage>,
@@ -296,6 +299,13 @@ impl Metrics {
             "wal_fsyncs_total",
             "Group commits (fsyncs) of the write-ahead log."
         )));
+        let wal_fsync_duration = reg!(Histogram::with_opts(
+            HistogramOpts::from(ns(
+                "wal_fsync_duration_seconds",
+                "Time of each group commit of the write-ahead log: writing the group (and starting a new segment when one falls due) and its fsync."
+            ))
+            .buckets(REQUEST_BUCKETS.to_vec())
+        ));
         let wal_kept_evicted = reg!(IntCounter::with_opts(ns(
             "wal_kept_evicted_total",
             "Delivered write-ahead log segments deleted before --keep-delivered ran out, to make room for new callbacks."
@@ -462,6 +472,7 @@ impl Metrics {
             rollup_lag,
             oldest_unacked: Arc::new(AtomicU32::new(0)),
             wal_fsyncs,
+            wal_fsync_duration,
             wal_kept_evicted,
             wal_damaged,
             clickhouse_up,

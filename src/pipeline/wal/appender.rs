@@ -139,6 +139,7 @@ impl Appender {
             for a in &group {
                 record::encode(&mut buf, now, &a.payload);
             }
+            let commit = std::time::Instant::now();
             let result = self.write_group(&buf);
             self.shared
                 .pending_bytes
@@ -146,6 +147,10 @@ impl Appender {
             match &result {
                 Ok(()) => {
                     self.shared.metrics.wal_fsyncs.inc();
+                    self.shared
+                        .metrics
+                        .wal_fsync_duration
+                        .observe(commit.elapsed().as_secs_f64());
                     self.shared
                         .metrics
                         .queue_rows_pushed

@@ -386,4 +386,8 @@ async fn concurrent_appends_share_fsyncs_and_a_lone_one_is_written_alone() {
     wal.append(vec![1]).await.unwrap();
     wal.append(vec![2]).await.unwrap();
     assert_eq!(metrics.wal_fsyncs.get(), before + 2);
+    // Every group commit is timed: one observation per fsync, each of some time.
+    let timed = &metrics.wal_fsync_duration;
+    assert_eq!(timed.get_sample_count(), metrics.wal_fsyncs.get());
+    assert!(timed.get_sample_sum() > 0.0);
 }
