@@ -8,7 +8,10 @@
 #   (b) memory    adjust-sink --durability memory into a fresh database, flat out; then waits for
 #                 the sink to drain and checks that every acknowledged callback landed
 #   (c) wal       the same with --durability wal
-#   (d) half      p50/p99/p99.9 at half of (c)'s rate, against the wal sink of (c)
+#   (d) half      p50/p99/p99.9 at half of (c)'s rate, against the wal sink of (c), with how many
+#                 of its group commits took over 5 and 25 ms
+#   (d') half_memory the same rate and measures against a fresh memory sink (no fsync on the
+#                 path: the difference in the tail is the log's and its disk's)
 #   (c') wal_many the wal sink at BENCH_MANY_CONNECTIONS connections, against the ceiling there
 #   (c'') wal_wide the wal sink with wide installs (every placeholder of the install callback's
 #                 `standard` URL, ~175 values), against the ceiling with the same queries
@@ -587,6 +590,24 @@ check half_landed "$([ "$count" = "$want" ] && [ "$uniq" = "$want" ] && echo 1 |
 stop_pid "$SINK_PID"
 forget_pid "$SINK_PID"
 
+step "(d') memory sink at the same rate: $HALF_RATE req/s"
+DURABILITY=memory start_sink half_memory "bench_${TS}_half_memory"
+report="$(loadgen half_memory "http://$SINK_MAIN" --duration "$DURATION" --rate "$HALF_RATE")"
+echo "    $report" >&2
+ok_half="$(json_num ok "$report")"
+R[half_memory_rate]="$(json_num rate "$report")"
+R[half_memory_p50_ms]="$(json_num p50_ms "$report")"
+R[half_memory_p99_ms]="$(json_num p99_ms "$report")"
+R[half_memory_p999_ms]="$(json_num p999_ms "$report")"
+R[half_memory_max_ms]="$(json_num max_ms "$report")"
+want=$((ok_half + SINK_EXTRA))
+drain "$SINK_ADMIN" "$want" >/dev/null
+read -r count uniq <<<"$(landed "bench_${TS}_half_memory")"
+check half_memory_landed "$([ "$count" = "$want" ] && [ "$uniq" = "$want" ] && echo 1 || echo 0)" \
+    "acknowledged (d') $want (1 warm-up), landed $count, unique callback_id $uniq"
+stop_pid "$SINK_PID"
+forget_pid "$SINK_PID"
+
 # --- (c') wal at many connections, (c'') wal with wide installs -----------------------
 
 DURABILITY=wal CONNECTIONS=$WIDE_CONNECTIONS run_sink_phase wal_many
@@ -703,6 +724,7 @@ rollup upkeep ((r): wal sink, with / without the rollups' materialized views, al
 latency at half the wal sink's acknowledged rate ((d): target ${R[half_target_rate]} req/s, achieved ${R[half_rate]})
   p50 ${R[half_p50_ms]} ms, p99 ${R[half_p99_ms]} ms, p99.9 ${R[half_p999_ms]} ms, max ${R[half_max_ms]} ms
   group commits ${R[half_fsyncs]}: ${R[half_fsyncs_over_5ms]} took over 5 ms, ${R[half_fsyncs_over_25ms]} over 25 ms
+  memory sink at the same rate ((d'), achieved ${R[half_memory_rate]}): p50 ${R[half_memory_p50_ms]} ms, p99 ${R[half_memory_p99_ms]} ms, p99.9 ${R[half_memory_p999_ms]} ms, max ${R[half_memory_max_ms]} ms
 
 delivery                                  memory        wal
   acknowledged (200)                $(printf '%10s %10s' "${R[memory_acknowledged]}" "${R[wal_acknowledged]}")
@@ -726,6 +748,7 @@ checks
   memory: rows landed == acknowledged       ${R[check_memory_landed]}
   wal: rows landed == acknowledged          ${R[check_wal_landed]}
   wal + half rate: rows landed == acked     ${R[check_half_landed]}
+  memory, half rate: landed == acked        ${R[check_half_memory_landed]}
   wal, many connections: landed == acked    ${R[check_wal_many_landed]}
   wal, wide installs: landed == acked       ${R[check_wal_wide_landed]}
   rollups on/off (4 runs): landed == acked  ${R[check_rollups_on_1_landed]} ${R[check_rollups_off_1_landed]} ${R[check_rollups_on_2_landed]} ${R[check_rollups_off_2_landed]}
