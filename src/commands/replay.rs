@@ -99,9 +99,10 @@ pub async fn replay(
     let metrics = Metrics::new();
     let store = ClickHouseStore::new(clickhouse)?;
     store.probe_at_start().await?;
-    // Nothing new comes in (no appends, so no pending bytes): the budget does not matter here.
+    // Nothing new comes in (no appends, so no pending bytes): the budget does not matter here,
+    // and kept segments stay however full the disk is.
     let mut config = data_dir.wal_config(0);
-    config.disk_budget = u64::MAX;
+    config.disk_budget = crate::pipeline::wal::UNLIMITED;
     let (wal, reader, _) = Wal::open(config, metrics.clone())?;
     // Delivery ends once everything durable is read and acknowledged.
     wal.close();

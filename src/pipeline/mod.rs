@@ -28,7 +28,7 @@ pub use queue::{Consumer, Producer, Usage};
 pub enum Refusal {
     #[error("the queue is full")]
     Full,
-    #[error("the write-ahead log has used its disk budget")]
+    #[error("the write-ahead log has used its disk budget (or its disk is nearly full)")]
     DiskBudget,
     #[error("the sink is shutting down")]
     ShuttingDown,

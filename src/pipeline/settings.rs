@@ -38,7 +38,8 @@ pub struct DataDirArgs {
     pub data_dir: PathBuf,
 
     /// Disk the sink may use (e.g. `4GiB`): the write-ahead log, past which callbacks get 503,
-    /// and an eighth of it (at most 512 MiB) kept for the rejects file.
+    /// and an eighth of it (at most 512 MiB) kept for the rejects file. The log never takes
+    /// more than its filesystem has free, less 4 MiB: on a smaller disk, 503 comes earlier.
     #[arg(long, env = "ADJUST_SINK_DISK_BUDGET", default_value = "4GiB")]
     pub disk_budget: String,
 

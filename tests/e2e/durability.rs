@@ -115,6 +115,117 @@ async fn a_spent_disk_budget_sheds_then_recovers() {
     );
 }
 
+/// A tmpfs of `size` mounted on a fresh directory (the tests run as root), unmounted on drop.
+struct SmallDisk(tempfile::TempDir);
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount");
+        assert!(
+            status.success(),
+            "cannot mount a tmpfs (the tests run as root)"
+        );
+        SmallDisk(dir)
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+/// `--disk-budget` (4 GiB by default) on a 12 MiB disk: the log holds what the disk has room
+/// for. With ClickHouse up, more callbacks than the disk holds pass (delivered segments kept for
+/// `replay --since` make way); with ClickHouse down, the sink answers 503 once the disk is
+/// nearly full instead of failing its writes, and everything it acknowledged lands afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_disk_smaller_than_the_budget_is_shed_before_it_is_full_and_loses_nothing() {
+    let disk = SmallDisk::mount("12m");
+    let ch = PrivateClickHouse::start("smalldisk", 18136);
+    let db = Db::fresh_on(&ch.url(), "smalldisk").await;
+    let sink = Sink::start_in(&db, disk.path(), &[]).await;
+    let room = sink.metric("adjust_sink_spool_budget_bytes").await;
+    assert!(
+        room > 0.0 && room < (12 << 20) as f64,
+        "the log's room is the disk's, not the budget's: {room}"
+    );
+
+    // More than the disk holds, with ClickHouse taking it: every callback is taken.
+    let (first, statuses) = blast(&sink, 60_000, 32, "roomy").await;
+    assert_eq!(
+        first.len(),
+        60_000,
+        "statuses: {statuses:?}\n{}",
+        sink.logs()
+    );
+    let written = sink.metric("adjust_sink_queue_bytes_pushed_total").await;
+    assert!(
+        written > (12 << 20) as f64,
+        "only {written} bytes went through the log"
+    );
+    assert_eq!(
+        db.wait_rows(60_000, Duration::from_secs(60)).await,
+        60_000,
+        "{}",
+        sink.logs()
+    );
+
+    // ClickHouse down: the log fills up to its room, then 503 and not ready.
+    ch.stop();
+    let (second, statuses) = blast(&sink, 40_000, 32, "full").await;
+    let shed = statuses.get(&503).copied().unwrap_or(0);
+    assert!(!second.is_empty() && shed > 0, "statuses: {statuses:?}");
+    assert_eq!(second.len() + shed, 40_000, "only 200 or 503: {statuses:?}");
+    let resp = sink
+        .get("/adjust?activity_kind=click&nonce=disk-full")
+        .await;
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().contains_key("retry-after"));
+    let readyz = sink
+        .client()
+        .get(format!("http://{}/readyz", sink.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(readyz.status(), 503);
+    let logs = sink.logs();
+    assert!(
+        !logs.contains("append failed") && !logs.contains("cannot record the batch"),
+        "the disk ran full:\n{logs}"
+    );
+
+    ch.resume();
+    let all: Vec<String> = first.into_iter().chain(second).collect();
+    assert_eq!(
+        db.wait_rows(all.len() as u64, Duration::from_secs(90))
+            .await,
+        all.len() as u64,
+        "{}",
+        sink.logs()
+    );
+    assert_exactly_once(&db, &all).await;
+    assert_eq!(
+        sink.get("/adjust?activity_kind=click&nonce=after-room")
+            .await
+            .status(),
+        200
+    );
+    drop(sink);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_row_clickhouse_refuses_goes_to_the_rejects_table_and_the_rest_lands() {
     let db = Db::fresh("poison").await;

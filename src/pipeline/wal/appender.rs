@@ -144,6 +144,8 @@ impl Appender {
             self.shared
                 .pending_bytes
                 .fetch_sub(bytes, Ordering::Relaxed);
+            // The disk's free space, once per group: appends are refused before it runs out.
+            self.shared.refresh_room();
             match &result {
                 Ok(()) => {
                     self.shared.metrics.wal_fsyncs.inc();
@@ -284,7 +286,7 @@ impl Appender {
     fn prepare(&mut self) {
         let config = &self.shared.config;
         if self.prepared.is_some()
-            || config.segment_bytes.saturating_mul(PREPARE_MIN_SEGMENTS) > config.disk_budget
+            || config.segment_bytes.saturating_mul(PREPARE_MIN_SEGMENTS) > self.shared.room()
         {
             return;
         }

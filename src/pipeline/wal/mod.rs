@@ -71,6 +71,8 @@ struct Shared {
     /// Disk held by zeros filled ahead of time: the rest of the active segment and the next
     /// segment being prepared. Counted against the budget, not as log bytes.
     reserved_bytes: AtomicU64,
+    /// What the log may hold now: see [`Shared::refresh_room`].
+    room: AtomicU64,
     closed: AtomicBool,
     /// See [`positions::log_id`]; part of every batch's deduplication token.
     log_id: u64,
@@ -86,7 +88,59 @@ struct Shared {
     _lock: File,
 }
 
+/// Free space the log leaves on its filesystem for the small files beside it (`ack`,
+/// `inflight`, `quarantine`) and the rejects file's next lines: it stops taking callbacks (503)
+/// before the disk is this full, so that delivery can still record its progress and free room.
+const DISK_MARGIN: u64 = 4 << 20;
+
+/// Bytes free for an unprivileged writer on the filesystem that holds `dir`.
+fn free_bytes(dir: &std::path::Path) -> io::Result<u64> {
+    let st = rustix::fs::statvfs(dir)?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+/// The budget of a log that takes no appends (`replay`): not capped by the disk's free space,
+/// so that opening it never deletes delivered segments kept for `replay --since`.
+pub const UNLIMITED: u64 = u64::MAX;
+
+/// The most a log holding `log_bytes` in `dir` may hold: `budget`, or less when the filesystem
+/// has not that much room (what the log holds, plus the free space, less [`DISK_MARGIN`]). When
+/// the free space cannot be read, and for [`UNLIMITED`], the budget.
+fn room_in(dir: &std::path::Path, log_bytes: u64, budget: u64) -> u64 {
+    if budget == UNLIMITED {
+        return budget;
+    }
+    match free_bytes(dir) {
+        Ok(free) => log_bytes
+            .saturating_add(free)
+            .saturating_sub(DISK_MARGIN)
+            .min(budget),
+        Err(_) => budget,
+    }
+}
+
 impl Shared {
+    /// What the log may hold now (bytes on disk, zeros filled ahead and appends on their way).
+    fn room(&self) -> u64 {
+        self.room.load(Ordering::Relaxed)
+    }
+
+    /// Reads the filesystem's free space again: the log may hold `--disk-budget`, or less when
+    /// the disk has not that much room (a small volume, other files growing), so that a full
+    /// disk is a refusal (503, not ready) before it is a failed write. Zeros filled ahead count
+    /// twice for a while (held on disk and counted as reserved): the error is on the safe side.
+    fn refresh_room(&self) -> u64 {
+        let room = room_in(
+            &self.config.dir,
+            self.disk_bytes.load(Ordering::Relaxed),
+            self.config.disk_budget,
+        );
+        self.room.store(room, Ordering::Relaxed);
+        self.metrics.spool_budget_bytes.set(room as i64);
+        self.metrics.queue_capacity_bytes.set(room as i64);
+        room
+    }
+
     /// Bytes written and not yet acknowledged: what the disk budget limits.
     fn unacked(&self) -> u64 {
         self.disk_bytes
@@ -111,7 +165,7 @@ impl Shared {
                 + self.reserved_bytes.load(Ordering::Relaxed)
                 + self.pending_bytes.load(Ordering::Relaxed)
                 + need
-                > self.config.disk_budget
+                > self.room()
     }
 
     /// Deletes delivered segments: those whose last write is older than `keep_delivered`, and
@@ -143,7 +197,7 @@ impl Shared {
                 + self.reserved_bytes.load(Ordering::Relaxed)
                 + self.pending_bytes.load(Ordering::Relaxed)
                 + need
-                > self.config.disk_budget;
+                > self.room();
             if !expired && !over {
                 self.first_segment.store(id, Ordering::Release);
                 break;
@@ -160,6 +214,7 @@ impl Shared {
             self.acked_bytes.fetch_sub(freed, Ordering::Relaxed);
         }
         self.publish();
+        self.refresh_room();
         Ok(())
     }
 }
@@ -191,11 +246,6 @@ impl Wal {
         mut config: WalConfig,
         metrics: Metrics,
     ) -> io::Result<(Wal, LogReader, Recovered)> {
-        // Acknowledged bytes are freed a segment at a time: keep segments small next to the
-        // budget so the disk in use stays close to it.
-        config.segment_bytes = config
-            .segment_bytes
-            .min((config.disk_budget / 8).max(1 << 20));
         fs::create_dir_all(&config.dir)?;
         let lock = lock_dir(&config.dir)?;
         let log_id = log_id(&config.dir)?;
@@ -249,14 +299,18 @@ impl Wal {
                 kept += len;
             }
         }
-        metrics.spool_budget_bytes.set(config.disk_budget as i64);
-        metrics.queue_capacity_bytes.set(config.disk_budget as i64);
+        // Acknowledged bytes are freed a segment at a time: keep segments small next to what
+        // the log may hold (the budget, or the disk's room when that is less) so the disk in use
+        // stays close to it.
+        let room = room_in(&config.dir, disk, config.disk_budget);
+        config.segment_bytes = config.segment_bytes.min((room / 8).max(1 << 20));
         metrics.queue_capacity_rows.set(0);
         let shared = Arc::new(Shared {
             disk_bytes: AtomicU64::new(disk),
             acked_bytes: AtomicU64::new(ack.offset + kept),
             pending_bytes: AtomicU64::new(0),
             reserved_bytes: AtomicU64::new(0),
+            room: AtomicU64::new(room),
             closed: AtomicBool::new(false),
             log_id,
             acked_segment: AtomicU64::new(ack.segment),
@@ -266,6 +320,7 @@ impl Wal {
             metrics: metrics.clone(),
             _lock: lock,
         });
+        shared.refresh_room();
         // Delivered segments past their window (or beyond the budget) go now.
         shared.trim_kept(0)?;
         let durable_start = Position {
@@ -323,9 +378,10 @@ impl Wal {
         }
         let len = payload.len() as u64;
         let pending = s.pending_bytes.load(Ordering::Relaxed);
-        if s.unacked() + s.reserved_bytes.load(Ordering::Relaxed) + pending + len
-            > s.config.disk_budget
-        {
+        let need = s.unacked() + s.reserved_bytes.load(Ordering::Relaxed) + pending + len;
+        // Refused only after a fresh look at the disk: room freed meanwhile (delivered segments
+        // deleted, other files gone) takes callbacks at once.
+        if need > s.room() && need > s.refresh_room() {
             return Err(Refusal::DiskBudget);
         }
         if pending + len > s.config.max_pending_bytes {
@@ -368,8 +424,7 @@ impl Producer for Wal {
             rows: None,
             bytes: s.unacked(),
             capacity_bytes: s
-                .config
-                .disk_budget
+                .room()
                 .saturating_sub(s.reserved_bytes.load(Ordering::Relaxed)),
         }
     }

@@ -391,3 +391,29 @@ async fn concurrent_appends_share_fsyncs_and_a_lone_one_is_written_alone() {
     assert_eq!(timed.get_sample_count(), metrics.wal_fsyncs.get());
     assert!(timed.get_sample_sum() > 0.0);
 }
+
+#[test]
+fn the_log_holds_no_more_than_its_disk_has_room_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let free = super::free_bytes(dir.path()).unwrap();
+    assert!(
+        free > 2 * super::DISK_MARGIN,
+        "the test needs some free disk"
+    );
+    // A budget the disk holds is the room.
+    assert_eq!(super::room_in(dir.path(), 0, 1 << 20), 1 << 20);
+    // A larger one is cut to what the log holds plus the free space, less the margin.
+    let cut = super::room_in(dir.path(), 1 << 20, u64::MAX - 1);
+    assert!(cut < u64::MAX - 1, "{cut}");
+    assert!(cut >= 1 << 20, "{cut}: the log's own bytes count as room");
+    let slack = 64 << 20; // other writers on the same disk meanwhile
+    assert!(
+        cut.abs_diff((1 << 20) + free - super::DISK_MARGIN) < slack,
+        "{cut} vs {free}"
+    );
+    // A log that takes no appends (`replay`) is not cut.
+    assert_eq!(
+        super::room_in(dir.path(), 0, super::UNLIMITED),
+        super::UNLIMITED
+    );
+}
