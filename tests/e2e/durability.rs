@@ -57,34 +57,8 @@ async fn a_spent_disk_budget_sheds_then_recovers() {
     let db = Db::fresh_on(&ch.url(), "budget").await;
     ch.stop();
     let sink = Sink::start(&db, &["--disk-budget", "1MiB"]).await;
-    let (ok, statuses) = blast(&sink, 5_000, 32, "budget").await;
-    let shed = statuses.get(&503).copied().unwrap_or(0);
-    assert!(!ok.is_empty() && shed > 0, "statuses: {statuses:?}");
-    assert_eq!(ok.len() + shed, 5_000, "only 200 or 503: {statuses:?}");
-    let resp = sink
-        .get("/adjust?activity_kind=click&nonce=over-budget")
-        .await;
-    assert_eq!(resp.status(), 503);
-    assert!(resp.headers().contains_key("retry-after"));
-    let admin = |path: &str| format!("http://{}{path}", sink.admin);
-    assert_eq!(
-        sink.client()
-            .get(admin("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        sink.client()
-            .get(admin("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        503
-    );
+    let ok = fill_until_shed(&sink, 5_000, "budget").await;
+    assert_eq!(sink.admin_status("/healthz").await, 200);
     assert!(sink.metric("adjust_sink_spool_bytes").await > 0.0);
     ch.resume();
     let landed = db.wait_rows(ok.len() as u64, Duration::from_secs(60)).await;
@@ -92,15 +66,7 @@ async fn a_spent_disk_budget_sheds_then_recovers() {
     assert_exactly_once(&db, &ok).await;
     // The log is trimmed once acknowledged, and callbacks are taken again.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while sink
-        .client()
-        .get(admin("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        != 200
-    {
+    while sink.admin_status("/readyz").await != 200 {
         assert!(
             std::time::Instant::now() < deadline,
             "not ready again after recovery"
@@ -113,6 +79,23 @@ async fn a_spent_disk_budget_sheds_then_recovers() {
             .status(),
         200
     );
+}
+
+/// Sends `n` callbacks to a sink whose log cannot be delivered: some are taken, the rest get 503
+/// (nothing else), a callback after them gets 503 with `Retry-After`, and the sink is not
+/// ready. Returns the nonces answered 200.
+async fn fill_until_shed(sink: &Sink, n: usize, tag: &str) -> Vec<String> {
+    let (ok, statuses) = blast(sink, n, 32, tag).await;
+    let shed = statuses.get(&503).copied().unwrap_or(0);
+    assert!(!ok.is_empty() && shed > 0, "statuses: {statuses:?}");
+    assert_eq!(ok.len() + shed, n, "only 200 or 503: {statuses:?}");
+    let resp = sink
+        .get(&format!("/adjust?activity_kind=click&nonce={tag}-after"))
+        .await;
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().contains_key("retry-after"));
+    assert_eq!(sink.admin_status("/readyz").await, 503);
+    ok
 }
 
 /// A tmpfs of `size` mounted on a fresh directory (the tests run as root), unmounted on drop.
@@ -185,22 +168,7 @@ async fn a_disk_smaller_than_the_budget_is_shed_before_it_is_full_and_loses_noth
 
     // ClickHouse down: the log fills up to its room, then 503 and not ready.
     ch.stop();
-    let (second, statuses) = blast(&sink, 40_000, 32, "full").await;
-    let shed = statuses.get(&503).copied().unwrap_or(0);
-    assert!(!second.is_empty() && shed > 0, "statuses: {statuses:?}");
-    assert_eq!(second.len() + shed, 40_000, "only 200 or 503: {statuses:?}");
-    let resp = sink
-        .get("/adjust?activity_kind=click&nonce=disk-full")
-        .await;
-    assert_eq!(resp.status(), 503);
-    assert!(resp.headers().contains_key("retry-after"));
-    let readyz = sink
-        .client()
-        .get(format!("http://{}/readyz", sink.admin))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(readyz.status(), 503);
+    let second = fill_until_shed(&sink, 40_000, "full").await;
     let logs = sink.logs();
     assert!(
         !logs.contains("append failed") && !logs.contains("cannot record the batch"),

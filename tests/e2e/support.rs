@@ -328,6 +328,17 @@ impl Sink {
         &self.client
     }
 
+    /// The status of a GET on the admin listener (`/readyz`, `/healthz`).
+    pub async fn admin_status(&self, path: &str) -> u16 {
+        self.client
+            .get(format!("http://{}{path}", self.admin))
+            .send()
+            .await
+            .expect("admin request")
+            .status()
+            .as_u16()
+    }
+
     pub async fn get(&self, path_and_query: &str) -> reqwest::Response {
         self.client
             .get(self.url(path_and_query))
