@@ -161,6 +161,20 @@ metric() {
     metrics "$1" | awk -v n="$2" '$1 == n { v = $2 } END { printf "%s", (v == "" ? 0 : v) }'
 }
 
+# cpu_ticks: "all steal" jiffies of every CPU so far (/proc/stat), for the share the host took.
+cpu_ticks() {
+    awk '$1 == "cpu" { for (i = 2; i <= NF; i++) t += $i; print t, $9 }' /proc/stat
+}
+
+# stolen_pct START: percent of the CPU time since START (a cpu_ticks line) that the hypervisor
+# gave to other guests: on a shared machine, what makes two runs differ.
+stolen_pct() {
+    local t0 s0 t1 s1
+    read -r t0 s0 <<<"$1"
+    read -r t1 s1 <<<"$(cpu_ticks)"
+    calc "$t1 > $t0 ? int(($s1 - $s0) * 1000 / ($t1 - $t0)) / 10 : 0"
+}
+
 # bucket ADMIN HISTOGRAM LE: a histogram's count of observations up to LE (as the sink writes it).
 bucket() {
     metric "$1" "$2_bucket{le=\"$3\"}"
@@ -390,6 +404,7 @@ if [ "${BENCH_CLUSTER:-0}" = 1 ]; then
     CH_VERSION="$(clickhouse 'SELECT version()')"
     echo "    ${NODES[*]} (ClickHouse $CH_VERSION, cluster adjust_local)" >&2
     R[loadavg_start]="$(cut -d' ' -f1-3 /proc/loadavg)"
+    TICKS_START="$(cpu_ticks)"
 
     # (1) one sink through node 1.
     db="bench_${TS}_cluster1"
@@ -460,6 +475,7 @@ if [ "${BENCH_CLUSTER:-0}" = 1 ]; then
     shard1="$(curl -sf "${NODES[0]}/" --data-binary "SELECT count() FROM $db.callbacks_local")"
     shard2="$(curl -sf "${NODES[2]}/" --data-binary "SELECT count() FROM $db.callbacks_local")"
     R[loadavg_end]="$(cut -d' ' -f1-3 /proc/loadavg)"
+    R[cpu_stolen_pct]="$(stolen_pct "$TICKS_START")"
     {
         echo "# scripts/bench.sh (BENCH_CLUSTER=1) $(date -u +%Y-%m-%dT%H:%M:%SZ)"
         for k in "${!R[@]}"; do
@@ -472,7 +488,7 @@ if [ "${BENCH_CLUSTER:-0}" = 1 ]; then
 adjust-sink cluster benchmark ($(nproc) cores; ClickHouse $CH_VERSION, cluster adjust_local:
 2 shards x 2 replicas and ZooKeeper on the same machine)
 loadgen: $CONNECTIONS connections in all, $THREADS thread(s) per generator, $DURATION per run, --durability wal
-load average before/after: ${R[loadavg_start]} / ${R[loadavg_end]}
+load average before/after: ${R[loadavg_start]} / ${R[loadavg_end]}; CPU time taken by the host (steal): ${R[cpu_stolen_pct]} %
 
                               acked/s   p99 ms    503  sink CPU/row us  acknowledged  landed (FINAL)
   (1) one sink (node 1)     $(printf '%9s %8s %6s %16s %13s %15s' "${R[one_ok_rate]}" "${R[one_p99_ms]}" "${R[one_status_503]}" "${R[one_sink_cpu_us_per_row]}" "${R[one_acknowledged]}" "${R[one_landed]}")
@@ -503,6 +519,7 @@ R[duration]="$DURATION"
 R[connections]="$CONNECTIONS"
 R[loadgen_threads]="$THREADS"
 R[loadavg_start]="$(cut -d' ' -f1-3 /proc/loadavg)"
+TICKS_START="$(cpu_ticks)"
 
 # --- (a) ceiling ----------------------------------------------------------------------
 
@@ -689,6 +706,7 @@ baseline ((b'): $BENCH_BASELINE, --durability wal)
 "
 fi
 R[loadavg_end]="$(cut -d' ' -f1-3 /proc/loadavg)"
+R[cpu_stolen_pct]="$(stolen_pct "$TICKS_START")"
 
 summary="$OUT/summary.txt"
 {
@@ -703,7 +721,7 @@ cat <<EOF
 adjust-sink benchmark ($(nproc) cores, ${R[machine_cpu]//_/ }; ClickHouse $CH_VERSION)
 loadgen: $CONNECTIONS connections, $THREADS thread(s), $DURATION per run, ~1 KB callbacks
 
-load average before/after: ${R[loadavg_start]} / ${R[loadavg_end]}
+load average before/after: ${R[loadavg_start]} / ${R[loadavg_end]}; CPU time taken by the host (steal): ${R[cpu_stolen_pct]} %
 
 throughput (flat out)              answers/s  200 (acked)/s   p50 ms   p99 ms  p99.9 ms
   (a) bare HTTP ceiling           $(printf '%11s %14s %8s %8s %9s' "${R[ceiling_rate]}" "${R[ceiling_ok_rate]}" "${R[ceiling_p50_ms]}" "${R[ceiling_p99_ms]}" "${R[ceiling_p999_ms]}")
