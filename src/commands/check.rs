@@ -25,6 +25,8 @@ pub fn command(args: &CheckArgs) -> anyhow::Result<()> {
 #[derive(Debug)]
 pub struct CheckReport {
     pub log: Inspection,
+    /// Free space on the data directory's filesystem (`None` when it cannot be read).
+    pub disk_free: Option<u64>,
     pub rejects_file_lines: usize,
     /// ClickHouse's version, or why it did not answer.
     pub server: Result<String, String>,
@@ -80,6 +82,11 @@ impl CheckReport {
                 " (batch {s}..{e} was being inserted)"
             )),
         );
+        if let Some(free) = self.disk_free {
+            out += &format!(
+                "  filesystem: {free} bytes free (the log never takes more than this less 4 MiB, whatever --disk-budget says)\n"
+            );
+        }
         out += &match l.kept_since {
             Some(t) => format!(
                 "  kept for replay --since: {} delivered record(s) ({} bytes) from {} ({}) on\n",
@@ -181,6 +188,7 @@ pub async fn check(data_dir: &Path, clickhouse: ClickHouseConfig) -> anyhow::Res
     let store = ClickHouseStore::new(clickhouse)?;
     let mut report = CheckReport {
         log,
+        disk_free: crate::pipeline::wal::free_bytes(data_dir).ok(),
         rejects_file_lines,
         server: Err(String::new()),
         table,

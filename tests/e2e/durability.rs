@@ -313,6 +313,10 @@ async fn check_shows_the_backlog_and_replay_delivers_it() {
     let report = String::from_utf8_lossy(&check.stdout);
     assert!(report.contains("200 record(s) pending"), "{report}");
     assert!(
+        report.contains("  filesystem: ") && report.contains(" bytes free "),
+        "{report}"
+    );
+    assert!(
         report.contains("run `adjust-sink migrate`"),
         "the table does not exist yet: {report}"
     );

@@ -94,7 +94,7 @@ struct Shared {
 const DISK_MARGIN: u64 = 4 << 20;
 
 /// Bytes free for an unprivileged writer on the filesystem that holds `dir`.
-fn free_bytes(dir: &std::path::Path) -> io::Result<u64> {
+pub fn free_bytes(dir: &std::path::Path) -> io::Result<u64> {
     let st = rustix::fs::statvfs(dir)?;
     Ok(st.f_bavail.saturating_mul(st.f_frsize))
 }
