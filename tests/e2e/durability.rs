@@ -94,7 +94,20 @@ async fn fill_until_shed(sink: &Sink, n: usize, tag: &str) -> Vec<String> {
         .await;
     assert_eq!(resp.status(), 503);
     assert!(resp.headers().contains_key("retry-after"));
-    assert_eq!(sink.admin_status("/readyz").await, 503);
+    let why = resp.text().await.unwrap_or_default();
+    let readyz = sink
+        .client()
+        .get(format!("http://{}/readyz", sink.admin))
+        .send()
+        .await
+        .expect("readyz");
+    let status = readyz.status().as_u16();
+    let body = readyz.text().await.unwrap_or_default();
+    let written = sink.metric("adjust_sink_rows_written_total").await;
+    assert_eq!(
+        status, 503,
+        "not ready while shedding ({why:?}): {body} (rows written {written}, statuses {statuses:?})"
+    );
     ok
 }
 

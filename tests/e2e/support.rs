@@ -577,8 +577,16 @@ impl PrivateClickHouse {
         );
     }
 
+    /// Stops the server; fails when something still answers on its port afterwards (a server
+    /// the script did not start, which it leaves alone).
     pub fn stop(&self) {
         self.run("stop");
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.http_port));
+        assert!(
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err(),
+            "something still answers on {addr} after stopping the server of {}",
+            self.dir.display()
+        );
     }
 
     pub fn resume(&self) {
