@@ -320,8 +320,8 @@ impl Wal {
             metrics: metrics.clone(),
             _lock: lock,
         });
-        shared.refresh_room();
-        // Delivered segments past their window (or beyond the budget) go now.
+        // Delivered segments past their window (or beyond the budget) go now; the room (and its
+        // metrics) is read afresh at the end.
         shared.trim_kept(0)?;
         let durable_start = Position {
             segment: active,
