@@ -72,6 +72,9 @@ pub struct Metrics {
     pub wal_fsync_duration: Histogram,
     /// Delivered segments deleted before `--keep-delivered` ran out, to make room.
     pub wal_kept_evicted: IntCounter,
+    /// 1 while the log cannot be written (its last group commit failed, and no later one or
+    /// probe succeeded).
+    pub wal_unwritable: IntGauge,
     pub wal_damaged: Counters<WalDamage>,
     pub clickhouse_up: IntGauge,
     pub erasures_requested: IntCounter,
@@ -310,6 +313,10 @@ impl Metrics {
             "wal_kept_evicted_total",
             "Delivered write-ahead log segments deleted before --keep-delivered ran out, to make room for new callbacks."
         )));
+        let wal_unwritable = reg!(IntGauge::with_opts(ns(
+            "wal_unwritable",
+            "1 while the write-ahead log cannot be written (its last write or fsync failed): callbacks get 503 and /readyz is not ready until a write succeeds again."
+        )));
         let wal_damaged = reg!(IntCounterVec::new(
             ns(
                 "wal_damaged_total",
@@ -474,6 +481,7 @@ impl Metrics {
             wal_fsyncs,
             wal_fsync_duration,
             wal_kept_evicted,
+            wal_unwritable,
             wal_damaged,
             clickhouse_up,
             erasures_requested,

@@ -127,6 +127,7 @@ impl Producer for Arc<MemoryQueue> {
             rows: Some((inner.rows.len() as u64, self.max_rows as u64)),
             bytes: inner.bytes as u64,
             capacity_bytes: self.max_bytes as u64,
+            fault: None,
         }
     }
 

@@ -11,7 +11,7 @@ use std::io;
 use super::{Batch, Limits, Refusal};
 
 /// How full a queue is, as its owner knows it (not read back from metrics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Usage {
     /// `memory queue` or `write-ahead log`.
     pub what: &'static str,
@@ -20,13 +20,17 @@ pub struct Usage {
     /// Bytes held (unacknowledged, for the log) and the byte capacity (the disk budget).
     pub bytes: u64,
     pub capacity_bytes: u64,
+    /// Why nothing can be taken now whatever the room (the log's last write failed), if so.
+    pub fault: Option<String>,
 }
 
 impl Usage {
     /// Whether the next callback of up to `headroom` bytes would be taken.
     pub fn has_room(&self, headroom: u64) -> bool {
         let rows_ok = self.rows.is_none_or(|(n, cap)| n < cap);
-        rows_ok && self.bytes.saturating_add(headroom) <= self.capacity_bytes
+        self.fault.is_none()
+            && rows_ok
+            && self.bytes.saturating_add(headroom) <= self.capacity_bytes
     }
 }
 
@@ -36,7 +40,11 @@ impl std::fmt::Display for Usage {
         if let Some((n, cap)) = self.rows {
             write!(f, " {n}/{cap} rows,")?;
         }
-        write!(f, " {}/{} bytes", self.bytes, self.capacity_bytes)
+        write!(f, " {}/{} bytes", self.bytes, self.capacity_bytes)?;
+        if let Some(fault) = &self.fault {
+            write!(f, "; cannot be written: {fault}")?;
+        }
+        Ok(())
     }
 }
 
@@ -84,13 +92,14 @@ mod tests {
             rows: Some((9, 10)),
             bytes: 100,
             capacity_bytes: 200,
+            fault: None,
         };
         assert!(u.has_room(100));
         assert!(!u.has_room(101));
         assert!(
             !Usage {
                 rows: Some((10, 10)),
-                ..u
+                ..u.clone()
             }
             .has_room(0)
         );
@@ -100,7 +109,17 @@ mod tests {
             rows: None,
             bytes: 5,
             capacity_bytes: 10,
+            fault: None,
         };
         assert_eq!(log.to_string(), "write-ahead log 5/10 bytes");
+        let failing = Usage {
+            fault: Some("Read-only file system (os error 30)".into()),
+            ..log
+        };
+        assert!(!failing.has_room(0));
+        assert_eq!(
+            failing.to_string(),
+            "write-ahead log 5/10 bytes; cannot be written: Read-only file system (os error 30)"
+        );
     }
 }

@@ -1,10 +1,12 @@
-//! Nothing acknowledged is lost: SIGKILL, long outages, the disk budget, refused rows and a
-//! damaged write-ahead log.
+//! Nothing acknowledged is lost: SIGKILL, long outages, the disk budget, refused rows, a
+//! damaged write-ahead log and one that cannot be written.
 
 use std::io::Write;
 use std::time::Duration;
 
-use crate::support::{Db, PrivateClickHouse, Sink, assert_exactly_once, blast, blast_to};
+use crate::support::{
+    Db, PrivateClickHouse, Sink, assert_all_land, assert_exactly_once, blast, blast_to,
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_mid_load_then_restart_delivers_every_acknowledged_callback_once() {
@@ -190,20 +192,67 @@ async fn a_disk_smaller_than_the_budget_is_shed_before_it_is_full_and_loses_noth
 
     ch.resume();
     let all: Vec<String> = first.into_iter().chain(second).collect();
-    assert_eq!(
-        db.wait_rows(all.len() as u64, Duration::from_secs(90))
-            .await,
-        all.len() as u64,
-        "{}",
-        sink.logs()
-    );
-    assert_exactly_once(&db, &all).await;
+    assert_all_land(&db, &sink, &all, Duration::from_secs(90)).await;
     assert_eq!(
         sink.get("/adjust?activity_kind=click&nonce=after-room")
             .await
             .status(),
         200
     );
+    drop(sink);
+}
+
+/// The log's directory goes away under a running sink (a disk unmounted, a volume gone): the
+/// next segment cannot be started, so callbacks get 503 with `Retry-After` and the sink is not
+/// ready (`/readyz` says why, `adjust_sink_wal_unwritable` is 1), rather than failing writes
+/// while claiming to be ready. Back in place, the sink finds it with nothing sent, is ready again
+/// and takes callbacks; every callback it acknowledged lands exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_log_that_cannot_be_written_is_not_ready_until_it_can_and_loses_nothing() {
+    let db = Db::fresh("unwritable").await;
+    let dir = tempfile::tempdir().unwrap();
+    // A small budget keeps segments small (an eighth of the log's room), so a new one falls due
+    // within a few thousand callbacks.
+    let sink = Sink::start_in(&db, dir.path(), &["--disk-budget", "16MiB"]).await;
+    let (first, statuses) = blast(&sink, 300, 16, "before").await;
+    assert_eq!(first.len(), 300, "{statuses:?}");
+    assert_eq!(sink.metric("adjust_sink_wal_unwritable").await, 0.0);
+
+    let wal = dir.path().join("wal");
+    let away = dir.path().join("wal.away");
+    std::fs::rename(&wal, &away).unwrap();
+    let second = fill_until_shed(&sink, 8_000, "gone").await;
+    assert_eq!(sink.metric("adjust_sink_wal_unwritable").await, 1.0);
+    let body = sink
+        .client()
+        .get(format!("http://{}/readyz", sink.admin))
+        .send()
+        .await
+        .expect("readyz")
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(body.contains("cannot be written"), "{body}");
+    // Nothing is sent meanwhile: it stays not ready.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(sink.admin_status("/readyz").await, 503);
+
+    std::fs::rename(&away, &wal).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while sink.admin_status("/readyz").await != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not ready again:\n{}",
+            sink.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(sink.metric("adjust_sink_wal_unwritable").await, 0.0);
+    let (third, statuses) = blast(&sink, 3_000, 16, "back").await;
+    assert_eq!(third.len(), 3_000, "{statuses:?}\n{}", sink.logs());
+
+    let all: Vec<String> = first.into_iter().chain(second).chain(third).collect();
+    assert_all_land(&db, &sink, &all, Duration::from_secs(60)).await;
     drop(sink);
 }
 

@@ -689,6 +689,14 @@ pub async fn assert_exactly_once(db: &Db, acknowledged: &[String]) {
     assert_eq!(after, distinct, "duplicates left after merging");
 }
 
+/// Waits up to `timeout` for as many rows as `acknowledged` callbacks (the sink's log in the
+/// message if they do not come), then [`assert_exactly_once`].
+pub async fn assert_all_land(db: &Db, sink: &Sink, acknowledged: &[String], timeout: Duration) {
+    let n = acknowledged.len() as u64;
+    assert_eq!(db.wait_rows(n, timeout).await, n, "{}", sink.logs());
+    assert_exactly_once(db, acknowledged).await;
+}
+
 /// Runs `adjust-sink migrate` for `db` and asserts it succeeded.
 pub fn migrate(db: &Db) {
     let out = Command::new(env!("CARGO_BIN_EXE_adjust-sink"))

@@ -71,6 +71,14 @@ fn fill_with_zeros(path: &Path, bytes: u64) -> io::Result<()> {
     f.sync_all()
 }
 
+/// While the log cannot be written and no callback comes, the appender checks this often
+/// whether it can again ([`Appender::probe`]): a sink that nothing is sent to while it is not
+/// ready must still become ready once the disk is back.
+const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The file [`Appender::probe`] writes, syncs and removes (not a `.wal` name).
+const PROBE: &str = "probe.tmp";
+
 /// Upper bound of one group commit's write.
 const GROUP_BYTES: u64 = 16 << 20;
 
@@ -90,9 +98,22 @@ impl Appender {
         let mut group: Vec<Append> = Vec::new();
         let mut closing = false;
         let mut last_group = 0;
+        let mut failing = false;
         while !closing {
             let mut bytes = 0;
-            match rx.recv() {
+            let next = if failing {
+                match rx.recv_timeout(PROBE_EVERY) {
+                    Ok(msg) => Ok(msg),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        failing = self.note(failing, &self.probe());
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => Err(mpsc::RecvError),
+                }
+            } else {
+                rx.recv()
+            };
+            match next {
                 Ok(Msg::Append(first)) => {
                     bytes += first.payload.len() as u64;
                     group.push(first);
@@ -165,6 +186,7 @@ impl Appender {
                 }
                 Err(e) => tracing::error!(error = %e, "write-ahead log: append failed"),
             }
+            failing = self.note(failing, &result);
             for a in group.drain(..) {
                 let _ = a.done.send(match &result {
                     Ok(()) => Ok(()),
@@ -183,6 +205,45 @@ impl Appender {
         self.prepared_bytes = 0;
         self.publish_reserved();
         tracing::debug!("write-ahead log: appender stopped");
+    }
+
+    /// Records whether the log can be written (the fault `/readyz` shows, the `wal_unwritable`
+    /// gauge) after a group commit or a probe; returns whether it is failing now.
+    fn note(&self, failing: bool, outcome: &io::Result<()>) -> bool {
+        match outcome {
+            Ok(()) if failing => {
+                *self.shared.fault.lock().expect("fault lock") = None;
+                self.shared.metrics.wal_unwritable.set(0);
+                tracing::warn!("write-ahead log: can be written again, taking callbacks");
+                false
+            }
+            Ok(()) => false,
+            Err(e) => {
+                let mut fault = self.shared.fault.lock().expect("fault lock");
+                if fault.is_none() {
+                    tracing::error!(
+                        error = %e,
+                        "write-ahead log: cannot be written; callbacks get 503 and the sink is not ready until it can"
+                    );
+                }
+                *fault = Some(e.to_string());
+                self.shared.metrics.wal_unwritable.set(1);
+                true
+            }
+        }
+    }
+
+    /// Whether the log can be written again, while nothing is sent: a small file beside the
+    /// segments is created, synced and removed (a group may have to start a segment there), and
+    /// the active segment synced.
+    fn probe(&self) -> io::Result<()> {
+        let dir = &self.shared.config.dir;
+        let path = dir.join(PROBE);
+        let written = File::create(&path)
+            .and_then(|mut f| f.write_all(b"probe").and_then(|()| f.sync_all()))
+            .and_then(|()| File::open(dir)?.sync_all());
+        let _ = fs::remove_file(&path);
+        written.and_then(|()| self.file.sync_data())
     }
 
     /// Moves every message queued now into `group` (up to [`GROUP_BYTES`]); returns how many

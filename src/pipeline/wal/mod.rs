@@ -82,6 +82,9 @@ struct Shared {
     first_segment: AtomicU64,
     /// Held while kept segments are deleted (by the reader or the appender).
     trimming: Mutex<()>,
+    /// Why the last group commit failed, until a later one (or the appender's probe) succeeds:
+    /// the log takes no callback now, and the sink is not ready.
+    fault: Mutex<Option<String>>,
     config: WalConfig,
     metrics: Metrics,
     /// Held for the log's lifetime: one process per log.
@@ -316,6 +319,7 @@ impl Wal {
             acked_segment: AtomicU64::new(ack.segment),
             first_segment: AtomicU64::new(first),
             trimming: Mutex::new(()),
+            fault: Mutex::new(None),
             config: config.clone(),
             metrics: metrics.clone(),
             _lock: lock,
@@ -426,6 +430,7 @@ impl Producer for Wal {
             capacity_bytes: s
                 .room()
                 .saturating_sub(s.reserved_bytes.load(Ordering::Relaxed)),
+            fault: s.fault.lock().expect("fault lock").clone(),
         }
     }
 

@@ -417,3 +417,63 @@ fn the_log_holds_no_more_than_its_disk_has_room_for() {
         super::UNLIMITED
     );
 }
+
+#[tokio::test]
+async fn a_log_that_cannot_be_written_refuses_and_is_not_ready_until_it_can_again() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("wal");
+    let away = root.path().join("moved");
+    std::fs::create_dir(&dir).unwrap();
+    let metrics = Metrics::new();
+    let cfg = WalConfig {
+        segment_bytes: 4096,
+        ..config(&dir)
+    };
+    let (wal, mut reader, _) = Wal::open(cfg.clone(), metrics.clone()).unwrap();
+    let mut taken = Vec::new();
+    for i in 0..3u8 {
+        wal.append(vec![i; 1000]).await.unwrap();
+        taken.push(vec![i; 1000]);
+    }
+    assert!(wal.usage().fault.is_none());
+    // The directory goes away: the open segment still takes a group or two, the next segment
+    // cannot be started.
+    std::fs::rename(&dir, &away).unwrap();
+    let mut refused = false;
+    for i in 3..20u8 {
+        match wal.append(vec![i; 1000]).await {
+            Ok(()) => taken.push(vec![i; 1000]),
+            Err(Refusal::Io) => {
+                refused = true;
+                break;
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert!(refused, "no append failed with the directory gone");
+    let usage = wal.usage();
+    assert!(!usage.has_room(0), "{usage}");
+    assert!(usage.to_string().contains("cannot be written"), "{usage}");
+    assert_eq!(metrics.wal_unwritable.get(), 1);
+    // Still failing when probed with nothing sent.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(wal.usage().fault.is_some());
+    // The directory is back: the appender's probe finds it with nothing sent.
+    std::fs::rename(&away, &dir).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while wal.usage().fault.is_some() {
+        assert!(std::time::Instant::now() < deadline, "still failing");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(metrics.wal_unwritable.get(), 0);
+    assert!(wal.usage().has_room(0));
+    for i in 20..25u8 {
+        wal.append(vec![i; 1000]).await.unwrap();
+        taken.push(vec![i; 1000]);
+    }
+    // Exactly the appends that were answered Ok are in the log, in order.
+    let mut b = Batch::default();
+    while reader.fill(&mut b, &limits(100)).unwrap() > 0 {}
+    assert_eq!(rows_of(&b), taken);
+    wal.close();
+}
