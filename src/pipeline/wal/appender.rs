@@ -48,6 +48,8 @@ pub(super) struct Appender {
     pub allocated: u64,
     /// Disk the helper's file holds (or will), until it becomes the active segment.
     pub prepared_bytes: u64,
+    /// Device and inode of the active segment's file, once read (see [`Appender::in_place`]).
+    pub identity: Option<(u64, u64)>,
 }
 
 /// Segments are filled ahead of time only when the log's budget holds at least this many: the
@@ -105,7 +107,8 @@ impl Appender {
                 match rx.recv_timeout(PROBE_EVERY) {
                     Ok(msg) => Ok(msg),
                     Err(mpsc::RecvTimeoutError::Timeout) => {
-                        failing = self.note(failing, &self.probe());
+                        let probed = self.probe();
+                        failing = self.note(failing, &probed);
                         continue;
                     }
                     Err(mpsc::RecvTimeoutError::Disconnected) => Err(mpsc::RecvError),
@@ -233,17 +236,44 @@ impl Appender {
         }
     }
 
+    /// Fails when the active segment is no longer the file at its path (the data directory
+    /// moved, deleted or unmounted lazily): writes to it would still succeed, but start-up
+    /// recovery would not find them, so nothing more is acknowledged. One `stat` per group.
+    fn in_place(&mut self) -> io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let identity = match self.identity {
+            Some(identity) => identity,
+            None => {
+                let open = self.file.metadata()?;
+                *self.identity.insert((open.dev(), open.ino()))
+            }
+        };
+        let path = segment_path(&self.shared.config.dir, self.active);
+        match fs::metadata(&path) {
+            Ok(m) if (m.dev(), m.ino()) == identity => Ok(()),
+            Ok(_) | Err(_) => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "the active segment is no longer at {} (the data directory was moved, deleted or unmounted)",
+                    path.display()
+                ),
+            )),
+        }
+    }
+
     /// Whether the log can be written again, while nothing is sent: a small file beside the
     /// segments is created, synced and removed (a group may have to start a segment there), and
-    /// the active segment synced.
-    fn probe(&self) -> io::Result<()> {
+    /// the active segment is in place and synced.
+    fn probe(&mut self) -> io::Result<()> {
         let dir = &self.shared.config.dir;
         let path = dir.join(PROBE);
         let written = File::create(&path)
             .and_then(|mut f| f.write_all(b"probe").and_then(|()| f.sync_all()))
             .and_then(|()| File::open(dir)?.sync_all());
         let _ = fs::remove_file(&path);
-        written.and_then(|()| self.file.sync_data())
+        written
+            .and_then(|()| self.in_place())
+            .and_then(|()| self.file.sync_data())
     }
 
     /// Moves every message queued now into `group` (up to [`GROUP_BYTES`]); returns how many
@@ -279,6 +309,7 @@ impl Appender {
         if self.offset > 0 && self.offset + buf.len() as u64 > self.shared.config.segment_bytes {
             self.rotate()?;
         }
+        self.in_place()?;
         if let Err(e) = self
             .file
             .write_all_at(buf, self.offset)
@@ -330,6 +361,7 @@ impl Appender {
         };
         File::open(&self.shared.config.dir)?.sync_all()?;
         self.file = file;
+        self.identity = None;
         self.active = next;
         self.offset = 0;
         self.allocated = allocated;

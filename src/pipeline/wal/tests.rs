@@ -436,21 +436,12 @@ async fn a_log_that_cannot_be_written_refuses_and_is_not_ready_until_it_can_agai
         taken.push(vec![i; 1000]);
     }
     assert!(wal.usage().fault.is_none());
-    // The directory goes away: the open segment still takes a group or two, the next segment
-    // cannot be started.
+    // The directory goes away: the open segment could still be written, but nothing written
+    // there from now on would be found at start-up, so nothing more is taken.
     std::fs::rename(&dir, &away).unwrap();
-    let mut refused = false;
-    for i in 3..20u8 {
-        match wal.append(vec![i; 1000]).await {
-            Ok(()) => taken.push(vec![i; 1000]),
-            Err(Refusal::Io) => {
-                refused = true;
-                break;
-            }
-            Err(other) => panic!("{other}"),
-        }
+    for i in 3..6u8 {
+        assert!(matches!(wal.append(vec![i; 1000]).await, Err(Refusal::Io)));
     }
-    assert!(refused, "no append failed with the directory gone");
     let usage = wal.usage();
     assert!(!usage.has_room(0), "{usage}");
     assert!(usage.to_string().contains("cannot be written"), "{usage}");
