@@ -53,6 +53,43 @@ async fn clickhouse_down_for_60s_during_load_loses_nothing() {
     crate::lifecycle::outage("outage60", 18134, "wal", Duration::from_secs(60)).await;
 }
 
+/// ClickHouse hangs mid-load (frozen: connections open, nothing answered) for several
+/// `--insert-timeout`s: the sink keeps taking callbacks into its log, gives up each INSERT at the
+/// timeout and retries it, and once the server runs again every acknowledged callback lands
+/// exactly once (an INSERT that the server finishes after the sink gave up on it is collapsed
+/// with its retry).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clickhouse_that_hangs_mid_load_delays_delivery_and_loses_nothing() {
+    let ch = PrivateClickHouse::start("hang", 18137);
+    let db = Db::fresh_on(&ch.url(), "hang").await;
+    let sink = Sink::start(&db, &["--insert-timeout", "2s"]).await;
+    let (before, statuses) = blast(&sink, 5_000, 32, "before").await;
+    assert_eq!(before.len(), 5_000, "{statuses:?}");
+    sink.wait_metric(
+        "adjust_sink_rows_written_total",
+        1.0,
+        Duration::from_secs(30),
+    )
+    .await;
+    ch.freeze();
+    let frozen = std::time::Instant::now();
+    let (during, statuses) = blast(&sink, 10_000, 32, "during").await;
+    assert_eq!(during.len(), 10_000, "{statuses:?}");
+    tokio::time::sleep(Duration::from_secs(7).saturating_sub(frozen.elapsed())).await;
+    let timeouts = sink
+        .metric("adjust_sink_insert_errors_total{retriable=\"true\"}")
+        .await;
+    ch.thaw();
+    assert!(
+        timeouts >= 1.0,
+        "no INSERT timed out while the server hung:\n{}",
+        sink.logs()
+    );
+    let acked: Vec<String> = before.into_iter().chain(during).collect();
+    assert_all_land(&db, &sink, &acked, Duration::from_secs(90)).await;
+    drop(sink);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_spent_disk_budget_sheds_then_recovers() {
     let ch = PrivateClickHouse::start("budget", 18135);

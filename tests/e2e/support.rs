@@ -592,10 +592,38 @@ impl PrivateClickHouse {
     pub fn resume(&self) {
         self.run("start");
     }
+
+    /// Freezes the server (`SIGSTOP`): connections are accepted by the kernel and never
+    /// answered, as with a server that hangs.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen server run again (`SIGCONT`).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = std::fs::read_to_string(self.dir.join("clickhouse-server.pid"))
+            .expect("the server's pid file");
+        let status = Command::new("kill")
+            .args([signal, pid.trim()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal} {}", pid.trim());
+    }
 }
 
 impl Drop for PrivateClickHouse {
     fn drop(&mut self) {
+        // A server a failed test left frozen would not stop.
+        if let Ok(pid) = std::fs::read_to_string(self.dir.join("clickhouse-server.pid")) {
+            let _ = Command::new("kill")
+                .args(["-CONT", pid.trim()])
+                .stderr(Stdio::null())
+                .status();
+        }
         let _ = self.script("stop").stderr(Stdio::null()).status();
     }
 }
@@ -684,16 +712,42 @@ pub async fn assert_exactly_once(db: &Db, acknowledged: &[String]) {
         "FINAL still shows duplicates (rows {rows})"
     );
     assert_eq!(distinct as usize, stored.len(), "one callback_id per nonce");
-    db.query(&format!("OPTIMIZE TABLE {t} FINAL")).await;
-    let after = db.number(&format!("SELECT count() FROM {t}")).await;
+    // OPTIMIZE does nothing (and says nothing) while merges of the same parts are under way,
+    // as after many retried INSERTs: repeated until it has merged, for a while.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut after;
+    loop {
+        db.query(&format!("OPTIMIZE TABLE {t} FINAL")).await;
+        after = db.number(&format!("SELECT count() FROM {t}")).await;
+        if after == distinct || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     assert_eq!(after, distinct, "duplicates left after merging");
 }
 
-/// Waits up to `timeout` for as many rows as `acknowledged` callbacks (the sink's log in the
-/// message if they do not come), then [`assert_exactly_once`].
+/// Waits up to `timeout` for as many rows as `acknowledged` callbacks once duplicates collapse
+/// (`FINAL`: a retried INSERT may land twice), with the sink's log in the message if they do
+/// not come, then [`assert_exactly_once`].
 pub async fn assert_all_land(db: &Db, sink: &Sink, acknowledged: &[String], timeout: Duration) {
     let n = acknowledged.len() as u64;
-    assert_eq!(db.wait_rows(n, timeout).await, n, "{}", sink.logs());
+    let t = db.table();
+    let deadline = Instant::now() + timeout;
+    let mut landed = 0;
+    while Instant::now() < deadline {
+        if let Ok(count) = db
+            .try_query(&format!("SELECT count() FROM {t} FINAL"))
+            .await
+        {
+            landed = count.trim().parse().unwrap_or(0);
+            if landed >= n {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(landed, n, "{}", sink.logs());
     assert_exactly_once(db, acknowledged).await;
 }
 
