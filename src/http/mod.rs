@@ -122,8 +122,9 @@ async fn callback<P: Producer>(
         return unavailable(5, "shutting down");
     }
 
-    // A target too long for actix arrives without its query, which comes in a header only the
-    // listener's connection wrapper can add (see `longuri`).
+    // On the callback listener the query comes in a header only its connection wrapper can add
+    // (see `longuri`); a connection it lets pass through, and in-process tests, have it in the
+    // target.
     let query = match req.headers().get(longuri::query_header()) {
         Some(rescued) => rescued.as_bytes(),
         None => req.query_string().as_bytes(),
@@ -253,9 +254,10 @@ pub fn routes<P: Producer>(cfg: &mut web::ServiceConfig) {
 /// accept, the [`gate::Gate`] decides from the TCP peer alone: outside the allowlist and not a
 /// trusted proxy, or over its share of connections, it is closed at once (no request read, no
 /// TLS handshake). An admitted connection gets, inside out: the TLS handshake (with `tls`,
-/// bounded by the head timeout), a [`conn::Deadline`], [`longuri::LongUri`] (GET callbacks with
-/// targets beyond what `http::Uri` takes, 65,534 bytes, are accepted up to actix-http's
-/// request-head limit, 128 KiB; 431 beyond), and [`held::Held`], which charges its unfinished
+/// bounded by the head timeout), a [`conn::Deadline`], [`longuri::LongUri`] (the query moves
+/// into a header: checked faster than `http::Uri` does, and GET callbacks with targets beyond
+/// what it takes, 65,534 bytes, are accepted up to actix-http's request-head limit, 128 KiB; 431
+/// beyond), and [`held::Held`], which charges its unfinished
 /// request head to the [`held::HeldBudget`] shared by all connections.
 pub fn callback_server<P: Producer>(
     state: web::Data<AppState<P>>,

@@ -1,12 +1,15 @@
-//! The request target: scanned where actix reads it, held from its `?` on while it may turn out
-//! long, and, when it is longer than [`REWRITE_ABOVE`], moved into the query header:
+//! The request target: scanned where actix reads it, held from its `?` on until the request line
+//! ends, and, when it is longer than the threshold ([`REWRITE_ABOVE`] for the callback listener:
+//! every target with a query), moved into the query header:
 //! `METHOD /path?QUERY HTTP/1.x` becomes `METHOD /path HTTP/1.x` + `<header>: QUERY`.
 //!
 //! [`Rewriter::feed`] drives the whole scan over one read: the target here, the rest of the
 //! request through [`Framer`].
 
+#[cfg(doc)]
+use super::REWRITE_ABOVE;
 use super::framing::{Framer, HTTP_1, State, Step};
-use super::{HOLD_LIMIT, KEEP_CAPACITY, REWRITE_ABOVE};
+use super::{HOLD_LIMIT, KEEP_CAPACITY};
 
 /// Path bytes `http::Uri` accepts (`#` excluded: a fragment before the query passes through).
 static PATH: [bool; 256] = class!(
@@ -89,6 +92,8 @@ impl Emit<'_> {
 pub(super) struct Rewriter {
     framer: Framer,
     header: &'static [u8],
+    /// Targets (with a query) longer than this are rewritten.
+    rewrite_above: usize,
     /// Held bytes of earlier reads: from the `?` of the current target on.
     hold: Vec<u8>,
     holding: bool,
@@ -100,10 +105,11 @@ pub(super) struct Rewriter {
 }
 
 impl Rewriter {
-    pub(super) fn new(header: &'static [u8]) -> Self {
+    pub(super) fn new(header: &'static [u8], rewrite_above: usize) -> Self {
         Rewriter {
             framer: Framer::new(),
             header,
+            rewrite_above,
             hold: Vec::new(),
             holding: false,
             target_len: 0,
@@ -215,7 +221,7 @@ impl Rewriter {
                     } else if i < n {
                         if input[i] == b' ' {
                             i += 1;
-                            self.rewrite = self.target_len > REWRITE_ABOVE;
+                            self.rewrite = self.target_len > self.rewrite_above;
                             if !self.rewrite {
                                 self.release(&mut e);
                             }
@@ -289,7 +295,7 @@ impl Rewriter {
         e.verbatim
     }
 
-    /// The hot loop of a long target: query (and fragment) bytes from `i` on. Returns where
+    /// The hot loop of a target: query (and fragment) bytes from `i` on. Returns where
     /// they end.
     fn scan_query(&mut self, input: &[u8], mut i: usize) -> usize {
         loop {

@@ -5,9 +5,14 @@ use super::*;
 
 const H: &[u8] = b"x-q-test";
 
+/// The threshold of the examples below: only targets longer than this are moved, so that both
+/// regimes (passed in place, moved) show. The callback listener moves every query
+/// ([`REWRITE_ABOVE`]); see [`every_query_is_moved_on_the_callback_listener`].
+pub(super) const LONG: usize = 65_000;
+
 /// The output for `chunks` read one after the other.
 fn run(chunks: &[&[u8]]) -> (Vec<u8>, Rewriter) {
-    let mut rw = Rewriter::new(H);
+    let mut rw = Rewriter::new(H, LONG);
     let mut output = Vec::new();
     for chunk in chunks {
         let mut out = Vec::new();
@@ -31,7 +36,7 @@ fn short_targets_pass_in_place() {
     let req = b"GET /adjust?activity_kind=install&adid=aa HTTP/1.1\r\nHost: x\r\n\r\n\
         POST /adjust/event?x=1 HTTP/1.1\r\nContent-Length: 5\r\nContent-Type: a/b\r\n\r\nhello\
         GET /adjust HTTP/1.0\n\n";
-    let mut rw = Rewriter::new(H);
+    let mut rw = Rewriter::new(H, LONG);
     let mut out = Vec::new();
     assert_eq!(rw.feed(req, &mut out), req.len());
     assert!(out.is_empty());
@@ -41,9 +46,48 @@ fn short_targets_pass_in_place() {
 
 #[test]
 fn a_target_at_the_limit_is_untouched() {
-    let q = "x".repeat(REWRITE_ABOVE - "/adjust?".len());
+    let q = "x".repeat(LONG - "/adjust?".len());
     let req = format!("GET /adjust?{q} HTTP/1.1\r\n\r\n");
     assert_eq!(run(&[req.as_bytes()]).0, req.as_bytes());
+}
+
+#[test]
+fn every_query_is_moved_on_the_callback_listener() {
+    let input: &[u8] = b"GET /adjust?activity_kind=install&adid=aa HTTP/1.1\r\nHost: x\r\n\r\n\
+        POST /adjust/event?x=1 HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello\
+        GET /adjust HTTP/1.0\n\n\
+        GET /adjust?a=1#frag HTTP/1.1\r\n\r\n\
+        GET /adjust? HTTP/1.1\r\n\r\n";
+    let want: &[u8] =
+        b"GET /adjust HTTP/1.1\r\nx-q-test: activity_kind=install&adid=aa\r\nHost: x\r\n\r\n\
+        POST /adjust/event HTTP/1.1\r\nx-q-test: x=1\r\nContent-Length: 5\r\n\r\nhello\
+        GET /adjust HTTP/1.0\n\n\
+        GET /adjust HTTP/1.1\r\nx-q-test: a=1\r\n\r\n\
+        GET /adjust HTTP/1.1\r\nx-q-test: \r\n\r\n";
+    for size in [1, 5, 64, input.len()] {
+        let mut rw = Rewriter::new(H, REWRITE_ABOVE);
+        let mut output = Vec::new();
+        for chunk in input.chunks(size) {
+            let mut out = Vec::new();
+            let k = rw.feed(chunk, &mut out);
+            output.extend_from_slice(&chunk[..k]);
+            output.extend_from_slice(&out);
+        }
+        assert!(output == want, "reads of {size} bytes");
+        assert_eq!(rw.state(), State::Start);
+        assert_eq!(rw.completed(), 5);
+    }
+    // A query with a byte `http::Uri` refuses is not moved: actix refuses it as before.
+    for bad in [
+        &b"GET /adjust?a=<b> HTTP/1.1\r\n\r\n"[..],
+        b"GET /adjust?a=\"b\" HTTP/1.1\r\n\r\n",
+    ] {
+        let mut rw = Rewriter::new(H, REWRITE_ABOVE);
+        let mut out = Vec::new();
+        let k = rw.feed(bad, &mut out);
+        assert_eq!([&bad[..k], &out].concat(), bad);
+        assert!(rw.passes_through());
+    }
 }
 
 #[test]
@@ -277,7 +321,7 @@ fn an_oversized_request_line_passes_through() {
 
 #[test]
 fn end_of_stream_releases_a_held_target() {
-    let mut rw = Rewriter::new(H);
+    let mut rw = Rewriter::new(H, LONG);
     let mut out = Vec::new();
     let partial = format!("GET /adjust?{}", "x".repeat(70_000));
     let k = rw.feed(partial.as_bytes(), &mut out);
@@ -349,13 +393,13 @@ async fn the_stream_delivers_rewritten_bytes_through_small_buffers() {
     let want = [&short[..], &long_rewritten, &short].concat();
     for (read, cap) in [(1 << 20, 1 << 20), (10_000, 8192), (7, 1000), (65_536, 3)] {
         let reads = input.chunks(read).map(<[u8]>::to_vec);
-        let mut io = LongUri::with_header(Reads::new(reads), H);
+        let mut io = LongUri::with_header(Reads::new(reads), H, LONG);
         let got = read_all(&mut io, cap).await;
         assert!(got == want, "reads of {read}, buffer of {cap}");
     }
     // A stream ending inside a held target hands over what it held.
     let partial = format!("GET /adjust?{}", "x".repeat(70_000)).into_bytes();
-    let mut io = LongUri::with_header(Reads::new([partial.clone()]), H);
+    let mut io = LongUri::with_header(Reads::new([partial.clone()]), H, LONG);
     assert_eq!(read_all(&mut io, 8192).await, partial);
 }
 
@@ -414,7 +458,7 @@ fn push(io: &mut LongUri<Quiet>, bytes: &[u8], piece: usize) {
 
 #[test]
 fn an_unfinished_head_is_reported_until_it_ends() {
-    let mut io = LongUri::with_header(Quiet::default(), H);
+    let mut io = LongUri::with_header(Quiet::default(), H, LONG);
     assert_eq!(io.undecided(), 0);
     // A head that arrives in one read is never held.
     push(
@@ -446,7 +490,7 @@ fn an_unfinished_head_is_reported_until_it_ends() {
 
 #[test]
 fn a_connection_passing_through_counts_what_it_read_until_an_answer() {
-    let mut io = LongUri::with_header(Quiet::default(), H);
+    let mut io = LongUri::with_header(Quiet::default(), H, LONG);
     push(
         &mut io,
         b"POST /adjust HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",

@@ -6,6 +6,7 @@ use proptest::option::weighted;
 use proptest::prelude::*;
 use proptest::sample::select;
 
+use super::super::tests::LONG;
 use super::super::{HOLD_LIMIT, REWRITE_ABOVE};
 
 const CLEAN_METHODS: &[&str] = &[
@@ -325,6 +326,9 @@ pub(super) struct Case {
     read_seed: u64,
     /// The read buffer of the stream adapter.
     pub buffer: usize,
+    /// Targets (with a query) longer than this are moved: the callback listener's
+    /// [`REWRITE_ABOVE`] (every one), or [`LONG`] (both regimes in one input).
+    pub rewrite_above: usize,
 }
 
 fn eol() -> impl Strategy<Value = Eol> {
@@ -333,7 +337,7 @@ fn eol() -> impl Strategy<Value = Eol> {
 
 fn long_len() -> impl Strategy<Value = usize> {
     prop_oneof![
-        REWRITE_ABOVE - 3..=REWRITE_ABOVE + 3,
+        LONG - 3..=LONG + 3,
         65_530usize..=65_540,
         60_000usize..=131_100,
     ]
@@ -511,14 +515,18 @@ pub(super) fn case() -> impl Strategy<Value = Case> {
         prop::bool::weighted(0.15),
         any::<u64>(),
         prop_oneof![1usize..16, 16usize..5000, Just(65_536), Just(1 << 20)],
+        prop_oneof![Just(REWRITE_ABOVE), Just(LONG)],
     )
-        .prop_map(|(pieces, cut, one_read, read_seed, buffer)| Case {
-            pieces,
-            cut,
-            one_read,
-            read_seed,
-            buffer,
-        })
+        .prop_map(
+            |(pieces, cut, one_read, read_seed, buffer, rewrite_above)| Case {
+                pieces,
+                cut,
+                one_read,
+                read_seed,
+                buffer,
+                rewrite_above,
+            },
+        )
 }
 
 /// The input bytes, and the end of each leading flawless request.

@@ -30,7 +30,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 use super::framing::State;
 use super::rewrite::Rewriter;
 use super::tests::Reads;
-use super::{HOLD_LIMIT, LongUri, REWRITE_ABOVE};
+use super::{HOLD_LIMIT, LongUri};
 use crate::fuzzing;
 use input::{Case, case, input, reads};
 use reference::{Reference, Req, Stop};
@@ -60,8 +60,13 @@ struct Seen {
 
 /// Feeds `input` in reads ending at `cuts` (ascending, the last at the end); returns the output
 /// and the wrapper's state after each cut in `checkpoints`, and at the end before end of stream.
-fn feed(input: &[u8], cuts: &[usize], checkpoints: &[usize]) -> (Vec<u8>, Vec<Seen>, Seen) {
-    let mut rw = Rewriter::new(H);
+fn feed(
+    input: &[u8],
+    cuts: &[usize],
+    checkpoints: &[usize],
+    rewrite_above: usize,
+) -> (Vec<u8>, Vec<Seen>, Seen) {
+    let mut rw = Rewriter::new(H, rewrite_above);
     let mut output = Vec::new();
     let mut seen = Vec::new();
     let mut at = 0;
@@ -90,16 +95,16 @@ fn feed(input: &[u8], cuts: &[usize], checkpoints: &[usize]) -> (Vec<u8>, Vec<Se
 }
 
 /// Reads everything through [`LongUri`] with a read buffer of `buffer` bytes.
-fn read_through_adapter(input: &[u8], cuts: &[usize], buffer: usize) -> Vec<u8> {
+fn read_through_adapter(input: &[u8], cuts: &[usize], case: &Case) -> Vec<u8> {
     let mut reads = Vec::new();
     let mut at = 0;
     for &cut in cuts {
         reads.push(input[at..cut].to_vec());
         at = cut;
     }
-    let mut io = LongUri::with_header(Reads::new(reads), H);
+    let mut io = LongUri::with_header(Reads::new(reads), H, case.rewrite_above);
     let mut cx = Context::from_waker(Waker::noop());
-    let mut scratch = vec![0; buffer];
+    let mut scratch = vec![0; case.buffer];
     let mut all = Vec::new();
     loop {
         let mut buf = ReadBuf::new(&mut scratch);
@@ -113,10 +118,10 @@ fn read_through_adapter(input: &[u8], cuts: &[usize], buffer: usize) -> Vec<u8> 
 
 // ---- Expected output ----
 
-/// Origin-form targets longer than [`REWRITE_ABOVE`] with a query: `(path, query)`.
-fn long_query(target: &[u8]) -> Option<(&[u8], &[u8])> {
+/// Origin-form targets longer than `rewrite_above` with a query: `(path, query)`.
+fn long_query(target: &[u8], rewrite_above: usize) -> Option<(&[u8], &[u8])> {
     let q = target.iter().position(|&b| b == b'?')?;
-    if target.first() != Some(&b'/') || target.len() <= REWRITE_ABOVE || target[..q].contains(&b'#')
+    if target.first() != Some(&b'/') || target.len() <= rewrite_above || target[..q].contains(&b'#')
     {
         return None;
     }
@@ -159,9 +164,9 @@ fn rewritten_line(method: &[u8], path: &[u8], minor: u8, query: &[u8]) -> Vec<u8
 
 /// What the wrapper makes of a request it framed: the long target moved into the header (and
 /// checked with httparse), or the bytes as they are.
-fn expected_request(input: &[u8], r: &Req) -> Result<Vec<u8>, TestCaseError> {
+fn expected_request(input: &[u8], r: &Req, rewrite_above: usize) -> Result<Vec<u8>, TestCaseError> {
     let end = r.end.expect("a framed request ends");
-    let Some((path, query)) = long_query(&r.target) else {
+    let Some((path, query)) = long_query(&r.target, rewrite_above) else {
         return Ok(input[r.start..end].to_vec());
     };
     let line = rewritten_line(r.method.as_bytes(), path, r.minor, query);
@@ -193,14 +198,14 @@ fn expected_request(input: &[u8], r: &Req) -> Result<Vec<u8>, TestCaseError> {
 
 /// The tail of the input from a request the wrapper did not frame, with its request line
 /// rewritten if the wrapper would have done that before stopping.
-fn rewritten_tail(tail: &[u8]) -> Option<Vec<u8>> {
+fn rewritten_tail(tail: &[u8], rewrite_above: usize) -> Option<Vec<u8>> {
     let line_start = reference::empty_lines(tail);
     let line = &tail[line_start..];
     let sp = line.iter().position(|&b| b == b' ')?;
     let (method, rest) = (&line[..sp], &line[sp + 1..]);
     let sp = rest.iter().position(|&b| b == b' ')?;
     let (target, rest) = (&rest[..sp], &rest[sp + 1..]);
-    let (path, query) = long_query(target)?;
+    let (path, query) = long_query(target, rewrite_above)?;
     let (minor, eol) = match rest {
         [
             b'H',
@@ -252,16 +257,16 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
     let mut cuts: Vec<usize> = random.iter().chain(&checkpoints).copied().collect();
     cuts.sort_unstable();
     cuts.dedup();
-    let (output, seen, last) = feed(&input, &cuts, &checkpoints);
+    let (output, seen, last) = feed(&input, &cuts, &checkpoints, case.rewrite_above);
 
     // 1. The same output whatever the reads.
-    let (one_read, _, one_last) = feed(&input, &[input.len()], &[]);
+    let (one_read, _, one_last) = feed(&input, &[input.len()], &[], case.rewrite_above);
     prop_assert!(one_read == output, "one read and many reads differ");
     prop_assert_eq!(
         (one_last.completed, one_last.state),
         (last.completed, last.state)
     );
-    let adapter = read_through_adapter(&input, &random, case.buffer);
+    let adapter = read_through_adapter(&input, &random, case);
     prop_assert!(adapter == output, "the stream adapter's output differs");
 
     // 2, 3. At each reference checkpoint the wrapper has refused, or agrees.
@@ -308,7 +313,7 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
     // line rewritten). Past a head httparse refuses, only the requests before it are compared.
     let mut expected = Vec::new();
     for r in &reqs[..k.min(complete)] {
-        expected.extend_from_slice(&expected_request(&input, r)?);
+        expected.extend_from_slice(&expected_request(&input, r, case.rewrite_above)?);
     }
     if *stop == Stop::HeadError && k >= complete && output.starts_with(&expected) {
         // Whatever the wrapper did with a head httparse refuses, httparse still refuses it.
@@ -325,7 +330,8 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
     } else {
         let tail = &input[reference.start(k, input.len())..];
         let as_is = [&expected[..], tail].concat();
-        let rewritten = rewritten_tail(tail).map(|t| [&expected[..], &t].concat());
+        let rewritten =
+            rewritten_tail(tail, case.rewrite_above).map(|t| [&expected[..], &t].concat());
         prop_assert!(
             output == as_is || Some(&output) == rewritten.as_ref(),
             "output differs from the expected after {} framed requests ({:?})",
