@@ -48,8 +48,6 @@ pub(super) struct Appender {
     pub allocated: u64,
     /// Disk the helper's file holds (or will), until it becomes the active segment.
     pub prepared_bytes: u64,
-    /// Device and inode of the active segment's file, once read (see [`Appender::in_place`]).
-    pub identity: Option<(u64, u64)>,
 }
 
 /// Segments are filled ahead of time only when the log's budget holds at least this many: the
@@ -107,8 +105,7 @@ impl Appender {
                 match rx.recv_timeout(PROBE_EVERY) {
                     Ok(msg) => Ok(msg),
                     Err(mpsc::RecvTimeoutError::Timeout) => {
-                        let probed = self.probe();
-                        failing = self.note(failing, &probed);
+                        failing = self.note(failing, &self.probe());
                         continue;
                     }
                     Err(mpsc::RecvTimeoutError::Disconnected) => Err(mpsc::RecvError),
@@ -236,35 +233,37 @@ impl Appender {
         }
     }
 
-    /// Fails when the active segment is no longer the file at its path (the data directory
-    /// moved, deleted or unmounted lazily): writes to it would still succeed, but start-up
-    /// recovery would not find them, so nothing more is acknowledged. One `stat` per group.
-    fn in_place(&mut self) -> io::Result<()> {
+    /// Fails when the active segment is no longer at its path: deleted (no link left), or its
+    /// directory moved or unmounted (nothing at the path). Writes to the open file would still
+    /// succeed, but start-up recovery would not find them, so nothing more is acknowledged.
+    /// Device and inode are not compared: on some overlay filesystems `stat` and `fstat` of one
+    /// file disagree. One `fstat` and one `stat` per group.
+    fn in_place(&self) -> io::Result<()> {
         use std::os::unix::fs::MetadataExt;
-        let identity = match self.identity {
-            Some(identity) => identity,
-            None => {
-                let open = self.file.metadata()?;
-                *self.identity.insert((open.dev(), open.ino()))
-            }
-        };
         let path = segment_path(&self.shared.config.dir, self.active);
-        match fs::metadata(&path) {
-            Ok(m) if (m.dev(), m.ino()) == identity => Ok(()),
-            Ok(_) | Err(_) => Err(io::Error::new(
+        let gone = |why: &str| {
+            io::Error::new(
                 io::ErrorKind::NotFound,
                 format!(
-                    "the active segment is no longer at {} (the data directory was moved, deleted or unmounted)",
+                    "the active segment {} {why} (the data directory was moved, deleted or unmounted)",
                     path.display()
                 ),
-            )),
+            )
+        };
+        if self.file.metadata()?.nlink() == 0 {
+            return Err(gone("was deleted"));
+        }
+        match fs::metadata(&path) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(gone("is no longer there")),
+            Err(e) => Err(e),
         }
     }
 
     /// Whether the log can be written again, while nothing is sent: a small file beside the
     /// segments is created, synced and removed (a group may have to start a segment there), and
     /// the active segment is in place and synced.
-    fn probe(&mut self) -> io::Result<()> {
+    fn probe(&self) -> io::Result<()> {
         let dir = &self.shared.config.dir;
         let path = dir.join(PROBE);
         let written = File::create(&path)
@@ -361,7 +360,6 @@ impl Appender {
         };
         File::open(&self.shared.config.dir)?.sync_all()?;
         self.file = file;
-        self.identity = None;
         self.active = next;
         self.offset = 0;
         self.allocated = allocated;

@@ -342,7 +342,6 @@ impl Wal {
             prepared: None,
             allocated: 0,
             prepared_bytes: 0,
-            identity: None,
         };
         let appender = std::thread::Builder::new()
             .name("wal-appender".into())

@@ -468,3 +468,24 @@ async fn a_log_that_cannot_be_written_refuses_and_is_not_ready_until_it_can_agai
     assert_eq!(rows_of(&b), taken);
     wal.close();
 }
+
+#[tokio::test]
+async fn a_deleted_log_takes_nothing_more_and_stays_failing() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("wal");
+    std::fs::create_dir(&dir).unwrap();
+    let (wal, _reader, _) = Wal::open(config(&dir), Metrics::new()).unwrap();
+    wal.append(vec![1; 100]).await.unwrap();
+    // Deleted (and made again, empty): what the open segment would still take, a restart would
+    // not find.
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::create_dir(&dir).unwrap();
+    assert!(matches!(wal.append(vec![2; 100]).await, Err(Refusal::Io)));
+    let fault = wal.usage().fault.expect("a fault");
+    assert!(fault.contains("was deleted"), "{fault}");
+    // The probe finds the directory writable but the segment gone: still failing.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(wal.usage().fault.is_some());
+    assert!(matches!(wal.append(vec![3; 100]).await, Err(Refusal::Io)));
+    wal.close();
+}
