@@ -305,10 +305,12 @@ impl Appender {
         {
             tracing::warn!(error = %e, "write-ahead log: could not delete kept segments");
         }
+        // Before a rotation too: a log whose segment was deleted does not carry on in a new one
+        // as if nothing was lost (it stays failing until restarted).
+        self.in_place()?;
         if self.offset > 0 && self.offset + buf.len() as u64 > self.shared.config.segment_bytes {
             self.rotate()?;
         }
-        self.in_place()?;
         if let Err(e) = self
             .file
             .write_all_at(buf, self.offset)

@@ -474,7 +474,12 @@ async fn a_deleted_log_takes_nothing_more_and_stays_failing() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("wal");
     std::fs::create_dir(&dir).unwrap();
-    let (wal, _reader, _) = Wal::open(config(&dir), Metrics::new()).unwrap();
+    // Small segments: the next append would start a new one, which must not revive the log.
+    let cfg = WalConfig {
+        segment_bytes: 150,
+        ..config(&dir)
+    };
+    let (wal, _reader, _) = Wal::open(cfg, Metrics::new()).unwrap();
     wal.append(vec![1; 100]).await.unwrap();
     // Deleted (and made again, empty): what the open segment would still take, a restart would
     // not find.
