@@ -134,14 +134,7 @@ async fn fill_until_shed(sink: &Sink, n: usize, tag: &str) -> Vec<String> {
     assert_eq!(resp.status(), 503);
     assert!(resp.headers().contains_key("retry-after"));
     let why = resp.text().await.unwrap_or_default();
-    let readyz = sink
-        .client()
-        .get(format!("http://{}/readyz", sink.admin))
-        .send()
-        .await
-        .expect("readyz");
-    let status = readyz.status().as_u16();
-    let body = readyz.text().await.unwrap_or_default();
+    let (status, body) = sink.readyz().await;
     let written = sink.metric("adjust_sink_rows_written_total").await;
     assert_eq!(
         status, 503,
@@ -267,14 +260,8 @@ async fn a_log_that_cannot_be_written_is_not_ready_until_it_can_and_loses_nothin
     assert_eq!(resp.status(), 503);
     assert!(resp.headers().contains_key("retry-after"));
     assert_eq!(sink.metric("adjust_sink_wal_unwritable").await, 1.0);
-    let readyz = sink
-        .client()
-        .get(format!("http://{}/readyz", sink.admin))
-        .send()
-        .await
-        .expect("readyz");
-    assert_eq!(readyz.status().as_u16(), 503);
-    let body = readyz.text().await.unwrap_or_default();
+    let (status, body) = sink.readyz().await;
+    assert_eq!(status, 503, "{body}");
     assert!(body.contains("cannot be written"), "{body}");
     // Nothing is sent meanwhile: it stays not ready.
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -328,6 +328,18 @@ impl Sink {
         &self.client
     }
 
+    /// `/readyz`: its status and body.
+    pub async fn readyz(&self) -> (u16, String) {
+        let resp = self
+            .client
+            .get(format!("http://{}/readyz", self.admin))
+            .send()
+            .await
+            .expect("readyz");
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap_or_default())
+    }
+
     /// The status of a GET on the admin listener (`/readyz`, `/healthz`).
     pub async fn admin_status(&self, path: &str) -> u16 {
         self.client
