@@ -608,34 +608,30 @@ impl PrivateClickHouse {
     /// Freezes the server (`SIGSTOP`): connections are accepted by the kernel and never
     /// answered, as with a server that hangs.
     pub fn freeze(&self) {
-        self.signal("-STOP");
+        assert!(self.signal("-STOP"), "kill -STOP {}", self.dir.display());
     }
 
     /// Lets a frozen server run again (`SIGCONT`).
     pub fn thaw(&self) {
-        self.signal("-CONT");
+        assert!(self.signal("-CONT"), "kill -CONT {}", self.dir.display());
     }
 
-    fn signal(&self, signal: &str) {
-        let pid = std::fs::read_to_string(self.dir.join("clickhouse-server.pid"))
-            .expect("the server's pid file");
-        let status = Command::new("kill")
-            .args([signal, pid.trim()])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill {signal} {}", pid.trim());
+    /// Sends `signal` to the server of the pid file; whether that worked.
+    fn signal(&self, signal: &str) -> bool {
+        std::fs::read_to_string(self.dir.join("clickhouse-server.pid")).is_ok_and(|pid| {
+            Command::new("kill")
+                .args([signal, pid.trim()])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
     }
 }
 
 impl Drop for PrivateClickHouse {
     fn drop(&mut self) {
         // A server a failed test left frozen would not stop.
-        if let Ok(pid) = std::fs::read_to_string(self.dir.join("clickhouse-server.pid")) {
-            let _ = Command::new("kill")
-                .args(["-CONT", pid.trim()])
-                .stderr(Stdio::null())
-                .status();
-        }
+        self.signal("-CONT");
         let _ = self.script("stop").stderr(Stdio::null()).status();
     }
 }
