@@ -19,8 +19,10 @@ static PATH: [bool; 256] = class!(
 /// Query bytes `http::Uri` accepts (`#` starts the fragment).
 static QUERY: [bool; 256] = class!(0x21 | 0x24..=0x3B | 0x3D | 0x3F..=0x7E);
 
-/// Fragment bytes httparse accepts (`http::Uri` drops the fragment unchecked).
-static FRAGMENT: [bool; 256] = class!(0x21..=0x7E | 0x80..=0xFF);
+/// Fragment bytes moved past (`http::Uri` drops the fragment unchecked): ASCII only. httparse
+/// takes bytes above 0x7E in a target only as valid UTF-8, which a byte class cannot tell; a
+/// fragment with one passes through, and actix handles it as it would without the wrapper.
+static FRAGMENT: [bool; 256] = class!(0x21..=0x7E);
 
 /// [`span`] of [`QUERY`], eight bytes at a time while every byte of a word is in the class
 /// (a query is long and nearly always made of such bytes).

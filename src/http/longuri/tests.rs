@@ -77,8 +77,11 @@ fn every_query_is_moved_on_the_callback_listener() {
         assert_eq!(rw.state(), State::Start);
         assert_eq!(rw.completed(), 5);
     }
-    // A query with a byte `http::Uri` refuses is not moved: actix refuses it as before.
+    // A query with a byte `http::Uri` refuses is not moved: actix refuses it as before. So is a
+    // fragment with a byte outside ASCII (httparse takes only valid UTF-8 there; dropped, an
+    // invalid one would make a refused head acceptable).
     for bad in [
+        &b"GET /adjust?a=1#\x80 HTTP/1.1\r\n\r\n"[..],
         &b"GET /adjust?a=<b> HTTP/1.1\r\n\r\n"[..],
         b"GET /adjust?a=\"b\" HTTP/1.1\r\n\r\n",
     ] {
