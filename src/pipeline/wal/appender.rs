@@ -119,8 +119,10 @@ const GROUP_BYTES: u64 = 16 << 20;
 const LINGER_SLICE: std::time::Duration = std::time::Duration::from_micros(150);
 
 /// …and so does this much time after the group's first append (the most a group commit adds to
-/// a callback's latency).
-const LINGER_MAX: std::time::Duration = std::time::Duration::from_millis(1);
+/// a callback's latency). Longer costs closed-loop clients throughput: all of a group's clients
+/// wait for its commit, so lingering after the last of them has sent leaves the sink idle
+/// (1 ms took 15 % fewer callbacks per second at 64 connections; `docs/performance.md`).
+const LINGER_MAX: std::time::Duration = std::time::Duration::from_micros(500);
 
 impl Appender {
     pub(super) fn run(mut self, rx: mpsc::Receiver<Msg>) {
