@@ -482,8 +482,13 @@ async fn a_deleted_log_takes_nothing_more_and_stays_failing() {
     let (wal, _reader, _) = Wal::open(cfg, Metrics::new()).unwrap();
     wal.append(vec![1; 100]).await.unwrap();
     // Deleted (and made again, empty): what the open segment would still take, a restart would
-    // not find.
-    std::fs::remove_dir_all(&dir).unwrap();
+    // not find. The helper filling the next segment may create its file while the directory is
+    // being emptied (the deletion then finds it not empty): deleted again until it goes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while let Err(e) = std::fs::remove_dir_all(&dir) {
+        assert!(std::time::Instant::now() < deadline, "{e}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     std::fs::create_dir(&dir).unwrap();
     assert!(matches!(wal.append(vec![2; 100]).await, Err(Refusal::Io)));
     let fault = wal.usage().fault.expect("a fault");
