@@ -79,12 +79,13 @@ const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// How many links the open file has, asked without its times. Where a `stat` reads a file's
 /// times, Linux (6.13 and later, multigrain timestamps) gives its next write a fresh timestamp,
 /// and ext4's `fdatasync` then writes the inode as well: a second I/O in every group commit.
-/// `statx` with a mask that leaves the times out does not; without `statx`, `fstat`.
+/// `statx` with a mask that leaves the times out does not; where `statx` is missing or refused
+/// ([`statx_unusable`]), `fstat`.
 fn links(file: &File) -> io::Result<u64> {
     use rustix::fs::{AtFlags, StatxFlags, statx};
     match statx(file, c"", AtFlags::EMPTY_PATH, StatxFlags::NLINK) {
         Ok(st) => Ok(u64::from(st.stx_nlink)),
-        Err(rustix::io::Errno::NOSYS) => {
+        Err(e) if statx_unusable(e) => {
             use std::os::unix::fs::MetadataExt;
             Ok(file.metadata()?.nlink())
         }
@@ -92,12 +93,20 @@ fn links(file: &File) -> io::Result<u64> {
     }
 }
 
+/// `statx` missing (kernels before 4.11), refused by a seccomp filter (older container
+/// runtimes answer `EPERM`) or not taking the flags: the std calls answer instead, so a sandbox
+/// never makes the segment check fail.
+fn statx_unusable(e: rustix::io::Errno) -> bool {
+    use rustix::io::Errno;
+    e == Errno::NOSYS || e == Errno::PERM || e == Errno::INVAL
+}
+
 /// Whether something is at `path`, asked without its times (see [`links`]).
 fn present(path: &Path) -> io::Result<bool> {
     use rustix::fs::{AtFlags, CWD, StatxFlags, statx};
     let asked = match statx(CWD, path, AtFlags::empty(), StatxFlags::TYPE) {
         Ok(_) => Ok(()),
-        Err(rustix::io::Errno::NOSYS) => fs::metadata(path).map(drop),
+        Err(e) if statx_unusable(e) => fs::metadata(path).map(drop),
         Err(e) => Err(io::Error::from(e)),
     };
     match asked {
@@ -450,5 +459,26 @@ impl Appender {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_segment_check_sees_links_and_paths_come_and_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.wal");
+        let file = File::create(&path).unwrap();
+        assert_eq!(links(&file).unwrap(), 1);
+        assert!(present(&path).unwrap());
+        fs::hard_link(&path, dir.path().join("b.wal")).unwrap();
+        assert_eq!(links(&file).unwrap(), 2);
+        fs::remove_file(&path).unwrap();
+        fs::remove_file(dir.path().join("b.wal")).unwrap();
+        assert_eq!(links(&file).unwrap(), 0);
+        assert!(!present(&path).unwrap());
+        assert!(!present(&dir.path().join("gone").join("a.wal")).unwrap());
     }
 }
