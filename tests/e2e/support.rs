@@ -330,25 +330,24 @@ impl Sink {
 
     /// `/readyz`: its status and body.
     pub async fn readyz(&self) -> (u16, String) {
-        let resp = self
-            .client
-            .get(format!("http://{}/readyz", self.admin))
-            .send()
-            .await
-            .expect("readyz");
-        let status = resp.status().as_u16();
-        (status, resp.text().await.unwrap_or_default())
+        self.admin_get("/readyz").await
     }
 
     /// The status of a GET on the admin listener (`/readyz`, `/healthz`).
     pub async fn admin_status(&self, path: &str) -> u16 {
-        self.client
+        self.admin_get(path).await.0
+    }
+
+    /// A GET on the admin listener: its status and body.
+    async fn admin_get(&self, path: &str) -> (u16, String) {
+        let resp = self
+            .client
             .get(format!("http://{}{path}", self.admin))
             .send()
             .await
-            .expect("admin request")
-            .status()
-            .as_u16()
+            .expect("admin request");
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap_or_default())
     }
 
     pub async fn get(&self, path_and_query: &str) -> reqwest::Response {
