@@ -367,15 +367,7 @@ async fn load<S: Store + Admin>(
     if !ours {
         return Ok(None);
     }
-    let done = admin
-        .select(&imports::is_done_sql(manifest, &o.key, &o.etag))
-        .await
-        .context("reading the manifest")?;
-    if done
-        .first()
-        .and_then(|r| r.first())
-        .is_some_and(|n| n != "0")
-    {
+    if is_done(admin, manifest, o).await? {
         return Ok(None);
     }
     // Load while renewing the claim.
@@ -409,6 +401,13 @@ async fn load<S: Store + Admin>(
             None => return Err(e),
         },
     };
+    // A claim can lapse while its holder loads (a stall longer than its time to live), and
+    // another follower then loads the same version: its rows are in once either way (an import
+    // skips rows already present), and the manifest records the version once.
+    if is_done(admin, manifest, o).await? {
+        tracing::info!(key = %o.key, "export file recorded by another follower meanwhile");
+        return Ok(None);
+    }
     let empty = Summary::default();
     let (state, s, reason) = match &outcome {
         Ok(s) => ("loaded", s, String::new()),
@@ -450,6 +449,18 @@ async fn load<S: Store + Admin>(
         }
     }
     Ok(Some(outcome))
+}
+
+/// Whether the manifest records version `o` as loaded or failed.
+async fn is_done<A: Admin>(admin: &A, manifest: &Target, o: &Object) -> anyhow::Result<bool> {
+    let done = admin
+        .select(&imports::is_done_sql(manifest, &o.key, &o.etag))
+        .await
+        .context("reading the manifest")?;
+    Ok(done
+        .first()
+        .and_then(|r| r.first())
+        .is_some_and(|n| n != "0"))
 }
 
 /// Waits `d` between rounds; `false` as soon as the sink starts stopping.
