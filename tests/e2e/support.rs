@@ -653,6 +653,18 @@ pub async fn blast(
     .await
 }
 
+/// The query of [`blast`]'s `i`-th callback (a click of ~400 bytes).
+pub fn blast_query(nonce: &str, i: usize) -> String {
+    format!(
+        "activity_kind=click&app_token=4w565xzmb54d&adid=18546f6171f67e29d1cb983322ad13{:02x}\
+         &created_at=1700000000&nonce={nonce}&country=de&os_name=android&tracker_name=Net%3A%3ACamp\
+         &user_agent=Mozilla%2F5.0+%28Linux%3B+Android+13%29+AppleWebKit%2F537.36+%28KHTML%2C+like+Gecko%29\
+         &ip_address=203.0.113.{}&label=load+test",
+        i % 256,
+        i % 250
+    )
+}
+
 /// [`blast`] without borrowing the sink (to run while the test stops or kills it).
 pub async fn blast_to(
     client: reqwest::Client,
@@ -666,16 +678,14 @@ pub async fn blast_to(
         .map(|i| {
             let client = client.clone();
             let nonce = format!("{tag}-{i}");
-            let url = format!(
-                "{base}?activity_kind=click&app_token=4w565xzmb54d&adid=18546f6171f67e29d1cb983322ad13{:02x}\
-                 &created_at=1700000000&nonce={nonce}&country=de&os_name=android&tracker_name=Net%3A%3ACamp\
-                 &user_agent=Mozilla%2F5.0+%28Linux%3B+Android+13%29+AppleWebKit%2F537.36+%28KHTML%2C+like+Gecko%29\
-                 &ip_address=203.0.113.{}&label=load+test",
-                i % 256,
-                i % 250
-            );
+            let url = format!("{base}?{}", blast_query(&nonce, i));
             async move {
-                let status = client.get(url).send().await.ok().map(|r| r.status().as_u16());
+                let status = client
+                    .get(url)
+                    .send()
+                    .await
+                    .ok()
+                    .map(|r| r.status().as_u16());
                 (nonce, status)
             }
         })
