@@ -79,32 +79,27 @@ fn fill_with_zeros(path: &Path, bytes: u64) -> io::Result<()> {
         .truncate(true)
         .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
         .open(path);
-    match direct {
-        Ok(f) => {
-            let aligned = bytes - bytes % DIRECT_ALIGN as u64;
-            while done < aligned {
-                let n = (aligned - done).min(CHUNK as u64) as usize;
-                match f.write_all_at(&zeros[..n], done) {
-                    Ok(()) => done += n as u64,
-                    // Opened, but direct writes refused (an alignment this device does not take).
-                    Err(e) if e.raw_os_error() == Some(einval) => break,
-                    Err(e) => return Err(e),
-                }
-            }
+    // Writes zeros from `done` up to `end`, advancing `done` past each chunk written.
+    let write_up_to = |f: &File, done: &mut u64, end: u64| -> io::Result<()> {
+        while *done < end {
+            let n = (end - *done).min(CHUNK as u64) as usize;
+            f.write_all_at(&zeros[..n], *done)?;
+            *done += n as u64;
         }
-        Err(e) if e.raw_os_error() == Some(einval) => {}
-        Err(e) => return Err(e),
+        Ok(())
+    };
+    // Opening with `O_DIRECT`, or a direct write, is refused with `EINVAL` where the filesystem
+    // or the device does not take it: the rest then goes through the cache.
+    match direct.and_then(|f| write_up_to(&f, &mut done, bytes - bytes % DIRECT_ALIGN as u64)) {
+        Err(e) if e.raw_os_error() != Some(einval) => return Err(e),
+        _ => {}
     }
     let f = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(done == 0)
         .open(path)?;
-    while done < bytes {
-        let n = (bytes - done).min(CHUNK as u64) as usize;
-        f.write_all_at(&zeros[..n], done)?;
-        done += n as u64;
-    }
+    write_up_to(&f, &mut done, bytes)?;
     f.sync_all()
 }
 
