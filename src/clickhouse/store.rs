@@ -20,6 +20,10 @@ use crate::row::{self, rowbinary as rb};
 use crate::sink::classify::{ErrorClass, classify, code_of, is_privilege_code};
 use crate::sink::{Admin, Reject, Store, StoreError};
 
+/// Uncompressed bytes of one compressed block of an INSERT's body (ClickHouse's own
+/// `max_compress_block_size`).
+const SEND_BLOCK: usize = 1 << 20;
+
 /// How to reach ClickHouse. `Debug` shows no password.
 #[derive(Debug, Clone)]
 pub struct ClickHouseConfig {
@@ -427,7 +431,17 @@ impl ClickHouseStore {
         if let (Profile::Modern, Some(token), true) = (profile, token, dedup) {
             insert = insert.with_setting("insert_deduplication_token", token);
         }
-        insert.send(data).await.map_err(|e| self.store_error(e))?;
+        // In blocks of SEND_BLOCK: each is compressed on its own as the body goes out, so
+        // neither side holds a second copy of the whole batch, and the server parses the first
+        // rows while the last are still being compressed.
+        let mut rest = data;
+        loop {
+            let block = rest.split_to(rest.len().min(SEND_BLOCK));
+            insert.send(block).await.map_err(|e| self.store_error(e))?;
+            if rest.is_empty() {
+                break;
+            }
+        }
         insert.end().await.map_err(|e| self.store_error(e))
     }
 }
