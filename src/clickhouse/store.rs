@@ -18,7 +18,7 @@ use super::credentials::Secret;
 use crate::clickhouse::schema::{self, Target, upgrade};
 use crate::row::{self, rowbinary as rb};
 use crate::sink::classify::{ErrorClass, classify, code_of, is_privilege_code};
-use crate::sink::{Admin, Reject, Store, StoreError};
+use crate::sink::{Admin, Reject, Rows, Store, StoreError};
 
 /// Uncompressed bytes of one compressed block of an INSERT's body (ClickHouse's own
 /// `max_compress_block_size`).
@@ -398,7 +398,7 @@ impl ClickHouseStore {
         &self,
         sql: &str,
         profile: Profile,
-        data: Bytes,
+        rows: &dyn Rows,
         token: Option<&str>,
     ) -> Result<(), StoreError> {
         let timeout = self.config.insert_timeout;
@@ -434,23 +434,18 @@ impl ClickHouseStore {
         // In blocks of SEND_BLOCK: each is compressed on its own as the body goes out, so
         // neither side holds a second copy of the whole batch, and the server parses the first
         // rows while the last are still being compressed.
-        let mut rest = data;
-        loop {
-            let block = rest.split_to(rest.len().min(SEND_BLOCK));
+        for block in rows.blocks(SEND_BLOCK) {
             insert.send(block).await.map_err(|e| self.store_error(e))?;
-            if rest.is_empty() {
-                break;
-            }
         }
         insert.end().await.map_err(|e| self.store_error(e))
     }
 }
 
 impl Store for ClickHouseStore {
-    async fn insert(&self, data: Bytes, _rows: usize, token: &str) -> Result<(), StoreError> {
+    async fn insert(&self, rows: &dyn Rows, token: &str) -> Result<(), StoreError> {
         let profile = self.ensure_ready().await.map_err(not_the_datas_fault)?;
         let result = self
-            .send(&self.insert_sql, profile, data, Some(token))
+            .send(&self.insert_sql, profile, rows, Some(token))
             .await;
         if let Err(e) = &result
             && matches!(e.code, Some(16 | 60 | 81))
@@ -471,7 +466,7 @@ impl Store for ClickHouseStore {
             rb::put_str(&mut data, r.row_json.as_bytes());
             rb::put_str(&mut data, &r.row);
         }
-        self.send(&self.rejects_sql, profile, Bytes::from(data), None)
+        self.send(&self.rejects_sql, profile, &Bytes::from(data), None)
             .await
     }
 }
@@ -579,7 +574,7 @@ mod tests {
         })
         .unwrap();
         store
-            .insert(Bytes::from_static(b"rows"), 1, "tok-1")
+            .insert(&Bytes::from_static(b"rows"), "tok-1")
             .await
             .unwrap();
         server.stop(false).await;

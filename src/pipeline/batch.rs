@@ -6,6 +6,7 @@ use std::ops::Range;
 use tokio::time::Instant;
 
 use super::wal::Position;
+use crate::sink::Rows;
 
 /// Where a batch lies in the write-ahead log (`wal` mode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,8 +25,11 @@ pub struct Batch {
     data: Vec<u8>,
     /// `data`, handed over to the store without copying (see [`Batch::freeze`]).
     frozen: Option<bytes::Bytes>,
-    /// Start offset of each row in `data`.
+    /// Start offset of each row in `data`, in the order the rows were pushed.
     offsets: Vec<usize>,
+    /// Once frozen, the rows in the table's order (indexes into `offsets`); `None` while filling
+    /// and when they were pushed in that order.
+    order: Option<Vec<u32>>,
     /// When the first row entered the batch (drives the age flush).
     pub started: Option<Instant>,
     /// Set by the write-ahead log; `None` for the memory queue.
@@ -43,6 +47,7 @@ impl Default for Batch {
             data: Vec::new(),
             frozen: None,
             offsets: Vec::new(),
+            order: None,
             started: None,
             log: None,
             nonce: rand::random(),
@@ -93,7 +98,8 @@ impl Batch {
     }
 
     /// Ends filling: the rows are put in the table's order ([`Batch::sort_rows`]) and become
-    /// shared, so sending them (whole or in parts, and again on a retry) copies nothing.
+    /// shared, so sending them (whole or in parts, and again on a retry) copies nothing but
+    /// what the order moves, a block at a time ([`Body`]).
     pub fn freeze(&mut self) {
         if self.frozen.is_none() {
             self.sort_rows();
@@ -104,61 +110,46 @@ impl Batch {
     /// Orders the rows by the table's sorting key ([`crate::row::sort_key`]; rows that do not
     /// read as one keep their place before the others), stably: the same rows always come out
     /// in the same order, so a batch re-cut after a crash is sent byte for byte as before.
-    /// ClickHouse then finds each part's block already sorted and skips permuting every column
-    /// (one copy of the batch here instead of one per column there).
+    /// ClickHouse then finds each part's block already sorted and skips permuting every column.
+    /// Only the order is kept: the rows stay where they are, and [`Body`] sends them in order
+    /// (a sorted copy of the whole batch would double the memory a batch takes).
     fn sort_rows(&mut self) {
         let n = self.rows();
         if n < 2 {
             return;
         }
-        let total = self.data.len();
-        let bounds = |i: usize| {
-            (
-                self.offsets[i],
-                self.offsets.get(i + 1).copied().unwrap_or(total),
-            )
-        };
         let keys: Vec<_> = (0..n)
-            .map(|i| {
-                let (start, end) = bounds(i);
-                crate::row::sort_key(&self.data[start..end])
-            })
+            .map(|i| crate::row::sort_key(self.stored(i)))
             .collect();
         if keys.windows(2).all(|w| w[0] <= w[1]) {
             return;
         }
-        let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
-        let mut data = Vec::with_capacity(total);
-        let mut offsets = Vec::with_capacity(n);
-        for i in order {
-            let (start, end) = bounds(i);
-            offsets.push(data.len());
-            data.extend_from_slice(&self.data[start..end]);
-        }
-        self.data = data;
-        self.offsets = offsets;
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        order.sort_by(|&a, &b| keys[a as usize].cmp(&keys[b as usize]));
+        self.order = Some(order);
     }
 
-    /// All rows' bytes.
-    pub fn bytes(&self) -> &[u8] {
+    /// All rows' bytes, as stored (in the order they were pushed).
+    fn bytes(&self) -> &[u8] {
         self.frozen.as_deref().unwrap_or(&self.data)
     }
 
-    /// Rows `range` as shared bytes (a view of the frozen batch; a copy if not frozen).
-    pub fn shared(&self, range: Range<usize>) -> bytes::Bytes {
-        let (start, end) = self.byte_range(range);
-        match &self.frozen {
-            Some(b) => b.slice(start..end),
-            None => bytes::Bytes::copy_from_slice(&self.data[start..end]),
-        }
+    /// Where stored row `i` starts (the end of the data for `i == rows()`).
+    fn start_of(&self, i: usize) -> usize {
+        self.offsets
+            .get(i)
+            .copied()
+            .unwrap_or_else(|| self.bytes().len())
     }
 
-    fn byte_range(&self, range: Range<usize>) -> (usize, usize) {
-        let total = self.bytes().len();
-        let start = self.offsets.get(range.start).copied().unwrap_or(total);
-        let end = self.offsets.get(range.end).copied().unwrap_or(total);
-        (start, end)
+    /// Stored row `i` (in the order rows were pushed).
+    fn stored(&self, i: usize) -> &[u8] {
+        &self.bytes()[self.start_of(i)..self.start_of(i + 1)]
+    }
+
+    /// Rows `range` (in the table's order once frozen), as the store reads them.
+    pub fn body(&self, range: Range<usize>) -> Body<'_> {
+        Body { batch: self, range }
     }
 
     pub fn push(&mut self, row: &[u8]) {
@@ -170,16 +161,52 @@ impl Batch {
         self.data.extend_from_slice(row);
     }
 
-    /// The bytes of row `i`.
+    /// The bytes of row `i` (in the table's order once frozen).
     pub fn row(&self, i: usize) -> &[u8] {
-        let (start, end) = self.byte_range(i..i + 1);
-        &self.bytes()[start..end]
+        match &self.order {
+            Some(order) => self.stored(order[i] as usize),
+            None => self.stored(i),
+        }
     }
+}
 
-    /// The bytes of rows `range`, contiguous.
-    pub fn rows_bytes(&self, range: Range<usize>) -> &[u8] {
-        let (start, end) = self.byte_range(range);
-        &self.bytes()[start..end]
+/// Rows of a batch handed to the store: read in blocks of whole rows, views of the batch where
+/// its rows are stored in the table's order, copies assembled one block at a time where the
+/// order moves them.
+#[derive(Debug, Clone)]
+pub struct Body<'a> {
+    batch: &'a Batch,
+    range: Range<usize>,
+}
+
+impl Rows for Body<'_> {
+    fn blocks(&self, size: usize) -> Box<dyn Iterator<Item = bytes::Bytes> + Send + '_> {
+        let batch = self.batch;
+        let size = size.max(1);
+        let mut next = self.range.start;
+        let end = self.range.end.min(batch.rows());
+        Box::new(std::iter::from_fn(move || {
+            if next >= end {
+                return None;
+            }
+            if batch.order.is_none() {
+                let start = batch.start_of(next);
+                while next < end && batch.start_of(next) - start < size {
+                    next += 1;
+                }
+                let stop = batch.start_of(next);
+                return Some(match &batch.frozen {
+                    Some(b) => b.slice(start..stop),
+                    None => bytes::Bytes::copy_from_slice(&batch.bytes()[start..stop]),
+                });
+            }
+            let mut block = Vec::with_capacity(size.min(batch.bytes().len()));
+            while next < end && block.len() < size {
+                block.extend_from_slice(batch.row(next));
+                next += 1;
+            }
+            Some(bytes::Bytes::from(block))
+        }))
     }
 }
 
@@ -280,6 +307,78 @@ mod tests {
         assert_eq!(frozen(&rows), sorted);
         // Already in order: untouched.
         assert_eq!(frozen(&want), want);
+    }
+
+    #[test]
+    fn a_body_is_its_rows_in_order_in_blocks_of_whole_rows() {
+        let mut b = Batch::default();
+        let mut pushed = Vec::new();
+        for i in 0..40u64 {
+            // Out of the table's order, of several lengths.
+            let r = keyed(
+                ["install", "event"][(i % 2) as usize],
+                20_000,
+                97 * i % 41,
+                &"x".repeat(i as usize % 9),
+            );
+            b.push(&r);
+            pushed.push(r);
+        }
+        b.freeze();
+        assert!(b.order.is_some(), "the rows were pushed out of order");
+        let rows: Vec<Vec<u8>> = (0..b.rows()).map(|i| b.row(i).to_vec()).collect();
+        let mut sorted = pushed.clone();
+        sorted.sort_by(|x, y| crate::row::sort_key(x).cmp(&crate::row::sort_key(y)));
+        assert_eq!(rows, sorted);
+        for range in [0..40, 3..17, 39..40, 5..5] {
+            let want: Vec<u8> = rows[range.clone()].concat();
+            for size in [0, 1, 30, 100, usize::MAX] {
+                let blocks: Vec<bytes::Bytes> = b.body(range.clone()).blocks(size).collect();
+                assert_eq!(blocks.concat(), want, "{range:?} in blocks of {size}");
+                // Whole rows: every block ends where a row ends; all but the last reach the size.
+                let mut at = range.start;
+                for (n, block) in blocks.iter().enumerate() {
+                    let mut len = 0;
+                    while len < block.len() {
+                        len += rows[at].len();
+                        at += 1;
+                    }
+                    assert_eq!(len, block.len(), "block {n} of {size} ends inside a row");
+                    if n + 1 < blocks.len() {
+                        assert!(block.len() >= size.max(1));
+                    }
+                }
+                assert_eq!(at, range.end);
+            }
+            assert_eq!(b.body(range.clone()).to_bytes(), want);
+        }
+    }
+
+    #[test]
+    fn rows_pushed_in_order_are_sent_as_views_of_the_batch() {
+        let mut b = Batch::default();
+        for i in 0..10u64 {
+            b.push(&keyed("event", 20_000, i, "tail"));
+        }
+        b.freeze();
+        assert!(b.order.is_none());
+        let whole = b.frozen.clone().unwrap();
+        let base = whole.as_ptr() as usize;
+        let blocks: Vec<bytes::Bytes> = b.body(2..9).blocks(50).collect();
+        assert!(blocks.len() > 1);
+        assert_eq!(blocks.concat(), whole[b.start_of(2)..b.start_of(9)]);
+        for block in &blocks {
+            let at = block.as_ptr() as usize;
+            assert!(
+                at >= base && at + block.len() <= base + whole.len(),
+                "a copy, not a view"
+            );
+        }
+        // Plain bytes are cut at the size exactly.
+        let bytes = bytes::Bytes::from_static(b"abcdefgh");
+        let cut: Vec<bytes::Bytes> = bytes.blocks(3).collect();
+        assert_eq!(cut, [&b"abc"[..], b"def", b"gh"]);
+        assert_eq!(bytes::Bytes::new().blocks(3).count(), 0);
     }
 
     #[test]

@@ -271,10 +271,11 @@ impl<S: Store> Deliverer<S> {
         shutdown: &Shutdown,
     ) -> Result<Result<(), StoreError>, Deadline> {
         let token = batch.token(range.clone());
+        let body = batch.body(range.clone());
         let started = Instant::now();
         let result = tokio::select! {
             biased;
-            r = self.store.insert(batch.shared(range.clone()), range.len(), &token) => r,
+            r = self.store.insert(&body, &token) => r,
             () = shutdown.deadline() => {
                 tracing::warn!(rows = range.len(), "shutdown deadline: abandoning the insert in flight");
                 return Err(Deadline);

@@ -75,14 +75,39 @@ pub trait Admin: Send + Sync + 'static {
     fn execute(&self, sql: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// Encoded rows (concatenated RowBinary) handed to [`Store::insert`], read in blocks: a batch
+/// whose rows are put in order as they are sent never holds a second, sorted copy of itself.
+pub trait Rows: Sync {
+    /// The rows' bytes in consecutive blocks of about `size` bytes (the last one shorter). A
+    /// block may be a view or a fresh copy.
+    fn blocks(&self, size: usize) -> Box<dyn Iterator<Item = bytes::Bytes> + Send + '_>;
+
+    /// All the bytes in one block.
+    fn to_bytes(&self) -> bytes::Bytes {
+        self.blocks(usize::MAX).next().unwrap_or_default()
+    }
+}
+
+/// Bytes that are already rows in order: blocks are views, cut at `size` bytes (rows may
+/// straddle two blocks).
+impl Rows for bytes::Bytes {
+    fn blocks(&self, size: usize) -> Box<dyn Iterator<Item = bytes::Bytes> + Send + '_> {
+        let size = size.max(1);
+        Box::new(
+            (0..self.len())
+                .step_by(size)
+                .map(move |at| self.slice(at..self.len().min(at.saturating_add(size)))),
+        )
+    }
+}
+
 /// What delivery needs from a store.
 pub trait Store: Send + Sync + 'static {
-    /// Inserts `rows` encoded rows (concatenated RowBinary). `token` identifies the content for
-    /// server-side deduplication where the server supports it.
+    /// Inserts `rows`. `token` identifies the content for server-side deduplication where the
+    /// server supports it.
     fn insert(
         &self,
-        data: bytes::Bytes,
-        rows: usize,
+        rows: &dyn Rows,
         token: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 

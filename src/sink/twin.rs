@@ -3,7 +3,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 
-use super::{Admin, ErrorClass, Reject, Store, StoreError};
+use super::{Admin, ErrorClass, Reject, Rows, Store, StoreError};
 
 /// Answers the twin gives to queries: `None` for a query it was not scripted for.
 type Script = Box<dyn Fn(&str, &[Vec<u8>]) -> Option<Vec<Vec<String>>> + Send + Sync>;
@@ -145,12 +145,8 @@ fn split_rows(data: &[u8]) -> Vec<Vec<u8>> {
 }
 
 impl Store for TwinStore {
-    async fn insert(
-        &self,
-        data: bytes::Bytes,
-        _rows: usize,
-        token: &str,
-    ) -> Result<(), StoreError> {
+    async fn insert(&self, rows: &dyn Rows, token: &str) -> Result<(), StoreError> {
+        let data = rows.to_bytes();
         let hang = {
             let mut s = self.state.lock().unwrap();
             s.inserts += 1;

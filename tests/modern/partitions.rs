@@ -12,8 +12,8 @@ use adjust_sink::pipeline::batch::split_by_partition;
 use adjust_sink::pipeline::wal::Position;
 use adjust_sink::pipeline::{Batch, LogRange};
 use adjust_sink::row::{self, insert_sql};
-use adjust_sink::sink::ErrorClass;
 use adjust_sink::sink::classify::{classify, code_of, partition_limit};
+use adjust_sink::sink::{ErrorClass, Rows};
 use serde_json::{Value as Json, json};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/modern/partitions.py");
@@ -65,11 +65,15 @@ fn a_batch_over_150_months_lands_in_parts() {
         .prefix("adjust-sink-partitions-")
         .tempdir()
         .expect("temp dir");
-    std::fs::write(dir.path().join("whole.bin"), batch.bytes()).unwrap();
+    std::fs::write(
+        dir.path().join("whole.bin"),
+        batch.body(0..batch.rows()).to_bytes(),
+    )
+    .unwrap();
     let mut listed = Vec::new();
     for (i, p) in parts.iter().enumerate() {
         let file = format!("part{i}.bin");
-        std::fs::write(dir.path().join(&file), batch.rows_bytes(p.clone())).unwrap();
+        std::fs::write(dir.path().join(&file), batch.body(p.clone()).to_bytes()).unwrap();
         listed.push(json!({"file": file, "token": batch.token(p.clone())}));
     }
     let target = Target {
