@@ -82,8 +82,9 @@ pub struct BatchArgs {
     #[arg(long, env = "ADJUST_SINK_BATCH_MAX_ROWS", default_value_t = 50_000)]
     pub batch_max_rows: usize,
 
-    /// Cut a batch at this many bytes of encoded rows.
-    #[arg(long, env = "ADJUST_SINK_BATCH_MAX_BYTES", default_value = "32MiB")]
+    /// Cut a batch at this many bytes of encoded rows (also about the most memory a batch
+    /// takes): larger makes fewer, larger parts in ClickHouse for wide rows.
+    #[arg(long, env = "ADJUST_SINK_BATCH_MAX_BYTES", default_value = "64MiB")]
     pub batch_max_bytes: String,
 
     /// Cut a batch when its oldest row is this old (e.g. `2s`, `500ms`): longer makes fewer,
