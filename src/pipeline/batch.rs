@@ -200,10 +200,16 @@ impl Rows for Body<'_> {
                     None => bytes::Bytes::copy_from_slice(&batch.bytes()[start..stop]),
                 });
             }
-            let mut block = Vec::with_capacity(size.min(batch.bytes().len()));
-            while next < end && block.len() < size {
-                block.extend_from_slice(batch.row(next));
+            // Sized first, so the block is allocated once, to the byte.
+            let from = next;
+            let mut len = 0;
+            while next < end && len < size {
+                len += batch.row(next).len();
                 next += 1;
+            }
+            let mut block = Vec::with_capacity(len);
+            for i in from..next {
+                block.extend_from_slice(batch.row(i));
             }
             Some(bytes::Bytes::from(block))
         }))

@@ -301,7 +301,12 @@ async fn a_row_clickhouse_refuses_goes_to_the_rejects_table_and_the_rest_lands()
         db.table()
     ))
     .await;
-    let sink = Sink::start(&db, &["--batch-max-age", "1s"]).await;
+    // One batch of several of the blocks an INSERT is sent in (1 MiB each), its rows out of the
+    // table's order (clicks first, then installs), so the parts the batch is split into to find
+    // the refused row are assembled from it block by block.
+    let sink = Sink::start(&db, &["--batch-max-age", "5s"]).await;
+    let (bulk, statuses) = blast(&sink, 4_000, 16, "bulk").await;
+    assert_eq!(bulk.len(), 4_000, "{statuses:?}");
     for i in 0..20 {
         let app = if i == 7 { "poison" } else { "fine" };
         let q = format!(
@@ -309,8 +314,16 @@ async fn a_row_clickhouse_refuses_goes_to_the_rejects_table_and_the_rest_lands()
         );
         assert_eq!(sink.get(&q).await.status(), 200);
     }
-    let landed = db.wait_rows(19, Duration::from_secs(30)).await;
-    assert_eq!(landed, 19);
+    let landed = db.wait_rows(4_019, Duration::from_secs(60)).await;
+    assert_eq!(landed, 4_019);
+    let batches = sink.metric("adjust_sink_batch_bytes_count").await;
+    let small = sink
+        .metric("adjust_sink_batch_bytes_bucket{le=\"1048576\"}")
+        .await;
+    assert!(
+        small < batches,
+        "no batch over 1 MiB ({small} of {batches})"
+    );
     let rejects = format!("{}.callbacks_rejects", db.name);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while db.number(&format!("SELECT count() FROM {rejects}")).await < 1 {
