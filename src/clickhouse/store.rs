@@ -435,7 +435,15 @@ impl ClickHouseStore {
         // neither side holds a second copy of the whole batch, and the server parses the first
         // rows while the last are still being compressed.
         for block in rows.blocks(SEND_BLOCK) {
-            insert.send(block).await.map_err(|e| self.store_error(e))?;
+            if let Err(sending) = insert.send(block).await {
+                // A server that refuses the rows answers before it has read the whole body, and
+                // the body's channel closes under the next block: its answer (the error that
+                // names the rows) is what counts, the closed channel only when there is none.
+                return Err(self.store_error(match insert.end().await {
+                    Err(answer) => answer,
+                    Ok(()) => sending,
+                }));
+            }
         }
         insert.end().await.map_err(|e| self.store_error(e))
     }
@@ -641,6 +649,105 @@ mod tests {
                 sql.1.starts_with("INSERT INTO adjust.callbacks "),
                 "{sql:?}"
             );
+        }
+    }
+
+    /// A stand-in for 18.16 refusing rows it cannot parse: it answers an INSERT with the error as
+    /// soon as it has the request's head, then reads on until the client stops sending
+    /// (`read_on`) or closes the connection at once.
+    async fn refusing_clickhouse(read_on: bool) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        actix_web::rt::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                actix_web::rt::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = vec![0u8; 64 << 10];
+                    loop {
+                        let end = loop {
+                            if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                                break at + 4;
+                            }
+                            match sock.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        };
+                        let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                        buf.drain(..end);
+                        if head.contains("insert") {
+                            let msg = "Code: 27, e.displayText() = DB::Exception: Cannot parse \
+                                       input: expected \\t before: x, e.what() = DB::Exception\n";
+                            let answer = format!(
+                                "HTTP/1.1 500 Internal Server Error\r\nContent-Length: {}\r\n\
+                                 Connection: close\r\n\r\n{msg}",
+                                msg.len()
+                            );
+                            let _ = sock.write_all(answer.as_bytes()).await;
+                            if !read_on {
+                                return;
+                            }
+                            while let Ok(n) = sock.read(&mut chunk).await {
+                                if n == 0 {
+                                    break;
+                                }
+                            }
+                            return;
+                        }
+                        // `SELECT version()`: its body, then the answer.
+                        let len = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        while buf.len() < len {
+                            match sock.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        buf.drain(..len);
+                        let version = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n18.16.1\n";
+                        if sock.write_all(version).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        url
+    }
+
+    #[actix_web::test]
+    async fn rows_refused_before_their_body_ends_get_the_servers_answer_not_a_closed_channel() {
+        for read_on in [true, false] {
+            let store = ClickHouseStore::new(ClickHouseConfig {
+                url: refusing_clickhouse(read_on).await,
+                user: None,
+                password: None,
+                ca: None,
+                target: Target {
+                    database: "adjust".into(),
+                    table: "callbacks".into(),
+                    physical: Vec::new(),
+                    columns: Vec::new(),
+                    cluster: None,
+                },
+                auto_migrate: false,
+                insert_timeout: Duration::from_secs(10),
+                insert_quorum: 0,
+                insert_quorum_timeout: Duration::from_secs(30),
+                deduplicate: true,
+            })
+            .unwrap();
+            // Many blocks: the server answers while most are still to be sent.
+            let rows = Bytes::from(vec![b'x'; 32 * SEND_BLOCK]);
+            for _ in 0..3 {
+                let e = store.insert(&rows, "tok-1").await.unwrap_err();
+                assert_eq!(e.code, Some(27), "{e:?}");
+                assert_eq!(e.class, ErrorClass::Data, "{e:?}");
+            }
         }
     }
 }
