@@ -131,6 +131,7 @@ impl ProbeError {
 }
 
 mod columns;
+mod frames;
 mod layout;
 mod migrate;
 mod upgrades;
@@ -185,8 +186,10 @@ impl ClickHouseStore {
     /// certificates for `https://`. Connects to nothing yet.
     pub fn new(config: ClickHouseConfig) -> Result<Self, SetupError> {
         let https = config.url.starts_with("https://");
+        // Inserts are compressed by the store itself ([`frames`]); answers come uncompressed.
         let mut client = connect::client(https, config.ca.as_deref())?
             .with_url(&config.url)
+            .with_compression(::clickhouse::Compression::None)
             .with_validation(false);
         if let Some(user) = &config.user {
             client = client.with_user(user);
@@ -431,11 +434,19 @@ impl ClickHouseStore {
         if let (Profile::Modern, Some(token), true) = (profile, token, dedup) {
             insert = insert.with_setting("insert_deduplication_token", token);
         }
-        // In blocks of SEND_BLOCK: each is compressed on its own as the body goes out, so
-        // neither side holds a second copy of the whole batch, and the server parses the first
-        // rows while the last are still being compressed.
-        for block in rows.blocks(SEND_BLOCK) {
-            if let Err(sending) = insert.send(block).await {
+        // In blocks of SEND_BLOCK, each compressed on its own (neither side holds the whole
+        // batch a second time uncompressed), all of them before the request opens
+        // ([`frames`]).
+        let mut framer = frames::Framer::default();
+        let frames = rows
+            .blocks(SEND_BLOCK)
+            .map(|block| framer.lz4(&block))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::new(ErrorClass::Unknown, None, e))?;
+        drop(framer);
+        let mut insert = insert.with_setting("decompress", "1");
+        for frame in frames {
+            if let Err(sending) = insert.send(frame).await {
                 // A server that refuses the rows answers before it has read the whole body, and
                 // the body's channel closes under the next block: its answer (the error that
                 // names the rows) is what counts, the closed channel only when there is none.
