@@ -82,8 +82,9 @@ pub struct BatchArgs {
     #[arg(long, env = "ADJUST_SINK_BATCH_MAX_ROWS", default_value_t = 50_000)]
     pub batch_max_rows: usize,
 
-    /// Cut a batch at this many bytes of encoded rows (also about the most memory a batch
-    /// takes): larger makes fewer, larger parts in ClickHouse for wide rows.
+    /// Cut a batch at this many bytes of encoded rows (a batch takes this much memory, and its
+    /// compressed copy while it is sent): larger makes fewer, larger parts in ClickHouse for wide
+    /// rows.
     #[arg(long, env = "ADJUST_SINK_BATCH_MAX_BYTES", default_value = "64MiB")]
     pub batch_max_bytes: String,
 
