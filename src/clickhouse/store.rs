@@ -564,16 +564,10 @@ mod tests {
         (format!("http://{addr}"), inserts, handle)
     }
 
-    async fn insert_query(version: &'static str) -> Vec<(String, String)> {
-        insert_query_on(version, None).await
-    }
-
-    async fn insert_query_on(
-        version: &'static str,
-        cluster: Option<&str>,
-    ) -> Vec<(String, String)> {
-        let (url, inserts, server) = fake_clickhouse(version).await;
-        let store = ClickHouseStore::new(ClickHouseConfig {
+    /// A store's settings for a stand-in server at `url` (no migration; a quorum of two on a
+    /// cluster).
+    fn stand_in_config(url: String, cluster: Option<&str>) -> ClickHouseConfig {
+        ClickHouseConfig {
             url,
             user: None,
             password: None,
@@ -590,8 +584,19 @@ mod tests {
             insert_quorum: 2,
             insert_quorum_timeout: Duration::from_secs(30),
             deduplicate: true,
-        })
-        .unwrap();
+        }
+    }
+
+    async fn insert_query(version: &'static str) -> Vec<(String, String)> {
+        insert_query_on(version, None).await
+    }
+
+    async fn insert_query_on(
+        version: &'static str,
+        cluster: Option<&str>,
+    ) -> Vec<(String, String)> {
+        let (url, inserts, server) = fake_clickhouse(version).await;
+        let store = ClickHouseStore::new(stand_in_config(url, cluster)).unwrap();
         store
             .insert(&Bytes::from_static(b"rows"), "tok-1")
             .await
@@ -733,25 +738,8 @@ mod tests {
     #[actix_web::test]
     async fn rows_refused_before_their_body_ends_get_the_servers_answer_not_a_closed_channel() {
         for read_on in [true, false] {
-            let store = ClickHouseStore::new(ClickHouseConfig {
-                url: refusing_clickhouse(read_on).await,
-                user: None,
-                password: None,
-                ca: None,
-                target: Target {
-                    database: "adjust".into(),
-                    table: "callbacks".into(),
-                    physical: Vec::new(),
-                    columns: Vec::new(),
-                    cluster: None,
-                },
-                auto_migrate: false,
-                insert_timeout: Duration::from_secs(10),
-                insert_quorum: 0,
-                insert_quorum_timeout: Duration::from_secs(30),
-                deduplicate: true,
-            })
-            .unwrap();
+            let url = refusing_clickhouse(read_on).await;
+            let store = ClickHouseStore::new(stand_in_config(url, None)).unwrap();
             // Many blocks: the server answers while most are still to be sent.
             let rows = Bytes::from(vec![b'x'; 32 * SEND_BLOCK]);
             for _ in 0..3 {
