@@ -7,6 +7,7 @@
 #   (a) ceiling   the bare HTTP ceiling (examples/ceiling.rs), flat out
 #   (b) memory    adjust-sink --durability memory into a fresh database, flat out; then waits for
 #                 the sink to drain and checks that every acknowledged callback landed
+#                 (ClickHouse's CPU per row is read once the merges the load set off are done)
 #   (c) wal       the same with --durability wal
 #   (d) half      p50/p99/p99.9 at half of (c)'s rate, against the wal sink of (c), with how many
 #                 of its group commits took over 5 and 25 ms
@@ -63,6 +64,7 @@ SINK=target/release/adjust-sink
 LOADGEN=target/release/examples/loadgen
 CEILING=target/release/examples/ceiling
 DRAIN_TIMEOUT=60
+SETTLE_TIMEOUT=120
 TS="$(date -u +%Y%m%d_%H%M%S)"
 
 step() { echo "==> $*" >&2; }
@@ -273,6 +275,28 @@ drain() {
     echo $((SECONDS - start))
 }
 
+# settle DATABASE: waits until ClickHouse runs no merge in DATABASE and the database's active
+# parts have stayed the same for 3 s (at most SETTLE_TIMEOUT s); prints the seconds waited. Read
+# after it, ClickHouse's CPU holds the merges the load's parts set off as well as the INSERTs: read
+# at the drain, it left out merges still to come (so a change that only put merges off looked
+# cheaper) and the next case paid for them.
+settle() {
+    local db="$1" start=$SECONDS merges parts last="" same=0
+    while [ $((SECONDS - start)) -lt "$SETTLE_TIMEOUT" ]; do
+        merges="$(clickhouse "SELECT count() FROM system.merges WHERE database = '$db'")" || merges=1
+        parts="$(clickhouse "SELECT count(), max(modification_time) FROM system.parts WHERE database = '$db' AND active FORMAT TSV")" || parts=""
+        if [ "$merges" = 0 ] && [ -n "$parts" ] && [ "$parts" = "$last" ]; then
+            same=$((same + 1))
+            [ "$same" -ge 3 ] && break
+        else
+            same=0
+        fi
+        last="$parts"
+        sleep 1
+    done
+    echo $((SECONDS - start))
+}
+
 # landed DATABASE: "count uniq" of the callbacks table after FINAL.
 landed() {
     clickhouse "SELECT count(), uniqExact(callback_id) FROM $1.callbacks FINAL FORMAT TSV" |
@@ -341,12 +365,13 @@ run_sink_phase() {
     want=$((ok + SINK_EXTRA))
     waited="$(drain "$SINK_ADMIN" "$want")"
     R[${mode}_drain_s]="$waited"
-    # CPU per row, from /proc of each process, over the load and the drain: the sink's, and the
-    # ClickHouse server's for inserting the same rows (and merging meanwhile).
+    # CPU per row, from /proc of each process: the sink's over the load and the drain, and the
+    # ClickHouse server's over those and until the merges they set off are done (settle).
     local written1 rows
     written1="$(metric "$SINK_ADMIN" adjust_sink_rows_written_total)"
     rows="$(calc "${written1%.*} - ${written0%.*}")"
     R[${mode}_sink_cpu_us_per_row]="$(calc "$rows > 0 ? int(($(cpu_s "$SINK_PID") - $sink_cpu0) * 1000000 / $rows * 10) / 10 : 0")"
+    R[${mode}_settle_s]="$(settle "$db")"
     R[${mode}_clickhouse_cpu_us_per_row]="$(calc "$rows > 0 && \"$chpid\" != \"\" ? int(($(cpu_s "$chpid") - $ch_cpu0) * 1000000 / $rows * 10) / 10 : 0")"
     R[${mode}_rows_written]="$(metric "$SINK_ADMIN" adjust_sink_rows_written_total)"
     # Batches of the load only (the warm-up batch is left out).
@@ -752,6 +777,7 @@ delivery                                  memory        wal
   encoded bytes per row             $(printf '%10s %10s' "${R[memory_avg_row_bytes]}" "${R[wal_avg_row_bytes]}")
   average INSERT duration (ms)      $(printf '%10s %10s' "${R[memory_avg_insert_ms]}" "${R[wal_avg_insert_ms]}")
   drain after load (s)              $(printf '%10s %10s' "${R[memory_drain_s]}" "${R[wal_drain_s]}")
+  merges settled after drain (s)    $(printf '%10s %10s' "${R[memory_settle_s]}" "${R[wal_settle_s]}")
   peak RSS (MB)                     $(printf '%10s %10s' "${R[memory_peak_rss_mb]}" "${R[wal_peak_rss_mb]}")
   sink CPU per row (us)             $(printf '%10s %10s' "${R[memory_sink_cpu_us_per_row]}" "${R[wal_sink_cpu_us_per_row]}")
   ClickHouse CPU per row (us)       $(printf '%10s %10s' "${R[memory_clickhouse_cpu_us_per_row]}" "${R[wal_clickhouse_cpu_us_per_row]}")
