@@ -176,6 +176,8 @@ impl Appender {
         let mut group: Vec<Append> = Vec::new();
         let mut closing = false;
         let mut last_group = 0;
+        // The previous group lingered its whole LINGER_MAX, every sleep bringing appends.
+        let mut steady = false;
         let mut failing = false;
         while !closing {
             let mut bytes = 0;
@@ -217,20 +219,28 @@ impl Appender {
             // instead of waiting on the channel keeps a wake-up (and a context switch) per
             // append off both the appender and the callers: one wake per slice, whatever the
             // rate. With a fixed number of clients all waiting, one empty slice ends the group;
-            // when idle (groups of one) nothing lingers.
+            // when idle (groups of one) nothing lingers. After a group that lingered its whole
+            // LINGER_MAX with no empty slice (a steady stream), the next one sleeps the rest of
+            // its linger at once: one wake instead of three or four, and the group ends as it
+            // would have; if that sleep brings nothing, the next group goes back to slices.
             let started = std::time::Instant::now();
             self.take_queued(&rx, &mut group, &mut bytes, &mut closing);
             if group.len() > 1 || last_group > 1 {
+                let mut full = false;
                 while !closing && bytes < GROUP_BYTES {
                     let left = LINGER_MAX.saturating_sub(started.elapsed());
                     if left.is_zero() {
+                        full = true;
                         break;
                     }
-                    std::thread::sleep(LINGER_SLICE.min(left));
+                    std::thread::sleep(if steady { left } else { LINGER_SLICE.min(left) });
                     if self.take_queued(&rx, &mut group, &mut bytes, &mut closing) == 0 {
                         break;
                     }
                 }
+                steady = full;
+            } else {
+                steady = false;
             }
             last_group = group.len();
             buf.clear();
