@@ -7,7 +7,7 @@
 #   (a) ceiling   the bare HTTP ceiling (examples/ceiling.rs), flat out
 #   (b) memory    adjust-sink --durability memory into a fresh database, flat out; then waits for
 #                 the sink to drain and checks that every acknowledged callback landed
-#                 (ClickHouse's CPU per row is read once the merges the load set off are done)
+#                 (ClickHouse's CPU per row is read once no merge runs in its database)
 #   (c) wal       the same with --durability wal
 #   (d) half      p50/p99/p99.9 at half of (c)'s rate, against the wal sink of (c), with how many
 #                 of its group commits took over 5 and 25 ms
@@ -277,9 +277,9 @@ drain() {
 
 # settle DATABASE: waits until ClickHouse runs no merge in DATABASE and the database's active
 # parts have stayed the same for 3 s (at most SETTLE_TIMEOUT s); prints the seconds waited. Read
-# after it, ClickHouse's CPU holds the merges the load's parts set off as well as the INSERTs: read
-# at the drain, it left out merges still to come (so a change that only put merges off looked
-# cheaper) and the next case paid for them.
+# after it, ClickHouse's CPU holds the merges running at the drain as well as the INSERTs (read at
+# the drain, the next case paid for them); merges the server has not chosen yet are still left
+# out (benches/README.md).
 settle() {
     local db="$1" start=$SECONDS merges parts last="" same=0
     while [ $((SECONDS - start)) -lt "$SETTLE_TIMEOUT" ]; do
