@@ -68,9 +68,19 @@ impl LogReader {
                 break;
             }
             let end = if self.pos.segment < durable.segment {
-                match fs::metadata(segment_path(&self.shared.config.dir, self.pos.segment)) {
+                let dir = &self.shared.config.dir;
+                match fs::metadata(segment_path(dir, self.pos.segment)) {
                     Ok(m) => m.len(),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+                    // A finished segment removed from under the log: the reader goes on with
+                    // the next one. Unless that one is missing too: then the directory itself
+                    // is gone (moved, deleted, unmounted), and the reader waits for it rather
+                    // than skip records it could read once the directory is back.
+                    Err(e)
+                        if e.kind() == io::ErrorKind::NotFound
+                            && segment_path(dir, self.pos.segment + 1).exists() =>
+                    {
+                        0
+                    }
                     Err(e) => return Err(e),
                 }
             } else {

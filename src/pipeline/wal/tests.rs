@@ -283,6 +283,29 @@ async fn prepared_segments_hold_records_only_once_finished_and_crash_leaves_no_d
 }
 
 #[tokio::test]
+async fn a_reader_behind_a_finished_segment_waits_for_a_directory_moved_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal_dir = dir.path().join("wal");
+    let mut cfg = config(&wal_dir);
+    cfg.segment_bytes = 64 << 10;
+    cfg.disk_budget = 8 << 20;
+    let (wal, mut reader, _) = Wal::open(cfg, Metrics::new()).unwrap();
+    let rows: Vec<Vec<u8>> = (0..100u8).map(|i| vec![i; 1000]).collect();
+    append_all(&wal, rows.clone()).await;
+    assert!(list_segments(&wal_dir).unwrap().len() >= 2);
+    // Nothing read yet: the reader is at the start of a finished segment when the directory
+    // goes. It fails (and is retried) rather than take the missing segment for an empty one.
+    let away = dir.path().join("away");
+    fs::rename(&wal_dir, &away).unwrap();
+    let mut b = Batch::default();
+    assert!(reader.fill(&mut b, &limits(10_000)).is_err());
+    assert_eq!(b.rows(), 0);
+    fs::rename(&away, &wal_dir).unwrap();
+    assert_eq!(reader.fill(&mut b, &limits(10_000)).unwrap(), rows.len());
+    assert_eq!(rows_of(&b), rows);
+}
+
+#[tokio::test]
 async fn a_budget_of_few_segments_prepares_none() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
