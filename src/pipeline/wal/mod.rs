@@ -339,7 +339,7 @@ impl Wal {
             active,
             offset: 0,
             durable: durable_tx,
-            prepared: None,
+            prepared: appender::Next::None,
             allocated: 0,
             prepared_bytes: 0,
         };

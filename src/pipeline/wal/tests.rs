@@ -102,7 +102,10 @@ async fn torn_tail_is_truncated_and_counted() {
 #[tokio::test]
 async fn damage_in_the_middle_is_quarantined_and_the_rest_delivered() {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, reader, _) = Wal::open(config(dir.path()), Metrics::new()).unwrap();
+    // A budget of few segments fills none ahead: the five records stay in the first segment.
+    let mut cfg = config(dir.path());
+    cfg.disk_budget = 8 << 20;
+    let (wal, reader, _) = Wal::open(cfg.clone(), Metrics::new()).unwrap();
     append_all(&wal, (0..5u8).map(|i| vec![i; 10])).await;
     wal.close();
     drop((wal, reader));
@@ -113,7 +116,7 @@ async fn damage_in_the_middle_is_quarantined_and_the_rest_delivered() {
     bytes[2 * rec + record::HEADER + 3] ^= 0xff; // third record's payload
     fs::write(&path, &bytes).unwrap();
     let metrics = Metrics::new();
-    let (_wal, mut reader, rec_info) = Wal::open(config(dir.path()), metrics.clone()).unwrap();
+    let (_wal, mut reader, rec_info) = Wal::open(cfg, metrics.clone()).unwrap();
     assert_eq!(rec_info.torn_bytes, 0);
     let mut b = Batch::default();
     let mut got = 0;
@@ -280,6 +283,50 @@ async fn prepared_segments_hold_records_only_once_finished_and_crash_leaves_no_d
     let mut b = Batch::default();
     assert_eq!(reader.fill(&mut b, &limits(10_000)).unwrap(), sent.len());
     assert_eq!(rows_of(&b), sent);
+}
+
+#[tokio::test]
+async fn a_growing_first_segment_gives_way_to_the_filled_one_once_it_is_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let (wal, mut reader, _) = Wal::open(cfg.clone(), Metrics::new()).unwrap();
+    // Rows one at a time: the first goes into the segment the run started with, which grows as
+    // it is written; once the helper has filled the next one, the next commit starts it, long
+    // before the first segment is full.
+    let mut sent = Vec::new();
+    for i in 0..500u32 {
+        let row = vec![i as u8; 100];
+        wal.append(row.clone()).await.unwrap();
+        sent.push(row);
+        if list_segments(dir.path()).unwrap().len() > 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let ids = list_segments(dir.path()).unwrap();
+    assert_eq!(ids.len(), 2, "no second segment after {} rows", sent.len());
+    assert!(sent.len() > 1);
+    // The first segment holds its records only; the second one is the filled file.
+    let first = fs::metadata(segment_path(dir.path(), ids[0]))
+        .unwrap()
+        .len();
+    assert!(
+        first > 0 && first < cfg.segment_bytes / 10,
+        "first segment: {first} bytes"
+    );
+    let second = fs::metadata(segment_path(dir.path(), ids[1]))
+        .unwrap()
+        .len();
+    assert_eq!(second, cfg.segment_bytes);
+    // More rows go on in the filled segment, and every row reads back once, in order.
+    let more: Vec<Vec<u8>> = (0..50u8).map(|i| vec![i; 200]).collect();
+    append_all(&wal, more.clone()).await;
+    sent.extend(more);
+    assert_eq!(list_segments(dir.path()).unwrap(), ids);
+    let mut b = Batch::default();
+    assert_eq!(reader.fill(&mut b, &limits(10_000)).unwrap(), sent.len());
+    assert_eq!(rows_of(&b), sent);
+    assert_eq!(inspect::inspect(dir.path()).unwrap().damaged_bytes, 0);
 }
 
 #[tokio::test]
