@@ -79,6 +79,12 @@ impl LogReader {
                         if e.kind() == io::ErrorKind::NotFound
                             && segment_path(dir, self.pos.segment + 1).exists() =>
                     {
+                        tracing::error!(
+                            segment = self.pos.segment,
+                            offset = self.pos.offset,
+                            dir = %dir.display(),
+                            "write-ahead log: a segment not yet delivered is missing; its records from this offset are lost, delivery goes on with the next segment"
+                        );
                         0
                     }
                     Err(e) => return Err(e),

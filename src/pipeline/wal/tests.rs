@@ -353,6 +353,30 @@ async fn a_reader_behind_a_finished_segment_waits_for_a_directory_moved_away() {
 }
 
 #[tokio::test]
+async fn a_segment_deleted_before_it_is_read_is_skipped_and_the_rest_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.segment_bytes = 64 << 10;
+    cfg.disk_budget = 8 << 20;
+    let (wal, mut reader, _) = Wal::open(cfg, Metrics::new()).unwrap();
+    let rows: Vec<Vec<u8>> = (0..100u8).map(|i| vec![i; 1000]).collect();
+    append_all(&wal, rows.clone()).await;
+    let ids = list_segments(dir.path()).unwrap();
+    assert!(ids.len() >= 2);
+    // The first segment's records are gone with it; the reader goes on with the next segment.
+    let first = segment_path(dir.path(), ids[0]);
+    let in_first = fs::metadata(&first).unwrap().len() as usize / (record::HEADER + 1000);
+    assert!(in_first > 0 && in_first < rows.len());
+    fs::remove_file(&first).unwrap();
+    let mut b = Batch::default();
+    assert_eq!(
+        reader.fill(&mut b, &limits(10_000)).unwrap(),
+        rows.len() - in_first
+    );
+    assert_eq!(rows_of(&b), rows[in_first..].to_vec());
+}
+
+#[tokio::test]
 async fn a_budget_of_few_segments_prepares_none() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
