@@ -2,8 +2,9 @@
 //! previous fsync ran (under load, also those of a short linger) in one go, fsyncs once (group
 //! commit), answers them all and publishes the new durable end.
 //!
-//! The next segment is zero-filled to its full size ahead of time by a helper thread
-//! (`next.prepared`, renamed into place at rotation), when the budget holds at least
+//! From the first group commit of a run on, the next segment is zero-filled to its full size
+//! ahead of time by a helper thread (`next.prepared`, renamed into place at rotation; a log that
+//! is only read writes no zeros), when the budget holds at least
 //! [`PREPARE_MIN_SEGMENTS`] segments; the zeros count against the budget. A segment that grows as
 //! it is written (the first of a run, started before any helper could fill one, or one started
 //! while the helper was still at it) is cut short at the first group commit after the helper's
@@ -184,7 +185,9 @@ const LINGER_MAX: std::time::Duration = std::time::Duration::from_micros(500);
 
 impl Appender {
     pub(super) fn run(mut self, rx: mpsc::Receiver<Msg>) {
-        self.prepare();
+        // The helper starts with the first group: a log that is only read (`replay`), or a sink
+        // stopped before any callback, writes no zeros.
+        let mut first_group = true;
         let mut buf = Vec::with_capacity(1 << 20);
         let mut group: Vec<Append> = Vec::new();
         let mut closing = false;
@@ -260,6 +263,10 @@ impl Appender {
             let now = crate::clock::unix_now();
             for a in &group {
                 record::encode(&mut buf, now, &a.payload);
+            }
+            if first_group {
+                first_group = false;
+                self.prepare();
             }
             let commit = std::time::Instant::now();
             let result = self.write_group(&mut buf);

@@ -230,7 +230,11 @@ async fn prepared_segments_hold_records_only_once_finished_and_crash_leaves_no_d
     let mut cfg = config(dir.path());
     cfg.segment_bytes = 64 << 10;
     let (wal, mut reader, _) = Wal::open(cfg.clone(), Metrics::new()).unwrap();
-    let mut sent = Vec::new();
+    // Nothing is filled before the first callback.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!dir.path().join(appender::PREPARED).exists());
+    let mut sent = vec![vec![7; 10]];
+    append_all(&wal, sent.clone()).await;
     for round in 0..4u8 {
         // Time for the helper to fill the next segment, then enough rows to start it.
         for _ in 0..200 {
