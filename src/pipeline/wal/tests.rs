@@ -333,17 +333,24 @@ async fn a_growing_first_segment_gives_way_to_the_filled_one_once_it_is_ready() 
     assert_eq!(inspect::inspect(dir.path()).unwrap().damaged_bytes, 0);
 }
 
+/// A log in `dir` of several small segments (none filled ahead), holding 100 rows of 1,000
+/// bytes that nothing has read yet.
+async fn unread_segments(dir: &Path) -> (Wal, LogReader, Vec<Vec<u8>>) {
+    let mut cfg = config(dir);
+    cfg.segment_bytes = 64 << 10;
+    cfg.disk_budget = 8 << 20;
+    let (wal, reader, _) = Wal::open(cfg, Metrics::new()).unwrap();
+    let rows: Vec<Vec<u8>> = (0..100u8).map(|i| vec![i; 1000]).collect();
+    append_all(&wal, rows.clone()).await;
+    assert!(list_segments(dir).unwrap().len() >= 2);
+    (wal, reader, rows)
+}
+
 #[tokio::test]
 async fn a_reader_behind_a_finished_segment_waits_for_a_directory_moved_away() {
     let dir = tempfile::tempdir().unwrap();
     let wal_dir = dir.path().join("wal");
-    let mut cfg = config(&wal_dir);
-    cfg.segment_bytes = 64 << 10;
-    cfg.disk_budget = 8 << 20;
-    let (wal, mut reader, _) = Wal::open(cfg, Metrics::new()).unwrap();
-    let rows: Vec<Vec<u8>> = (0..100u8).map(|i| vec![i; 1000]).collect();
-    append_all(&wal, rows.clone()).await;
-    assert!(list_segments(&wal_dir).unwrap().len() >= 2);
+    let (_wal, mut reader, rows) = unread_segments(&wal_dir).await;
     // Nothing read yet: the reader is at the start of a finished segment when the directory
     // goes. It fails (and is retried) rather than take the missing segment for an empty one.
     let away = dir.path().join("away");
@@ -359,14 +366,8 @@ async fn a_reader_behind_a_finished_segment_waits_for_a_directory_moved_away() {
 #[tokio::test]
 async fn a_segment_deleted_before_it_is_read_is_skipped_and_the_rest_delivered() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(dir.path());
-    cfg.segment_bytes = 64 << 10;
-    cfg.disk_budget = 8 << 20;
-    let (wal, mut reader, _) = Wal::open(cfg, Metrics::new()).unwrap();
-    let rows: Vec<Vec<u8>> = (0..100u8).map(|i| vec![i; 1000]).collect();
-    append_all(&wal, rows.clone()).await;
+    let (_wal, mut reader, rows) = unread_segments(dir.path()).await;
     let ids = list_segments(dir.path()).unwrap();
-    assert!(ids.len() >= 2);
     // The first segment's records are gone with it; the reader goes on with the next segment.
     let first = segment_path(dir.path(), ids[0]);
     let in_first = fs::metadata(&first).unwrap().len() as usize / (record::HEADER + 1000);
