@@ -1,7 +1,8 @@
 //! The write-ahead log: a callback is answered 200 only once its row is on disk.
 //!
 //! - Segments `NNNNNNNNNNNNNNNNNNNN.wal` under `<data-dir>/wal/`, ids contiguous, each up to
-//!   `segment_bytes`; a new segment is started at every start-up, so older ones are never written.
+//!   `segment_bytes`; a new segment is started at every start-up (an empty last one is taken
+//!   again), so a segment holding records is never written by a later run.
 //! - One appender thread owns the active segment: it takes every append request that arrived
 //!   while the previous fsync ran (under load also those of a short linger), writes them in one
 //!   go and fsyncs once (group commit), then answers them all and publishes the new durable end.
@@ -281,7 +282,19 @@ impl Wal {
                 offset: 0,
             },
         };
-        let active = ids.last().map_or(ack.segment.max(1), |&l| l + 1);
+        // A run starts a segment of its own, except after a run that wrote nothing: an empty last
+        // segment (nothing read from it either) is taken again, so that opening a log without
+        // appending (`replay`, restarts without callbacks) leaves no empty files behind.
+        let active = match ids.last() {
+            Some(&last)
+                if (last > ack.segment || last == ack.segment && ack.offset == 0)
+                    && fs::metadata(segment_path(&config.dir, last))?.len() == 0 =>
+            {
+                last
+            }
+            Some(&last) => last + 1,
+            None => ack.segment.max(1),
+        };
         // A next segment half prepared by an earlier run is not trusted.
         match fs::remove_file(config.dir.join(appender::PREPARED)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),

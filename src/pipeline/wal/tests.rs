@@ -59,6 +59,38 @@ async fn rows_are_read_back_in_order_and_resume_after_ack() {
 }
 
 #[tokio::test]
+async fn opening_a_log_without_appending_leaves_no_empty_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..3 {
+        let (wal, _reader, _) = Wal::open(config(dir.path()), Metrics::new()).unwrap();
+        wal.close();
+    }
+    assert_eq!(list_segments(dir.path()).unwrap(), [1]);
+    // A run that writes keeps its segments (one, or two if the filled one was ready early); the
+    // next run starts one of its own after them, and runs after it that write nothing reuse it.
+    let (wal, _reader, _) = Wal::open(config(dir.path()), Metrics::new()).unwrap();
+    append_all(&wal, (0..3u8).map(|i| vec![i; 100])).await;
+    wal.close();
+    drop((wal, _reader));
+    let mut segments = list_segments(dir.path()).unwrap();
+    assert_eq!(segments[0], 1);
+    segments.push(segments.last().unwrap() + 1);
+    for _ in 0..2 {
+        let (wal, _reader, _) = Wal::open(config(dir.path()), Metrics::new()).unwrap();
+        wal.close();
+    }
+    assert_eq!(list_segments(dir.path()).unwrap(), segments);
+    // What the first run wrote is still read, then what a later run appends into the reused one.
+    let (wal, mut reader, _) = Wal::open(config(dir.path()), Metrics::new()).unwrap();
+    append_all(&wal, [vec![42; 3]]).await;
+    let mut b = Batch::default();
+    assert_eq!(reader.fill(&mut b, &limits(100)).unwrap(), 4);
+    assert_eq!(b.row(0), &[0u8; 100][..]);
+    assert_eq!(b.row(3), &[42u8; 3][..]);
+    assert_eq!(list_segments(dir.path()).unwrap(), segments);
+}
+
+#[tokio::test]
 async fn segments_rotate_and_are_trimmed_after_ack() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
