@@ -730,6 +730,8 @@ R[ratio_wal_ceiling]="$(calc "${R[wal_ok_rate]} / ${R[ceiling_ok_rate]}")"
 R[ratio_wal_many_ceiling]="$(calc "${R[wal_many_ok_rate]} / ${R[ceiling_many_ok_rate]}")"
 R[ratio_wal_wide_ceiling]="$(calc "${R[wal_wide_ok_rate]} / ${R[ceiling_wide_ok_rate]}")"
 R[ratio_wal_memory]="$(calc "${R[wal_ok_rate]} / ${R[memory_ok_rate]}")"
+# What the log costs the sink per callback: the wal run's CPU per callback less the memory run's.
+R[wal_minus_memory_sink_cpu_us]="$(calc "${R[wal_sink_cpu_us_per_row]} - ${R[memory_sink_cpu_us_per_row]}")"
 # Rollup upkeep: the rate with the rollups over the rate without them, and the share of
 # ClickHouse's CPU per row that the rollups' materialized views take.
 R[ratio_rollups_rate]="$(calc "${R[rollups_on_ok_rate]} / ${R[rollups_off_ok_rate]}")"
@@ -769,6 +771,7 @@ throughput (flat out)              answers/s  200 (acked)/s   p50 ms   p99 ms  p
   (b) sink, --durability memory   $(printf '%11s %14s %8s %8s %9s' "${R[memory_rate]}" "${R[memory_ok_rate]}" "${R[memory_p50_ms]}" "${R[memory_p99_ms]}" "${R[memory_p999_ms]}")
   (c) sink, --durability wal      $(printf '%11s %14s %8s %8s %9s' "${R[wal_rate]}" "${R[wal_ok_rate]}" "${R[wal_p50_ms]}" "${R[wal_p99_ms]}" "${R[wal_p999_ms]}")
   ratios of acknowledged rates: memory/ceiling ${R[ratio_memory_ceiling]}, wal/ceiling ${R[ratio_wal_ceiling]}, wal/memory ${R[ratio_wal_memory]}
+  sink CPU per callback: memory ${R[memory_sink_cpu_us_per_row]} us, wal ${R[wal_sink_cpu_us_per_row]} us (wal - memory ${R[wal_minus_memory_sink_cpu_us]} us)
 
 standard cases, --durability wal      ceiling 200/s   wal 200/s  ratio  p99 ms  sink us/cb  CH us/row  fsyncs/s  cb/fsync  RSS MB
   ~1 KB, $CONNECTIONS connections       $(printf '%14s %11s %6s %7s %11s %10s %9s %9s %7s' "${R[ceiling_ok_rate]}" "${R[wal_ok_rate]}" "${R[ratio_wal_ceiling]}" "${R[wal_p99_ms]}" "${R[wal_sink_cpu_us_per_row]}" "${R[wal_clickhouse_cpu_us_per_row]}" "${R[wal_fsyncs_per_s]}" "${R[wal_callbacks_per_fsync]}" "${R[wal_peak_rss_mb]}")
