@@ -809,14 +809,14 @@ WHERE activity_kind IN ('uninstall', 'reinstall');
 
 -- materialized view adjust.callbacks_erasures_mv -> adjust.callbacks_erasures
 CREATE MATERIALIZED VIEW IF NOT EXISTS adjust.callbacks_erasures_mv TO adjust.callbacks_erasures
-AS WITH 'adjust-sink 70c5cf94e981a0b0' AS adjust_sink_definition
+AS WITH 'adjust-sink 87f79bbcd3064496' AS adjust_sink_definition
 SELECT
     received_at AS requested_at,
-    tupleElement(id, 2) AS device_id,
-    tupleElement(id, 1) AS id_kind,
+    multiIf(id_at = 0, adid, id_at = 1, idfa, id_at = 2, visitParamExtractString(if(activity_kind = 'gdpr_forget_device', cold, ''), 'GU5'), id_at = 3, visitParamExtractString(if(activity_kind = 'gdpr_forget_device', cold, ''), 'Mz5'), id_at = 4, visitParamExtractString(if(activity_kind = 'gdpr_forget_device', cold, ''), 'Srl'), id_at = 5, idfv, id_at = 6, gps_adid, id_at = 7, visitParamExtractString(if(activity_kind = 'gdpr_forget_device', cold, ''), 'DAI'), id_at = 8, android_id, id_at = 9, visitParamExtractString(if(activity_kind = 'gdpr_forget_device', cold, ''), 'H4g'), id_at = 10, fire_adid, id_at = 11, oaid, id_at = 12, visitParamExtractString(if(activity_kind = 'gdpr_forget_device', cold, ''), 'DmA'), id_at = 13, web_uuid, visitParamExtractString(if(activity_kind = 'gdpr_forget_device', cold, ''), 'SQV')) AS device_id,
+    arrayElement(['adid', 'idfa', 'idfa_upper', 'idfa_md5', 'idfa_md5_hex', 'idfv', 'gps_adid', 'gps_adid_md5', 'android_id', 'android_id_md5', 'fire_adid', 'oaid', 'oaid_md5', 'web_uuid', 'win_adid'], id_at + 1) AS id_kind,
     CAST(app_token AS String) AS app_token,
     toDateTime(0, 'UTC') AS done_at,
     '' AS outcome
 FROM adjust.callbacks
-ARRAY JOIN [('adid', adid), ('idfa', idfa), ('idfa_upper', visitParamExtractString(if(activity_kind = 'gdpr_forget_device', cold, ''), 'GU5')), ('idfa_md5', visitParamExtractString(if(activity_kind = 'gdpr_forget_device', cold, ''), 'Mz5')), ('idfa_md5_hex', visitParamExtractString(if(activity_kind = 'gdpr_forget_device', cold, ''), 'Srl')), ('idfv', idfv), ('gps_adid', gps_adid), ('gps_adid_md5', visitParamExtractString(if(activity_kind = 'gdpr_forget_device', cold, ''), 'DAI')), ('android_id', android_id), ('android_id_md5', visitParamExtractString(if(activity_kind = 'gdpr_forget_device', cold, ''), 'H4g')), ('fire_adid', fire_adid), ('oaid', oaid), ('oaid_md5', visitParamExtractString(if(activity_kind = 'gdpr_forget_device', cold, ''), 'DmA')), ('web_uuid', web_uuid), ('win_adid', visitParamExtractString(if(activity_kind = 'gdpr_forget_device', cold, ''), 'SQV'))] AS id
-WHERE activity_kind = 'gdpr_forget_device' AND tupleElement(id, 2) != '';
+ARRAY JOIN range(if(activity_kind = 'gdpr_forget_device', 15, 0)) AS id_at
+WHERE activity_kind = 'gdpr_forget_device' AND device_id != '';
