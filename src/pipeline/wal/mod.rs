@@ -265,6 +265,11 @@ impl Wal {
             metrics.wal_damaged.inc(WalDamage::TornTail);
             tracing::warn!(bytes = torn_bytes, "write-ahead log: truncated a torn tail");
         }
+        // Each segment's length, its torn tail cut.
+        let lens = ids
+            .iter()
+            .map(|id| Ok(fs::metadata(segment_path(&config.dir, *id))?.len()))
+            .collect::<io::Result<Vec<u64>>>()?;
         let first = ids.first().copied().unwrap_or(1);
         let ack = match ack {
             Some(a) if ids.contains(&a.segment) => a,
@@ -288,7 +293,7 @@ impl Wal {
         let active = match ids.last() {
             Some(&last)
                 if (last > ack.segment || last == ack.segment && ack.offset == 0)
-                    && fs::metadata(segment_path(&config.dir, last))?.len() == 0 =>
+                    && lens.last() == Some(&0) =>
             {
                 last
             }
@@ -308,8 +313,7 @@ impl Wal {
         File::open(&config.dir)?.sync_all()?;
         let mut disk = 0;
         let mut kept = 0;
-        for id in &ids {
-            let len = fs::metadata(segment_path(&config.dir, *id))?.len();
+        for (id, &len) in ids.iter().zip(&lens) {
             disk += len;
             if *id < ack.segment {
                 kept += len;
