@@ -15,15 +15,18 @@
 //! in (flat out), and latency is the service time of each request. With `--rate` each connection
 //! follows a fixed schedule (`rate / connections` requests per second, connections staggered),
 //! and latency is measured from the scheduled send time, so a server that falls behind shows it
-//! in the percentiles instead of slowing the generator down (no coordinated omission).
+//! in the percentiles instead of slowing the generator down (no coordinated omission). One
+//! kernel timer releases the sends, each at most 250 µs after its time (Linux only).
 //!
 //! The run ends at `--duration` or after `--requests` attempts, whichever comes first (10 s when
 //! neither is given); every attempt is bounded by `--timeout`.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
@@ -34,7 +37,13 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{Method, Request, Uri, header};
 use hyper_util::rt::TokioIo;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use rustix::time::{
+    Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec, timerfd_create,
+    timerfd_settime,
+};
+use tokio::io::unix::AsyncFd;
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
 /// Sends realistic Adjust callbacks to a sink and reports rate, latency and status counts.
 #[derive(Debug, Parser)]
@@ -597,6 +606,8 @@ struct Shared {
     timeout: Duration,
     /// Per-connection interval when a rate is set.
     interval: Option<Duration>,
+    /// Paces the sends when a rate is set.
+    pacer: Option<Arc<Pacer>>,
     start: Instant,
     connections: usize,
 }
@@ -632,6 +643,118 @@ async fn send(sender: &mut Sender, shared: &Shared, uri: Uri) -> anyhow::Result<
     Ok(status)
 }
 
+/// How late the pacer may release a scheduled send so that one wake-up serves every send due
+/// within it (at most one wake-up per window, whatever the rate).
+const PACER_WINDOW: Duration = Duration::from_micros(250);
+
+/// Wakes connections at their scheduled send times, at most [`PACER_WINDOW`] late, with one
+/// kernel timer (`timerfd`) for the whole generator. tokio's timers round each deadline up to
+/// the next millisecond, so with them every request went out up to a millisecond or two late,
+/// and that lateness, the generator's own, was counted in the latency measured from the
+/// schedule. A timer per connection was exact but woke the generator once per request.
+struct Pacer {
+    timer: AsyncFd<rustix::fd::OwnedFd>,
+    state: Mutex<PacerState>,
+    /// One per connection; a permit is kept when the release comes before the wait.
+    release: Vec<Notify>,
+}
+
+#[derive(Default)]
+struct PacerState {
+    /// Scheduled sends: (time, connection), earliest first.
+    due: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// When the timer fires next, if armed.
+    armed: Option<Instant>,
+}
+
+impl Pacer {
+    fn new(connections: usize) -> std::io::Result<Self> {
+        let fd = timerfd_create(
+            TimerfdClockId::Monotonic,
+            TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
+        )?;
+        // `AsyncFd::new` is deprecated because a generic inner type could change or close its
+        // descriptor behind the registration; an `OwnedFd` owned by the `AsyncFd` for its whole
+        // life cannot, which is the contract of the `unsafe` `register` that replaces it.
+        #[allow(deprecated)]
+        let timer = AsyncFd::new(fd)?;
+        Ok(Self {
+            timer,
+            state: Mutex::new(PacerState::default()),
+            release: (0..connections).map(|_| Notify::new()).collect(),
+        })
+    }
+
+    /// Returns at `at` (up to [`PACER_WINDOW`] later), or at once when `at` has passed.
+    async fn sleep_until(&self, conn: usize, at: Instant) -> std::io::Result<()> {
+        if at <= Instant::now() {
+            return Ok(());
+        }
+        {
+            let mut state = self.state.lock().expect("pacer lock");
+            state.due.push(Reverse((at, conn)));
+            let fire = at + PACER_WINDOW;
+            if state.armed.is_none_or(|armed| fire < armed) {
+                self.arm(fire)?;
+                state.armed = Some(fire);
+            }
+        }
+        self.release[conn].notified().await;
+        Ok(())
+    }
+
+    fn arm(&self, fire: Instant) -> std::io::Result<()> {
+        // A zero value would disarm the timer: one nanosecond fires at once instead.
+        let left = fire
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_nanos(1));
+        let zero = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        let value = Timespec::try_from(left).map_err(std::io::Error::other)?;
+        timerfd_settime(
+            self.timer.get_ref(),
+            TimerfdTimerFlags::empty(),
+            &Itimerspec {
+                it_interval: zero,
+                it_value: value,
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Releases the connections whose sends are due each time the timer fires; runs until
+    /// aborted.
+    async fn run(&self) -> std::io::Result<()> {
+        loop {
+            let mut ready = self.timer.readable().await?;
+            let mut expirations = [0u8; 8];
+            match ready.try_io(|fd| Ok(rustix::io::read(fd.get_ref(), &mut expirations)?)) {
+                Ok(read) => {
+                    read?;
+                }
+                Err(_would_block) => continue,
+            }
+            let now = Instant::now();
+            let mut state = self.state.lock().expect("pacer lock");
+            while let Some(&Reverse((at, conn))) = state.due.peek() {
+                if at > now {
+                    break;
+                }
+                state.due.pop();
+                self.release[conn].notify_one();
+            }
+            state.armed = None;
+            if let Some(&Reverse((at, _))) = state.due.peek() {
+                let fire = at + PACER_WINDOW;
+                self.arm(fire)?;
+                state.armed = Some(fire);
+            }
+        }
+    }
+}
+
 async fn connection(shared: Arc<Shared>, conn_id: usize) -> Outcome {
     let mut hist = Histogram::new();
     let mut counts = Counts::default();
@@ -649,7 +772,12 @@ async fn connection(shared: Arc<Shared>, conn_id: usize) -> Outcome {
             if at >= shared.deadline {
                 break;
             }
-            tokio::time::sleep_until(at.into()).await;
+            if let Some(pacer) = &shared.pacer {
+                pacer
+                    .sleep_until(conn_id, at)
+                    .await
+                    .expect("the pacer's timer was armed when it started");
+            }
         }
         // A connection behind its schedule does not catch up past the end of the run.
         if Instant::now() >= shared.deadline {
@@ -775,6 +903,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let interval = args
         .rate
         .map(|r| Duration::from_secs_f64(args.connections as f64 / r));
+    let pacer = match interval {
+        Some(_) => Some(Arc::new(
+            Pacer::new(args.connections).context("creating the pacing timer")?,
+        )),
+        None => None,
+    };
     let shared = Arc::new(Shared {
         target,
         templates,
@@ -784,8 +918,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         deadline,
         timeout: args.timeout,
         interval,
+        pacer: pacer.clone(),
         start,
         connections: args.connections,
+    });
+    let pacing = pacer.map(|pacer| {
+        tokio::spawn(async move {
+            if let Err(e) = pacer.run().await {
+                eprintln!("loadgen: pacing timer failed: {e}");
+                std::process::exit(1);
+            }
+        })
     });
 
     let tasks: Vec<_> = (0..args.connections)
@@ -801,6 +944,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         counts.unavailable += o.counts.unavailable;
         counts.other += o.counts.other;
         counts.errors += o.counts.errors;
+    }
+    if let Some(pacing) = pacing {
+        pacing.abort();
     }
     let elapsed = start.elapsed().as_secs_f64();
     let sent = counts.ok + counts.forbidden + counts.unavailable + counts.other + counts.errors;
