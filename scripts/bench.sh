@@ -13,9 +13,14 @@
 #                 of its group commits took over 5 and 25 ms
 #   (d') half_memory the same rate and measures against a fresh memory sink (no fsync on the
 #                 path: the difference in the tail is the log's and its disk's)
+#   (d'') half_ceiling the same rate against the bare HTTP server of (a): what of the latency
+#                 is the generator's and the host's, with no sink behind the answers
 #   (c') wal_many the wal sink at BENCH_MANY_CONNECTIONS connections, against the ceiling there
 #   (c'') wal_wide the wal sink with wide installs (every placeholder of the install callback's
 #                 `standard` URL, ~175 values), against the ceiling with the same queries
+#   (c''') wal_wide_one the same with one wide install repeated (a unique nonce per request, the
+#                 rest of the URL the same, as one install's URL sent over and over), against the
+#                 ceiling with the same query: values that repeat compress, random ones do not
 #   (r) rollups   the wal sink four more times, alternately with and without the rollups'
 #                 materialized views (`<rollup>_activities_mv` dropped from a fresh database):
 #                 the rollups' upkeep is the difference in ClickHouse CPU per row and in rate
@@ -554,17 +559,23 @@ TICKS_START="$(cpu_ticks)"
 
 # --- (a) ceiling ----------------------------------------------------------------------
 
+# start_ceiling: starts the bare HTTP server; sets CEILING_PID and CEILING_ADDR.
+start_ceiling() {
+    local deadline
+    "$CEILING" --listen 127.0.0.1:0 >"$OUT/ceiling.out" 2>"$OUT/ceiling.log" </dev/null &
+    CEILING_PID=$!
+    PIDS+=("$CEILING_PID")
+    deadline=$((SECONDS + 20))
+    until grep -q '^listening ' "$OUT/ceiling.out" 2>/dev/null; do
+        kill -0 "$CEILING_PID" 2>/dev/null || die "the ceiling server exited (log: $OUT/ceiling.log)"
+        [ "$SECONDS" -lt "$deadline" ] || die "the ceiling server did not start within 20 s"
+        sleep 0.1
+    done
+    CEILING_ADDR="$(awk '/^listening / { print $2; exit }' "$OUT/ceiling.out")"
+}
+
 step "(a) bare HTTP ceiling"
-"$CEILING" --listen 127.0.0.1:0 >"$OUT/ceiling.out" 2>"$OUT/ceiling.log" </dev/null &
-CEILING_PID=$!
-PIDS+=("$CEILING_PID")
-deadline=$((SECONDS + 20))
-until grep -q '^listening ' "$OUT/ceiling.out" 2>/dev/null; do
-    kill -0 "$CEILING_PID" 2>/dev/null || die "the ceiling server exited (log: $OUT/ceiling.log)"
-    [ "$SECONDS" -lt "$deadline" ] || die "the ceiling server did not start within 20 s"
-    sleep 0.1
-done
-CEILING_ADDR="$(awk '/^listening / { print $2; exit }' "$OUT/ceiling.out")"
+start_ceiling
 report="$(loadgen ceiling "http://$CEILING_ADDR" --duration "$DURATION")"
 echo "    $report" >&2
 R[ceiling_rate]="$(json_num rate "$report")"
@@ -584,6 +595,11 @@ echo "    $report" >&2
 R[ceiling_wide_ok_rate]="$(json_num ok_rate "$report")"
 R[ceiling_wide_p99_ms]="$(json_num p99_ms "$report")"
 R[wide_query_bytes]="$(json_num avg_query_bytes "$report")"
+report="$(LOADGEN_ARGS='--wide --pool 1' loadgen ceiling_wide_one "http://$CEILING_ADDR" --duration "$DURATION")"
+echo "    $report" >&2
+R[ceiling_wide_one_ok_rate]="$(json_num ok_rate "$report")"
+R[ceiling_wide_one_p99_ms]="$(json_num p99_ms "$report")"
+R[wide_one_query_bytes]="$(json_num avg_query_bytes "$report")"
 stop_pid "$CEILING_PID" 10
 forget_pid "$CEILING_PID"
 
@@ -666,12 +682,26 @@ check half_memory_landed "$([ "$count" = "$want" ] && [ "$uniq" = "$want" ] && e
 stop_pid "$SINK_PID"
 forget_pid "$SINK_PID"
 
+step "(d'') bare HTTP server at the same rate: $HALF_RATE req/s"
+start_ceiling
+report="$(loadgen half_ceiling "http://$CEILING_ADDR" --duration "$DURATION" --rate "$HALF_RATE")"
+echo "    $report" >&2
+R[half_ceiling_p50_ms]="$(json_num p50_ms "$report")"
+R[half_ceiling_p99_ms]="$(json_num p99_ms "$report")"
+R[half_ceiling_p999_ms]="$(json_num p999_ms "$report")"
+R[half_ceiling_max_ms]="$(json_num max_ms "$report")"
+stop_pid "$CEILING_PID" 10
+forget_pid "$CEILING_PID"
+
 # --- (c') wal at many connections, (c'') wal with wide installs -----------------------
 
 DURABILITY=wal CONNECTIONS=$WIDE_CONNECTIONS run_sink_phase wal_many
 stop_pid "$SINK_PID"
 forget_pid "$SINK_PID"
 DURABILITY=wal LOADGEN_ARGS=--wide run_sink_phase wal_wide
+stop_pid "$SINK_PID"
+forget_pid "$SINK_PID"
+DURABILITY=wal LOADGEN_ARGS='--wide --pool 1' run_sink_phase wal_wide_one
 stop_pid "$SINK_PID"
 forget_pid "$SINK_PID"
 
@@ -729,6 +759,7 @@ R[ratio_memory_ceiling]="$(calc "${R[memory_ok_rate]} / ${R[ceiling_ok_rate]}")"
 R[ratio_wal_ceiling]="$(calc "${R[wal_ok_rate]} / ${R[ceiling_ok_rate]}")"
 R[ratio_wal_many_ceiling]="$(calc "${R[wal_many_ok_rate]} / ${R[ceiling_many_ok_rate]}")"
 R[ratio_wal_wide_ceiling]="$(calc "${R[wal_wide_ok_rate]} / ${R[ceiling_wide_ok_rate]}")"
+R[ratio_wal_wide_one_ceiling]="$(calc "${R[wal_wide_one_ok_rate]} / ${R[ceiling_wide_one_ok_rate]}")"
 R[ratio_wal_memory]="$(calc "${R[wal_ok_rate]} / ${R[memory_ok_rate]}")"
 # What the log costs the sink per callback: the wal run's CPU per callback less the memory run's.
 R[wal_minus_memory_sink_cpu_us]="$(calc "${R[wal_sink_cpu_us_per_row]} - ${R[memory_sink_cpu_us_per_row]}")"
@@ -777,6 +808,7 @@ standard cases, --durability wal      ceiling 200/s   wal 200/s  ratio  p99 ms  
   ~1 KB, $CONNECTIONS connections       $(printf '%14s %11s %6s %7s %11s %10s %9s %9s %7s' "${R[ceiling_ok_rate]}" "${R[wal_ok_rate]}" "${R[ratio_wal_ceiling]}" "${R[wal_p99_ms]}" "${R[wal_sink_cpu_us_per_row]}" "${R[wal_clickhouse_cpu_us_per_row]}" "${R[wal_fsyncs_per_s]}" "${R[wal_callbacks_per_fsync]}" "${R[wal_peak_rss_mb]}")
   ~1 KB, $WIDE_CONNECTIONS connections     $(printf '%14s %11s %6s %7s %11s %10s %9s %9s %7s' "${R[ceiling_many_ok_rate]}" "${R[wal_many_ok_rate]}" "${R[ratio_wal_many_ceiling]}" "${R[wal_many_p99_ms]}" "${R[wal_many_sink_cpu_us_per_row]}" "${R[wal_many_clickhouse_cpu_us_per_row]}" "${R[wal_many_fsyncs_per_s]}" "${R[wal_many_callbacks_per_fsync]}" "${R[wal_many_peak_rss_mb]}")
   wide (${R[wide_query_bytes]} B), $CONNECTIONS connections $(printf '%14s %11s %6s %7s %11s %10s %9s %9s %7s' "${R[ceiling_wide_ok_rate]}" "${R[wal_wide_ok_rate]}" "${R[ratio_wal_wide_ceiling]}" "${R[wal_wide_p99_ms]}" "${R[wal_wide_sink_cpu_us_per_row]}" "${R[wal_wide_clickhouse_cpu_us_per_row]}" "${R[wal_wide_fsyncs_per_s]}" "${R[wal_wide_callbacks_per_fsync]}" "${R[wal_wide_peak_rss_mb]}")
+  wide, one URL (${R[wide_one_query_bytes]} B)   $(printf '%14s %11s %6s %7s %11s %10s %9s %9s %7s' "${R[ceiling_wide_one_ok_rate]}" "${R[wal_wide_one_ok_rate]}" "${R[ratio_wal_wide_one_ceiling]}" "${R[wal_wide_one_p99_ms]}" "${R[wal_wide_one_sink_cpu_us_per_row]}" "${R[wal_wide_one_clickhouse_cpu_us_per_row]}" "${R[wal_wide_one_fsyncs_per_s]}" "${R[wal_wide_one_callbacks_per_fsync]}" "${R[wal_wide_one_peak_rss_mb]}")
 
 rollup upkeep ((r): wal sink, with / without the rollups' materialized views, alternately, 2 runs each)
   acknowledged/s: with ${R[rollups_on_1_ok_rate]} ${R[rollups_on_2_ok_rate]}, without ${R[rollups_off_1_ok_rate]} ${R[rollups_off_2_ok_rate]}; ratio of the means ${R[ratio_rollups_rate]}
@@ -788,6 +820,7 @@ latency at half the wal sink's acknowledged rate ((d): target ${R[half_target_ra
   group commits ${R[half_fsyncs]}: ${R[half_fsyncs_over_5ms]} took over 5 ms, ${R[half_fsyncs_over_25ms]} over 25 ms
   answered inside the sink (complete request to answer): ${R[half_inside_over_5ms]} of ${R[half_inside]} over 5 ms, ${R[half_inside_over_10ms]} over 10 ms
   memory sink at the same rate ((d'), achieved ${R[half_memory_rate]}): p50 ${R[half_memory_p50_ms]} ms, p99 ${R[half_memory_p99_ms]} ms, p99.9 ${R[half_memory_p999_ms]} ms, max ${R[half_memory_max_ms]} ms
+  bare HTTP server at the same rate ((d''), the generator's and the host's share): p50 ${R[half_ceiling_p50_ms]} ms, p99 ${R[half_ceiling_p99_ms]} ms, p99.9 ${R[half_ceiling_p999_ms]} ms, max ${R[half_ceiling_max_ms]} ms
 
 delivery                                  memory        wal
   acknowledged (200)                $(printf '%10s %10s' "${R[memory_acknowledged]}" "${R[wal_acknowledged]}")
@@ -815,6 +848,7 @@ checks
   memory, half rate: landed == acked        ${R[check_half_memory_landed]}
   wal, many connections: landed == acked    ${R[check_wal_many_landed]}
   wal, wide installs: landed == acked       ${R[check_wal_wide_landed]}
+  wal, one wide install: landed == acked    ${R[check_wal_wide_one_landed]}
   rollups on/off (4 runs): landed == acked  ${R[check_rollups_on_1_landed]} ${R[check_rollups_off_1_landed]} ${R[check_rollups_on_2_landed]} ${R[check_rollups_off_2_landed]}
   overload: sink alive                      ${R[check_overload_alive]}
   overload: next request answered 200       ${R[check_overload_recovers]}
