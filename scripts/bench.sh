@@ -635,8 +635,10 @@ le25ms0="$(bucket "$SINK_ADMIN" "$FSYNC" 0.025)"
 inside0="$(answered_within "$SINK_ADMIN" +Inf)"
 inside5ms0="$(answered_within "$SINK_ADMIN" 0.005)"
 inside10ms0="$(answered_within "$SINK_ADMIN" 0.01)"
+sink_cpu0="$(cpu_s "$SINK_PID")"
 report="$(loadgen half "http://$SINK_MAIN" --duration "$DURATION" --rate "$HALF_RATE")"
 echo "    $report" >&2
+R[half_sink_cpu_us_per_row]="$(calc "int(($(cpu_s "$SINK_PID") - $sink_cpu0) * 1000000 / $(json_num ok "$report") * 10) / 10")"
 # Group commits during (d), and how many took longer than 5 and 25 ms: a callback waits for its
 # group's commit, so slow ones (a disk shared with ClickHouse's parts) show in the tail.
 commits1="$(metric "$SINK_ADMIN" "${FSYNC}_count")"
@@ -666,8 +668,10 @@ forget_pid "$SINK_PID"
 
 step "(d') memory sink at the same rate: $HALF_RATE req/s"
 DURABILITY=memory start_sink half_memory "bench_${TS}_half_memory"
+sink_cpu0="$(cpu_s "$SINK_PID")"
 report="$(loadgen half_memory "http://$SINK_MAIN" --duration "$DURATION" --rate "$HALF_RATE")"
 echo "    $report" >&2
+R[half_memory_sink_cpu_us_per_row]="$(calc "int(($(cpu_s "$SINK_PID") - $sink_cpu0) * 1000000 / $(json_num ok "$report") * 10) / 10")"
 ok_half="$(json_num ok "$report")"
 R[half_memory_rate]="$(json_num rate "$report")"
 R[half_memory_p50_ms]="$(json_num p50_ms "$report")"
@@ -763,6 +767,10 @@ R[ratio_wal_wide_one_ceiling]="$(calc "${R[wal_wide_one_ok_rate]} / ${R[ceiling_
 R[ratio_wal_memory]="$(calc "${R[wal_ok_rate]} / ${R[memory_ok_rate]}")"
 # What the log costs the sink per callback: the wal run's CPU per callback less the memory run's.
 R[wal_minus_memory_sink_cpu_us]="$(calc "${R[wal_sink_cpu_us_per_row]} - ${R[memory_sink_cpu_us_per_row]}")"
+# The same at one rate (half the wal sink's, (d) and (d')): flat out the memory sink runs faster,
+# and a busier server takes more requests per wake-up, so the difference above is the log's cost
+# and the gain of the higher rate together.
+R[half_wal_minus_memory_sink_cpu_us]="$(calc "${R[half_sink_cpu_us_per_row]} - ${R[half_memory_sink_cpu_us_per_row]}")"
 # Rollup upkeep: the rate with the rollups over the rate without them, and the share of
 # ClickHouse's CPU per row that the rollups' materialized views take.
 R[ratio_rollups_rate]="$(calc "${R[rollups_on_ok_rate]} / ${R[rollups_off_ok_rate]}")"
@@ -819,6 +827,7 @@ latency at half the wal sink's acknowledged rate ((d): target ${R[half_target_ra
   p50 ${R[half_p50_ms]} ms, p99 ${R[half_p99_ms]} ms, p99.9 ${R[half_p999_ms]} ms, max ${R[half_max_ms]} ms
   group commits ${R[half_fsyncs]}: ${R[half_fsyncs_over_5ms]} took over 5 ms, ${R[half_fsyncs_over_25ms]} over 25 ms
   answered inside the sink (complete request to answer): ${R[half_inside_over_5ms]} of ${R[half_inside]} over 5 ms, ${R[half_inside_over_10ms]} over 10 ms
+  sink CPU per callback over the run: wal ${R[half_sink_cpu_us_per_row]} us, memory ((d')) ${R[half_memory_sink_cpu_us_per_row]} us (wal - memory ${R[half_wal_minus_memory_sink_cpu_us]} us)
   memory sink at the same rate ((d'), achieved ${R[half_memory_rate]}): p50 ${R[half_memory_p50_ms]} ms, p99 ${R[half_memory_p99_ms]} ms, p99.9 ${R[half_memory_p999_ms]} ms, max ${R[half_memory_max_ms]} ms
   bare HTTP server at the same rate ((d''), the generator's and the host's share): p50 ${R[half_ceiling_p50_ms]} ms, p99 ${R[half_ceiling_p99_ms]} ms, p99.9 ${R[half_ceiling_p999_ms]} ms, max ${R[half_ceiling_max_ms]} ms
 
