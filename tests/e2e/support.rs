@@ -22,6 +22,39 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
+/// Drops the `e2e_<test>_<pid>` databases whose process is gone, so that test runs do not pile
+/// databases (and their background work) up on a developer's server. Best effort: a server that
+/// does not answer is reported by the test's own first query.
+async fn drop_ended_runs(url: &str) {
+    let db = Db {
+        url: url.to_string(),
+        name: String::new(),
+        client: reqwest::Client::new(),
+    };
+    let Ok(names) = db
+        .try_query("SELECT name FROM system.databases WHERE startsWith(name, 'e2e_')")
+        .await
+    else {
+        return;
+    };
+    for name in names.lines() {
+        let ended = name
+            .rsplit('_')
+            .next()
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_some_and(|pid| {
+                pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+            });
+        if ended {
+            let _ = db
+                .try_query(&format!("DROP DATABASE IF EXISTS {name}"))
+                .await;
+        }
+    }
+}
+
 /// A database of its own on a ClickHouse server.
 #[derive(Clone)]
 pub struct Db {
@@ -32,8 +65,12 @@ pub struct Db {
 
 impl Db {
     /// A new, empty database named after the test (dropped first if a previous run left it).
+    /// A run keeps its databases for inspection; the first test of the next run drops those of
+    /// runs that have ended.
     pub async fn fresh(test: &str) -> Db {
-        Db::fresh_on(&clickhouse_url(), test).await
+        let url = clickhouse_url();
+        SWEPT.get_or_init(|| drop_ended_runs(&url)).await;
+        Db::fresh_on(&url, test).await
     }
 
     pub async fn fresh_on(url: &str, test: &str) -> Db {
