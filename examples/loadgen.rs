@@ -776,7 +776,7 @@ async fn connection(shared: Arc<Shared>, conn_id: usize) -> Outcome {
                 pacer
                     .sleep_until(conn_id, at)
                     .await
-                    .expect("the pacer's timer was armed when it started");
+                    .expect("setting the pacing timer");
             }
         }
         // A connection behind its schedule does not catch up past the end of the run.

@@ -638,7 +638,8 @@ inside10ms0="$(answered_within "$SINK_ADMIN" 0.01)"
 sink_cpu0="$(cpu_s "$SINK_PID")"
 report="$(loadgen half "http://$SINK_MAIN" --duration "$DURATION" --rate "$HALF_RATE")"
 echo "    $report" >&2
-R[half_sink_cpu_us_per_row]="$(calc "int(($(cpu_s "$SINK_PID") - $sink_cpu0) * 1000000 / $(json_num ok "$report") * 10) / 10")"
+ok_run="$(json_num ok "$report")"
+R[half_sink_cpu_us_per_row]="$(calc "$ok_run > 0 ? int(($(cpu_s "$SINK_PID") - $sink_cpu0) * 1000000 / $ok_run * 10) / 10 : 0")"
 # Group commits during (d), and how many took longer than 5 and 25 ms: a callback waits for its
 # group's commit, so slow ones (a disk shared with ClickHouse's parts) show in the tail.
 commits1="$(metric "$SINK_ADMIN" "${FSYNC}_count")"
@@ -671,7 +672,8 @@ DURABILITY=memory start_sink half_memory "bench_${TS}_half_memory"
 sink_cpu0="$(cpu_s "$SINK_PID")"
 report="$(loadgen half_memory "http://$SINK_MAIN" --duration "$DURATION" --rate "$HALF_RATE")"
 echo "    $report" >&2
-R[half_memory_sink_cpu_us_per_row]="$(calc "int(($(cpu_s "$SINK_PID") - $sink_cpu0) * 1000000 / $(json_num ok "$report") * 10) / 10")"
+ok_run="$(json_num ok "$report")"
+R[half_memory_sink_cpu_us_per_row]="$(calc "$ok_run > 0 ? int(($(cpu_s "$SINK_PID") - $sink_cpu0) * 1000000 / $ok_run * 10) / 10 : 0")"
 ok_half="$(json_num ok "$report")"
 R[half_memory_rate]="$(json_num rate "$report")"
 R[half_memory_p50_ms]="$(json_num p50_ms "$report")"
