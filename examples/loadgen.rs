@@ -16,7 +16,10 @@
 //! follows a fixed schedule (`rate / connections` requests per second, connections staggered),
 //! and latency is measured from the scheduled send time, so a server that falls behind shows it
 //! in the percentiles instead of slowing the generator down (no coordinated omission). One
-//! kernel timer releases the sends, each at most 250 µs after its time (Linux only).
+//! kernel timer releases the sends, each at most 250 µs after its time (Linux only). The report
+//! then also splits that latency in two: the service time (from the actual send to the answer)
+//! and how late the sends went out (a connection still waiting for an earlier answer at its
+//! scheduled time sends late: the backlog a slow stretch of the server left).
 //!
 //! The run ends at `--duration` or after `--requests` attempts, whichever comes first (10 s when
 //! neither is given); every attempt is bounded by `--timeout`.
@@ -612,8 +615,34 @@ struct Shared {
     connections: usize,
 }
 
+/// One histogram per way of timing a request, in microseconds.
+struct Latencies {
+    /// From the scheduled send (the actual send when flat out) to the answer.
+    latency: Histogram,
+    /// From the actual send to the answer.
+    service: Histogram,
+    /// From the scheduled send to the actual send (zero when flat out).
+    late: Histogram,
+}
+
+impl Latencies {
+    fn new() -> Self {
+        Latencies {
+            latency: Histogram::new(),
+            service: Histogram::new(),
+            late: Histogram::new(),
+        }
+    }
+
+    fn merge(&mut self, other: &Latencies) {
+        self.latency.merge(&other.latency);
+        self.service.merge(&other.service);
+        self.late.merge(&other.late);
+    }
+}
+
 struct Outcome {
-    hist: Histogram,
+    times: Latencies,
     counts: Counts,
 }
 
@@ -756,7 +785,7 @@ impl Pacer {
 }
 
 async fn connection(shared: Arc<Shared>, conn_id: usize) -> Outcome {
-    let mut hist = Histogram::new();
+    let mut times = Latencies::new();
     let mut counts = Counts::default();
     let mut sender: Option<Sender> = None;
     let mut rng = Rng(shared.run_id ^ (conn_id as u64).wrapping_mul(0x2545_f491_4f6c_dd1d));
@@ -799,7 +828,8 @@ async fn connection(shared: Arc<Shared>, conn_id: usize) -> Outcome {
         uri_buf.push_str(&t.tail);
         seq += 1;
 
-        let began = next.unwrap_or_else(Instant::now);
+        let sent = Instant::now();
+        let began = next.unwrap_or(sent);
         let attempt = async {
             if sender.is_none() {
                 sender = Some(connect(&shared).await?);
@@ -810,7 +840,11 @@ async fn connection(shared: Arc<Shared>, conn_id: usize) -> Outcome {
         };
         match tokio::time::timeout(shared.timeout, attempt).await {
             Ok(Ok(status)) => {
-                hist.record(began.elapsed().as_micros() as u64);
+                times.latency.record(began.elapsed().as_micros() as u64);
+                times.service.record(sent.elapsed().as_micros() as u64);
+                times
+                    .late
+                    .record(sent.saturating_duration_since(began).as_micros() as u64);
                 match status {
                     200 => counts.ok += 1,
                     403 => counts.forbidden += 1,
@@ -830,7 +864,7 @@ async fn connection(shared: Arc<Shared>, conn_id: usize) -> Outcome {
             *at += iv;
         }
     }
-    Outcome { hist, counts }
+    Outcome { times, counts }
 }
 
 async fn resolve(url: &str) -> anyhow::Result<Target> {
@@ -934,11 +968,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let tasks: Vec<_> = (0..args.connections)
         .map(|i| tokio::spawn(connection(shared.clone(), i)))
         .collect();
-    let mut hist = Histogram::new();
+    let mut times = Latencies::new();
     let mut counts = Counts::default();
     for t in tasks {
         let o = t.await?;
-        hist.merge(&o.hist);
+        times.merge(&o.times);
         counts.ok += o.counts.ok;
         counts.forbidden += o.counts.forbidden;
         counts.unavailable += o.counts.unavailable;
@@ -961,11 +995,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         0.0
     };
     let ms = |us: u64| us as f64 / 1000.0;
+    let hist = &times.latency;
     let (p50, p99, p999) = (
         ms(hist.quantile(0.50)),
         ms(hist.quantile(0.99)),
         ms(hist.quantile(0.999)),
     );
+    let service = &times.service;
+    let late = &times.late;
 
     if args.json {
         let report = serde_json::json!({
@@ -987,6 +1024,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "p999_ms": p999,
             "max_ms": ms(hist.max),
             "mean_ms": (hist.mean() / 1000.0 * 1000.0).round() / 1000.0,
+            "service_p50_ms": ms(service.quantile(0.50)),
+            "service_p99_ms": ms(service.quantile(0.99)),
+            "service_p999_ms": ms(service.quantile(0.999)),
+            "service_max_ms": ms(service.max),
+            "late_p99_ms": ms(late.quantile(0.99)),
+            "late_max_ms": ms(late.max),
             "avg_query_bytes": avg_query.round(),
         });
         println!("{report}");
@@ -1006,6 +1049,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
             ms(hist.max),
             hist.mean() / 1000.0
         );
+        if args.rate.is_some() {
+            println!(
+                "  service (ms)  p50 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  (from the actual send)",
+                ms(service.quantile(0.50)),
+                ms(service.quantile(0.99)),
+                ms(service.quantile(0.999)),
+                ms(service.max)
+            );
+            println!(
+                "  sent late     p99 {:.3}  max {:.3} ms after the schedule",
+                ms(late.quantile(0.99)),
+                ms(late.max)
+            );
+        }
         println!(
             "  status        200: {}  403: {}  503: {}  other: {}  errors: {}",
             counts.ok, counts.forbidden, counts.unavailable, counts.other, counts.errors

@@ -10,7 +10,8 @@
 #                 (ClickHouse's CPU per row is read once no merge runs in its database)
 #   (c) wal       the same with --durability wal
 #   (d) half      p50/p99/p99.9 at half of (c)'s rate, against the wal sink of (c), with how many
-#                 of its group commits took over 5 and 25 ms
+#                 of its group commits took over 5 and 25 ms, and the p99 split into service time
+#                 (actual send to answer) and how late the sends went out
 #   (d') half_memory the same rate and measures against a fresh memory sink (no fsync on the
 #                 path: the difference in the tail is the log's and its disk's)
 #   (d'') half_ceiling the same rate against the bare HTTP server of (a): what of the latency
@@ -658,6 +659,10 @@ R[half_p50_ms]="$(json_num p50_ms "$report")"
 R[half_p99_ms]="$(json_num p99_ms "$report")"
 R[half_p999_ms]="$(json_num p999_ms "$report")"
 R[half_max_ms]="$(json_num max_ms "$report")"
+R[half_service_p99_ms]="$(json_num service_p99_ms "$report")"
+R[half_service_max_ms]="$(json_num service_max_ms "$report")"
+R[half_late_p99_ms]="$(json_num late_p99_ms "$report")"
+R[half_late_max_ms]="$(json_num late_max_ms "$report")"
 R[half_status_503]="$(json_num status_503 "$report")"
 want=$((R[wal_acknowledged] + ok_half + SINK_EXTRA))
 drain "$SINK_ADMIN" "$want" >/dev/null
@@ -680,6 +685,8 @@ R[half_memory_p50_ms]="$(json_num p50_ms "$report")"
 R[half_memory_p99_ms]="$(json_num p99_ms "$report")"
 R[half_memory_p999_ms]="$(json_num p999_ms "$report")"
 R[half_memory_max_ms]="$(json_num max_ms "$report")"
+R[half_memory_service_p99_ms]="$(json_num service_p99_ms "$report")"
+R[half_memory_late_p99_ms]="$(json_num late_p99_ms "$report")"
 want=$((ok_half + SINK_EXTRA))
 drain "$SINK_ADMIN" "$want" >/dev/null
 read -r count uniq <<<"$(landed "bench_${TS}_half_memory")"
@@ -827,10 +834,11 @@ rollup upkeep ((r): wal sink, with / without the rollups' materialized views, al
 
 latency at half the wal sink's acknowledged rate ((d): target ${R[half_target_rate]} req/s, achieved ${R[half_rate]})
   p50 ${R[half_p50_ms]} ms, p99 ${R[half_p99_ms]} ms, p99.9 ${R[half_p999_ms]} ms, max ${R[half_max_ms]} ms
+  of which: service (actual send to answer) p99 ${R[half_service_p99_ms]} ms, max ${R[half_service_max_ms]} ms; sent late (a connection still waiting at its scheduled time) p99 ${R[half_late_p99_ms]} ms, max ${R[half_late_max_ms]} ms
   group commits ${R[half_fsyncs]}: ${R[half_fsyncs_over_5ms]} took over 5 ms, ${R[half_fsyncs_over_25ms]} over 25 ms
   answered inside the sink (complete request to answer): ${R[half_inside_over_5ms]} of ${R[half_inside]} over 5 ms, ${R[half_inside_over_10ms]} over 10 ms
   sink CPU per callback over the run: wal ${R[half_sink_cpu_us_per_row]} us, memory ((d')) ${R[half_memory_sink_cpu_us_per_row]} us (wal - memory ${R[half_wal_minus_memory_sink_cpu_us]} us)
-  memory sink at the same rate ((d'), achieved ${R[half_memory_rate]}): p50 ${R[half_memory_p50_ms]} ms, p99 ${R[half_memory_p99_ms]} ms, p99.9 ${R[half_memory_p999_ms]} ms, max ${R[half_memory_max_ms]} ms
+  memory sink at the same rate ((d'), achieved ${R[half_memory_rate]}): p50 ${R[half_memory_p50_ms]} ms, p99 ${R[half_memory_p99_ms]} ms, p99.9 ${R[half_memory_p999_ms]} ms, max ${R[half_memory_max_ms]} ms (service p99 ${R[half_memory_service_p99_ms]} ms, sent late p99 ${R[half_memory_late_p99_ms]} ms)
   bare HTTP server at the same rate ((d''), the generator's and the host's share): p50 ${R[half_ceiling_p50_ms]} ms, p99 ${R[half_ceiling_p99_ms]} ms, p99.9 ${R[half_ceiling_p999_ms]} ms, max ${R[half_ceiling_max_ms]} ms
 
 delivery                                  memory        wal
