@@ -207,6 +207,12 @@ cpu_s() {
         echo 0
 }
 
+# us_per_row PID CPU0 ROWS: PID's CPU since the reading CPU0 (cpu_s), in µs per row to one
+# decimal (0 when ROWS is 0 or PID is empty).
+us_per_row() {
+    calc "$3 > 0 && \"$1\" != \"\" ? int(($(cpu_s "$1") - $2) * 1000000 / $3 * 10) / 10 : 0"
+}
+
 # The local ClickHouse server's pid (for its CPU time).
 # ch_pid: the ClickHouse server's pid: from the pid file of deploy/local/clickhouse.sh, or else the
 # process listening on the HTTP port (a server started from another checkout).
@@ -382,9 +388,9 @@ run_sink_phase() {
     local written1 rows
     written1="$(metric "$SINK_ADMIN" adjust_sink_rows_written_total)"
     rows="$(calc "${written1%.*} - ${written0%.*}")"
-    R[${mode}_sink_cpu_us_per_row]="$(calc "$rows > 0 ? int(($(cpu_s "$SINK_PID") - $sink_cpu0) * 1000000 / $rows * 10) / 10 : 0")"
+    R[${mode}_sink_cpu_us_per_row]="$(us_per_row "$SINK_PID" "$sink_cpu0" "$rows")"
     R[${mode}_settle_s]="$(settle "$db")"
-    R[${mode}_clickhouse_cpu_us_per_row]="$(calc "$rows > 0 && \"$chpid\" != \"\" ? int(($(cpu_s "$chpid") - $ch_cpu0) * 1000000 / $rows * 10) / 10 : 0")"
+    R[${mode}_clickhouse_cpu_us_per_row]="$(us_per_row "$chpid" "$ch_cpu0" "$rows")"
     R[${mode}_rows_written]="$(metric "$SINK_ADMIN" adjust_sink_rows_written_total)"
     # Batches of the load only (the warm-up batch is left out).
     bsum1="$(metric "$SINK_ADMIN" adjust_sink_batch_rows_sum)"
@@ -458,7 +464,7 @@ if [ "${BENCH_CLUSTER:-0}" = 1 ]; then
     R[one_status_503]="$(json_num status_503 "$report")"
     want1=$((ok1 + 1))
     R[one_drain_s]="$(drain "$A_ADMIN" "$want1")"
-    R[one_sink_cpu_us_per_row]="$(calc "int(($(cpu_s "$A_PID") - $cpu0) * 1000000 / $want1 * 10) / 10")"
+    R[one_sink_cpu_us_per_row]="$(us_per_row "$A_PID" "$cpu0" "$want1")"
     read -r count uniq <<<"$(landed_when "$db" "$want1")"
     R[one_acknowledged]="$want1"
     R[one_landed]="$count"
@@ -639,8 +645,8 @@ inside10ms0="$(answered_within "$SINK_ADMIN" 0.01)"
 sink_cpu0="$(cpu_s "$SINK_PID")"
 report="$(loadgen half "http://$SINK_MAIN" --duration "$DURATION" --rate "$HALF_RATE")"
 echo "    $report" >&2
-ok_run="$(json_num ok "$report")"
-R[half_sink_cpu_us_per_row]="$(calc "$ok_run > 0 ? int(($(cpu_s "$SINK_PID") - $sink_cpu0) * 1000000 / $ok_run * 10) / 10 : 0")"
+ok_half="$(json_num ok "$report")"
+R[half_sink_cpu_us_per_row]="$(us_per_row "$SINK_PID" "$sink_cpu0" "$ok_half")"
 # Group commits during (d), and how many took longer than 5 and 25 ms: a callback waits for its
 # group's commit, so slow ones (a disk shared with ClickHouse's parts) show in the tail.
 commits1="$(metric "$SINK_ADMIN" "${FSYNC}_count")"
@@ -651,7 +657,6 @@ inside1="$(answered_within "$SINK_ADMIN" +Inf)"
 R[half_inside]="$(calc "$inside1 - $inside0")"
 R[half_inside_over_5ms]="$(calc "$inside1 - $inside0 - ($(answered_within "$SINK_ADMIN" 0.005) - $inside5ms0)")"
 R[half_inside_over_10ms]="$(calc "$inside1 - $inside0 - ($(answered_within "$SINK_ADMIN" 0.01) - $inside10ms0)")"
-ok_half="$(json_num ok "$report")"
 R[half_target_rate]="$HALF_RATE"
 R[half_rate]="$(json_num rate "$report")"
 R[half_acknowledged]="$ok_half"
@@ -677,9 +682,8 @@ DURABILITY=memory start_sink half_memory "bench_${TS}_half_memory"
 sink_cpu0="$(cpu_s "$SINK_PID")"
 report="$(loadgen half_memory "http://$SINK_MAIN" --duration "$DURATION" --rate "$HALF_RATE")"
 echo "    $report" >&2
-ok_run="$(json_num ok "$report")"
-R[half_memory_sink_cpu_us_per_row]="$(calc "$ok_run > 0 ? int(($(cpu_s "$SINK_PID") - $sink_cpu0) * 1000000 / $ok_run * 10) / 10 : 0")"
 ok_half="$(json_num ok "$report")"
+R[half_memory_sink_cpu_us_per_row]="$(us_per_row "$SINK_PID" "$sink_cpu0" "$ok_half")"
 R[half_memory_rate]="$(json_num rate "$report")"
 R[half_memory_p50_ms]="$(json_num p50_ms "$report")"
 R[half_memory_p99_ms]="$(json_num p99_ms "$report")"
