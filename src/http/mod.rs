@@ -225,16 +225,42 @@ async fn callback<P: Producer>(
     }
 }
 
-/// Any other path or method. The connection is closed unless the client is allowed (a
-/// misrouted callback from an allowed client may keep its connection).
+/// Any other path or method: `405` (with `Allow`) for a callback path asked with another method
+/// than `GET` or `POST` (a `HEAD` probe, say: nothing is stored), `404` for any other path. The
+/// connection is closed unless the client is allowed (a misrouted callback from an allowed client
+/// may keep its connection).
 async fn not_found<P: Producer>(req: HttpRequest, state: web::Data<AppState<P>>) -> HttpResponse {
-    let mut answer = HttpResponse::NotFound();
+    let (mut answer, text) = if is_callback_path(req.path()) {
+        let mut answer = HttpResponse::MethodNotAllowed();
+        answer.insert_header((header::ALLOW, "GET, POST"));
+        (
+            answer,
+            "method not allowed: callbacks are sent with GET or POST\n",
+        )
+    } else {
+        (
+            HttpResponse::NotFound(),
+            "not found: callbacks go to /adjust (global) or /adjust/{trigger} (single activity, [a-z0-9_]+)\n",
+        )
+    };
     if admitted(&req, &state).is_err() {
         answer.force_close();
     }
-    answer.content_type("text/plain; charset=utf-8").body(
-        "not found: callbacks go to /adjust (global) or /adjust/{trigger} (single activity, [a-z0-9_]+)\n",
-    )
+    answer.content_type("text/plain; charset=utf-8").body(text)
+}
+
+/// Whether `path` is one of the callback routes ([`routes`]): `/adjust` or `/adjust/{trigger}`.
+fn is_callback_path(path: &str) -> bool {
+    match path.strip_prefix("/adjust") {
+        Some("") => true,
+        Some(rest) => rest.strip_prefix('/').is_some_and(|trigger| {
+            !trigger.is_empty()
+                && trigger
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        }),
+        None => false,
+    }
 }
 
 /// Configures the callback routes (used by the server and by in-process tests).
@@ -430,4 +456,34 @@ pub fn admin_server<P: Producer>(
     .shutdown_timeout(1)
     .listen(listener)?
     .run())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_callback_path;
+
+    #[test]
+    fn callback_paths_are_the_routes_and_nothing_else() {
+        for path in [
+            "/adjust",
+            "/adjust/install",
+            "/adjust/ad_revenue",
+            "/adjust/s2s_2",
+        ] {
+            assert!(is_callback_path(path), "{path}");
+        }
+        for path in [
+            "/",
+            "/adjust/",
+            "/adjustx",
+            "/adjust/Install",
+            "/adjust/a-b",
+            "/adjust/install/",
+            "/adjust/install/x",
+            "/ADJUST",
+            "/metrics",
+        ] {
+            assert!(!is_callback_path(path), "{path}");
+        }
+    }
 }

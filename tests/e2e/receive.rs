@@ -106,6 +106,25 @@ async fn a_single_activity_event_lands_with_its_trigger() {
     assert_eq!(row["revenue_float"], "0.99");
     // A trigger outside [a-z0-9_]+ is a wrong URL, not content.
     assert_eq!(sink.get("/adjust/Bad-Trigger?x=1").await.status(), 404);
+    // Another method on a callback path (a HEAD probe, say) is told which two it takes, and
+    // stores nothing: once a later callback has landed, the table holds the two GETs only.
+    for method in [
+        reqwest::Method::HEAD,
+        reqwest::Method::PUT,
+        reqwest::Method::OPTIONS,
+    ] {
+        for path in [
+            "/adjust?activity_kind=install",
+            "/adjust/event?event=f0ob4r",
+        ] {
+            let resp = sink.request(method.clone(), path).await;
+            assert_eq!(resp.status(), 405, "{method} {path}");
+            assert_eq!(resp.headers()["allow"], "GET, POST", "{method} {path}");
+        }
+    }
+    let marker = "/adjust/event?event=f0ob4r&adid=bb&created_at=1700000001&nonce=marker";
+    assert_eq!(sink.get(marker).await.status(), 200);
+    assert_eq!(db.wait_rows(2, WAIT).await, 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -387,6 +387,19 @@ impl Sink {
         (status, resp.text().await.unwrap_or_default())
     }
 
+    /// A request with `method` and no body on the main listener.
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path_and_query: &str,
+    ) -> reqwest::Response {
+        self.client
+            .request(method, self.url(path_and_query))
+            .send()
+            .await
+            .expect("request")
+    }
+
     pub async fn get(&self, path_and_query: &str) -> reqwest::Response {
         self.client
             .get(self.url(path_and_query))
