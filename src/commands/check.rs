@@ -24,6 +24,9 @@ pub fn command(args: &CheckArgs) -> anyhow::Result<()> {
 /// Everything `check` reports.
 #[derive(Debug)]
 pub struct CheckReport {
+    /// Whether the data directory holds a write-ahead log at all (a `memory` sink's, or a
+    /// mistyped `--data-dir`, does not).
+    pub log_exists: bool,
     pub log: Inspection,
     /// Free space on the data directory's filesystem (`None` when it cannot be read).
     pub disk_free: Option<u64>,
@@ -61,7 +64,8 @@ impl CheckReport {
             }
     }
 
-    pub fn render(&self, data_dir: &Path) -> String {
+    /// The write-ahead log's lines of [`CheckReport::render`].
+    fn render_log(&self) -> String {
         let now = u64::from(crate::clock::unix_now());
         let age = |t: Option<u32>| {
             t.map_or("-".to_string(), |t| {
@@ -70,8 +74,7 @@ impl CheckReport {
         };
         let l = &self.log;
         let mut out = format!(
-            "data directory {}\n  write-ahead log: {} segment(s), {} record(s) pending ({} bytes), oldest {}, newest {}\n  resume at {}{}\n",
-            data_dir.display(),
+            "  write-ahead log: {} segment(s), {} record(s) pending ({} bytes), oldest {}, newest {}\n  resume at {}{}\n",
             l.segments,
             l.pending_records,
             l.pending_bytes,
@@ -107,6 +110,19 @@ impl CheckReport {
             out += &format!(
                 "  quarantine file: {} bytes (wal/quarantine)\n",
                 l.quarantined_bytes
+            );
+        }
+        out
+    }
+
+    pub fn render(&self, data_dir: &Path) -> String {
+        let mut out = format!("data directory {}\n", data_dir.display());
+        if self.log_exists {
+            out += &self.render_log();
+        } else {
+            out += &format!(
+                "  write-ahead log: none ({} does not exist: nothing to deliver from here)\n",
+                data_dir.join("wal").display()
             );
         }
         if self.rejects_file_lines > 0 {
@@ -181,12 +197,14 @@ impl CheckReport {
 
 /// Inspects a data directory and compares the table with the code.
 pub async fn check(data_dir: &Path, clickhouse: ClickHouseConfig) -> anyhow::Result<CheckReport> {
+    let log_exists = data_dir.join("wal").is_dir();
     let log = inspect(&data_dir.join("wal"))?;
     let rejects_file_lines =
         std::fs::read_to_string(data_dir.join("rejects.jsonl")).map_or(0, |s| s.lines().count());
     let table = clickhouse.target.table();
     let store = ClickHouseStore::new(clickhouse)?;
     let mut report = CheckReport {
+        log_exists,
         log,
         disk_free: crate::pipeline::wal::free_bytes(data_dir).ok(),
         rejects_file_lines,

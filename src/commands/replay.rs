@@ -95,7 +95,7 @@ pub async fn replay(
     limits: Limits,
     stop: impl std::future::Future<Output = Duration>,
 ) -> anyhow::Result<Summary> {
-    let before = inspect(&data_dir.wal_dir())?;
+    let before = inspect(&existing_log(data_dir)?)?;
     let metrics = Metrics::new();
     let store = ClickHouseStore::new(clickhouse)?;
     store.probe_at_start().await?;
@@ -134,6 +134,20 @@ pub async fn replay(
     })
 }
 
+/// The log's directory in `data_dir`, or an error when there is none: a mistyped `--data-dir`
+/// is said so, not answered with an empty log made there and "replayed 0 rows".
+fn existing_log(data_dir: &DataDir) -> anyhow::Result<std::path::PathBuf> {
+    let wal_dir = data_dir.wal_dir();
+    if !wal_dir.is_dir() {
+        anyhow::bail!(
+            "{} holds no write-ahead log ({} does not exist): nothing to replay; is --data-dir the sink's?",
+            data_dir.path.display(),
+            wal_dir.display()
+        );
+    }
+    Ok(wal_dir)
+}
+
 /// Delivers every record `data_dir`'s log wrote at or after `since` (unix seconds), delivered
 /// already or not, reading its segments without its lock and changing nothing in the directory
 /// but the rejects file.
@@ -144,10 +158,7 @@ pub async fn replay_since(
     limits: Limits,
     stop: impl std::future::Future<Output = Duration>,
 ) -> anyhow::Result<Summary> {
-    let wal_dir = data_dir.wal_dir();
-    if !wal_dir.is_dir() {
-        anyhow::bail!("{} holds no write-ahead log", wal_dir.display());
-    }
+    let wal_dir = existing_log(data_dir)?;
     let reader = SinceReader::open(&wal_dir, since)?;
     let kept = inspect(&wal_dir)?;
     if let Some(oldest) = kept.kept_since.or(kept.oldest)

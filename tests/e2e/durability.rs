@@ -568,3 +568,25 @@ async fn replay_since_restores_what_a_restored_clickhouse_lost_exactly_once() {
     assert!(success, "{out}\n{err}");
     assert!(out.contains("replayed 0 rows"), "{out}");
 }
+
+/// A mistyped `--data-dir`: `replay` (with `--since` or not) says there is no log there and
+/// creates nothing, and `check` says there is none instead of showing an empty one.
+#[test]
+fn replay_and_check_say_so_when_the_data_directory_holds_no_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("no-such-dir");
+    let dir = missing.to_str().unwrap();
+    // No ClickHouse is needed to find that out.
+    let common = ["--data-dir", dir, "--clickhouse-url", "http://127.0.0.1:1"];
+    for args in [&["replay"][..], &["replay", "--since", "1h"][..]] {
+        let (success, out, err) = sink_cmd(&[args, &common[..]].concat());
+        assert!(!success, "{args:?}: {out}\n{err}");
+        assert!(err.contains("holds no write-ahead log"), "{args:?}: {err}");
+        assert!(!missing.exists(), "{args:?} created {dir}");
+    }
+    let (success, out, err) = sink_cmd(&[&["check"][..], &common[..]].concat());
+    assert!(!success, "ClickHouse does not answer: {out}\n{err}");
+    assert!(out.contains("write-ahead log: none"), "{out}");
+    assert!(!out.contains("segment(s)"), "{out}");
+    assert!(!missing.exists(), "check created {dir}");
+}
