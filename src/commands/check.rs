@@ -197,8 +197,9 @@ impl CheckReport {
 
 /// Inspects a data directory and compares the table with the code.
 pub async fn check(data_dir: &Path, clickhouse: ClickHouseConfig) -> anyhow::Result<CheckReport> {
-    let log_exists = data_dir.join("wal").is_dir();
-    let log = inspect(&data_dir.join("wal"))?;
+    let wal_dir = data_dir.join("wal");
+    let log_exists = wal_dir.is_dir();
+    let log = inspect(&wal_dir)?;
     let rejects_file_lines =
         std::fs::read_to_string(data_dir.join("rejects.jsonl")).map_or(0, |s| s.lines().count());
     let table = clickhouse.target.table();

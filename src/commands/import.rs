@@ -329,10 +329,12 @@ impl FileRun<'_> {
             .flexible(true)
             .from_reader(input);
         let mut header: Option<Vec<String>> = None;
-        let mut record = csv::StringRecord::new();
+        // Bytes: a cell that is not UTF-8 is kept (read as a callback's value is), not the row
+        // refused.
+        let mut record = csv::ByteRecord::new();
         loop {
             let line = reader.position().line();
-            match reader.read_record(&mut record) {
+            match reader.read_byte_record(&mut record) {
                 Ok(false) => break,
                 Ok(true) => {}
                 Err(e) => {
@@ -355,7 +357,10 @@ impl FileRun<'_> {
             }
             let line = record.position().map_or(line, |p| p.line());
             let Some(names) = &header else {
-                let names: Vec<String> = record.iter().map(header_name).collect();
+                let names: Vec<String> = record
+                    .iter()
+                    .map(|name| header_name(&String::from_utf8_lossy(name)))
+                    .collect();
                 if self.require_kind && !names.iter().any(|n| n == "activity_kind") {
                     let shown: String = names.join(",").chars().take(200).collect();
                     return Err(Unreadable(format!(
@@ -379,7 +384,7 @@ impl FileRun<'_> {
                 });
                 continue;
             }
-            let pairs: Vec<(&str, &str)> = names
+            let pairs: Vec<(&str, &[u8])> = names
                 .iter()
                 .map(String::as_str)
                 .zip(record.iter())
@@ -574,6 +579,25 @@ mod tests {
             .await
             .unwrap();
         (summary, deliverer.into_store())
+    }
+
+    #[tokio::test]
+    async fn a_cell_that_is_not_utf8_is_imported_not_refused() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(
+            f.path(),
+            b"activity_kind,app_token,nonce,adid,created_at\ninstall,apptok,n1,ab\xffcd,1404214665\n",
+        )
+        .unwrap();
+        let (s, store) = run_import(twin(), &f, &row::Options::new(), 1_000).await;
+        assert_eq!((s.rows_read, s.new), (1, 1));
+        assert!(s.bad_lines.is_empty(), "{:?}", s.bad_lines);
+        let row = row::read_row(&store.stored()[0]).unwrap();
+        let adid = row.iter().find(|(c, _)| c.name == "adid").map(|(_, v)| v);
+        assert_eq!(
+            adid,
+            Some(&crate::row::rowbinary::Cell::Str("ab\u{fffd}cd".into()))
+        );
     }
 
     #[tokio::test]

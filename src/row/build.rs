@@ -2,6 +2,7 @@
 //! dedup key, encode. Pure (no I/O, no clock): the HTTP handler passes what it received and when,
 //! and so do the tests, the benchmarks and the fuzz tests, so all of them build rows the same way.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use crate::adjust::decode::{Body, Callback, DecodeOptions, Problem, decode, decode_pairs};
@@ -119,20 +120,41 @@ pub fn build(received: &Received<'_>, options: &Options) -> Built {
 /// Builds the row of one activity read from an export (`adjust-sink import`): `(placeholder,
 /// value)` pairs already decoded (a CSV cell is not URL-encoded), typed exactly as a callback's
 /// query pairs, with the same `callback_id` and the same privacy settings; `ingest_source` is
-/// `import`, `source_ip` empty. `raw_query` keeps the pairs as a query string (redacted like a
-/// callback's) when decoding hit a problem.
-pub fn build_pairs(pairs: &[(&str, &str)], received_at: u32, options: &Options) -> Built {
-    let mut cb = decode_pairs(pairs.iter().copied(), &options.decode);
+/// `import`, `source_ip` empty. A value that is not UTF-8 is read with U+FFFD in place of its
+/// invalid bytes, as a callback's is. `raw_query` keeps the pairs as a query string, the original
+/// bytes percent-encoded (redacted like a callback's), when decoding hit a problem or a value was
+/// not UTF-8.
+pub fn build_pairs<V: AsRef<[u8]>>(
+    pairs: &[(&str, V)],
+    received_at: u32,
+    options: &Options,
+) -> Built {
+    let values: Vec<Cow<'_, str>> = pairs
+        .iter()
+        .map(|(_, v)| String::from_utf8_lossy(v.as_ref()))
+        .collect();
+    let replaced = values.iter().any(|v| matches!(v, Cow::Owned(_)));
+    let mut cb = decode_pairs(
+        pairs
+            .iter()
+            .zip(&values)
+            .map(|((k, _), v)| (*k, v.as_ref())),
+        &options.decode,
+    );
     let privacy = &options.privacy;
     if privacy.is_active() {
         privacy.pseudonymize(&mut cb, &options.decode);
     }
-    let raw = cb.keeps_raw().then(|| {
-        let mut s = url::form_urlencoded::Serializer::new(String::new());
+    let raw = (cb.keeps_raw() || replaced).then(|| {
+        let mut query = String::new();
         for (k, v) in pairs {
-            s.append_pair(k, v);
+            if !query.is_empty() {
+                query.push('&');
+            }
+            query.extend(url::form_urlencoded::byte_serialize(k.as_bytes()));
+            query.push('=');
+            query.extend(url::form_urlencoded::byte_serialize(v.as_ref()));
         }
-        let query = s.finish();
         if privacy.is_active() {
             privacy.redact(Body::Form(query.as_bytes()), &options.decode)
         } else {
@@ -307,6 +329,45 @@ mod tests {
         }
         let bad = build_pairs(&[("adid", "a"), ("created_at", "x y")], 0, &o);
         assert_eq!(raw_query_of(&bad.row), "adid=a&created_at=x+y");
+    }
+
+    #[test]
+    fn an_exported_value_that_is_not_utf8_is_read_as_a_callback_s_and_kept_raw() {
+        let o = Options::new();
+        let cb = build(
+            &received(
+                b"activity_kind=install&adid=ab%FFcd&nonce=n1&created_at=1404214665",
+                b"",
+            ),
+            &o,
+        );
+        let pairs: [(&str, &[u8]); 4] = [
+            ("activity_kind", b"install"),
+            ("adid", b"ab\xffcd"),
+            ("nonce", b"n1"),
+            ("created_at", b"1404214665"),
+        ];
+        let im = build_pairs(&pairs, 1_700_000_000, &o);
+        assert_eq!(im.callback_id, cb.callback_id);
+        let (a, b) = (
+            crate::row::read_row(&cb.row).unwrap(),
+            crate::row::read_row(&im.row).unwrap(),
+        );
+        for ((col, x), (_, y)) in a.iter().zip(&b) {
+            match col.name.as_str() {
+                "source_ip" | "ingest_source" | "callback_trigger" => {}
+                "adid" => {
+                    assert_eq!(x, &Cell::Str("ab\u{fffd}cd".into()));
+                    assert_eq!(y, x);
+                }
+                _ => assert_eq!(x, y, "{}", col.name),
+            }
+        }
+        // The original bytes, as the callback's query had them.
+        assert_eq!(
+            raw_query_of(&im.row),
+            "activity_kind=install&adid=ab%FFcd&nonce=n1&created_at=1404214665"
+        );
     }
 
     #[test]
