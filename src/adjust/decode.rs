@@ -313,24 +313,37 @@ pub fn decode<'a>(
     match body {
         Body::None => {}
         Body::Form(bytes) => put_form(&mut cb, bytes, opts),
-        Body::Json(bytes) => {
-            match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(bytes) {
-                Ok(map) => {
-                    for (k, v) in map {
-                        let v = match v {
-                            serde_json::Value::String(s) => s,
-                            serde_json::Value::Null => String::new(),
-                            other => other.to_string(),
-                        };
-                        cb.put(Cow::Owned(k), Cow::Owned(v), opts);
-                    }
+        Body::Json(bytes) => match json_object(bytes) {
+            Some((map, lossy)) => {
+                if lossy {
+                    cb.problem(ProblemKind::BadUtf8, "");
                 }
-                Err(_) => cb.problem(ProblemKind::BadBody, ""),
+                for (k, v) in map {
+                    let v = match v {
+                        serde_json::Value::String(s) => s,
+                        serde_json::Value::Null => String::new(),
+                        other => other.to_string(),
+                    };
+                    cb.put(Cow::Owned(k), Cow::Owned(v), opts);
+                }
             }
-        }
+            None => cb.problem(ProblemKind::BadBody, ""),
+        },
     }
     cb.derive();
     cb
+}
+
+/// A JSON object body. One that is not UTF-8 is read with U+FFFD in place of its invalid bytes,
+/// as a query's values are (the second value is then `true`: the raw body is kept).
+fn json_object(bytes: &[u8]) -> Option<(serde_json::Map<String, serde_json::Value>, bool)> {
+    if let Ok(map) = serde_json::from_slice(bytes) {
+        return Some((map, false));
+    }
+    match String::from_utf8_lossy(bytes) {
+        Cow::Owned(text) => serde_json::from_str(&text).ok().map(|map| (map, true)),
+        Cow::Borrowed(_) => None,
+    }
 }
 
 /// Decodes an activity given as `(placeholder, value)` pairs whose values are already decoded

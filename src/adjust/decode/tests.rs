@@ -143,6 +143,22 @@ fn json_and_form_bodies_decode_like_queries() {
 }
 
 #[test]
+fn a_json_body_that_is_not_utf8_is_decoded_lossily_and_flagged() {
+    let opts = DecodeOptions::new();
+    let json = b"{\"activity_kind\":\"install\",\"city\":\"K\xf6ln\",\"session_count\":3}";
+    let cb = decode(b"", Body::Json(json), "", &opts);
+    assert_eq!(cb.activity_kind(), "install");
+    assert_eq!(cb.get("city"), "K\u{FFFD}ln");
+    assert_eq!(*cb.value(index_of("session_count").unwrap()), Value::Int(3));
+    assert_eq!(cb.problems[0].kind, ProblemKind::BadUtf8);
+    assert!(cb.keeps_raw());
+    // Not JSON whatever its bytes: nothing typed, the body kept.
+    let cb = decode(b"", Body::Json(b"{\"city\":\"K\xf6ln\""), "", &opts);
+    assert_eq!(cb.problems[0].kind, ProblemKind::BadBody);
+    assert_eq!(cb.get("city"), "");
+}
+
+#[test]
 fn structured_values_are_parsed_and_checked() {
     let cb = dec("publisher_parameters=%7B%22a%22%3A%221%22%7D&sk_payload=%7Bbroken");
     match cb.value(index_of("publisher_parameters").unwrap()) {
