@@ -334,15 +334,44 @@ pub fn decode<'a>(
     cb
 }
 
-/// A JSON object body. One that is not UTF-8 is read with U+FFFD in place of its invalid bytes,
-/// as a query's values are (the second value is then `true`: the raw body is kept).
-fn json_object(bytes: &[u8]) -> Option<(serde_json::Map<String, serde_json::Value>, bool)> {
-    if let Ok(map) = serde_json::from_slice(bytes) {
-        return Some((map, false));
+/// A JSON object body's members. One that is not UTF-8 is read with U+FFFD in place of its
+/// invalid bytes, as a query's values are (the second value is then `true`: the raw body is kept).
+fn json_object(bytes: &[u8]) -> Option<(Vec<(String, serde_json::Value)>, bool)> {
+    if let Ok(Members(members)) = serde_json::from_slice(bytes) {
+        return Some((members, false));
     }
     match String::from_utf8_lossy(bytes) {
-        Cow::Owned(text) => serde_json::from_str(&text).ok().map(|map| (map, true)),
+        Cow::Owned(text) => serde_json::from_str(&text)
+            .ok()
+            .map(|Members(members)| (members, true)),
         Cow::Borrowed(_) => None,
+    }
+}
+
+/// A JSON object's members in the order sent, a key sent twice included (a map keeps only the
+/// last one: the first would be lost instead of kept in `extra`, as a query's is).
+struct Members(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Members;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Members, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0).min(256));
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
     }
 }
 

@@ -143,6 +143,24 @@ fn json_and_form_bodies_decode_like_queries() {
 }
 
 #[test]
+fn a_key_sent_twice_in_a_json_body_is_kept_as_in_a_query() {
+    let opts = DecodeOptions::new();
+    let json = br#"{"activity_kind":"install","adid":"first","label":"a","adid":"second"}"#;
+    let from_json = decode(b"", Body::Json(json), "", &opts);
+    let from_query = dec("activity_kind=install&adid=first&label=a&adid=second");
+    for cb in [&from_json, &from_query] {
+        assert_eq!(cb.get("adid"), "first");
+        assert_eq!(cb.extra, vec![("adid".into(), "second".into())]);
+        assert_eq!(cb.problems[0].kind, ProblemKind::DuplicateKey);
+    }
+    // Arrays and scalars are not callbacks.
+    for body in [&b"[1,2]"[..], b"\"adid\"", b"3"] {
+        let cb = decode(b"", Body::Json(body), "", &opts);
+        assert_eq!(cb.problems[0].kind, ProblemKind::BadBody);
+    }
+}
+
+#[test]
 fn a_json_body_that_is_not_utf8_is_decoded_lossily_and_flagged() {
     let opts = DecodeOptions::new();
     let json = b"{\"activity_kind\":\"install\",\"city\":\"K\xf6ln\",\"session_count\":3}";
