@@ -21,7 +21,10 @@ pub fn command(args: &ReconcileArgs) -> anyhow::Result<()> {
         &args.app,
     ))?;
     match args.format {
-        ReportFormat::Table => print!("{}", render_table(&rows)),
+        ReportFormat::Table => print!(
+            "{}",
+            render_table(&rows, matches!(args.by, ReconcileBy::Hour))
+        ),
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
     }
     Ok(())
@@ -128,14 +131,17 @@ pub async fn reconcile_by(
         .collect())
 }
 
+/// `--since`: a day of the calendar as `YYYY-MM-DD` (it goes into the query as a literal).
 fn check_date(d: &str) -> anyhow::Result<()> {
     let b = d.as_bytes();
-    let ok = b.len() == 10
+    let shaped = b.len() == 10
         && b[4] == b'-'
         && b[7] == b'-'
         && b.iter()
             .enumerate()
             .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    let num = |r: std::ops::Range<usize>| d[r].parse::<u32>().unwrap_or(0);
+    let ok = shaped && crate::clock::is_civil_date(i64::from(num(0..4)), num(5..7), num(8..10));
     anyhow::ensure!(ok, "--since `{d}` is not a date (YYYY-MM-DD)");
     Ok(())
 }
@@ -150,9 +156,9 @@ pub fn completeness(from_callbacks: u64, only_export: u64) -> f64 {
     }
 }
 
-/// The reconciliation as an aligned table, with a total line.
-pub fn render_table(rows: &[Reconciled]) -> String {
-    let hourly = rows.iter().any(|r| r.app_token.is_some());
+/// The reconciliation as an aligned table (by hour and app when `hourly`: the header says which
+/// even when there are no rows), with a total line.
+pub fn render_table(rows: &[Reconciled], hourly: bool) -> String {
     let mut out = if hourly {
         format!(
             "{:<19}  {:<16}  {:<24}  {:>14}  {:>11}  {:>12}\n",
@@ -212,22 +218,37 @@ mod tests {
     fn completeness_in_percent() {
         assert_eq!(completeness(90, 10), 90.0);
         assert_eq!(completeness(0, 0), 100.0);
-        let t = render_table(&[Reconciled {
-            day: "2024-01-01".into(),
-            app_token: None,
-            activity_kind: "install".into(),
-            from_callbacks: 9,
-            only_export: 1,
-            completeness: 90.0,
-        }]);
+        let t = render_table(
+            &[Reconciled {
+                day: "2024-01-01".into(),
+                app_token: None,
+                activity_kind: "install".into(),
+                from_callbacks: 9,
+                only_export: 1,
+                completeness: 90.0,
+            }],
+            false,
+        );
         assert!(t.lines().nth(1).unwrap().ends_with("90.0%"), "{t}");
         assert!(t.lines().last().unwrap().starts_with("total"), "{t}");
+        // No rows: the header still says which report it is.
+        assert!(render_table(&[], true).starts_with("hour "));
+        assert!(render_table(&[], false).starts_with("day "));
     }
 
     #[test]
     fn since_must_be_a_date() {
         assert!(check_date("2024-01-31").is_ok());
-        assert!(check_date("2024-01-31' OR 1").is_err());
+        assert!(check_date("2024-02-29").is_ok());
+        for bad in [
+            "2024-01-31' OR 1",
+            "2024-13-01",
+            "2023-02-29",
+            "2024-04-31",
+            "2024-00-10",
+        ] {
+            assert!(check_date(bad).is_err(), "{bad}");
+        }
         assert!(reconcile_sql("adjust.callbacks", Some("2024-01-31")).contains("FINAL WHERE"));
         let hourly = reconcile_hourly_sql("adjust.callbacks", None, &["ab'c".into()]);
         assert!(hourly.contains("WHERE app_token IN ('ab\\'c')"), "{hourly}");

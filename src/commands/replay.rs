@@ -232,7 +232,8 @@ fn parse_rfc3339(s: &str) -> Option<u32> {
     }
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+    let (mo, d) = (u32::try_from(mo).ok()?, u32::try_from(d).ok()?);
+    if !crate::clock::is_civil_date(y, mo, d) || h > 23 || mi > 59 || sec > 60 {
         return None;
     }
     let mut i = 19;
@@ -250,14 +251,7 @@ fn parse_rfc3339(s: &str) -> Option<u32> {
         }
         _ => return None,
     };
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if mo <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = crate::clock::days_from_civil(y, mo, d);
     let t = days * 86_400 + h * 3600 + mi * 60 + sec - offset;
     u32::try_from(t).ok()
 }
@@ -338,6 +332,8 @@ mod tests {
         for bad in [
             "2026-12-06",
             "2026-13-06T04:00:00Z",
+            "2026-02-29T04:00:00Z",
+            "2026-04-31T04:00:00Z",
             "yesterday",
             "2026-12-06T04:00:00",
         ] {

@@ -26,7 +26,7 @@ use super::{Statement, Target, cold_text_in, cold_text_sql, views};
 
 /// The activity kind of an erasure request.
 pub use super::retention::{
-    days_from_civil, engines_sql, expired_partitions, partitions_sql, ttl_is_set, ttl_statements,
+    engines_sql, expired_partitions, partitions_sql, ttl_is_set, ttl_statements,
 };
 
 pub const FORGET_KIND: &str = "gdpr_forget_device";

@@ -4,6 +4,7 @@
 use super::erasure::{erased_names, erased_tables, system};
 use super::{Statement, Target};
 use crate::clickhouse::quote;
+use crate::clock::days_from_civil;
 
 /// The active partitions of the callbacks and rejects tables (on a cluster, of every shard):
 /// rows of (table, partition).
@@ -30,17 +31,6 @@ pub fn expired_partitions(partitions: &[u32], today: u32, days: u32) -> Vec<u32>
             days_from_civil(ny as i64, nm, 1) <= i64::from(first_kept)
         })
         .collect()
-}
-
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// The modern servers' retention: a TTL on the callbacks and rejects tables.
