@@ -298,11 +298,8 @@ mod der {
         };
         let n = |r: std::ops::Range<usize>| -> Option<i64> { rest.get(r)?.parse().ok() };
         let (m, d, h, mi, s) = (n(0..2)?, n(2..4)?, n(4..6)?, n(6..8)?, n(8..10)?);
-        let y = if m <= 2 { year - 1 } else { year };
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-        let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+        let (m, d) = (u32::try_from(m).ok()?, u32::try_from(d).ok()?);
+        let days = crate::clock::days_from_civil(year, m, d);
         Some(days * 86_400 + h * 3600 + mi * 60 + s)
     }
 }

@@ -249,16 +249,8 @@ pub fn split_by_partition(
 
 /// The month (`year * 12 + month - 1`) of a day number (days since 1970-01-01).
 pub(crate) fn month_of(days: u16) -> u32 {
-    // Civil from days (proleptic Gregorian), for the years a `Date` holds.
-    let z = i64::from(days) + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year * 12 + month - 1) as u32
+    let (year, month, _) = crate::clock::civil_from_days(i64::from(days));
+    (year * 12 + i64::from(month) - 1) as u32
 }
 
 #[cfg(test)]

@@ -24,11 +24,11 @@ use crate::clickhouse::types::quote_list;
 
 use super::{Statement, Target, cold_text_in, cold_text_sql, views};
 
-/// The activity kind of an erasure request.
 pub use super::retention::{
     engines_sql, expired_partitions, partitions_sql, ttl_is_set, ttl_statements,
 };
 
+/// The activity kind of an erasure request.
 pub const FORGET_KIND: &str = "gdpr_forget_device";
 
 /// The longest identifier an erasure request may carry: longer than any device identifier
