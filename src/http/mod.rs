@@ -225,53 +225,56 @@ async fn callback<P: Producer>(
     }
 }
 
-/// Any other path or method: `405` (with `Allow`) for a callback path asked with another method
-/// than `GET` or `POST` (a `HEAD` probe, say: nothing is stored), `404` for any other path. The
-/// connection is closed unless the client is allowed (a misrouted callback from an allowed client
-/// may keep its connection).
+/// Any other path. The connection is closed unless the client is allowed (a misrouted callback
+/// from an allowed client may keep its connection).
 async fn not_found<P: Producer>(req: HttpRequest, state: web::Data<AppState<P>>) -> HttpResponse {
-    let (mut answer, text) = if is_callback_path(req.path()) {
-        let mut answer = HttpResponse::MethodNotAllowed();
-        answer.insert_header((header::ALLOW, "GET, POST"));
-        (
-            answer,
-            "method not allowed: callbacks are sent with GET or POST\n",
-        )
-    } else {
-        (
-            HttpResponse::NotFound(),
-            "not found: callbacks go to /adjust (global) or /adjust/{trigger} (single activity, [a-z0-9_]+)\n",
-        )
-    };
-    if admitted(&req, &state).is_err() {
+    refusal(
+        HttpResponse::NotFound(),
+        &req,
+        &state,
+        "not found: callbacks go to /adjust (global) or /adjust/{trigger} (single activity, [a-z0-9_]+)\n",
+    )
+}
+
+/// A callback path asked with another method than `GET` or `POST` (a `HEAD` probe, say):
+/// `405` with `Allow`, nothing stored; the connection as after [`not_found`].
+async fn method_not_allowed<P: Producer>(
+    req: HttpRequest,
+    state: web::Data<AppState<P>>,
+) -> HttpResponse {
+    let mut answer = HttpResponse::MethodNotAllowed();
+    answer.insert_header((header::ALLOW, "GET, POST"));
+    refusal(
+        answer,
+        &req,
+        &state,
+        "method not allowed: callbacks are sent with GET or POST\n",
+    )
+}
+
+/// `answer` with `text`, closing the connection unless the client is allowed.
+fn refusal<P: Producer>(
+    mut answer: actix_web::HttpResponseBuilder,
+    req: &HttpRequest,
+    state: &web::Data<AppState<P>>,
+    text: &'static str,
+) -> HttpResponse {
+    if admitted(req, state).is_err() {
         answer.force_close();
     }
     answer.content_type("text/plain; charset=utf-8").body(text)
 }
 
-/// Whether `path` is one of the callback routes ([`routes`]): `/adjust` or `/adjust/{trigger}`.
-fn is_callback_path(path: &str) -> bool {
-    match path.strip_prefix("/adjust") {
-        Some("") => true,
-        Some(rest) => rest.strip_prefix('/').is_some_and(|trigger| {
-            !trigger.is_empty()
-                && trigger
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        }),
-        None => false,
-    }
-}
-
 /// Configures the callback routes (used by the server and by in-process tests).
 pub fn routes<P: Producer>(cfg: &mut web::ServiceConfig) {
-    cfg.route("/adjust", web::get().to(callback::<P>))
-        .route("/adjust", web::post().to(callback::<P>))
-        .route("/adjust/{trigger:[a-z0-9_]+}", web::get().to(callback::<P>))
-        .route(
-            "/adjust/{trigger:[a-z0-9_]+}",
-            web::post().to(callback::<P>),
+    for path in ["/adjust", "/adjust/{trigger:[a-z0-9_]+}"] {
+        cfg.service(
+            web::resource(path)
+                .route(web::get().to(callback::<P>))
+                .route(web::post().to(callback::<P>))
+                .default_service(web::to(method_not_allowed::<P>)),
         );
+    }
 }
 
 /// The callback server on an already bound listener.
@@ -456,34 +459,4 @@ pub fn admin_server<P: Producer>(
     .shutdown_timeout(1)
     .listen(listener)?
     .run())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_callback_path;
-
-    #[test]
-    fn callback_paths_are_the_routes_and_nothing_else() {
-        for path in [
-            "/adjust",
-            "/adjust/install",
-            "/adjust/ad_revenue",
-            "/adjust/s2s_2",
-        ] {
-            assert!(is_callback_path(path), "{path}");
-        }
-        for path in [
-            "/",
-            "/adjust/",
-            "/adjustx",
-            "/adjust/Install",
-            "/adjust/a-b",
-            "/adjust/install/",
-            "/adjust/install/x",
-            "/ADJUST",
-            "/metrics",
-        ] {
-            assert!(!is_callback_path(path), "{path}");
-        }
-    }
 }
