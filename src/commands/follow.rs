@@ -36,6 +36,7 @@ pub fn is_source(arg: &str) -> bool {
 }
 
 /// Where the exports are: a store and the prefix under it.
+#[derive(Clone)]
 pub struct Source {
     store: Arc<dyn ObjectStore>,
     prefix: Path,
@@ -54,6 +55,10 @@ impl Source {
     pub fn open(arg: &str) -> anyhow::Result<Source> {
         if !arg.contains("://") {
             let dir = std::fs::canonicalize(arg).with_context(|| format!("opening {arg}"))?;
+            anyhow::ensure!(
+                dir.is_dir(),
+                "{arg} is a file, not a directory of export files"
+            );
             let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)?;
             return Ok(Source {
                 store: Arc::new(store),
@@ -477,9 +482,12 @@ pub async fn pause(shutdown: &crate::shutdown::Shutdown, d: Duration) -> bool {
 }
 
 /// `serve --follow-exports`: what to follow, and how.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Following {
     pub url: String,
+    /// Opened when the settings are read: a URL or directory that cannot be followed stops the
+    /// sink at its start, not its follower in silence later.
+    pub source: Source,
     pub interval: Duration,
     pub claim_ttl: Duration,
 }
@@ -491,8 +499,11 @@ impl Following {
         let Some(url) = &a.follow_exports else {
             return Ok(None);
         };
+        let source = Source::open(url)
+            .map_err(|e| crate::settings::ConfigError(format!("--follow-exports: {e:#}")))?;
         Ok(Some(Following {
             url: url.clone(),
+            source,
             interval: crate::settings::parse_duration(&a.follow_interval)?,
             claim_ttl: crate::settings::parse_duration(&a.follow_claim_ttl)?,
         }))
@@ -510,13 +521,7 @@ pub async fn run<S: Store + Admin>(
     metrics: crate::metrics::Metrics,
     shutdown: crate::shutdown::Shutdown,
 ) {
-    let source = match Source::open(&f.url) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(url = %f.url, error = %format!("{e:#}"), "cannot follow the exports");
-            return;
-        }
-    };
+    let source = &f.source;
     let to = Destination {
         deliverer: &deliverer,
         table: manifest.table(),
@@ -531,7 +536,7 @@ pub async fn run<S: Store + Admin>(
         spool,
     };
     loop {
-        match round(&to, &manifest, &source, &options, &settings).await {
+        match round(&to, &manifest, source, &options, &settings).await {
             Ok(r) => tracing::info!(
                 url = %f.url,
                 listed = r.listed,
@@ -569,6 +574,10 @@ mod tests {
         let arg = dir.path().to_str().unwrap();
         assert!(is_source(arg));
         assert!(!is_source(&format!("{arg}/README.txt")));
+        // A file named as a source lists nothing: it is refused instead.
+        let file_url = format!("file://{arg}/a_2024-03-01T00_x_1.csv");
+        let e = Source::open(&file_url).err().unwrap().to_string();
+        assert!(e.contains("is a file, not a directory"), "{e}");
         let source = Source::open(arg).unwrap();
         let listed = source.list().await.unwrap();
         let base = format!("file://{}/", std::fs::canonicalize(arg).unwrap().display());

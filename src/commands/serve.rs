@@ -424,6 +424,28 @@ mod tests {
     }
 
     #[test]
+    fn exports_that_cannot_be_followed_stop_the_sink_at_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a_2024-03-01T00_x_1.csv");
+        std::fs::write(&file, b"activity_kind\n").unwrap();
+        let missing = dir.path().join("missing");
+        let (file, missing) = (file.to_str().unwrap(), missing.to_str().unwrap());
+        for (url, says) in [
+            ("ftp://exports/raw/", "ftp:// is not supported"),
+            ("s3:///raw/", "no bucket"),
+            (missing, "No such file"),
+            (file, "is a file, not a directory"),
+        ] {
+            let e = serve(&["--follow-exports", url]).err().unwrap().to_string();
+            assert!(e.starts_with("--follow-exports: "), "{url}: {e}");
+            assert!(e.contains(says), "{url}: {e}");
+        }
+        let c = serve(&["--follow-exports", dir.path().to_str().unwrap()]).unwrap();
+        assert!(c.exports.is_some());
+        assert!(serve(&[]).unwrap().exports.is_none());
+    }
+
+    #[test]
     fn passwords_never_show_in_debug_output() {
         let c = serve(&["--clickhouse-password", "hunter2"]).unwrap();
         assert_eq!(
