@@ -206,7 +206,8 @@ pub struct Round {
     pub failed: usize,
     /// Claimed by another follower (or done by one meanwhile).
     pub skipped: usize,
-    /// Rows of the files loaded in this round.
+    /// Rows of the files read in this round (those of a file that failed part-way included:
+    /// the rows before the point where it became unreadable landed).
     pub rows: Summary,
 }
 
@@ -261,15 +262,14 @@ pub async fn round<S: Store + Admin>(
             let loaded = load(to, manifest, source, options, settings, o, &claims[i..]).await?;
             match loaded {
                 None => out.skipped += 1,
-                Some(Ok(s)) => {
-                    out.loaded += 1;
-                    out.rows.rows_read += s.rows_read;
-                    out.rows.new += s.new;
-                    out.rows.already_present += s.already_present;
-                    out.rows.rejected += s.rejected;
-                    out.rows.bad_lines.extend(s.bad_lines);
+                Some((s, failed)) => {
+                    if failed.is_some() {
+                        out.failed += 1;
+                    } else {
+                        out.loaded += 1;
+                    }
+                    out.rows.absorb(s);
                 }
-                Some(Err(_)) => out.failed += 1,
             }
             left -= 1;
             to.metrics.export_files_pending.set(left);
@@ -344,7 +344,8 @@ async fn claim(
 
 /// Loads version `o` once the claims have settled, `claims` being its own and those after it
 /// waiting their turn: `None` when another follower holds it or it is done; the file's summary,
-/// or the reason it is bad. While it loads, its claim and the waiting ones are renewed. An error
+/// and the reason it is bad if it is (the rows before the point where a file became unreadable
+/// landed and are counted). While it loads, its claim and the waiting ones are renewed. An error
 /// is the table's: the claims lapse and a later round tries again.
 async fn load<S: Store + Admin>(
     to: &Destination<'_, S>,
@@ -354,7 +355,7 @@ async fn load<S: Store + Admin>(
     settings: &Settings,
     o: &Object,
     claims: &[Claim],
-) -> anyhow::Result<Option<Result<Summary, String>>> {
+) -> anyhow::Result<Option<(Summary, Option<String>)>> {
     let admin = to.deliverer.store();
     let Some((claim, waiting)) = claims.split_first() else {
         return Ok(None);
@@ -398,10 +399,14 @@ async fn load<S: Store + Admin>(
             }
         }
     };
-    let outcome = match result {
-        Ok(s) => Ok(s),
+    let (s, failed) = match result {
+        Ok(s) => {
+            let cut =
+                (s.cut_short.first()).map(|c| format!("{}: line {}: {}", c.file, c.line, c.reason));
+            (s, cut)
+        }
         Err(e) => match e.downcast_ref::<Unreadable>() {
-            Some(bad) => Err(bad.0.clone()),
+            Some(bad) => (Summary::default(), Some(bad.0.clone())),
             // The table's trouble, or the object could not be fetched: not the file's fault.
             None => return Err(e),
         },
@@ -413,11 +418,8 @@ async fn load<S: Store + Admin>(
         tracing::info!(key = %o.key, "export file recorded by another follower meanwhile");
         return Ok(None);
     }
-    let empty = Summary::default();
-    let (state, s, reason) = match &outcome {
-        Ok(s) => ("loaded", s, String::new()),
-        Err(reason) => ("failed", &empty, reason.clone()),
-    };
+    let state = if failed.is_some() { "failed" } else { "loaded" };
+    let reason = failed.clone().unwrap_or_default();
     admin
         .execute(&imports::outcome_sql(
             manifest,
@@ -437,23 +439,23 @@ async fn load<S: Store + Admin>(
         .await
         .context("recording a loaded file")?;
     let m = to.metrics;
-    match &outcome {
-        Ok(s) => {
+    m.export_rows.inc_by(ExportRowOutcome::New, s.new);
+    m.export_rows
+        .inc_by(ExportRowOutcome::Present, s.already_present);
+    m.export_rows
+        .inc_by(ExportRowOutcome::Bad, s.bad_lines.len() as u64);
+    m.export_rows.inc_by(ExportRowOutcome::Refused, s.rejected);
+    match &failed {
+        None => {
             m.export_files.inc(ExportFileState::Loaded);
-            m.export_rows.inc_by(ExportRowOutcome::New, s.new);
-            m.export_rows
-                .inc_by(ExportRowOutcome::Present, s.already_present);
-            m.export_rows
-                .inc_by(ExportRowOutcome::Bad, s.bad_lines.len() as u64);
-            m.export_rows.inc_by(ExportRowOutcome::Refused, s.rejected);
             tracing::info!(key = %o.key, rows = s.rows_read, new = s.new, present = s.already_present, bad = s.bad_lines.len(), "export file loaded");
         }
-        Err(reason) => {
+        Some(reason) => {
             m.export_files.inc(ExportFileState::Failed);
-            tracing::warn!(key = %o.key, reason = %reason, "export file failed");
+            tracing::warn!(key = %o.key, reason = %reason, rows = s.rows_read, new = s.new, present = s.already_present, "export file failed");
         }
     }
-    Ok(Some(outcome))
+    Ok(Some((s, failed)))
 }
 
 /// Whether the manifest records version `o` as loaded or failed.

@@ -72,6 +72,8 @@ pub fn command(args: &ImportArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    // Files not imported whole: the named files cut short, the followed ones marked `failed`.
+    let mut unreadable = 0;
     let summary = runtime.block_on(async {
         let started = Instant::now();
         let run = async {
@@ -80,6 +82,7 @@ pub fn command(args: &ImportArgs) -> anyhow::Result<()> {
             } else {
                 import(&to, &files, &options, args.batch_rows, print_progress).await?
             };
+            unreadable += summary.cut_short.len();
             loop {
                 for source in &sources {
                     let r = super::follow::round(&to, &manifest, source, &options, &follow).await;
@@ -89,11 +92,8 @@ pub fn command(args: &ImportArgs) -> anyhow::Result<()> {
                                 "adjust-sink: import: {} export files listed, {} not loaded yet: {} loaded, {} failed, {} taken by another follower; {} rows read, {} new, {} already present",
                                 r.listed, r.pending, r.loaded, r.failed, r.skipped, r.rows.rows_read, r.rows.new, r.rows.already_present
                             );
-                            summary.rows_read += r.rows.rows_read;
-                            summary.new += r.rows.new;
-                            summary.already_present += r.rows.already_present;
-                            summary.rejected += r.rows.rejected;
-                            summary.bad_lines.extend(r.rows.bad_lines);
+                            unreadable += r.failed;
+                            summary.absorb(r.rows);
                         }
                         Err(e) if args.follow.follow => {
                             eprintln!("adjust-sink: import: following: {e:#} (trying again)");
@@ -126,7 +126,16 @@ pub fn command(args: &ImportArgs) -> anyhow::Result<()> {
             let _ = server.await;
         });
     }
-    print!("{}", summary?.render());
+    let summary = summary?;
+    print!("{}", summary.render());
+    // A file that could not be read (to its end) fails a one-off import once everything else
+    // is in; a follower records it in the manifest and goes on.
+    anyhow::ensure!(
+        args.follow.follow || unreadable == 0,
+        "{unreadable} export file(s) could not be imported whole (listed above, or `failed` with \
+         the reason in the manifest); the rows before the point where one became unreadable were \
+         imported: replace the file and import it again for the rest"
+    );
     Ok(())
 }
 
@@ -170,10 +179,23 @@ pub struct Summary {
     /// Activities ClickHouse refused (kept in the rejects table, or the rejects file).
     pub rejected: u64,
     pub bad_lines: Vec<BadLine>,
+    /// Files that could not be read to their end (a truncated or corrupt gzip): where reading
+    /// stopped and why. The rows before that point were imported.
+    pub cut_short: Vec<BadLine>,
     pub elapsed: Duration,
 }
 
 impl Summary {
+    /// Adds the rows of `other` (another file's, or another round's) to these.
+    pub fn absorb(&mut self, other: Summary) {
+        self.rows_read += other.rows_read;
+        self.new += other.new;
+        self.already_present += other.already_present;
+        self.rejected += other.rejected;
+        self.bad_lines.extend(other.bad_lines);
+        self.cut_short.extend(other.cut_short);
+    }
+
     /// The summary as printed at the end (bad lines listed with their file and line number).
     pub fn render(&self) -> String {
         let mut out = format!(
@@ -193,6 +215,12 @@ impl Summary {
             out.push_str(&format!(
                 "  … and {} more bad lines\n",
                 self.bad_lines.len() - SHOWN
+            ));
+        }
+        for c in &self.cut_short {
+            out.push_str(&format!(
+                "  {}:{}: cannot be read from here on ({}); the rows before it were imported\n",
+                c.file, c.line, c.reason
             ));
         }
         out
@@ -284,6 +312,10 @@ pub async fn import<S: Store + Admin>(
         seen: FxHashSet::default(),
     };
     let received_at = crate::clock::unix_now();
+    // A misspelt name stops the import before its first row, not after the files before it.
+    for path in files.iter().filter(|p| *p != "-") {
+        File::open(path).with_context(|| format!("opening {path}"))?;
+    }
     for path in files {
         let file = FileRun {
             name: path,
@@ -339,8 +371,15 @@ impl FileRun<'_> {
                 Ok(true) => {}
                 Err(e) => {
                     let line = e.position().map_or(line, |p| p.line());
-                    if matches!(e.kind(), csv::ErrorKind::Io(_)) {
-                        return Err(Unreadable(format!("{path}: line {line}: {e}")).into());
+                    if let csv::ErrorKind::Io(io) = e.kind() {
+                        // A truncated or corrupt gzip: the rows read so far are whole (the csv
+                        // reader yields no partial record) and go on to land with the rest.
+                        summary.cut_short.push(BadLine {
+                            file: path.to_string(),
+                            line,
+                            reason: io.to_string(),
+                        });
+                        return Ok(());
                     }
                     if self.require_kind && header.is_none() {
                         return Err(Unreadable(format!("{path}: no readable header: {e}")).into());

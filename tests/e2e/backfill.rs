@@ -466,3 +466,79 @@ async fn import_isolates_a_refused_row_and_lands_rows_of_150_months() {
     assert_eq!(rejected.lines().count(), 1, "{rejected}");
     assert!(rejected.contains("poison"), "{rejected}");
 }
+
+/// A truncated gzip among the files: its whole rows before the cut land, the files after it are
+/// imported, the summary names where it stopped, and the import exits non-zero at the end.
+#[tokio::test]
+async fn a_truncated_export_lands_its_whole_rows_and_the_next_files() {
+    let db = Db::fresh("backfill_truncated").await;
+    let t = db.table();
+    let dir = tempfile::tempdir().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&csv_bytes(0..3_000, false, false)).unwrap();
+    let whole = gz.finish().unwrap();
+    let cut = &whole[..whole.len() * 3 / 5];
+    // The rows whole in what can be decoded of the cut file (the header is the first line).
+    let mut decoded = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(cut), &mut decoded);
+    let whole_rows = decoded.iter().filter(|b| **b == b'\n').count() as u64 - 1;
+    assert!(whole_rows > 1_000 && whole_rows < 3_000, "{whole_rows}");
+    let truncated = dir.path().join("truncated.csv.gz");
+    std::fs::write(&truncated, cut).unwrap();
+    let next = dir.path().join("next.csv");
+    std::fs::write(&next, csv_bytes(5_000..5_010, false, false)).unwrap();
+
+    let out = crate::support::import_command(&db, &dir.path().join("data"))
+        .args(["--batch-rows", "1000"])
+        .arg(&truncated)
+        .arg(&next)
+        .output()
+        .unwrap();
+    let (summary, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!out.status.success(), "{summary}{stderr}");
+    let read = whole_rows + 10;
+    assert!(
+        summary.starts_with(&format!("read {read} rows in "))
+            && summary.contains(&format!(": 0 already present, {read} new, ")),
+        "{summary}"
+    );
+    let at = format!(
+        "{}:{}: cannot be read from here on (",
+        truncated.display(),
+        whole_rows + 2
+    );
+    assert!(summary.contains(&at), "{summary}");
+    assert!(
+        stderr.contains("1 export file(s) could not be imported whole"),
+        "{stderr}"
+    );
+    assert_eq!(db.number(&format!("SELECT count() FROM {t}")).await, read);
+    assert_eq!(
+        db.number(&format!("SELECT uniqExact(nonce) FROM {t}"))
+            .await,
+        read
+    );
+    assert_eq!(
+        db.number(&format!("SELECT count() FROM {t} WHERE nonce >= 'n5000'"))
+            .await,
+        10
+    );
+
+    // A misspelt file stops the import before anything is read.
+    let out = crate::support::import_command(&db, &dir.path().join("data"))
+        .arg(&next)
+        .arg(dir.path().join("missing.csv"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("missing.csv"), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

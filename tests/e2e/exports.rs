@@ -156,6 +156,14 @@ async fn followers_load_every_export_file_once_through_a_kill() {
     }
     let whole = export_file(APPS[0], 0);
     let truncated = whole[..whole.len() / 2].to_vec();
+    // The rows whole in what can be decoded of it (the header is the first line).
+    let mut decoded = Vec::new();
+    let _ = std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&truncated[..]),
+        &mut decoded,
+    );
+    let whole_rows = decoded.iter().filter(|b| **b == b'\n').count() as u64 - 1;
+    assert!(whole_rows > 100, "{whole_rows}");
     put(
         &http,
         format!(
@@ -245,6 +253,14 @@ async fn followers_load_every_export_file_once_through_a_kill() {
         "{reasons:?}"
     );
     assert!(reasons[1].contains("no activity_kind"), "{reasons:?}");
+    // The truncated file's whole rows were read and accounted for (they are activities the
+    // table already had, or has now); the foreign file had none.
+    let counts = db
+        .query(&format!(
+            "SELECT rows_read, rows_new + rows_present FROM {imports} WHERE state = 'failed' ORDER BY object_key"
+        ))
+        .await;
+    assert_eq!(counts, format!("{whole_rows}\t{whole_rows}\n0\t0\n"));
 
     // Every activity exactly once: no row twice even before merges.
     let all = u64::from(PER_FILE) * APPS.len() as u64 * u64::from(HOURS);
