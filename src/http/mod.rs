@@ -420,6 +420,29 @@ async fn readyz<P: Producer>(state: web::Data<AppState<P>>) -> HttpResponse {
     }
 }
 
+/// An admin path: answered to `GET` and to `HEAD` (a probe that asks for the status and headers
+/// only; the body is left out), `405` with `Allow` to any other method.
+fn probe<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    use actix_web::guard;
+    web::resource(path)
+        .route(
+            web::route()
+                .guard(guard::Any(guard::Get()).or(guard::Head()))
+                .to(handler),
+        )
+        .default_service(web::to(|| async {
+            HttpResponse::MethodNotAllowed()
+                .insert_header((header::ALLOW, "GET, HEAD"))
+                .content_type("text/plain; charset=utf-8")
+                .body("method not allowed: GET or HEAD\n")
+        }))
+}
+
 /// The admin server of a command without callbacks (`import --follow`): `/metrics` and
 /// `/healthz` on an already bound listener. Call it inside a Tokio runtime.
 pub fn metrics_server(
@@ -429,11 +452,10 @@ pub fn metrics_server(
     Ok(HttpServer::new(move || {
         let metrics = metrics.clone();
         App::new()
-            .route(
-                "/metrics",
-                web::get().to(move || std::future::ready(exposition(&metrics))),
-            )
-            .route("/healthz", web::get().to(healthz))
+            .service(probe("/metrics", move || {
+                std::future::ready(exposition(&metrics))
+            }))
+            .service(probe("/healthz", healthz))
     })
     .workers(1)
     .disable_signals()
@@ -450,9 +472,9 @@ pub fn admin_server<P: Producer>(
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .route("/metrics", web::get().to(metrics::<P>))
-            .route("/healthz", web::get().to(healthz))
-            .route("/readyz", web::get().to(readyz::<P>))
+            .service(probe("/metrics", metrics::<P>))
+            .service(probe("/healthz", healthz))
+            .service(probe("/readyz", readyz::<P>))
     })
     .workers(1)
     .disable_signals()

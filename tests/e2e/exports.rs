@@ -420,6 +420,12 @@ async fn a_standalone_follower_serves_its_metrics() {
     assert_eq!(value("adjust_sink_export_files_pending"), Some(0.0));
     assert!(value("adjust_sink_export_last_round_timestamp_seconds").unwrap() > 0.0);
     assert_eq!(scrape("/healthz").await, Some((200, "ok\n".to_string())));
+    let head = client
+        .head(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
     assert_eq!(db.wait_rows(3, Duration::from_secs(30)).await, 3);
 
     let status = Command::new("kill")

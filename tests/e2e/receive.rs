@@ -489,4 +489,14 @@ async fn metrics_expose_the_documented_families() {
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);
+    // A probe that asks with HEAD gets the same status without the body; another method 405.
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let url = format!("http://{}{path}", sink.admin);
+        let head = sink.client().head(&url).send().await.unwrap();
+        assert_eq!(head.status(), 200, "HEAD {path}");
+        assert_eq!(head.bytes().await.unwrap().len(), 0, "HEAD {path}");
+        let post = sink.client().post(&url).send().await.unwrap();
+        assert_eq!(post.status(), 405, "POST {path}");
+        assert_eq!(post.headers()["allow"], "GET, HEAD", "POST {path}");
+    }
 }
