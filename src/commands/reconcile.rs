@@ -1,7 +1,7 @@
 //! `adjust-sink reconcile`: per day and activity kind, how many activities reached the sink as
 //! callbacks and how many only an export had (`import`); with `--by hour`, per hour of
-//! `created_at`, app and activity kind (`--app` keeps some apps): how complete the callbacks of
-//! each hourly export were.
+//! `created_at`, app and activity kind: how complete the callbacks of each hourly export were.
+//! `--app` keeps some apps in either report.
 
 use anyhow::Context;
 
@@ -47,24 +47,10 @@ pub struct Reconciled {
     pub completeness: f64,
 }
 
-/// The `reconcile` query: per day and activity kind, distinct activities by how they arrived
-/// (`FINAL`: each activity once).
-pub fn reconcile_sql(table: &str, since: Option<&str>) -> String {
-    let filter = since.map_or(String::new(), |d| {
-        format!(" WHERE event_date >= toDate('{}')", d.replace('\'', ""))
-    });
-    format!(
-        "SELECT toString(event_date), activity_kind, \
-         uniqExactIf(callback_id, ingest_source != '{INGEST_IMPORT}'), \
-         uniqExactIf(callback_id, ingest_source = '{INGEST_IMPORT}') \
-         FROM {table} FINAL{filter} GROUP BY event_date, activity_kind \
-         ORDER BY event_date, activity_kind"
-    )
-}
-
-/// The `reconcile --by hour` query: per hour of `created_at`, app and activity kind (`apps`, when
-/// given, keeps only those).
-pub fn reconcile_hourly_sql(table: &str, since: Option<&str>, apps: &[String]) -> String {
+/// The `reconcile` query: per day (`event_date`), or per hour of `created_at` and app, and
+/// activity kind, the distinct activities by how they arrived (`FINAL`: each activity once).
+/// `since` keeps the days from it on, `apps` (when not empty) only those apps.
+pub fn reconcile_sql(table: &str, by: ReconcileBy, since: Option<&str>, apps: &[String]) -> String {
     let mut filters = Vec::new();
     if let Some(d) = since {
         filters.push(format!("event_date >= toDate('{}')", d.replace('\'', "")));
@@ -80,24 +66,23 @@ pub fn reconcile_hourly_sql(table: &str, since: Option<&str>, apps: &[String]) -
     } else {
         format!(" WHERE {}", filters.join(" AND "))
     };
+    let (key, app, group) = match by {
+        ReconcileBy::Day => ("toString(event_date) AS day", "", "day, activity_kind"),
+        ReconcileBy::Hour => (
+            "ifNull(toString(toStartOfHour(created_at)), 'unknown') AS hour",
+            ", toString(app_token) AS app",
+            "hour, app, activity_kind",
+        ),
+    };
     format!(
-        "SELECT ifNull(toString(toStartOfHour(created_at)), 'unknown') AS hour, activity_kind, \
+        "SELECT {key}, activity_kind, \
          uniqExactIf(callback_id, ingest_source != '{INGEST_IMPORT}'), \
-         uniqExactIf(callback_id, ingest_source = '{INGEST_IMPORT}'), toString(app_token) AS app \
-         FROM {table} FINAL{filter} GROUP BY hour, app, activity_kind \
-         ORDER BY hour, app, activity_kind"
+         uniqExactIf(callback_id, ingest_source = '{INGEST_IMPORT}'){app} \
+         FROM {table} FINAL{filter} GROUP BY {group} ORDER BY {group}"
     )
 }
 
-/// Runs the reconciliation by day.
-pub async fn reconcile(
-    store: &ClickHouseStore,
-    since: Option<&str>,
-) -> anyhow::Result<Vec<Reconciled>> {
-    reconcile_by(store, since, ReconcileBy::Day, &[]).await
-}
-
-/// Runs the reconciliation by day, or by hour and app.
+/// Runs the reconciliation by day, or by hour and app, of `apps` (every app when empty).
 pub async fn reconcile_by(
     store: &ClickHouseStore,
     since: Option<&str>,
@@ -108,10 +93,7 @@ pub async fn reconcile_by(
         check_date(d)?;
     }
     let table = store.config().target.table();
-    let sql = match by {
-        ReconcileBy::Day => reconcile_sql(&table, since),
-        ReconcileBy::Hour => reconcile_hourly_sql(&table, since, apps),
-    };
+    let sql = reconcile_sql(&table, by, since, apps);
     let rows = store.select(&sql).await.context("reconciling")?;
     Ok(rows
         .into_iter()
@@ -249,12 +231,25 @@ mod tests {
         ] {
             assert!(check_date(bad).is_err(), "{bad}");
         }
-        assert!(reconcile_sql("adjust.callbacks", Some("2024-01-31")).contains("FINAL WHERE"));
-        let hourly = reconcile_hourly_sql("adjust.callbacks", None, &["ab'c".into()]);
+        let t = "adjust.callbacks";
+        let daily = reconcile_sql(t, ReconcileBy::Day, Some("2024-01-31"), &[]);
+        assert!(
+            daily.contains(
+                "FINAL WHERE event_date >= toDate('2024-01-31') GROUP BY day, activity_kind"
+            ),
+            "{daily}"
+        );
+        let hourly = reconcile_sql(t, ReconcileBy::Hour, None, &["ab'c".into()]);
         assert!(hourly.contains("WHERE app_token IN ('ab\\'c')"), "{hourly}");
         assert!(
             hourly.contains("GROUP BY hour, app, activity_kind"),
             "{hourly}"
+        );
+        // --app keeps its apps in the daily report too.
+        let daily = reconcile_sql(t, ReconcileBy::Day, Some("2024-01-31"), &["a".into()]);
+        assert!(
+            daily.contains("WHERE event_date >= toDate('2024-01-31') AND app_token IN ('a')"),
+            "{daily}"
         );
     }
 }

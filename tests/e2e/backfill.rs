@@ -251,6 +251,17 @@ async fn import_backfills_what_callbacks_missed_and_reconcile_measures_it() {
     let table = String::from_utf8(run(&args, None).stdout).unwrap();
     let total: Vec<&str> = table.lines().last().unwrap().split_whitespace().collect();
     assert_eq!(total, ["total", "90", "10", "90.0%"], "{table}");
+    // --app keeps only its apps, by day as by hour.
+    for (app, want) in [
+        (APP, ["total", "90", "10", "90.0%"]),
+        ("otherapp0000", ["total", "0", "0", "100.0%"]),
+    ] {
+        let mut by_app = args.clone();
+        by_app.extend(["--app", app]);
+        let table = String::from_utf8(run(&by_app, None).stdout).unwrap();
+        let total: Vec<&str> = table.lines().last().unwrap().split_whitespace().collect();
+        assert_eq!(total, want, "{table}");
+    }
     args.extend(["--format", "json", "--since", "2024-03-02"]);
     let json: serde_json::Value = serde_json::from_slice(&run(&args, None).stdout).unwrap();
     let rows = json.as_array().unwrap();
