@@ -306,9 +306,23 @@ impl ClickHouseStore {
             }
             Err(e) if e.is_tls() => Err(e),
             Err(e) => {
+                let code = match &e {
+                    ProbeError::Other { error, .. } => error.code,
+                    ProbeError::Tls { .. } => None,
+                };
+                // Waiting may fix either (a server restarting, users.xml being rolled out), so
+                // the sink starts; the log says which it is.
+                let what = match code {
+                    Some(c) if crate::sink::classify::is_credentials(c) => {
+                        "ClickHouse refuses the sink's credentials (check --clickhouse-user and \
+                         the password)"
+                    }
+                    Some(_) => "ClickHouse answers with an error",
+                    None => "ClickHouse is not reachable now",
+                };
                 tracing::warn!(
                     error = %e,
-                    "ClickHouse is not reachable now; callbacks are kept and delivered once it is"
+                    "{what}; callbacks are kept and delivered once it takes them"
                 );
                 Ok(None)
             }

@@ -17,6 +17,11 @@ pub enum ErrorClass {
     Unknown,
 }
 
+/// Whether ClickHouse refused who the sink is (unknown user, wrong or missing password).
+pub fn is_credentials(code: u32) -> bool {
+    matches!(code, 192..=194 | 516)
+}
+
 impl ErrorClass {
     pub fn is_retriable(self) -> bool {
         !matches!(self, ErrorClass::Data | ErrorClass::Shape)

@@ -394,6 +394,33 @@ async fn a_sink_user_without_ddl_rights_delivers_after_a_migrate_by_another_user
     let (out, _) = run_within(cmd, Duration::from_secs(30));
     assert!(!out.status.success());
     assert!(text_of(&out).contains("Code: 193"), "{}", text_of(&out));
+    // serve starts with it (the log keeps the callbacks) and says what to check.
+    let refused = tempfile::tempdir().unwrap();
+    let wrong_file = wrong.to_str().unwrap();
+    let args = serve_args(
+        &db,
+        &url,
+        refused.path(),
+        &[
+            "--clickhouse-ca",
+            ca,
+            "--clickhouse-user",
+            "sink",
+            "--clickhouse-password-file",
+            wrong_file,
+            "--no-migrate",
+        ],
+    );
+    let sink = Sink::spawn(args, refused.path().to_path_buf()).await;
+    let (ok, statuses) = blast(&sink, 5, 5, "refused").await;
+    assert_eq!(ok.len(), 5, "{statuses:?}");
+    assert!(
+        sink.logs()
+            .contains("ClickHouse refuses the sink's credentials (check --clickhouse-user"),
+        "{}",
+        sink.logs()
+    );
+    drop(sink);
 
     // serve with --no-migrate, credentials from the password file.
     let args = serve_args(
