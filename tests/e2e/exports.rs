@@ -156,13 +156,7 @@ async fn followers_load_every_export_file_once_through_a_kill() {
     }
     let whole = export_file(APPS[0], 0);
     let truncated = whole[..whole.len() / 2].to_vec();
-    // The rows whole in what can be decoded of it (the header is the first line).
-    let mut decoded = Vec::new();
-    let _ = std::io::Read::read_to_end(
-        &mut flate2::read::GzDecoder::new(&truncated[..]),
-        &mut decoded,
-    );
-    let whole_rows = decoded.iter().filter(|b| **b == b'\n').count() as u64 - 1;
+    let whole_rows = crate::support::whole_rows_of_cut_gzip(&truncated);
     assert!(whole_rows > 100, "{whole_rows}");
     put(
         &http,

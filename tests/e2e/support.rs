@@ -836,3 +836,12 @@ pub fn migrate(db: &Db) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The data rows whole in what can be decoded of a gzip'd CSV cut short (the header is its first
+/// line): what an import of it lands.
+pub fn whole_rows_of_cut_gzip(cut: &[u8]) -> u64 {
+    let mut decoded = Vec::new();
+    // The error at the cut is the point: what came before it is what counts.
+    let _ = std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(cut), &mut decoded);
+    decoded.iter().filter(|b| **b == b'\n').count() as u64 - 1
+}
