@@ -232,6 +232,13 @@ impl ConnectionArgs {
                 self.clickhouse_url
             ));
         }
+        if self.insert_quorum >= 2 && target.cluster.is_none() {
+            return err(format!(
+                "--insert-quorum {} needs --cluster: a single server is one replica, and the \
+                 quorum would not be asked for",
+                self.insert_quorum
+            ));
+        }
         Ok(ClickHouseConfig {
             url: split.url,
             user,

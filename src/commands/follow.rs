@@ -167,20 +167,40 @@ pub struct Settings {
 /// within a second.
 pub const SETTLE: Duration = Duration::from_secs(2);
 
-/// The settings of `import URL` from its flags (a fresh identity).
+/// `--follow-interval` and `--follow-claim-ttl` (of `import` and of `serve`), checked: rounds
+/// some time apart, and a claim that lives until it has been read back and renewed.
+pub fn timing(
+    interval: &str,
+    claim_ttl: &str,
+) -> Result<(Duration, Duration), crate::settings::ConfigError> {
+    let interval = crate::settings::positive_duration("--follow-interval", interval)?;
+    let ttl = crate::settings::parse_duration(claim_ttl)?;
+    if ttl < 2 * SETTLE {
+        return crate::settings::err(format!(
+            "--follow-claim-ttl must be at least {}s: a claim is read back {}s after it is taken, \
+             before it is first renewed",
+            (2 * SETTLE).as_secs(),
+            SETTLE.as_secs()
+        ));
+    }
+    Ok((interval, ttl))
+}
+
+/// The settings of `import URL` from its flags (a fresh identity), and the time between rounds.
 pub fn settings(
     args: &crate::cli::FollowArgs,
     batch_rows: usize,
     spool: PathBuf,
-) -> anyhow::Result<Settings> {
-    crate::settings::parse_duration(&args.follow_interval)?;
-    Ok(Settings {
+) -> anyhow::Result<(Settings, Duration)> {
+    let (interval, claim_ttl) = timing(&args.follow_interval, &args.follow_claim_ttl)?;
+    let settings = Settings {
         holder: default_holder(),
-        claim_ttl: crate::settings::parse_duration(&args.follow_claim_ttl)?,
+        claim_ttl,
         batch_rows,
         settle: SETTLE,
         spool,
-    })
+    };
+    Ok((settings, interval))
 }
 
 /// A follower's identity by default: host, process and a random part.
@@ -503,11 +523,12 @@ impl Following {
         };
         let source = Source::open(url)
             .map_err(|e| crate::settings::ConfigError(format!("--follow-exports: {e:#}")))?;
+        let (interval, claim_ttl) = timing(&a.follow_interval, &a.follow_claim_ttl)?;
         Ok(Some(Following {
             url: url.clone(),
             source,
-            interval: crate::settings::parse_duration(&a.follow_interval)?,
-            claim_ttl: crate::settings::parse_duration(&a.follow_claim_ttl)?,
+            interval,
+            claim_ttl,
         }))
     }
 }

@@ -53,7 +53,8 @@ pub fn command(args: &ImportArgs) -> anyhow::Result<()> {
         .into_iter()
         .map(|a| super::follow::Source::open(a))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let follow = super::follow::settings(&args.follow, args.batch_rows, data_dir.path.clone())?;
+    let (follow, interval) =
+        super::follow::settings(&args.follow, args.batch_rows, data_dir.path.clone())?;
     let admin = args
         .admin_listen
         .map(|addr| {
@@ -101,7 +102,7 @@ pub fn command(args: &ImportArgs) -> anyhow::Result<()> {
                         Err(e) => return Err(e),
                     }
                 }
-                if !args.follow.follow || !super::follow::pause(&shutdown, follow_interval(args)?).await {
+                if !args.follow.follow || !super::follow::pause(&shutdown, interval).await {
                     break;
                 }
             }
@@ -137,12 +138,6 @@ pub fn command(args: &ImportArgs) -> anyhow::Result<()> {
          imported: replace the file and import it again for the rest"
     );
     Ok(())
-}
-
-fn follow_interval(args: &ImportArgs) -> anyhow::Result<Duration> {
-    Ok(crate::settings::parse_duration(
-        &args.follow.follow_interval,
-    )?)
 }
 
 /// The progress line on stderr after every batch.

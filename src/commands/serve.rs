@@ -440,9 +440,37 @@ mod tests {
             assert!(e.starts_with("--follow-exports: "), "{url}: {e}");
             assert!(e.contains(says), "{url}: {e}");
         }
-        let c = serve(&["--follow-exports", dir.path().to_str().unwrap()]).unwrap();
+        let d = dir.path().to_str().unwrap();
+        let c = serve(&["--follow-exports", d]).unwrap();
         assert!(c.exports.is_some());
         assert!(serve(&[]).unwrap().exports.is_none());
+        // Rounds some time apart; a claim that outlives the wait before it is read back.
+        let e = serve(&["--follow-exports", d, "--follow-interval", "0s"]).err();
+        assert!(
+            e.unwrap()
+                .to_string()
+                .contains("--follow-interval must be above zero")
+        );
+        for ttl in ["0s", "3s"] {
+            let e = serve(&["--follow-exports", d, "--follow-claim-ttl", ttl]).err();
+            assert!(e.unwrap().to_string().contains("at least 4s"), "{ttl}");
+        }
+        let c = serve(&["--follow-exports", d, "--follow-claim-ttl", "4s"]).unwrap();
+        assert_eq!(c.exports.unwrap().claim_ttl, Duration::from_secs(4));
+    }
+
+    #[test]
+    fn settings_that_would_do_nothing_are_refused() {
+        let e = serve(&["--insert-quorum", "2"]).err().unwrap().to_string();
+        assert!(e.contains("--insert-quorum 2 needs --cluster"), "{e}");
+        let c = serve(&["--insert-quorum", "2", "--cluster", "main"]).unwrap();
+        assert_eq!(c.clickhouse.insert_quorum, 2);
+        assert!(serve(&["--insert-quorum", "1"]).is_ok());
+        let e = serve(&["--queue-max-bytes", "0"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("--queue-max-bytes must be above zero"), "{e}");
     }
 
     #[test]

@@ -173,13 +173,14 @@ pub struct Queue {
 
 impl QueueArgs {
     pub fn settings(&self) -> Result<Queue, ConfigError> {
-        if self.queue_max_rows == 0 {
-            return err("--queue-max-rows must be above zero");
+        let max_bytes = parse_bytes(&self.queue_max_bytes)?;
+        if self.queue_max_rows == 0 || max_bytes == 0 {
+            return err("--queue-max-rows and --queue-max-bytes must be above zero");
         }
         Ok(Queue {
             durability: self.durability,
             max_rows: self.queue_max_rows,
-            max_bytes: parse_bytes(&self.queue_max_bytes)?,
+            max_bytes,
         })
     }
 }
