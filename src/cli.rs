@@ -56,8 +56,8 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Target table")]
 pub struct MigrateArgs {
-    /// Do not create or upgrade the tables on first contact with ClickHouse (run `migrate`
-    /// yourself).
+    /// Do not create or upgrade the tables at start, or as soon as ClickHouse answers (run
+    /// `migrate` yourself).
     #[arg(long, env = "ADJUST_SINK_NO_MIGRATE")]
     pub no_migrate: bool,
 }

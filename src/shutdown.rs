@@ -52,6 +52,19 @@ impl Shutdown {
         while self.sleep(Duration::from_secs(3600)).await {}
     }
 
+    /// Waits `d` (between two rounds of some work); `false` as soon as stopping begins.
+    pub async fn pause(&self, d: Duration) -> bool {
+        let until = Instant::now() + d;
+        while !self.is_stopping() {
+            let now = Instant::now();
+            if now >= until {
+                return true;
+            }
+            tokio::time::sleep((until - now).min(Duration::from_millis(200))).await;
+        }
+        false
+    }
+
     /// Sleeps for `d`, or until the stop deadline, whichever comes first. Returns `false` when
     /// the deadline cut the sleep short.
     pub async fn sleep(&self, d: Duration) -> bool {

@@ -145,6 +145,9 @@ pub struct ClickHouseStore {
     rejects_sql: String,
     /// The probed server profile, once known (and migrated, when enabled).
     ready: Mutex<Option<Profile>>,
+    /// Held while the profile is probed (and the tables migrated): one caller does it, the
+    /// others wait for its outcome (delivery prepares at start while a first batch may insert).
+    preparing: Mutex<()>,
 }
 
 /// A client error as a [`StoreError`]; network errors with their causes, TLS failures explained
@@ -211,6 +214,7 @@ impl ClickHouseStore {
             insert_sql,
             rejects_sql,
             ready: Mutex::new(None),
+            preparing: Mutex::new(()),
         })
     }
 
@@ -351,6 +355,10 @@ impl ClickHouseStore {
 
     /// The server profile, probing (and migrating, when enabled) on first use.
     async fn ensure_ready(&self) -> Result<Profile, StoreError> {
+        if let Some(p) = *self.ready.lock().await {
+            return Ok(p);
+        }
+        let _one_at_a_time = self.preparing.lock().await;
         let mut ready = self.ready.lock().await;
         if let Some(p) = *ready {
             return Ok(p);
@@ -475,6 +483,10 @@ impl ClickHouseStore {
 }
 
 impl Store for ClickHouseStore {
+    async fn prepare(&self) -> Result<(), StoreError> {
+        self.ensure_ready().await.map(|_| ())
+    }
+
     async fn insert(&self, rows: &dyn Rows, token: &str) -> Result<(), StoreError> {
         let profile = self.ensure_ready().await.map_err(not_the_datas_fault)?;
         let result = self

@@ -490,19 +490,6 @@ async fn is_done<A: Admin>(admin: &A, manifest: &Target, o: &Object) -> anyhow::
         .is_some_and(|n| n != "0"))
 }
 
-/// Waits `d` between rounds; `false` as soon as the sink starts stopping.
-pub async fn pause(shutdown: &crate::shutdown::Shutdown, d: Duration) -> bool {
-    let until = tokio::time::Instant::now() + d;
-    while !shutdown.is_stopping() {
-        let now = tokio::time::Instant::now();
-        if now >= until {
-            return true;
-        }
-        tokio::time::sleep((until - now).min(Duration::from_millis(200))).await;
-    }
-    false
-}
-
 /// `serve --follow-exports`: what to follow, and how.
 #[derive(Clone)]
 pub struct Following {
@@ -572,7 +559,7 @@ pub async fn run<S: Store + Admin>(
                 tracing::warn!(url = %f.url, error = %format!("{e:#}"), "export round failed")
             }
         }
-        if !pause(&shutdown, f.interval).await {
+        if !shutdown.pause(f.interval).await {
             break;
         }
     }

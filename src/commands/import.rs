@@ -102,7 +102,7 @@ pub fn command(args: &ImportArgs) -> anyhow::Result<()> {
                         Err(e) => return Err(e),
                     }
                 }
-                if !args.follow.follow || !super::follow::pause(&shutdown, interval).await {
+                if !args.follow.follow || !shutdown.pause(interval).await {
                     break;
                 }
             }

@@ -109,7 +109,13 @@ pub async fn replay(
     let shutdown = Shutdown::new();
     let deliverer = data_dir.deliverer(store, metrics.clone());
     let started = Instant::now();
-    let run = batcher::run(reader, limits, deliverer, shutdown.clone(), metrics.clone());
+    let run = batcher::run(
+        reader,
+        limits,
+        &deliverer,
+        shutdown.clone(),
+        metrics.clone(),
+    );
     let progress = progress(&metrics, before.pending_records, started);
     tokio::pin!(run, stop);
     let finished = tokio::select! {
@@ -177,7 +183,13 @@ pub async fn replay_since(
     let deliverer = data_dir.deliverer(store, metrics.clone());
     let started = Instant::now();
     let total = kept.kept_records + kept.pending_records;
-    let run = batcher::run(reader, limits, deliverer, shutdown.clone(), metrics.clone());
+    let run = batcher::run(
+        reader,
+        limits,
+        &deliverer,
+        shutdown.clone(),
+        metrics.clone(),
+    );
     let progress = progress(&metrics, total, started);
     tokio::pin!(run, stop);
     let finished = tokio::select! {

@@ -168,6 +168,8 @@ async fn run_with<P: Producer, C: Consumer>(
     }
     let store = ClickHouseStore::new(config.clickhouse.clone())?;
     let deliverer = config.data_dir.deliverer(store, metrics.clone());
+    // Set once delivery has prepared the tables (or the sink stops first).
+    let (prepared_tx, prepared) = tokio::sync::watch::channel(false);
     let delivery = {
         let (shutdown, metrics, limits) = (shutdown.clone(), metrics.clone(), config.limits);
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
@@ -178,8 +180,20 @@ async fn run_with<P: Producer, C: Consumer>(
                     .enable_all()
                     .build()
                     .expect("delivery runtime");
-                let finished =
-                    rt.block_on(batcher::run(consumer, limits, deliverer, shutdown, metrics));
+                let finished = rt.block_on(async {
+                    // The tables are prepared at start, beside the batches (which wait for
+                    // it, as for their first insert, while their age is reported).
+                    let prepare = async {
+                        deliverer.prepare(&shutdown).await;
+                        let _ = prepared_tx.send(true);
+                    };
+                    let run = batcher::run(consumer, limits, &deliverer, shutdown.clone(), metrics);
+                    tokio::pin!(run);
+                    tokio::select! {
+                        f = &mut run => f,
+                        () = prepare => run.await,
+                    }
+                });
                 let _ = done_tx.send(finished);
             })
             .context("starting the delivery thread")?;
@@ -233,7 +247,14 @@ async fn run_with<P: Producer, C: Consumer>(
             let target = config.clickhouse.target.clone();
             let (row, metrics, shutdown) = (config.row.clone(), metrics.clone(), shutdown.clone());
             let spool = config.data_dir.path.clone();
+            let prepared = prepared.clone();
             Some(actix_web::rt::spawn(async move {
+                // The first round waits for the tables (the manifest among them).
+                while !*prepared.borrow() {
+                    if !shutdown.pause(std::time::Duration::from_millis(100)).await {
+                        return;
+                    }
+                }
                 super::follow::run(f, spool, deliverer, target, row, metrics, shutdown).await
             }))
         }

@@ -24,7 +24,7 @@ pub enum Finished {
 pub async fn run<S: Store, C: Consumer>(
     mut source: C,
     limits: Limits,
-    deliverer: Deliverer<S>,
+    deliverer: &Deliverer<S>,
     shutdown: Shutdown,
     metrics: Metrics,
 ) -> Finished {
@@ -158,7 +158,7 @@ mod tests {
             Backoff::default(),
             crate::pipeline::deliver::RejectsFile::new("unused".into(), 0),
         );
-        let done = run(q, limits, d, Shutdown::new(), metrics.clone()).await;
+        let done = run(q, limits, &d, Shutdown::new(), metrics.clone()).await;
         assert_eq!(done, Finished::Drained);
         assert_eq!(metrics.rows_written.get(), 25);
         assert_eq!(metrics.flushes.get(FlushReason::Rows), 2);
@@ -189,7 +189,7 @@ mod tests {
         let shutdown = Shutdown::new();
         shutdown.begin(Duration::from_millis(200));
         let started = std::time::Instant::now();
-        let done = run(q, limits, d, shutdown, metrics.clone()).await;
+        let done = run(q, limits, &d, shutdown, metrics.clone()).await;
         assert_eq!(done, Finished::Deadline { rows: 7 });
         assert!(started.elapsed() < Duration::from_secs(5));
         assert_eq!(metrics.rows_dropped.get(DropCause::ShutdownDeadline), 7);

@@ -111,6 +111,31 @@ impl<S: Store> Deliverer<S> {
         &self.store
     }
 
+    /// Prepares the store before the first batch, trying again with backoff while it fails,
+    /// until it succeeds or the sink starts stopping (the batches then take their chances as
+    /// always). `serve` does so at start: the tables exist from then on for the export follower
+    /// and housekeeping, not only from the first callback.
+    pub async fn prepare(&self, shutdown: &Shutdown) {
+        let mut attempt = 0;
+        loop {
+            match self.store.prepare().await {
+                Ok(()) => return,
+                // Said once: inserts report their own failures meanwhile.
+                Err(e) if attempt == 0 => {
+                    attempt += 1;
+                    tracing::warn!(error = %e, "preparing the tables failed; trying again");
+                }
+                Err(e) => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "preparing the tables failed again");
+                }
+            }
+            if !shutdown.pause(self.backoff.delay(attempt)).await {
+                return;
+            }
+        }
+    }
+
     /// The store, once delivery is over.
     pub fn into_store(self) -> S {
         self.store

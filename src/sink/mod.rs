@@ -116,4 +116,8 @@ pub trait Store: Send + Sync + 'static {
         &self,
         rejects: &[Reject],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Makes the store ready for inserts as the first insert would (ClickHouse: probes the
+    /// server and, unless `--no-migrate`, creates or upgrades the tables).
+    fn prepare(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

@@ -145,6 +145,10 @@ fn split_rows(data: &[u8]) -> Vec<Vec<u8>> {
 }
 
 impl Store for TwinStore {
+    async fn prepare(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     async fn insert(&self, rows: &dyn Rows, token: &str) -> Result<(), StoreError> {
         let data = rows.to_bytes();
         let hang = {

@@ -556,3 +556,44 @@ async fn serve_follows_the_exports_and_counts_missed_callbacks() {
     assert_eq!(db.number(&format!("SELECT count() FROM {t}")).await, 1_050);
     sink.terminate(Duration::from_secs(20));
 }
+
+/// `serve --follow-exports DIR` on a database that does not exist yet, and no callback at all:
+/// the sink creates the tables at start, so the follower's first round finds its manifest and
+/// loads the exports (they waited for a first callback before).
+#[tokio::test]
+async fn serve_follows_a_directory_from_its_start_without_a_callback() {
+    let db = Db::fresh("exports_fresh").await;
+    let exports = tempfile::tempdir().unwrap();
+    std::fs::write(
+        exports.path().join(format!(
+            "{}_2024-03-01T000000_1a2b3c4d_0001.csv.gz",
+            APPS[1]
+        )),
+        export_file(APPS[1], 0),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = crate::support::base_args(&db, dir.path());
+    args.extend(
+        [
+            "--follow-exports",
+            exports.path().to_str().unwrap(),
+            "--follow-interval",
+            "1s",
+        ]
+        .map(String::from),
+    );
+    let sink = Sink::spawn(args, dir.path().to_path_buf()).await;
+    assert_eq!(
+        db.wait_rows(u64::from(PER_FILE), Duration::from_secs(30))
+            .await,
+        u64::from(PER_FILE),
+        "log:\n{}",
+        sink.logs()
+    );
+    assert!(
+        !sink.logs().contains("export round failed"),
+        "{}",
+        sink.logs()
+    );
+}
