@@ -311,6 +311,10 @@ pub async fn import<S: Store + Admin>(
     for path in files.iter().filter(|p| *p != "-") {
         File::open(path).with_context(|| format!("opening {path}"))?;
     }
+    anyhow::ensure!(
+        files.iter().filter(|p| *p == "-").count() <= 1,
+        "`-` (standard input) is named more than once: it can be read once"
+    );
     for path in files {
         let file = FileRun {
             name: path,

@@ -549,4 +549,18 @@ async fn a_truncated_export_lands_its_whole_rows_and_the_next_files() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+    // So does standard input named twice (the second read would find nothing).
+    let out = crate::support::import_command(&db, &dir.path().join("data"))
+        .args(["-", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("named more than once"), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
