@@ -265,9 +265,16 @@ fn refusal<P: Producer>(
     answer.content_type("text/plain; charset=utf-8").body(text)
 }
 
-/// Configures the callback routes (used by the server and by in-process tests).
+/// Configures the callback routes (used by the server and by in-process tests). Each path is
+/// taken with a trailing slash too (a URL pasted as `…/adjust/`): Adjust never retries the 404
+/// it would get, so those callbacks would be lost.
 pub fn routes<P: Producer>(cfg: &mut web::ServiceConfig) {
-    for path in ["/adjust", "/adjust/{trigger:[a-z0-9_]+}"] {
+    for path in [
+        "/adjust",
+        "/adjust/",
+        "/adjust/{trigger:[a-z0-9_]+}",
+        "/adjust/{trigger:[a-z0-9_]+}/",
+    ] {
         cfg.service(
             web::resource(path)
                 .route(web::get().to(callback::<P>))

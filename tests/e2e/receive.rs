@@ -125,6 +125,21 @@ async fn a_single_activity_event_lands_with_its_trigger() {
     let marker = "/adjust/event?event=f0ob4r&adid=bb&created_at=1700000001&nonce=marker";
     assert_eq!(sink.get(marker).await.status(), 200);
     assert_eq!(db.wait_rows(2, WAIT).await, 2);
+    // A URL pasted with a trailing slash is the same path (a 404 would never be retried).
+    for path in [
+        "/adjust/?activity_kind=install&adid=cc&nonce=slash-global",
+        "/adjust/event/?event=f0ob4r&adid=dd&nonce=slash-trigger",
+    ] {
+        assert_eq!(sink.get(path).await.status(), 200, "{path}");
+    }
+    assert_eq!(db.wait_rows(4, WAIT).await, 4);
+    let triggers = db
+        .query(&format!(
+            "SELECT nonce, callback_trigger FROM {} WHERE nonce LIKE 'slash-%' ORDER BY nonce",
+            db.table()
+        ))
+        .await;
+    assert_eq!(triggers, "slash-global\t\nslash-trigger\tevent\n");
 }
 
 #[tokio::test(flavor = "multi_thread")]
