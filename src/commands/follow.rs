@@ -26,7 +26,7 @@ use rustc_hash::FxHashSet;
 use super::import::{Destination, Summary, Unreadable, import_one};
 use crate::clickhouse::schema::Target;
 use crate::clickhouse::schema::imports;
-use crate::metrics::{ExportFileState, ExportRowOutcome};
+use crate::metrics::{ExportFileState, ExportRoundOutcome, ExportRowOutcome};
 use crate::row;
 use crate::sink::{Admin, Store};
 
@@ -43,6 +43,9 @@ pub struct Source {
     /// What manifest keys start with: the URL without its prefix (`s3://bucket/`), or
     /// `file://<dir>/`.
     base: String,
+    /// A local directory's path: a store lists a missing one as empty, the follower says it
+    /// is gone.
+    local: Option<PathBuf>,
 }
 
 impl Source {
@@ -64,6 +67,7 @@ impl Source {
                 store: Arc::new(store),
                 prefix: Path::default(),
                 base: format!("file://{}/", dir.display()),
+                local: Some(dir),
             });
         }
         let url = url::Url::parse(arg).with_context(|| format!("`{arg}` is not a URL"))?;
@@ -80,6 +84,7 @@ impl Source {
                 store,
                 prefix: Path::from(url.path().trim_matches('/')),
                 base: format!("{scheme}://{bucket}/"),
+                local: None,
             })
         };
         match url.scheme() {
@@ -110,6 +115,13 @@ impl Source {
 
     /// The export files under the prefix (`.csv` or `.csv.gz`), by key.
     pub async fn list(&self) -> anyhow::Result<Vec<Object>> {
+        if let Some(dir) = &self.local {
+            anyhow::ensure!(
+                dir.is_dir(),
+                "listing the exports: {} is no longer a directory (moved or deleted)",
+                dir.display()
+            );
+        }
         let prefix = (!self.prefix.as_ref().is_empty()).then_some(&self.prefix);
         let metas: Vec<object_store::ObjectMeta> = self
             .store
@@ -231,8 +243,25 @@ pub struct Round {
     pub rows: Summary,
 }
 
-/// Lists the source and loads every version the manifest does not hold as done.
+/// Lists the source and loads every version the manifest does not hold as done; counted in
+/// `export_rounds_total` (a round cut short by a stop is not).
 pub async fn round<S: Store + Admin>(
+    to: &Destination<'_, S>,
+    manifest: &Target,
+    source: &Source,
+    options: &row::Options,
+    settings: &Settings,
+) -> anyhow::Result<Round> {
+    let result = list_and_load(to, manifest, source, options, settings).await;
+    match &result {
+        Ok(_) if to.shutdown.is_stopping() => {}
+        Ok(_) => to.metrics.export_rounds.inc(ExportRoundOutcome::Completed),
+        Err(_) => to.metrics.export_rounds.inc(ExportRoundOutcome::Failed),
+    }
+    result
+}
+
+async fn list_and_load<S: Store + Admin>(
     to: &Destination<'_, S>,
     manifest: &Target,
     source: &Source,

@@ -95,6 +95,11 @@ label!(
     ExportRowOutcome { New => "new", Present => "present", Bad => "bad", Refused => "refused" }
 );
 label!(
+    /// How a round of the export follower ended, the `outcome` label of `export_rounds_total`:
+    /// `failed` when the listing, the manifest or ClickHouse failed (tried again next round).
+    ExportRoundOutcome { Completed => "completed", Failed => "failed" }
+);
+label!(
     /// A housekeeping task, the `task` label of `housekeeping_rounds_total`.
     HousekeepingTask { Erasure => "erasure", Retention => "retention" }
 );

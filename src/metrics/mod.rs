@@ -94,6 +94,7 @@ pub struct Metrics {
     pub export_files_pending: IntGauge,
     pub export_rows: Counters<ExportRowOutcome>,
     pub export_last_round: IntGauge,
+    pub export_rounds: Counters<ExportRoundOutcome>,
 }
 
 struct Hot {
@@ -437,6 +438,14 @@ impl Metrics {
             "export_last_round_timestamp_seconds",
             "When the follower last listed the exports completely (unix seconds; 0 before the first round)."
         )));
+        let export_rounds = reg!(IntCounterVec::new(
+            ns(
+                "export_rounds_total",
+                "Rounds of the export follower, by outcome (completed|failed: the listing, the manifest or ClickHouse failed; tried again next round)."
+            ),
+            &["outcome"]
+        ));
+        let export_rounds = Counters::new(export_rounds);
         let export_files = Counters::new(export_files);
         let export_rows = Counters::new(export_rows);
         let erasures_refused = Counters::new(erasures_refused);
@@ -499,6 +508,7 @@ impl Metrics {
             export_files_pending,
             export_rows,
             export_last_round,
+            export_rounds,
         }
     }
 

@@ -413,6 +413,11 @@ async fn a_standalone_follower_serves_its_metrics() {
     );
     assert_eq!(value("adjust_sink_export_files_pending"), Some(0.0));
     assert!(value("adjust_sink_export_last_round_timestamp_seconds").unwrap() > 0.0);
+    assert!(value("adjust_sink_export_rounds_total{outcome=\"completed\"}").unwrap() >= 1.0);
+    assert_eq!(
+        value("adjust_sink_export_rounds_total{outcome=\"failed\"}"),
+        Some(0.0)
+    );
     assert_eq!(scrape("/healthz").await, Some((200, "ok\n".to_string())));
     let head = client
         .head(format!("http://127.0.0.1:{port}/metrics"))
@@ -593,6 +598,27 @@ async fn serve_follows_a_directory_from_its_start_without_a_callback() {
     );
     assert!(
         !sink.logs().contains("export round failed"),
+        "{}",
+        sink.logs()
+    );
+    let rounds = "adjust_sink_export_rounds_total{outcome=";
+    sink.wait_metric(
+        &format!("{rounds}\"completed\"}}"),
+        1.0,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(sink.metric(&format!("{rounds}\"failed\"}}")).await, 0.0);
+    // The directory goes (moved or deleted): the rounds fail, and are counted so.
+    drop(exports);
+    sink.wait_metric(
+        &format!("{rounds}\"failed\"}}"),
+        1.0,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        sink.logs().contains("export round failed"),
         "{}",
         sink.logs()
     );
