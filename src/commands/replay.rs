@@ -96,16 +96,40 @@ pub async fn replay(
     stop: impl std::future::Future<Output = Duration>,
 ) -> anyhow::Result<Summary> {
     let before = inspect(&existing_log(data_dir)?)?;
-    let metrics = Metrics::new();
     let store = ClickHouseStore::new(clickhouse)?;
     store.probe_at_start().await?;
     // Nothing new comes in (no appends, so no pending bytes): the budget does not matter here,
     // and kept segments stay however full the disk is.
     let mut config = data_dir.wal_config(0);
     config.disk_budget = crate::pipeline::wal::UNLIMITED;
+    let metrics = Metrics::new();
     let (wal, reader, _) = Wal::open(config, metrics.clone())?;
     // Delivery ends once everything durable is read and acknowledged.
     wal.close();
+    Ok(deliver_all(
+        reader,
+        store,
+        data_dir,
+        limits,
+        metrics,
+        before.pending_records,
+        stop,
+    )
+    .await)
+}
+
+/// Delivers what `reader` yields through `store` (with `data_dir`'s rejects file), with a
+/// progress line of `total` records on stderr, until it is drained or `stop` resolves (the
+/// batches in flight then get the time it gives).
+async fn deliver_all(
+    reader: impl crate::pipeline::Consumer,
+    store: ClickHouseStore,
+    data_dir: &DataDir,
+    limits: Limits,
+    metrics: Metrics,
+    total: u64,
+    stop: impl std::future::Future<Output = Duration>,
+) -> Summary {
     let shutdown = Shutdown::new();
     let deliverer = data_dir.deliverer(store, metrics.clone());
     let started = Instant::now();
@@ -116,7 +140,7 @@ pub async fn replay(
         shutdown.clone(),
         metrics.clone(),
     );
-    let progress = progress(&metrics, before.pending_records, started);
+    let progress = progress(&metrics, total, started);
     tokio::pin!(run, stop);
     let finished = tokio::select! {
         f = &mut run => f,
@@ -129,15 +153,13 @@ pub async fn replay(
     if std::io::stderr().is_terminal() {
         eprintln!();
     }
-    let rejected = metrics.rows_rejected.total();
-    let batches = metrics.flushes.total();
-    Ok(Summary {
+    Summary {
         rows_written: metrics.rows_written.get(),
-        rows_rejected: rejected,
-        batches,
+        rows_rejected: metrics.rows_rejected.total(),
+        batches: metrics.flushes.total(),
         elapsed: started.elapsed(),
         finished,
-    })
+    }
 }
 
 /// The log's directory in `data_dir`, or an error when there is none: a mistyped `--data-dir`
@@ -176,40 +198,10 @@ pub async fn replay_since(
             "the log keeps nothing older than its oldest record: callbacks acknowledged before it cannot be replayed from here"
         );
     }
-    let metrics = Metrics::new();
     let store = ClickHouseStore::new(clickhouse)?;
     store.probe_at_start().await?;
-    let shutdown = Shutdown::new();
-    let deliverer = data_dir.deliverer(store, metrics.clone());
-    let started = Instant::now();
     let total = kept.kept_records + kept.pending_records;
-    let run = batcher::run(
-        reader,
-        limits,
-        &deliverer,
-        shutdown.clone(),
-        metrics.clone(),
-    );
-    let progress = progress(&metrics, total, started);
-    tokio::pin!(run, stop);
-    let finished = tokio::select! {
-        f = &mut run => f,
-        () = progress => unreachable!("progress never ends"),
-        grace = &mut stop => {
-            shutdown.begin(grace);
-            run.await
-        }
-    };
-    if std::io::stderr().is_terminal() {
-        eprintln!();
-    }
-    Ok(Summary {
-        rows_written: metrics.rows_written.get(),
-        rows_rejected: metrics.rows_rejected.total(),
-        batches: metrics.flushes.total(),
-        elapsed: started.elapsed(),
-        finished,
-    })
+    Ok(deliver_all(reader, store, data_dir, limits, Metrics::new(), total, stop).await)
 }
 
 /// `--since`: an RFC 3339 time (`2026-12-06T04:00:00Z`, `…+02:00`) or a duration back from `now`
