@@ -84,7 +84,7 @@ impl ClickHouseStore {
     }
 
     /// [`migrate`](Self::migrate); without `upgrade`, a first-layout table is an error (the
-    /// copy is for the `migrate` command, not for a sink's first insert).
+    /// copy is for the `migrate` command, not for a sink's start).
     pub(super) async fn migrate_with(&self, upgrade: bool) -> Result<MigrateReport, StoreError> {
         let version = self.version().await?;
         let profile = Profile::for_version(&version);
