@@ -9,6 +9,9 @@
 //!   id is refused; one that fails on its own is set aside with backoff while the others go on.
 //! - [`retention`]: on modern servers a TTL, set when the table's differs; on 18.16 (no TTL)
 //!   every hour, the monthly partitions wholly older than the limit are dropped.
+//! - [`again`], hourly (first at the first erasure round): rows received lately that bring back
+//!   rows of a device whose erasure is done (a late callback) make its request again; `replay`,
+//!   `import` and the export follower run the same check on the rows they insert.
 //! - [`lease`]: of several sinks on one table (or one cluster), only the holder of the lease in
 //!   `<table>_lease` runs these rounds.
 //!
@@ -19,6 +22,7 @@
 //! Errors are logged without any identifier (ClickHouse's message can quote the query) and the
 //! next round tries again.
 
+pub mod again;
 pub mod erasure;
 pub mod lease;
 pub mod retention;
@@ -142,7 +146,13 @@ impl Housekeeping {
 /// How often 18.16 partitions (and modern TTLs) are checked against `--retention`.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
-/// How soon a failed retention round is tried again.
+/// How often the rows received lately are checked for rows of erased devices that came back.
+const AGAIN_EVERY: Duration = Duration::from_secs(3600);
+
+/// How far back a check reaches: Adjust retries a callback for up to a day.
+const AGAIN_LOOKBACK: u32 = 25 * 3600;
+
+/// How soon a failed retention round (or check) is tried again.
 const RETENTION_RETRY: Duration = Duration::from_secs(60);
 
 /// Runs the housekeeping rounds until the task is dropped (what `serve` spawns).
@@ -173,6 +183,11 @@ pub async fn run_with<A: Admin>(
     let mut next_tick = Instant::now();
     let mut next_erasure = next_tick + tick;
     let mut next_retention = next_tick;
+    // Rows received since then are not checked yet for rows of erased devices that came back:
+    // at start the last day (a late callback comes within Adjust's day of retries), then since
+    // the previous check.
+    let mut next_again = next_erasure;
+    let mut unchecked_since = crate::clock::unix_now().saturating_sub(AGAIN_LOOKBACK);
     loop {
         sleep_until(next_tick).await;
         let now = Instant::now();
@@ -200,6 +215,38 @@ pub async fn run_with<A: Admin>(
             {
                 tracing::warn!(error = %redacted(&e), "erasure round failed; trying again next round");
             }
+        }
+        if settings.erasure().is_some() && now >= next_again {
+            let started = crate::clock::unix_now();
+            // A late callback was created before its request and arrives within Adjust's day
+            // of retries, so the requests of the last day are what it can bring back.
+            let requested_since = started.saturating_sub(AGAIN_LOOKBACK);
+            let checked = again::check(
+                &admin,
+                &target,
+                unchecked_since.saturating_sub(60),
+                requested_since,
+                started,
+            )
+            .await;
+            next_again = now
+                + match checked {
+                    Ok(c) => {
+                        unchecked_since = started;
+                        metrics.erasures_requested_again.inc_by(c.again as u64);
+                        if c.again > 0 {
+                            tracing::warn!(
+                                requests = c.again,
+                                "late callbacks brought back rows of erased devices (from before their requests): their erasure is requested again"
+                            );
+                        }
+                        AGAIN_EVERY
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %redacted(&e), "checking for rows of erased devices that came back failed; trying again in a minute");
+                        RETENTION_RETRY
+                    }
+                };
         }
         if let Some(days) = settings.retention_days
             && now >= next_retention

@@ -252,7 +252,10 @@ pub async fn round<S: Store + Admin>(
     options: &row::Options,
     settings: &Settings,
 ) -> anyhow::Result<Round> {
-    let result = list_and_load(to, manifest, source, options, settings).await;
+    let loaded = list_and_load(to, manifest, source, options, settings).await;
+    // Rows loaded before a file failed are checked too.
+    let checked = to.check_erasures(manifest, "the export follower").await;
+    let result = loaded.and_then(|r| checked.map(|()| r));
     match &result {
         Ok(_) if to.shutdown.is_stopping() => {}
         Ok(_) => to.metrics.export_rounds.inc(ExportRoundOutcome::Completed),
@@ -566,6 +569,7 @@ pub async fn run<S: Store + Admin>(
         table: manifest.table(),
         metrics: &metrics,
         shutdown: &shutdown,
+        unchecked: Default::default(),
     };
     let settings = Settings {
         holder: default_holder(),

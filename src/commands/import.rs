@@ -23,6 +23,9 @@ use crate::row;
 use crate::shutdown::Shutdown;
 use crate::sink::{Admin, Store, StoreError};
 
+mod unchecked;
+pub use unchecked::Unchecked;
+
 pub fn command(args: &ImportArgs) -> anyhow::Result<()> {
     let target = args.table.target()?;
     // The same row settings as `serve`: privacy, aliases and the table's own columns.
@@ -42,6 +45,7 @@ pub fn command(args: &ImportArgs) -> anyhow::Result<()> {
         table,
         metrics: &metrics,
         shutdown: &shutdown,
+        unchecked: Unchecked::default(),
     };
     let (sources, files): (Vec<&String>, Vec<&String>) =
         args.files.iter().partition(|a| super::follow::is_source(a));
@@ -81,7 +85,9 @@ pub fn command(args: &ImportArgs) -> anyhow::Result<()> {
             let mut summary = if files.is_empty() {
                 Summary::default()
             } else {
-                import(&to, &files, &options, args.batch_rows, print_progress).await?
+                let s = import(&to, &files, &options, args.batch_rows, print_progress).await?;
+                to.check_erasures(&manifest, "import").await?;
+                s
             };
             unreadable += summary.cut_short.len();
             loop {
@@ -288,6 +294,8 @@ pub struct Destination<'a, S> {
     pub table: String,
     pub metrics: &'a Metrics,
     pub shutdown: &'a Shutdown,
+    /// Since when the rows inserted are not yet checked against the erasures carried out.
+    pub unchecked: Unchecked,
 }
 
 /// Imports export files, `batch_rows` activities per lookup and delivery; `progress` is called
@@ -307,6 +315,7 @@ pub async fn import<S: Store + Admin>(
         seen: FxHashSet::default(),
     };
     let received_at = crate::clock::unix_now();
+    to.unchecked.owe(received_at);
     // A misspelt name stops the import before its first row, not after the files before it.
     for path in files.iter().filter(|p| *p != "-") {
         File::open(path).with_context(|| format!("opening {path}"))?;
@@ -472,11 +481,13 @@ pub async fn import_one<S: Store + Admin>(
         rows: Vec::new(),
         seen: FxHashSet::default(),
     };
+    let received_at = crate::clock::unix_now();
+    to.unchecked.owe(received_at);
     let file = FileRun {
         name,
         options,
         batch_rows,
-        received_at: crate::clock::unix_now(),
+        received_at,
         started,
         require_kind: true,
     };
@@ -611,6 +622,7 @@ mod tests {
             table: "adjust.callbacks".into(),
             metrics: &metrics,
             shutdown: &shutdown,
+            unchecked: Unchecked::default(),
         };
         let path = file.path().to_str().unwrap().to_string();
         let summary = import(&to, &[path], options, batch_rows, |_| {})

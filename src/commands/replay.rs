@@ -6,6 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use crate::cli::ReplayArgs;
+use crate::clickhouse::housekeeping::{again, redacted};
 use crate::clickhouse::store::{ClickHouseConfig, ClickHouseStore};
 use crate::metrics::Metrics;
 use crate::pipeline::Limits;
@@ -106,30 +107,51 @@ pub async fn replay(
     let (wal, reader, _) = Wal::open(config, metrics.clone())?;
     // Delivery ends once everything durable is read and acknowledged.
     wal.close();
-    Ok(deliver_all(
-        reader,
-        store,
+    // A record is written within moments of its callback's `received_at`.
+    let received_since = before.oldest.unwrap_or(0).saturating_sub(RECEIVED_SLACK);
+    let to = Delivery {
         data_dir,
         limits,
         metrics,
-        before.pending_records,
-        stop,
-    )
-    .await)
+        total: before.pending_records,
+        received_since,
+    };
+    deliver_all(reader, store, to, stop).await
 }
 
-/// Delivers what `reader` yields through `store` (with `data_dir`'s rejects file), with a
-/// progress line of `total` records on stderr, until it is drained or `stop` resolves (the
-/// batches in flight then get the time it gives).
+/// How long before its record's time a callback's `received_at` may be (it is set as the
+/// callback is decoded, the record's time when its group is committed), with room to spare.
+const RECEIVED_SLACK: u32 = 60;
+
+/// Where and how a replay delivers.
+struct Delivery<'a> {
+    data_dir: &'a DataDir,
+    limits: Limits,
+    metrics: Metrics,
+    /// Records to deliver, for the progress line.
+    total: u64,
+    /// No replayed row was received before this (unix seconds).
+    received_since: u32,
+}
+
+/// Delivers what `reader` yields through `store` (with the rejects file of `to.data_dir`), with
+/// a progress line of `to.total` records on stderr, until it is drained or `stop` resolves (the
+/// batches in flight then get the time it gives). Then, when rows were written, checks that
+/// no erased device came back with them (docs/privacy.md).
 async fn deliver_all(
     reader: impl crate::pipeline::Consumer,
     store: ClickHouseStore,
-    data_dir: &DataDir,
-    limits: Limits,
-    metrics: Metrics,
-    total: u64,
+    to: Delivery<'_>,
     stop: impl std::future::Future<Output = Duration>,
-) -> Summary {
+) -> anyhow::Result<Summary> {
+    let Delivery {
+        data_dir,
+        limits,
+        metrics,
+        total,
+        received_since,
+    } = to;
+    let target = store.config().target.clone();
     let shutdown = Shutdown::new();
     let deliverer = data_dir.deliverer(store, metrics.clone());
     let started = Instant::now();
@@ -153,13 +175,24 @@ async fn deliver_all(
     if std::io::stderr().is_terminal() {
         eprintln!();
     }
-    Summary {
-        rows_written: metrics.rows_written.get(),
+    let rows_written = metrics.rows_written.get();
+    if rows_written > 0 {
+        again::after(deliverer.store(), &target, received_since, "replay", &metrics)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{rows_written} rows replayed, but checking that they brought back no row of an erased device failed: {}; run the replay again (it changes nothing after FINAL)",
+                    redacted(&e)
+                )
+            })?;
+    }
+    Ok(Summary {
+        rows_written,
         rows_rejected: metrics.rows_rejected.total(),
         batches: metrics.flushes.total(),
         elapsed: started.elapsed(),
         finished,
-    }
+    })
 }
 
 /// The log's directory in `data_dir`, or an error when there is none: a mistyped `--data-dir`
@@ -200,8 +233,14 @@ pub async fn replay_since(
     }
     let store = ClickHouseStore::new(clickhouse)?;
     store.probe_at_start().await?;
-    let total = kept.kept_records + kept.pending_records;
-    Ok(deliver_all(reader, store, data_dir, limits, Metrics::new(), total, stop).await)
+    let to = Delivery {
+        data_dir,
+        limits,
+        metrics: Metrics::new(),
+        total: kept.kept_records + kept.pending_records,
+        received_since: since.saturating_sub(RECEIVED_SLACK),
+    };
+    deliver_all(reader, store, to, stop).await
 }
 
 /// `--since`: an RFC 3339 time (`2026-12-06T04:00:00Z`, `…+02:00`) or a duration back from `now`

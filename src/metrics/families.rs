@@ -270,6 +270,10 @@ impl Metrics {
             "erasure_mutations_total",
             "ALTER TABLE ... DELETE mutations this sink started for erasure requests (one per table and round with rows to erase)."
         )));
+        let erasures_requested_again = reg!(IntCounter::with_opts(ns(
+            "erasures_requested_again_total",
+            "Erasure requests carried out whose device had rows again from before the request (brought back by replay, import, the export follower or a late callback), and that were requested again."
+        )));
         let housekeeping_rounds = reg!(IntCounterVec::new(
             ns(
                 "housekeeping_rounds_total",
@@ -408,6 +412,7 @@ impl Metrics {
             erasures_refused,
             erasures_failed,
             erasure_mutations,
+            erasures_requested_again,
             housekeeping_rounds,
             housekeeping_lease_held,
             export_files,

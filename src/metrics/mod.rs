@@ -90,6 +90,7 @@ pub struct Metrics {
     pub erasures_refused: Counters<ErasureRefusal>,
     pub erasures_failed: IntCounter,
     pub erasure_mutations: IntCounter,
+    pub erasures_requested_again: IntCounter,
     pub housekeeping_rounds: Counters<HousekeepingTask>,
     pub housekeeping_lease_held: IntGauge,
     pub export_files: Counters<ExportFileState>,

@@ -5,7 +5,8 @@ use std::io::Write;
 use std::time::Duration;
 
 use crate::support::{
-    Db, PrivateClickHouse, Sink, assert_all_land, assert_exactly_once, blast, blast_query, blast_to,
+    Db, PrivateClickHouse, Sink, assert_all_land, assert_exactly_once, blast, blast_query,
+    blast_to, sink_cmd,
 };
 
 #[tokio::test(flavor = "multi_thread")]
@@ -455,19 +456,6 @@ async fn check_shows_the_backlog_and_replay_delivers_it() {
     assert!(check.status.success(), "{report}");
     assert!(report.contains("0 record(s) pending"), "{report}");
     assert!(report.contains("the table has every column"), "{report}");
-}
-
-/// Runs `adjust-sink <args>`; returns success, stdout and stderr.
-fn sink_cmd(args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_adjust-sink"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {

@@ -12,6 +12,7 @@ mod cluster;
 mod corpus;
 mod durability;
 mod edge;
+mod erased;
 mod exports;
 mod fixtures;
 mod lifecycle;

@@ -528,6 +528,19 @@ pub struct PrivateClickHouse {
 }
 
 /// Ports free right now (bound to port 0, then released).
+/// Runs `adjust-sink <args>`; returns success, stdout and stderr.
+pub fn sink_cmd(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_adjust-sink"))
+        .args(args)
+        .output()
+        .expect("run adjust-sink");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// `adjust-sink import` into `db`'s table with `data_dir` as its data directory; the caller adds
 /// the files and any other flag.
 pub fn import_command(db: &Db, data_dir: &Path) -> Command {

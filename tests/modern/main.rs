@@ -16,6 +16,7 @@ use adjust_sink::adjust::catalog::{CATALOG, Ty, is_hot};
 use adjust_sink::adjust::decode::{Body, Callback, DecodeOptions, Value, decode};
 use adjust_sink::adjust::identity::callback_id;
 use adjust_sink::clickhouse::Profile;
+use adjust_sink::clickhouse::schema::erasure::Request;
 use adjust_sink::clickhouse::schema::{Target, statements};
 use adjust_sink::clickhouse::store::insert_settings;
 use adjust_sink::clickhouse::types::column_type;
@@ -474,12 +475,7 @@ fn modern_engine_check() {
         "probes": probes,
         "insert_settings": insert_settings(Profile::Modern),
         "rollups": rollup_checks(&target),
-        "queries": {
-            "erasures": format!(
-                "SELECT DISTINCT id_kind, device_id, app_token FROM {}_erasures ORDER BY id_kind",
-                target.table()
-            ),
-        },
+        "queries": erasure_queries(&target),
     });
     std::fs::write(dir.path().join("check.json"), check.to_string()).unwrap();
 
@@ -754,6 +750,36 @@ fn modern_engine_check() {
         "adid\t4c6e0a9b8f7d6e5c4b3a29180716f5e4\tabc123\n\
          idfa_md5\t9e107d9d372bb6826bd81d3542a419d6\tabc123\n"
     );
+    // Erased stays erased, on the modern engine: the requests marked erased are read back, the
+    // samples' rows of the device are found (the forget callback and its retried copy), and the
+    // requests made again are pending.
+    let q = &result["queries"];
+    let erased: String = forget_requests()
+        .iter()
+        .map(|r| format!("{}\t{}\t{}\t{RECEIVED_AT}\n", r.kind, r.id, r.app))
+        .collect();
+    assert_eq!(q["erasures_again_2_erased"], erased.as_str());
+    let earliest = q["erasures_again_3_earliest"].as_str().unwrap_or_default();
+    let [at, rows] = earliest.trim().split('\t').collect::<Vec<_>>()[..] else {
+        panic!("earliest: {earliest:?}")
+    };
+    assert!(at.parse::<u32>().unwrap() <= RECEIVED_AT, "{earliest}");
+    assert!(rows.parse::<u64>().unwrap() > 0, "{earliest}");
+    let returned = q["erasures_again_4_returned"].as_str().unwrap_or_default();
+    let counts: Vec<u64> = returned
+        .trim()
+        .split('\t')
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert!(
+        counts.len() == 2 && counts.iter().all(|n| *n >= 2),
+        "{returned}"
+    );
+    let pending = q["erasures_again_6_pending"].as_str().unwrap_or_default();
+    for r in forget_requests() {
+        let line = format!("{}\t{}\t{}\t{}\n", r.kind, r.id, r.app, RECEIVED_AT + 2_000);
+        assert!(pending.contains(&line), "{pending}");
+    }
     let installs = &result["rollups"]["installs_daily"][0];
     assert!(
         !installs.as_str().unwrap_or_default().is_empty(),
@@ -779,6 +805,61 @@ fn modern_engine_check() {
         applied["default"]["async_insert"], applied["pinned"]["async_insert"],
         "{applied}"
     );
+}
+
+/// The forget callback of the samples' requests, as recorded at their first receipt.
+fn forget_requests() -> Vec<Request> {
+    [
+        ("adid", "4c6e0a9b8f7d6e5c4b3a29180716f5e4"),
+        ("idfa_md5", "9e107d9d372bb6826bd81d3542a419d6"),
+    ]
+    .map(|(kind, id)| Request {
+        kind: kind.into(),
+        id: id.into(),
+        app: "abc123".into(),
+        requested_at: RECEIVED_AT,
+    })
+    .to_vec()
+}
+
+/// The requests the erasures view recorded, then the queries that find rows of erased devices
+/// that came back (docs/privacy.md), in the order they run (labels sort in that order): the
+/// first receipt's requests marked erased, read back, the rows of theirs (the samples' forget
+/// callback and its retried copy are theirs) counted, the erasure requested again.
+fn erasure_queries(target: &Target) -> serde_json::Map<String, Json> {
+    use adjust_sink::clickhouse::schema::erasure::{again, done_sql, pending_sql};
+    let requests = forget_requests();
+    let queries = [
+        (
+            "erasures",
+            format!(
+                "SELECT DISTINCT id_kind, device_id, app_token FROM {}_erasures ORDER BY id_kind",
+                target.table()
+            ),
+        ),
+        (
+            "erasures_again_1_done",
+            done_sql(target, &requests, RECEIVED_AT + 1_000, "erased"),
+        ),
+        (
+            "erasures_again_2_erased",
+            again::erased_sql(target, 0, 0, 100),
+        ),
+        ("erasures_again_3_earliest", again::earliest_sql(target, 0)),
+        (
+            "erasures_again_4_returned",
+            again::returned_sql(target, &requests, 0),
+        ),
+        (
+            "erasures_again_5_again",
+            again::again_sql(target, &requests, RECEIVED_AT + 2_000),
+        ),
+        ("erasures_again_6_pending", pending_sql(target, 100)),
+    ];
+    queries
+        .into_iter()
+        .map(|(label, sql)| (label.to_string(), json!(sql)))
+        .collect()
 }
 
 /// Per rollup, its `SELECT` and the exact answer from the callbacks table with `FINAL`, both per

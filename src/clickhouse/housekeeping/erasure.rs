@@ -191,23 +191,7 @@ impl Eraser {
 
     /// The pending requests, oldest first.
     async fn pending<A: Admin>(&self, admin: &A) -> Result<Vec<Request>, StoreError> {
-        let mut out: Vec<Request> = admin
-            .select(&sql::pending_sql(&self.target, READ))
-            .await?
-            .into_iter()
-            .filter_map(|r| match &r[..] {
-                [kind, id, app, at] => Some(Request {
-                    kind: unescape(kind),
-                    id: unescape(id),
-                    app: unescape(app),
-                    requested_at: at.parse().ok()?,
-                }),
-                _ => None,
-            })
-            .filter(|r| r.id.chars().count() <= sql::MAX_ID_LEN)
-            .collect();
-        out.dedup();
-        Ok(out)
+        requests(admin, &sql::pending_sql(&self.target, READ)).await
     }
 
     /// This round's requests: the oldest pending ones not set aside (a set-aside request whose
@@ -309,6 +293,28 @@ impl Eraser {
         }
         Ok(Round::SetAside(failing.len()))
     }
+}
+
+/// The requests a query reads (kind, identifier, app, time), without those no device can have
+/// made (refused by the round), in order, each once.
+pub(super) async fn requests<A: Admin>(admin: &A, sql: &str) -> Result<Vec<Request>, StoreError> {
+    let mut out: Vec<Request> = admin
+        .select(sql)
+        .await?
+        .into_iter()
+        .filter_map(|r| match &r[..] {
+            [kind, id, app, at] => Some(Request {
+                kind: unescape(kind),
+                id: unescape(id),
+                app: unescape(app),
+                requested_at: at.parse().ok()?,
+            }),
+            _ => None,
+        })
+        .filter(|r| r.id.chars().count() <= sql::MAX_ID_LEN)
+        .collect();
+    out.dedup();
+    Ok(out)
 }
 
 /// Whether an error is caused by the requests of the query (ClickHouse named an error that is

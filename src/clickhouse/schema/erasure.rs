@@ -24,6 +24,8 @@ use crate::clickhouse::types::quote_list;
 
 use super::{Statement, Target, cold_text_in, cold_text_sql, views};
 
+pub mod again;
+
 pub use super::retention::{
     engines_sql, expired_partitions, partitions_sql, ttl_is_set, ttl_statements,
 };
@@ -511,12 +513,24 @@ pub fn refuse_sql(target: &Target, now: u32) -> String {
 
 /// Marks requests done at `now` (unix seconds) with `outcome`.
 pub fn done_sql(target: &Target, requests: &[Request], now: u32, outcome: &str) -> String {
+    insert_sql(target, requests, |r| r.requested_at, now, outcome)
+}
+
+/// Inserts a row per request into `<table>_erasures`: made at `at(request)`, `done_at` and
+/// `outcome` as given (`done_at` 0: pending).
+fn insert_sql(
+    target: &Target,
+    requests: &[Request],
+    at: impl Fn(&Request) -> u32,
+    done_at: u32,
+    outcome: &str,
+) -> String {
     let rows: Vec<String> = requests
         .iter()
         .map(|r| {
             format!(
-                "(toDateTime({}, 'UTC'), {}, {}, {}, toDateTime({now}, 'UTC'), {})",
-                r.requested_at,
+                "(toDateTime({}, 'UTC'), {}, {}, {}, toDateTime({done_at}, 'UTC'), {})",
+                at(r),
                 quote(&r.id),
                 quote(&r.kind),
                 quote(&r.app),

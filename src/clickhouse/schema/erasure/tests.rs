@@ -1,7 +1,7 @@
 use super::*;
 use crate::clock::days_from_civil;
 
-fn target() -> Target {
+pub(super) fn target() -> Target {
     Target {
         database: "adjust".into(),
         table: "callbacks".into(),
