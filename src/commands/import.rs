@@ -85,9 +85,7 @@ pub fn command(args: &ImportArgs) -> anyhow::Result<()> {
             let mut summary = if files.is_empty() {
                 Summary::default()
             } else {
-                let s = import(&to, &files, &options, args.batch_rows, print_progress).await?;
-                to.check_erasures(&manifest, "import").await?;
-                s
+                import(&to, &files, &options, args.batch_rows, print_progress).await?
             };
             unreadable += summary.cut_short.len();
             loop {
@@ -133,8 +131,12 @@ pub fn command(args: &ImportArgs) -> anyhow::Result<()> {
             let _ = server.await;
         });
     }
+    // What was inserted, also by an import stopped by an error, is checked against the
+    // erasures carried out (a follower's rounds check their own).
+    let checked = runtime.block_on(to.check_erasures(&manifest, "import"));
     let summary = summary?;
     print!("{}", summary.render());
+    checked?;
     // A file that could not be read (to its end) fails a one-off import once everything else
     // is in; a follower records it in the manifest and goes on.
     anyhow::ensure!(
