@@ -370,6 +370,9 @@ impl ClickHouseStore {
                     if !report.added_columns.is_empty() {
                         tracing::info!(columns = ?report.added_columns, "added missing columns");
                     }
+                    for note in &report.notes {
+                        tracing::warn!("{note}");
+                    }
                     tracing::info!(version = %report.version, "ClickHouse ready");
                     report.profile.expect("migrate sets the profile")
                 }

@@ -61,6 +61,9 @@ fn render(report: &MigrateReport, url: &str, on: &str) -> String {
     for name in &report.created {
         out += &format!("  created {name}\n");
     }
+    for note in &report.notes {
+        out += &format!("  note: {note}\n");
+    }
     out += if report.changed() {
         "schema is up to date\n"
     } else {

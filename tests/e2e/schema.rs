@@ -239,3 +239,55 @@ async fn migrate_leaves_current_views_alone_and_replaces_older_ones_while_they_a
         "appY\t\n"
     );
 }
+
+/// Two callbacks tables in one database: the views and rollups stay with the first one, a
+/// migrate (or a sink's start) for the second says its rows are in none of them and changes
+/// nothing, and a migrate of the first still finds them current. Before, each migrate turned the
+/// views to its own table and left the rollups with the first.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_views_of_a_database_stay_with_one_table() {
+    let db = Db::fresh("two_tables").await;
+    let args = |table: &'static str| {
+        vec![
+            "migrate".to_string(),
+            "--clickhouse-url".into(),
+            db.url.clone(),
+            "--database".into(),
+            db.name.clone(),
+            "--table".into(),
+            table.into(),
+        ]
+    };
+    let run = |table| {
+        let a = args(table);
+        sink(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let (ok, first) = run("callbacks");
+    assert!(ok, "{first}");
+    assert!(!first.contains("note:"), "{first}");
+    let (ok, second) = run("staging");
+    assert!(ok, "{second}");
+    assert!(
+        second.contains(&format!(
+            "note: the views and rollups of {d} read {d}.callbacks, so the rows of {d}.staging are in none of them",
+            d = db.name
+        )),
+        "{second}"
+    );
+    assert!(!second.contains("replaced"), "{second}");
+    assert!(
+        second.contains(&format!("created {}.staging", db.name)),
+        "{second}"
+    );
+    // Every view and rollup still reads the first table.
+    let reads = db
+        .query(&format!(
+            "SELECT name FROM system.tables WHERE database = '{}' AND (engine = 'View' AND name NOT LIKE '%_daily' OR name LIKE '%_activities_mv') AND position(create_table_query, 'FROM {}.callbacks') = 0 FORMAT TSV",
+            db.name, db.name
+        ))
+        .await;
+    assert_eq!(reads, "", "views reading another table than callbacks");
+    let (ok, again) = run("callbacks");
+    assert!(ok, "{again}");
+    assert!(again.contains("nothing changed"), "{again}");
+}

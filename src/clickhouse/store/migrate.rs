@@ -21,6 +21,8 @@ pub struct MigrateReport {
     pub replaced: Vec<String>,
     /// Objects the connected server did not have before.
     pub created: Vec<String>,
+    /// What the run left alone that the user should know of.
+    pub notes: Vec<String>,
 }
 
 impl MigrateReport {
@@ -195,10 +197,22 @@ impl ClickHouseStore {
             self.execute(profile, &st.sql).await?;
             report.statements.push(st.what);
         }
-        self.upgrade_rollups(profile, &stored, &mut report).await?;
+        // The views and rollups of a database serve one table: those made for another table
+        // of the database are left to it (replacing them would turn them from one table to the
+        // other at every start of a sink of either).
+        let owner = views_owner(&stored, target);
+        if let Some(other) = &owner {
+            report.notes.push(format!(
+                "the views and rollups of {db} read {db}.{other}, so the rows of {table} are in none of them; they are left as they are (a database has them for one table: give {table} a --database of its own to have them)",
+                db = target.database,
+                table = target.table()
+            ));
+        } else {
+            self.upgrade_rollups(profile, &stored, &mut report).await?;
+        }
         // A view of an earlier definition (its marker differs) is replaced in one step; a
         // current one is left alone, so queries on it never fail.
-        for v in schema::views::VIEWS {
+        for v in schema::views::VIEWS.iter().filter(|_| owner.is_none()) {
             let select = schema::views::select(v, profile, target);
             if is_stale(&stored, v.name, &select) {
                 for sql in schema::views::replace_view(v.name, &select, profile, target) {
@@ -366,6 +380,29 @@ impl ClickHouseStore {
     }
 }
 
+/// The table of the database other than `target`'s that its views and rollups read (the
+/// first one met), when they were made for another table.
+pub(super) fn views_owner(stored: &[(String, String)], target: &Target) -> Option<String> {
+    let ours = [target.table.clone(), target.storage().table];
+    let from = format!("FROM {}.", target.database);
+    let views: Vec<String> = schema::views::VIEWS
+        .iter()
+        .map(|v| v.name.to_string())
+        .chain(schema::views::ROLLUPS.iter().map(|r| r.mv_name()))
+        .collect();
+    stored
+        .iter()
+        .filter(|(name, _)| views.contains(name))
+        .find_map(|(_, query)| {
+            let at = query.find(&from)? + from.len();
+            let read: String = query[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            (!ours.contains(&read)).then_some(read)
+        })
+}
+
 /// Whether view `name` exists with a definition other than `select` (its marker differs).
 pub(super) fn is_stale(stored: &[(String, String)], name: &str, select: &str) -> bool {
     let marker = schema::views::marker(select);
@@ -463,5 +500,61 @@ impl ClickHouseStore {
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(table: &str, cluster: bool) -> Target {
+        Target {
+            database: "adjust".into(),
+            table: table.into(),
+            cluster: cluster.then(|| "c".to_string()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn views_made_for_another_table_are_told_apart() {
+        let stored = |from: &str| {
+            vec![
+                (
+                    "t1".to_string(),
+                    "CREATE TABLE adjust.t1 (x UInt8) ENGINE = Log".to_string(),
+                ),
+                (
+                    "installs".to_string(),
+                    format!(
+                        "CREATE VIEW adjust.installs AS WITH 'adjust-sink 1' AS adjust_sink_definition SELECT received_at FROM adjust.{from} FINAL WHERE activity_kind IN ('install')"
+                    ),
+                ),
+                (
+                    "installs_daily_activities_mv".to_string(),
+                    format!(
+                        "CREATE MATERIALIZED VIEW adjust.installs_daily_activities_mv TO adjust.installs_daily_activities AS SELECT x FROM adjust.{from} WHERE 1"
+                    ),
+                ),
+            ]
+        };
+        assert_eq!(
+            views_owner(&stored("callbacks"), &target("callbacks", false)),
+            None
+        );
+        assert_eq!(
+            views_owner(&stored("callbacks"), &target("t1", false)).as_deref(),
+            Some("callbacks")
+        );
+        // On a cluster the rollups read the local table, the views the Distributed one.
+        assert_eq!(
+            views_owner(&stored("callbacks_local"), &target("callbacks", true)),
+            None
+        );
+        assert_eq!(
+            views_owner(&stored("callbacks"), &target("callbacks", true)),
+            None
+        );
+        assert_eq!(views_owner(&[], &target("t1", false)), None);
     }
 }

@@ -46,6 +46,10 @@ impl ClickHouseStore {
         {
             return Ok(true);
         }
+        // Views and rollups made for another table of the database are left to it.
+        if super::migrate::views_owner(&stored, target).is_some() {
+            return Ok(false);
+        }
         if views::ROLLUPS
             .iter()
             .any(|r| !current(r.table, &r.select(target)))
