@@ -47,9 +47,10 @@ pub fn earliest_sql(target: &Target, received_since: u32) -> String {
 /// A row's time for erasure: when it was received or, earlier, created (Adjust's `created_at`).
 const TIME: &str = "least(received_at, ifNull(created_at, received_at))";
 
-/// How many characters a request adds to [`returned_sql`].
+/// How many characters a request adds to [`returned_sql`] (its count, and its part of the
+/// condition over all).
 pub fn request_cost(r: &Request) -> usize {
-    "countIf(), ".len() + returned(r).len()
+    "countIf(), ".len() + returned(r).len() + callbacks_predicate(std::slice::from_ref(r)).len()
 }
 
 /// One row: for each request, how many rows of the callbacks table (on a cluster of every
@@ -60,10 +61,13 @@ pub fn returned_sql(target: &Target, requests: &[Request], received_since: u32) 
         .iter()
         .map(|r| format!("countIf({})", returned(r)))
         .collect();
+    // Rows of none of the requests are passed over with one condition over them all (each
+    // column's values in one set), before each request's own count.
     format!(
-        "SELECT {} FROM {} WHERE received_at >= toDateTime({received_since}, 'UTC')",
+        "SELECT {} FROM {} WHERE received_at >= toDateTime({received_since}, 'UTC') AND ({})",
         counts.join(", "),
-        super::counted_tables(target)[0]
+        super::counted_tables(target)[0],
+        callbacks_predicate(requests)
     )
 }
 
@@ -96,7 +100,7 @@ mod tests {
         );
         assert!(sql.contains("'g1'"), "{sql}");
         assert!(
-            sql.ends_with("FROM adjust.callbacks WHERE received_at >= toDateTime(50, 'UTC')"),
+            sql.contains("FROM adjust.callbacks WHERE received_at >= toDateTime(50, 'UTC') AND ((app_token IN ('abc123', '') AND (adid IN ('aaaa', 'AAAA') OR gps_adid IN ('g1', 'G1') OR "),
             "{sql}"
         );
         assert!(request_cost(&a[0]) > 100);
