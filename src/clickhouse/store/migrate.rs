@@ -380,27 +380,28 @@ impl ClickHouseStore {
     }
 }
 
-/// The table of the database other than `target`'s that its views and rollups read (the
-/// first one met), when they were made for another table.
+/// The table of the database other than `target`'s that its views and rollups read, when they
+/// were made for another table. The rollups' materialized views decide (they feed tables; an
+/// earlier version turned the plain views to whichever table was migrated last, never them),
+/// else the plain views.
 pub(super) fn views_owner(stored: &[(String, String)], target: &Target) -> Option<String> {
-    let ours = [target.table.clone(), target.storage().table];
     let from = format!("FROM {}.", target.database);
-    let views: Vec<String> = schema::views::VIEWS
-        .iter()
-        .map(|v| v.name.to_string())
-        .chain(schema::views::ROLLUPS.iter().map(|r| r.mv_name()))
-        .collect();
-    stored
-        .iter()
-        .filter(|(name, _)| views.contains(name))
-        .find_map(|(_, query)| {
-            let at = query.find(&from)? + from.len();
-            let read: String = query[at..]
+    let reads = |name: &str| {
+        let (_, query) = stored.iter().find(|(n, _)| n == name)?;
+        let at = query.find(&from)? + from.len();
+        Some(
+            query[at..]
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            (!ours.contains(&read)).then_some(read)
-        })
+                .collect::<String>(),
+        )
+    };
+    let read = schema::views::ROLLUPS
+        .iter()
+        .find_map(|r| reads(&r.mv_name()))
+        .or_else(|| schema::views::VIEWS.iter().find_map(|v| reads(v.name)))?;
+    let ours = [target.table.clone(), target.storage().table];
+    (!ours.contains(&read)).then_some(read)
 }
 
 /// Whether view `name` exists with a definition other than `select` (its marker differs).
@@ -556,5 +557,13 @@ mod tests {
             None
         );
         assert_eq!(views_owner(&[], &target("t1", false)), None);
+        // Views an earlier version turned to another table: the rollups decide.
+        let mut mixed = stored("callbacks");
+        mixed[1].1 = mixed[1].1.replace("adjust.callbacks", "adjust.t1");
+        assert_eq!(views_owner(&mixed, &target("callbacks", false)), None);
+        assert_eq!(
+            views_owner(&mixed, &target("t1", false)).as_deref(),
+            Some("callbacks")
+        );
     }
 }
