@@ -248,11 +248,18 @@ pub async fn replay_since(
 pub fn parse_since(s: &str, now: u32) -> anyhow::Result<u32> {
     let s = s.trim();
     if s.contains('T') || s.contains('t') || s.contains('-') && s.len() >= 10 {
-        return parse_rfc3339(s).ok_or_else(|| {
+        let at = parse_rfc3339(s).ok_or_else(|| {
             anyhow::anyhow!(
                 "--since `{s}`: not an RFC 3339 time (like 2026-12-06T04:00:00Z) nor a duration (like 30m)"
             )
-        });
+        })?;
+        // Nothing was acknowledged after a time to come: most likely a local time given as UTC.
+        anyhow::ensure!(
+            at <= now,
+            "--since `{s}` is in the future (it is {} now, UTC): nothing was acknowledged since; check the time zone (Z is UTC, +02:00 two hours ahead of it)",
+            format_time(now)
+        );
+        return Ok(at);
     }
     let back = crate::settings::parse_duration(s).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
     Ok(now.saturating_sub(back.as_secs().min(u32::MAX as u64) as u32))
@@ -346,17 +353,25 @@ mod tests {
 
     #[test]
     fn since_takes_an_rfc3339_time_or_a_duration_back() {
+        let now = 1_796_529_600;
         assert_eq!(
-            parse_since("2026-12-06T04:00:00Z", 0).unwrap(),
+            parse_since("2026-12-06T04:00:00Z", now).unwrap(),
             1_796_529_600
         );
         assert_eq!(
-            parse_since("2026-12-06T06:00:00+02:00", 0).unwrap(),
+            parse_since("2026-12-06T06:00:00+02:00", now).unwrap(),
             1_796_529_600
         );
         assert_eq!(
-            parse_since("2026-12-06T04:00:00.250Z", 0).unwrap(),
+            parse_since("2026-12-06T04:00:00.250Z", now).unwrap(),
             1_796_529_600
+        );
+        let future = parse_since("2026-12-06T04:00:01Z", now).unwrap_err();
+        assert!(
+            future
+                .to_string()
+                .contains("is in the future (it is 2026-12-06T04:00:00Z now, UTC)"),
+            "{future}"
         );
         assert_eq!(format_time(1_796_529_600), "2026-12-06T04:00:00Z");
         assert_eq!(parse_since("30m", 10_000).unwrap(), 10_000 - 1800);
