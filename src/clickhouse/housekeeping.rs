@@ -152,6 +152,11 @@ const AGAIN_EVERY: Duration = Duration::from_secs(3600);
 /// How far back a check reaches: Adjust retries a callback for up to a day.
 const AGAIN_LOOKBACK: u32 = 25 * 3600;
 
+/// How far before the previous check's start a check reads rows received: a row delivered up
+/// to this long after it was received (its batch held up by ClickHouse, by another sink's log)
+/// is still among them.
+const AGAIN_OVERLAP: u32 = 15 * 60;
+
 /// How soon a failed retention round (or check) is tried again.
 const RETENTION_RETRY: Duration = Duration::from_secs(60);
 
@@ -185,7 +190,7 @@ pub async fn run_with<A: Admin>(
     let mut next_retention = next_tick;
     // Rows received since then are not checked yet for rows of erased devices that came back:
     // at start the last day (a late callback comes within Adjust's day of retries), then since
-    // the previous check.
+    // the previous check (less an overlap, for rows delivered a while after their receipt).
     let mut next_again = next_erasure;
     let mut unchecked_since = crate::clock::unix_now().saturating_sub(AGAIN_LOOKBACK);
     loop {
@@ -224,7 +229,7 @@ pub async fn run_with<A: Admin>(
             let checked = again::check(
                 &admin,
                 &target,
-                unchecked_since.saturating_sub(60),
+                unchecked_since.saturating_sub(AGAIN_OVERLAP),
                 requested_since,
                 started,
             )
