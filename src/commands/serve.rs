@@ -87,8 +87,9 @@ pub fn command(args: &ServeArgs) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(run(config, listener, admin, termination()))
 }
 
-/// Runs the sink on already bound listeners until `signal` resolves, then shuts down cleanly.
-pub async fn run(
+/// Runs the sink on already bound listeners until `signal` resolves, then shuts down cleanly
+/// (and, should the last steps hang, exits the process: for the command only).
+async fn run(
     config: ServeConfig,
     listener: TcpListener,
     admin_listener: TcpListener,
@@ -296,6 +297,9 @@ async fn run_with<P: Producer, C: Consumer>(
         },
         Err(_) => tracing::error!("the delivery thread ended unexpectedly"),
     }
+    // Delivery is over: what is left (the admin listener, the runtimes) takes moments. Should
+    // it hang, the process still exits, as the shutdown promises.
+    exit_unless_done_within(EXIT_GRACE);
     housekeeping.abort();
     if let Some(exports) = exports {
         exports.abort();
@@ -303,6 +307,25 @@ async fn run_with<P: Producer, C: Consumer>(
     admin_handle.stop(true).await;
     let _ = admin_task.await;
     Ok(())
+}
+
+/// How long the process may take to exit once delivery has ended.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Exits the process with status 0, as the stop it completes, if it is still running `grace`
+/// from now: a stop that a library's shutdown leaves hanging (the listeners' workers, the
+/// runtimes) does not keep a sink whose delivery has ended from exiting.
+fn exit_unless_done_within(grace: std::time::Duration) {
+    let _ = std::thread::Builder::new()
+        .name("exit-watchdog".into())
+        .spawn(move || {
+            std::thread::sleep(grace);
+            tracing::warn!(
+                ?grace,
+                "the sink had not exited this long after its delivery ended; exiting now"
+            );
+            std::process::exit(0);
+        });
 }
 
 /// With `--no-migrate`, says at start when the table lacks what this version writes (inserts
