@@ -408,14 +408,7 @@ async fn check_shows_the_backlog_and_replay_delivers_it() {
 
     let bin = env!("CARGO_BIN_EXE_adjust-sink");
     let dir_arg = dir.path().to_str().unwrap();
-    let common = [
-        "--clickhouse-url",
-        db.url.as_str(),
-        "--database",
-        db.name.as_str(),
-        "--data-dir",
-        dir_arg,
-    ];
+    let common = db.with_data_dir(dir_arg);
     let check = std::process::Command::new(bin)
         .arg("check")
         .args(common)
@@ -509,14 +502,7 @@ async fn replay_since_restores_what_a_restored_clickhouse_lost_exactly_once() {
     assert_eq!(db.number(&format!("SELECT count() FROM {t}")).await, 0);
 
     let dir_arg = dir.path().to_str().unwrap();
-    let common = [
-        "--clickhouse-url",
-        db.url.as_str(),
-        "--database",
-        db.name.as_str(),
-        "--data-dir",
-        dir_arg,
-    ];
+    let common = db.with_data_dir(dir_arg);
     // check shows the window kept for replay --since.
     let (_, report, _) = sink_cmd(&[&["check"][..], &common].concat());
     assert!(report.contains("0 record(s) pending"), "{report}");

@@ -74,14 +74,7 @@ async fn rows_brought_back_by_replay_import_or_a_late_callback_are_erased_again(
 
     // replay --since (the sink keeps running on its directory) re-delivers devA's callbacks.
     let since = adjust_sink::commands::replay::format_time(before);
-    let common = [
-        "--clickhouse-url",
-        db.url.as_str(),
-        "--database",
-        db.name.as_str(),
-        "--data-dir",
-        dir_arg.as_str(),
-    ];
+    let common = db.with_data_dir(&dir_arg);
     let (ok, out, err) = sink_cmd(&[&["replay", "--since", since.as_str()][..], &common].concat());
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("replayed 4 rows acknowledged since"), "{out}");

@@ -146,6 +146,18 @@ impl Db {
             .unwrap_or_else(|_| panic!("not a number from {sql}: {out:?}"))
     }
 
+    /// The flags naming this database and a data directory, for `replay`, `check` and the like.
+    pub fn with_data_dir<'a>(&'a self, data_dir: &'a str) -> [&'a str; 6] {
+        [
+            "--clickhouse-url",
+            &self.url,
+            "--database",
+            &self.name,
+            "--data-dir",
+            data_dir,
+        ]
+    }
+
     pub fn table(&self) -> String {
         format!("{}.callbacks", self.name)
     }
