@@ -56,6 +56,8 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# libfaketime: an end-to-end test sets a sink's clock back (rows received long ago).
+installed libfaketime || missing+=(faketime)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
     apt_install "${missing[@]}"

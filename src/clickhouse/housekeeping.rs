@@ -32,6 +32,7 @@ use std::time::Duration;
 use super::schema::Target;
 use super::store::ClickHouseStore;
 use crate::metrics::{HousekeepingTask, Metrics};
+use crate::pipeline::LateRows;
 use crate::settings::{ConfigError, err, positive_duration};
 use crate::sink::{Admin, StoreError};
 
@@ -160,10 +161,14 @@ const AGAIN_OVERLAP: u32 = 15 * 60;
 /// How soon a failed retention round (or check) is tried again.
 const RETENTION_RETRY: Duration = Duration::from_secs(60);
 
-/// Runs the housekeeping rounds until the task is dropped (what `serve` spawns).
-pub async fn run(store: ClickHouseStore, settings: Housekeeping, metrics: Metrics) {
+/// Runs the housekeeping rounds, and the check of the rows `late` notes, until the task is
+/// dropped (what `serve` spawns).
+pub async fn run(store: ClickHouseStore, settings: Housekeeping, metrics: Metrics, late: LateRows) {
     let target = store.config().target.clone();
-    run_with(store, target, settings, metrics).await
+    tokio::join!(
+        again::watch_late(&store, &target, &late, &metrics),
+        run_with(&store, target.clone(), settings, metrics.clone()),
+    );
 }
 
 /// [`run`] over any [`Admin`]. At start and then each tick (the erasure interval, or a minute)
@@ -171,7 +176,7 @@ pub async fn run(store: ClickHouseStore, settings: Housekeeping, metrics: Metric
 /// erasure round comes one interval after start (delivery creates the tables meanwhile); the
 /// first retention round at start, then hourly (a failed one again after a minute).
 pub async fn run_with<A: Admin>(
-    admin: A,
+    admin: &A,
     target: Target,
     settings: Housekeeping,
     metrics: Metrics,
@@ -197,7 +202,7 @@ pub async fn run_with<A: Admin>(
         sleep_until(next_tick).await;
         let now = Instant::now();
         next_tick = now + tick;
-        let held = match lease.hold(&admin).await {
+        let held = match lease.hold(admin).await {
             Ok(held) => held,
             Err(e) => {
                 tracing::warn!(error = %redacted(&e), "housekeeping lease: ClickHouse did not answer; trying again next round");
@@ -215,7 +220,7 @@ pub async fn run_with<A: Admin>(
             next_erasure = now + tick;
             metrics.housekeeping_rounds.inc(HousekeepingTask::Erasure);
             if let Err(e) = eraser
-                .round(&admin, &metrics, crate::clock::unix_now())
+                .round(admin, &metrics, crate::clock::unix_now())
                 .await
             {
                 tracing::warn!(error = %redacted(&e), "erasure round failed; trying again next round");
@@ -227,7 +232,7 @@ pub async fn run_with<A: Admin>(
             // of retries, so the requests of the last day are what it can bring back.
             let requested_since = started.saturating_sub(AGAIN_LOOKBACK);
             let checked = again::check(
-                &admin,
+                admin,
                 &target,
                 unchecked_since.saturating_sub(AGAIN_OVERLAP),
                 requested_since,
@@ -258,7 +263,7 @@ pub async fn run_with<A: Admin>(
         {
             metrics.housekeeping_rounds.inc(HousekeepingTask::Retention);
             next_retention = now
-                + match retention::round(&admin, &target, &metrics, days).await {
+                + match retention::round(admin, &target, &metrics, days).await {
                     Ok(()) => RETENTION_EVERY,
                     Err(e) => {
                         tracing::warn!(error = %redacted(&e), "retention round failed; trying again in a minute");

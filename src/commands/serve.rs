@@ -25,7 +25,7 @@ use crate::pipeline::batcher::{self, Finished};
 use crate::pipeline::memory::MemoryQueue;
 use crate::pipeline::settings::{DataDir, Durability, Queue, Timeouts};
 use crate::pipeline::wal::Wal;
-use crate::pipeline::{Consumer, Limits, Producer};
+use crate::pipeline::{Consumer, LateRows, Limits, Producer};
 use crate::settings::ConfigError;
 use crate::shutdown::Shutdown;
 
@@ -168,7 +168,12 @@ async fn run_with<P: Producer, C: Consumer>(
         );
     }
     let store = ClickHouseStore::new(config.clickhouse.clone())?;
-    let deliverer = config.data_dir.deliverer(store, metrics.clone());
+    // Batches landed long after their receipt, checked by housekeeping for erased devices.
+    let late = LateRows::default();
+    let deliverer = config
+        .data_dir
+        .deliverer(store, metrics.clone())
+        .with_late(late.clone());
     // Set once delivery has prepared the tables (or the sink stops first).
     let (prepared_tx, prepared) = tokio::sync::watch::channel(false);
     let delivery = {
@@ -234,6 +239,7 @@ async fn run_with<P: Producer, C: Consumer>(
             store,
             config.housekeeping,
             metrics.clone(),
+            late,
         ))
     };
     let exports = match config.exports.clone() {

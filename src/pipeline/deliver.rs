@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use super::Batch;
 use super::batch::split_by_partition;
+use super::{Batch, LateRows};
 use crate::metrics::{InsertResult, Metrics, Retriable};
 use crate::shutdown::Shutdown;
 use crate::sink::classify::partition_limit;
@@ -91,6 +91,8 @@ pub struct Deliverer<S> {
     backoff: Backoff,
     /// Where rejected rows go when the rejects table cannot be written.
     rejects_file: RejectsFile,
+    /// Where batches landed long after their receipt are noted (`serve`).
+    late: Option<LateRows>,
 }
 
 impl<S: Store> Deliverer<S> {
@@ -104,7 +106,14 @@ impl<S: Store> Deliverer<S> {
             metrics,
             backoff,
             rejects_file,
+            late: None,
         }
+    }
+
+    /// Notes in `late` the batches landed long after their receipt.
+    pub fn with_late(mut self, late: LateRows) -> Self {
+        self.late = Some(late);
+        self
     }
 
     pub fn store(&self) -> &S {
@@ -154,6 +163,9 @@ impl<S: Store> Deliverer<S> {
                 let rows = rows + todo.iter().map(|p| p.range.len()).sum::<usize>();
                 return Err(GaveUp { rows });
             }
+        }
+        if let Some(late) = &self.late {
+            late.landed(batch, crate::clock::unix_now());
         }
         Ok(())
     }

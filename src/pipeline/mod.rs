@@ -11,16 +11,19 @@
 //! - [`wal`]: the write-ahead log (`--durability wal`): 200 only after fsync; trimmed on ack.
 //! - [`batcher`]: cuts batches by rows, bytes, age and shutdown.
 //! - [`deliver`]: owns a batch until ClickHouse acknowledges it.
+//! - [`late`]: rows delivered long after their receipt, for the erasure check.
 
 pub mod batch;
 pub mod batcher;
 pub mod deliver;
+pub mod late;
 pub mod memory;
 pub mod queue;
 pub mod settings;
 pub mod wal;
 
 pub use batch::{Batch, LogRange};
+pub use late::LateRows;
 pub use queue::{Consumer, Producer, Usage};
 
 /// Why a row could not be accepted now (answered 503 with `Retry-After`).

@@ -373,6 +373,11 @@ pub fn sort_key(row: &[u8]) -> Option<(&[u8], u16, u64)> {
     Some((r.bytes().ok()?, day, id))
 }
 
+/// The `received_at` of an encoded row (unix seconds).
+pub fn received_at_of(row: &[u8]) -> Option<u32> {
+    Reader::new(row).u32().ok()
+}
+
 /// The `event_date` of an encoded row (days since 1970-01-01), what the table is partitioned by.
 pub fn event_date_of(row: &[u8]) -> Option<u16> {
     let mut r = Reader::new(row);

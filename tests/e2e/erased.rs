@@ -1,6 +1,7 @@
 //! Erased stays erased: rows of a device from before its erasure request, brought back after
 //! the erasure was done by `replay --since`, by `import` of an export or by a late callback, are
-//! found and erased again; an activity of the device after its request is not a reason to.
+//! found and erased again; an activity of the device after its request is not a reason to. So
+//! are rows a sink delivers from its log long after it received them.
 
 use std::time::{Duration, Instant};
 
@@ -163,4 +164,61 @@ async fn rows_brought_back_by_replay_import_or_a_late_callback_are_erased_again(
         1.0
     );
     assert_eq!(rows_of(&db, "devB").await, 2);
+}
+
+/// `libfaketime`, which `scripts/test.sh` installs (Debian's `faketime`).
+const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_a_sink_delivers_long_after_their_receipt_are_checked_for_erased_devices() {
+    assert!(
+        std::path::Path::new(FAKETIME).exists(),
+        "{FAKETIME} missing: install Debian's faketime package (scripts/test.sh does)"
+    );
+    let db = Db::fresh("erased_late").await;
+    // Sink B took devA's install 20 minutes ago (its clock set back), while its ClickHouse was
+    // unreachable: the row waits in its log.
+    let b_dir = tempfile::tempdir().unwrap();
+    let back = [
+        ("LD_PRELOAD", FAKETIME),
+        ("FAKETIME", "-20m"),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+    ];
+    let mut b = Sink::start_offline_env(&db, b_dir.path(), &back).await;
+    let install = "/adjust/install?adid=devA&app_token=apptok&nonce=a1&created_at=1404214665";
+    assert_eq!(b.get(install).await.status(), 200);
+    b.terminate(Duration::from_secs(10));
+
+    // Meanwhile sink A carries out devA's erasure request, and checks (at its first round) for
+    // rows that came back: none yet.
+    let a = Sink::start(&db, &FLAGS).await;
+    let forget = "/adjust/gdpr_forget_device?adid=devA&app_token=apptok&created_at=1404300000";
+    assert_eq!(a.get(forget).await.status(), 200);
+    a.wait_metric(
+        "adjust_sink_erasures_done_total",
+        1.0,
+        Duration::from_secs(15),
+    )
+    .await;
+
+    // B comes back and delivers its log: the install lands 20 minutes after its receipt. B's
+    // own erasure is off and A holds the lease (next check in an hour): B checks the rows it
+    // landed late, and A's next round erases them.
+    let b = Sink::start_in(&db, b_dir.path(), &[]).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rows_of(&db, "devA").await == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rows_of(&db, "devA").await, 1, "B's log: {}", b.logs());
+    assert_erased(&db, &a, Duration::from_secs(90), "a late delivery").await;
+    assert_eq!(requests_of(&db, "devA").await, 2);
+    assert_eq!(
+        b.metric("adjust_sink_erasures_requested_again_total").await,
+        1.0
+    );
+    assert!(
+        b.logs().contains("rows landed long after their receipt"),
+        "{}",
+        b.logs()
+    );
 }

@@ -288,6 +288,11 @@ impl Sink {
     /// Starts a sink in `data_dir` whose ClickHouse is unreachable (everything stays in its
     /// write-ahead log) and that gives up flushing 1 s after SIGTERM.
     pub async fn start_offline(db: &Db, data_dir: &Path) -> Sink {
+        Sink::start_offline_env(db, data_dir, &[]).await
+    }
+
+    /// [`Sink::start_offline`] with environment variables set for the process.
+    pub async fn start_offline_env(db: &Db, data_dir: &Path, env: &[(&str, &str)]) -> Sink {
         let mut args = base_args(db, data_dir);
         let url = args
             .iter()
@@ -296,7 +301,7 @@ impl Sink {
             + 1;
         args[url] = "http://127.0.0.1:9".into();
         args.extend(["--shutdown-timeout".into(), "1s".into()]);
-        Sink::spawn(args, data_dir.to_path_buf()).await
+        Sink::spawn_env(args, data_dir.to_path_buf(), env).await
     }
 
     /// Starts a sink with a given data directory (kept by the caller, e.g. across restarts).

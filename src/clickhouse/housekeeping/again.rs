@@ -8,11 +8,13 @@
 //! those it reads back, and logs none.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use super::erasure::{BUDGET, READ, requests};
 use crate::clickhouse::schema::Target;
 use crate::clickhouse::schema::erasure::{self as sql, Request, again};
 use crate::metrics::Metrics;
+use crate::pipeline::LateRows;
 use crate::sink::{Admin, StoreError};
 
 /// What a check found.
@@ -124,6 +126,52 @@ pub async fn after<A: Admin>(
     Ok(checked)
 }
 
+/// A backlog lands as many batches: the check of late rows waits until none has landed for this
+/// long ...
+const LATE_QUIET: Duration = Duration::from_secs(30);
+
+/// ... or this long after the first, so that a long backlog is checked as it drains.
+const LATE_GATHER: Duration = Duration::from_secs(600);
+
+/// How soon a failed check of late rows is tried again.
+const LATE_RETRY: Duration = Duration::from_secs(60);
+
+/// Checks the rows this sink's deliverer landed long after their receipt (a backlog after an
+/// outage, a log delivered at a restart), which `serve`'s hourly check may have passed over,
+/// against the requests carried out; until the task is dropped. Runs on every sink, whether it
+/// holds the lease or not: the sink that delivered them is the one that knows.
+pub async fn watch_late<A: Admin>(admin: &A, target: &Target, late: &LateRows, metrics: &Metrics) {
+    loop {
+        late.noted().await;
+        let first = tokio::time::Instant::now();
+        let mut since = u32::MAX;
+        loop {
+            if let Some(t) = late.take() {
+                since = since.min(t);
+            }
+            if first.elapsed() >= LATE_GATHER
+                || tokio::time::timeout(LATE_QUIET, late.noted())
+                    .await
+                    .is_err()
+            {
+                break;
+            }
+        }
+        if let Some(t) = late.take() {
+            since = since.min(t);
+        }
+        tracing::info!(
+            minutes_after_receipt = crate::clock::unix_now().saturating_sub(since) / 60,
+            "rows landed long after their receipt: checking them for rows of erased devices"
+        );
+        if let Err(e) = after(admin, target, since, "a delivery held up", metrics).await {
+            tracing::warn!(error = %super::redacted(&e), "checking rows that landed late for rows of erased devices failed; trying again in a minute");
+            late.put_back(since);
+            tokio::time::sleep(LATE_RETRY).await;
+        }
+    }
+}
+
 fn key(r: Request) -> (String, String, String) {
     (r.kind, r.id, r.app)
 }
@@ -168,6 +216,11 @@ mod tests {
         back: &'static [&'static str],
     ) -> TwinStore {
         TwinStore::scripted(move |q, _| {
+            // The earliest row received since the time asked: that time.
+            if q.starts_with("SELECT toUInt32(min(") {
+                let since = q.rsplit("toDateTime(").next()?.split(',').next()?;
+                return Some(vec![vec![since.to_string(), "1".to_string()]]);
+            }
             if q.contains("HAVING max(done_at) = 0") {
                 return Some(pending.iter().map(row).collect());
             }
@@ -336,5 +389,64 @@ mod tests {
         }
         assert_eq!(queries.concat(), page);
         assert!(super::queries(&[]).is_empty());
+    }
+
+    /// A batch of rows received at `received` (unix seconds).
+    fn batch(received: &[u32]) -> crate::pipeline::Batch {
+        let mut b = crate::pipeline::Batch::default();
+        for &t in received {
+            let mut row = t.to_le_bytes().to_vec();
+            row.extend_from_slice(&[0, 0]);
+            b.push(&row);
+        }
+        b
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rows_landed_late_are_checked_from_their_receipt_once_the_backlog_stops() {
+        let now = crate::clock::unix_now();
+        let (hour_ago, older) = (now - 3_600, now - 7_200);
+        // Device 1 was erased (requested) after the rows of the backlog were received.
+        let admin = server(
+            vec![request(1, hour_ago + 60)],
+            Vec::new(),
+            &["00000000000000000000000000000001"],
+        );
+        let (target, late, metrics) = (Target::default(), LateRows::default(), Metrics::new());
+        let counted = |admin: &TwinStore| {
+            admin
+                .queries()
+                .into_iter()
+                .filter(|q| q.starts_with("SELECT countIf("))
+                .collect::<Vec<_>>()
+        };
+        let drive = async {
+            // Fresh rows are not late.
+            late.landed(&batch(&[now - 2]), now);
+            tokio::time::sleep(Duration::from_secs(120)).await;
+            assert!(admin.queries().is_empty(), "{:?}", admin.queries());
+            late.landed(&batch(&[now - 5, hour_ago]), now);
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            late.landed(&batch(&[older]), now);
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            // The backlog may not be over: no check yet.
+            assert!(counted(&admin).is_empty());
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        };
+        tokio::select! {
+            () = watch_late(&admin, &target, &late, &metrics) => unreachable!("runs until dropped"),
+            () = drive => {}
+        }
+        let counted = counted(&admin);
+        assert_eq!(counted.len(), 1, "one check for the backlog: {counted:?}");
+        assert!(
+            counted[0].contains(&format!("received_at >= toDateTime({older}, 'UTC')")),
+            "{}",
+            counted[0]
+        );
+        let statements = admin.statements();
+        assert_eq!(statements.len(), 1, "{statements:?}");
+        assert!(statements[0].contains("'00000000000000000000000000000001', 'adid'"));
+        assert_eq!(metrics.erasures_requested_again.get(), 1);
     }
 }
