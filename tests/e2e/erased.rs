@@ -1,7 +1,8 @@
 //! Erased stays erased: rows of a device from before its erasure request, brought back after
-//! the erasure was done by `replay --since`, by `import` of an export or by a late callback, are
-//! found and erased again; an activity of the device after its request is not a reason to. So
-//! are rows a sink delivers from its log long after it received them.
+//! the erasure was done by `replay` (with and without `--since`), by `import` of an export, by
+//! a round of the export follower, by a late callback or by a sink delivering its log long after
+//! it received them, are found and erased again; an activity of the device after its request is
+//! not a reason to.
 
 use std::time::{Duration, Instant};
 
@@ -221,4 +222,84 @@ async fn rows_a_sink_delivers_long_after_their_receipt_are_checked_for_erased_de
         "{}",
         b.logs()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_follower_round_that_loads_rows_of_an_erased_device_requests_its_erasure_again() {
+    let db = Db::fresh("erased_follow").await;
+    let exports = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let follow = [
+        "--follow-exports",
+        exports.path().to_str().unwrap(),
+        "--follow-interval",
+        "1s",
+    ];
+    let sink = Sink::start_in(&db, dir.path(), &[&FLAGS[..], &follow].concat()).await;
+    let forget =
+        "/adjust/gdpr_forget_device?adid=devA&app_token=apptokapptok&created_at=1404300000";
+    assert_eq!(sink.get(forget).await.status(), 200);
+    sink.wait_metric(
+        "adjust_sink_erasures_done_total",
+        1.0,
+        Duration::from_secs(15),
+    )
+    .await;
+
+    // Adjust's export of the app, with devA's install from before its request, lands in the
+    // followed directory after the erasure.
+    let csv = "{activity_kind},{app_token},{nonce},{adid},{created_at}\n\
+        install,apptokapptok,a1,devA,1404214665\n\
+        install,apptokapptok,b1,devB,1404214665\n";
+    std::fs::write(
+        exports
+            .path()
+            .join("apptokapptok_2014-07-01T110000_1a2b3c4d_0001.csv.gz"),
+        crate::exports::gzip(csv.as_bytes()),
+    )
+    .unwrap();
+    assert_eq!(
+        db.wait_rows(2, Duration::from_secs(30)).await,
+        2,
+        "log:\n{}",
+        sink.logs()
+    );
+    assert_erased(&db, &sink, Duration::from_secs(30), "a follower round").await;
+    assert_eq!(requests_of(&db, "devA").await, 2);
+    assert_eq!(rows_of(&db, "devB").await, 1);
+    assert_eq!(
+        sink.metric("adjust_sink_erasures_requested_again_total")
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_of_a_whole_log_with_rows_of_an_erased_device_requests_its_erasure_again() {
+    let db = Db::fresh("erased_replay").await;
+    // A sink took devA's install while its ClickHouse was unreachable, and stopped.
+    let b_dir = tempfile::tempdir().unwrap();
+    let mut b = Sink::start_offline(&db, b_dir.path()).await;
+    let install = "/adjust/install?adid=devA&app_token=apptok&nonce=a1&created_at=1404214665";
+    assert_eq!(b.get(install).await.status(), 200);
+    b.terminate(Duration::from_secs(10));
+
+    // Another sink carries out devA's erasure request.
+    let a = Sink::start(&db, &FLAGS).await;
+    let forget = "/adjust/gdpr_forget_device?adid=devA&app_token=apptok&created_at=1404300000";
+    assert_eq!(a.get(forget).await.status(), 200);
+    a.wait_metric(
+        "adjust_sink_erasures_done_total",
+        1.0,
+        Duration::from_secs(15),
+    )
+    .await;
+
+    // `replay` of the first sink's whole log (no --since) delivers the install, and finds it.
+    let b_arg = b_dir.path().to_str().unwrap().to_string();
+    let (ok, out, err) = sink_cmd(&[&["replay"][..], &db.with_data_dir(&b_arg)].concat());
+    assert!(ok, "{out}\n{err}");
+    assert!(err.contains("erasure is requested again"), "{out}\n{err}");
+    assert_eq!(requests_of(&db, "devA").await, 2);
+    assert_erased(&db, &a, Duration::from_secs(15), "replay").await;
 }

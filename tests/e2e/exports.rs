@@ -49,7 +49,7 @@ fn export_file(app: &str, hour: u32) -> Vec<u8> {
     gzip(csv.as_bytes())
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
+pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(data).unwrap();
     gz.finish().unwrap()
