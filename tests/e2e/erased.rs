@@ -48,6 +48,27 @@ async fn assert_erased(db: &Db, sink: &Sink, within: Duration, after: &str) {
     );
 }
 
+/// A sink whose ClickHouse is unreachable takes devA's install (its process environment `env`)
+/// and stops, the row left in its log (the directory returned); then a sink with erasure on
+/// (returned) carries out devA's erasure request, with none of devA's rows in the table yet.
+async fn install_held_while_erased(db: &Db, env: &[(&str, &str)]) -> (tempfile::TempDir, Sink) {
+    let held = tempfile::tempdir().unwrap();
+    let mut b = Sink::start_offline_env(db, held.path(), env).await;
+    let install = "/adjust/install?adid=devA&app_token=apptok&nonce=a1&created_at=1404214665";
+    assert_eq!(b.get(install).await.status(), 200);
+    b.terminate(Duration::from_secs(10));
+    let a = Sink::start(db, &FLAGS).await;
+    let forget = "/adjust/gdpr_forget_device?adid=devA&app_token=apptok&created_at=1404300000";
+    assert_eq!(a.get(forget).await.status(), 200);
+    a.wait_metric(
+        "adjust_sink_erasures_done_total",
+        1.0,
+        Duration::from_secs(15),
+    )
+    .await;
+    (held, a)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn rows_brought_back_by_replay_import_or_a_late_callback_are_erased_again() {
     let db = Db::fresh("erased_again").await;
@@ -178,29 +199,14 @@ async fn rows_a_sink_delivers_long_after_their_receipt_are_checked_for_erased_de
     );
     let db = Db::fresh("erased_late").await;
     // Sink B took devA's install 20 minutes ago (its clock set back), while its ClickHouse was
-    // unreachable: the row waits in its log.
-    let b_dir = tempfile::tempdir().unwrap();
+    // unreachable: the row waits in its log. Meanwhile sink A carries out devA's erasure
+    // request, and checks (at its first round) for rows that came back: none yet.
     let back = [
         ("LD_PRELOAD", FAKETIME),
         ("FAKETIME", "-20m"),
         ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
     ];
-    let mut b = Sink::start_offline_env(&db, b_dir.path(), &back).await;
-    let install = "/adjust/install?adid=devA&app_token=apptok&nonce=a1&created_at=1404214665";
-    assert_eq!(b.get(install).await.status(), 200);
-    b.terminate(Duration::from_secs(10));
-
-    // Meanwhile sink A carries out devA's erasure request, and checks (at its first round) for
-    // rows that came back: none yet.
-    let a = Sink::start(&db, &FLAGS).await;
-    let forget = "/adjust/gdpr_forget_device?adid=devA&app_token=apptok&created_at=1404300000";
-    assert_eq!(a.get(forget).await.status(), 200);
-    a.wait_metric(
-        "adjust_sink_erasures_done_total",
-        1.0,
-        Duration::from_secs(15),
-    )
-    .await;
+    let (b_dir, a) = install_held_while_erased(&db, &back).await;
 
     // B comes back and delivers its log: the install lands 20 minutes after its receipt. B's
     // own erasure is off and A holds the lease (next check in an hour): B checks the rows it
@@ -277,23 +283,9 @@ async fn a_follower_round_that_loads_rows_of_an_erased_device_requests_its_erasu
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replay_of_a_whole_log_with_rows_of_an_erased_device_requests_its_erasure_again() {
     let db = Db::fresh("erased_replay").await;
-    // A sink took devA's install while its ClickHouse was unreachable, and stopped.
-    let b_dir = tempfile::tempdir().unwrap();
-    let mut b = Sink::start_offline(&db, b_dir.path()).await;
-    let install = "/adjust/install?adid=devA&app_token=apptok&nonce=a1&created_at=1404214665";
-    assert_eq!(b.get(install).await.status(), 200);
-    b.terminate(Duration::from_secs(10));
-
-    // Another sink carries out devA's erasure request.
-    let a = Sink::start(&db, &FLAGS).await;
-    let forget = "/adjust/gdpr_forget_device?adid=devA&app_token=apptok&created_at=1404300000";
-    assert_eq!(a.get(forget).await.status(), 200);
-    a.wait_metric(
-        "adjust_sink_erasures_done_total",
-        1.0,
-        Duration::from_secs(15),
-    )
-    .await;
+    // A sink took devA's install while its ClickHouse was unreachable, and stopped; another
+    // carried out devA's erasure request.
+    let (b_dir, a) = install_held_while_erased(&db, &[]).await;
 
     // `replay` of the first sink's whole log (no --since) delivers the install, and finds it.
     let b_arg = b_dir.path().to_str().unwrap().to_string();
