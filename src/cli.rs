@@ -113,6 +113,16 @@ pub struct ImportArgs {
     #[command(flatten)]
     pub follow: FollowArgs,
 
+    /// Do not import activities whose `event_date` is older than this many days: the table's
+    /// retention (`serve --retention`) would remove them. They are counted in the summary
+    #[arg(
+        long,
+        value_name = "DAYS",
+        env = "ADJUST_SINK_RETENTION",
+        help_heading = "Import"
+    )]
+    pub retention: Option<u32>,
+
     /// Activities per existence check and delivery
     #[arg(
         long,

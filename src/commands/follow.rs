@@ -30,6 +30,9 @@ use crate::metrics::{ExportFileState, ExportRoundOutcome, ExportRowOutcome};
 use crate::row;
 use crate::sink::{Admin, Store};
 
+mod within_serve;
+pub use within_serve::{Following, run};
+
 /// Whether an import argument names a followed source (a URL or a directory) rather than a file.
 pub fn is_source(arg: &str) -> bool {
     arg.contains("://") || std::path::Path::new(arg).is_dir()
@@ -520,82 +523,6 @@ async fn is_done<A: Admin>(admin: &A, manifest: &Target, o: &Object) -> anyhow::
         .first()
         .and_then(|r| r.first())
         .is_some_and(|n| n != "0"))
-}
-
-/// `serve --follow-exports`: what to follow, and how.
-#[derive(Clone)]
-pub struct Following {
-    pub url: String,
-    /// Opened when the settings are read: a URL or directory that cannot be followed stops the
-    /// sink at its start, not its follower in silence later.
-    pub source: Source,
-    pub interval: Duration,
-    pub claim_ttl: Duration,
-}
-
-impl Following {
-    pub fn from_args(
-        a: &crate::cli::FollowExportsArgs,
-    ) -> Result<Option<Following>, crate::settings::ConfigError> {
-        let Some(url) = &a.follow_exports else {
-            return Ok(None);
-        };
-        let source = Source::open(url)
-            .map_err(|e| crate::settings::ConfigError(format!("--follow-exports: {e:#}")))?;
-        let (interval, claim_ttl) = timing(&a.follow_interval, &a.follow_claim_ttl)?;
-        Ok(Some(Following {
-            url: url.clone(),
-            source,
-            interval,
-            claim_ttl,
-        }))
-    }
-}
-
-/// Follows the exports inside `serve` until the sink stops: a round every interval, errors
-/// logged and tried again at the next round.
-pub async fn run<S: Store + Admin>(
-    f: Following,
-    spool: PathBuf,
-    deliverer: crate::pipeline::deliver::Deliverer<S>,
-    manifest: Target,
-    options: row::Options,
-    metrics: crate::metrics::Metrics,
-    shutdown: crate::shutdown::Shutdown,
-) {
-    let source = &f.source;
-    let to = Destination {
-        deliverer: &deliverer,
-        table: manifest.table(),
-        metrics: &metrics,
-        shutdown: &shutdown,
-        unchecked: Default::default(),
-    };
-    let settings = Settings {
-        holder: default_holder(),
-        claim_ttl: f.claim_ttl,
-        batch_rows: 5_000,
-        settle: SETTLE,
-        spool,
-    };
-    loop {
-        match round(&to, &manifest, source, &options, &settings).await {
-            Ok(r) => tracing::info!(
-                url = %f.url,
-                listed = r.listed,
-                loaded = r.loaded,
-                failed = r.failed,
-                new = r.rows.new,
-                "export round"
-            ),
-            Err(e) => {
-                tracing::warn!(url = %f.url, error = %format!("{e:#}"), "export round failed")
-            }
-        }
-        if !shutdown.pause(f.interval).await {
-            break;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use rustc_hash::FxHashSet;
@@ -23,7 +23,9 @@ use crate::row;
 use crate::shutdown::Shutdown;
 use crate::sink::{Admin, Store, StoreError};
 
+mod summary;
 mod unchecked;
+pub use summary::{BadLine, Summary};
 pub use unchecked::Unchecked;
 
 pub fn command(args: &ImportArgs) -> anyhow::Result<()> {
@@ -40,13 +42,8 @@ pub fn command(args: &ImportArgs) -> anyhow::Result<()> {
     let metrics = Metrics::new();
     let deliverer = data_dir.deliverer(ClickHouseStore::new(config)?, metrics.clone());
     let shutdown = Shutdown::new();
-    let to = Destination {
-        deliverer: &deliverer,
-        table,
-        metrics: &metrics,
-        shutdown: &shutdown,
-        unchecked: Unchecked::default(),
-    };
+    let retention = retention(args)?;
+    let to = Destination::new(&deliverer, table, &metrics, &shutdown, retention);
     let (sources, files): (Vec<&String>, Vec<&String>) =
         args.files.iter().partition(|a| super::follow::is_source(a));
     let files: Vec<String> = files.into_iter().cloned().collect();
@@ -94,8 +91,8 @@ pub fn command(args: &ImportArgs) -> anyhow::Result<()> {
                     match r {
                         Ok(r) => {
                             eprintln!(
-                                "adjust-sink: import: {} export files listed, {} not loaded yet: {} loaded, {} failed, {} taken by another follower; {} rows read, {} new, {} already present",
-                                r.listed, r.pending, r.loaded, r.failed, r.skipped, r.rows.rows_read, r.rows.new, r.rows.already_present
+                                "adjust-sink: import: {} export files listed, {} not loaded yet: {} loaded, {} failed, {} taken by another follower; {} rows read, {} new,{} {} already present",
+                                r.listed, r.pending, r.loaded, r.failed, r.skipped, r.rows.rows_read, r.rows.new, r.rows.expired_part(), r.rows.already_present
                             );
                             unreadable += r.failed;
                             summary.absorb(r.rows);
@@ -148,86 +145,28 @@ pub fn command(args: &ImportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--retention`, checked as `serve` checks it.
+fn retention(args: &ImportArgs) -> anyhow::Result<Option<u32>> {
+    anyhow::ensure!(
+        args.retention != Some(0),
+        "--retention must be at least 1 day"
+    );
+    Ok(args.retention)
+}
+
 /// The progress line on stderr after every batch.
 fn print_progress(s: &Summary) {
     let secs = s.elapsed.as_secs_f64().max(0.001);
     eprintln!(
-        "adjust-sink: import: {} rows read ({:.0} rows/s), {} new, {} already present, {} refused, {} bad lines",
+        "adjust-sink: import: {} rows read ({:.0} rows/s), {} new,{} {} already present, {} refused, {} bad lines",
         s.rows_read,
         s.rows_read as f64 / secs,
         s.new,
+        s.expired_part(),
         s.already_present,
         s.rejected,
         s.bad_lines.len()
     );
-}
-
-/// A line of an export that could not be imported.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadLine {
-    pub file: String,
-    pub line: u64,
-    pub reason: String,
-}
-
-/// What an import did.
-#[derive(Debug, Clone, Default)]
-pub struct Summary {
-    /// Data rows read (the header rows not counted).
-    pub rows_read: u64,
-    /// Activities the table already held, or that came earlier in the same import.
-    pub already_present: u64,
-    /// Activities written.
-    pub new: u64,
-    /// Activities ClickHouse refused (kept in the rejects table, or the rejects file).
-    pub rejected: u64,
-    pub bad_lines: Vec<BadLine>,
-    /// Files that could not be read to their end (a truncated or corrupt gzip): where reading
-    /// stopped and why. The rows before that point were imported.
-    pub cut_short: Vec<BadLine>,
-    pub elapsed: Duration,
-}
-
-impl Summary {
-    /// Adds the rows of `other` (another file's, or another round's) to these.
-    pub fn absorb(&mut self, other: Summary) {
-        self.rows_read += other.rows_read;
-        self.new += other.new;
-        self.already_present += other.already_present;
-        self.rejected += other.rejected;
-        self.bad_lines.extend(other.bad_lines);
-        self.cut_short.extend(other.cut_short);
-    }
-
-    /// The summary as printed at the end (bad lines listed with their file and line number).
-    pub fn render(&self) -> String {
-        let mut out = format!(
-            "read {} rows in {:.1}s: {} already present, {} new, {} refused by ClickHouse (kept in the rejects table), {} bad lines\n",
-            self.rows_read,
-            self.elapsed.as_secs_f64(),
-            self.already_present,
-            self.new,
-            self.rejected,
-            self.bad_lines.len()
-        );
-        const SHOWN: usize = 100;
-        for b in self.bad_lines.iter().take(SHOWN) {
-            out.push_str(&format!("  {}:{}: {}\n", b.file, b.line, b.reason));
-        }
-        if self.bad_lines.len() > SHOWN {
-            out.push_str(&format!(
-                "  … and {} more bad lines\n",
-                self.bad_lines.len() - SHOWN
-            ));
-        }
-        for c in &self.cut_short {
-            out.push_str(&format!(
-                "  {}:{}: cannot be read from here on ({}); the rows before it were imported\n",
-                c.file, c.line, c.reason
-            ));
-        }
-        out
-    }
 }
 
 /// A placeholder name from an export header: `{adid}` and `adid` are the same.
@@ -298,6 +237,36 @@ pub struct Destination<'a, S> {
     pub shutdown: &'a Shutdown,
     /// Since when the rows inserted are not yet checked against the erasures carried out.
     pub unchecked: Unchecked,
+    /// `--retention` days: older activities (by `event_date`) are not imported, as the table
+    /// would drop them.
+    pub retention_days: Option<u32>,
+}
+
+impl<'a, S> Destination<'a, S> {
+    pub fn new(
+        deliverer: &'a Deliverer<S>,
+        table: String,
+        metrics: &'a Metrics,
+        shutdown: &'a Shutdown,
+        retention_days: Option<u32>,
+    ) -> Self {
+        Destination {
+            deliverer,
+            table,
+            metrics,
+            shutdown,
+            unchecked: Unchecked::default(),
+            retention_days,
+        }
+    }
+
+    /// The first `event_date` (days since 1970-01-01) an activity received at `now` may have
+    /// to be imported: that of the retention's TTL (`event_date + days >= today`).
+    fn oldest_kept(&self, now: u32) -> Option<u16> {
+        let days = self.retention_days?;
+        let today = now / 86_400;
+        Some(today.saturating_sub(days).min(u32::from(u16::MAX)) as u16)
+    }
 }
 
 /// Imports export files, `batch_rows` activities per lookup and delivery; `progress` is called
@@ -440,6 +409,12 @@ impl FileRun<'_> {
                 .filter(|(k, _)| !k.is_empty())
                 .collect();
             let built = row::build_pairs(&pairs, self.received_at, self.options);
+            if let Some(oldest) = to.oldest_kept(self.received_at)
+                && row::event_date_of(&built.row).is_some_and(|day| day < oldest)
+            {
+                summary.expired += 1;
+                continue;
+            }
             if !pending.seen.insert(built.callback_id) {
                 summary.already_present += 1;
                 continue;
@@ -611,6 +586,17 @@ mod tests {
         options: &row::Options,
         batch_rows: usize,
     ) -> (Summary, TwinStore) {
+        run_import_keeping(store, file, options, batch_rows, None).await
+    }
+
+    /// [`run_import`] into a table kept `retention_days`.
+    async fn run_import_keeping(
+        store: TwinStore,
+        file: &tempfile::NamedTempFile,
+        options: &row::Options,
+        batch_rows: usize,
+        retention_days: Option<u32>,
+    ) -> (Summary, TwinStore) {
         let metrics = Metrics::new();
         let deliverer = Deliverer::new(
             store,
@@ -619,18 +605,49 @@ mod tests {
             RejectsFile::new("unused".into(), 0),
         );
         let shutdown = Shutdown::new();
-        let to = Destination {
-            deliverer: &deliverer,
-            table: "adjust.callbacks".into(),
-            metrics: &metrics,
-            shutdown: &shutdown,
-            unchecked: Unchecked::default(),
-        };
+        let to = Destination::new(
+            &deliverer,
+            "adjust.callbacks".into(),
+            &metrics,
+            &shutdown,
+            retention_days,
+        );
         let path = file.path().to_str().unwrap().to_string();
         let summary = import(&to, &[path], options, batch_rows, |_| {})
             .await
             .unwrap();
         (summary, deliverer.into_store())
+    }
+
+    #[tokio::test]
+    async fn activities_older_than_the_retention_are_counted_not_imported() {
+        let now = crate::clock::unix_now();
+        let day = 86_400;
+        // 40 days old, 29 days old (kept with 30 days), today, and no created_at (received now).
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(
+            f.path(),
+            format!(
+                "activity_kind,app_token,nonce,created_at\ninstall,apptok,n1,{}\ninstall,apptok,n2,{}\ninstall,apptok,n3,{now}\ninstall,apptok,n4,\n",
+                now - 40 * day,
+                now - 29 * day
+            ),
+        )
+        .unwrap();
+        let (s, store) =
+            run_import_keeping(twin(), &f, &row::Options::new(), 1_000, Some(30)).await;
+        assert_eq!((s.rows_read, s.new, s.expired), (4, 3, 1));
+        assert_eq!(store.stored().len(), 3);
+        assert!(
+            s.render()
+                .contains("3 new, 1 older than --retention (not imported), 0 refused"),
+            "{}",
+            s.render()
+        );
+        // Without a retention every activity is imported, and the summary says nothing of it.
+        let (s, _) = run_import(twin(), &f, &row::Options::new(), 1_000).await;
+        assert_eq!((s.new, s.expired), (4, 0));
+        assert!(s.render().contains("4 new, 0 refused"), "{}", s.render());
     }
 
     #[tokio::test]

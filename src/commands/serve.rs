@@ -69,8 +69,8 @@ impl TryFrom<&ServeArgs> for ServeConfig {
             queue: a.queue.settings()?,
             limits: a.batch.limits()?,
             timeouts,
+            exports: super::follow::Following::from_args(&a.exports, housekeeping.retention_days)?,
             housekeeping,
-            exports: super::follow::Following::from_args(&a.exports)?,
         })
     }
 }

@@ -564,3 +564,85 @@ async fn a_truncated_export_lands_its_whole_rows_and_the_next_files() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// `--retention` holds on the import paths: activities older than it are counted, not loaded,
+/// by `import` and by `serve --follow-exports` (the table would drop them within the hour).
+#[tokio::test]
+async fn activities_older_than_the_retention_are_not_imported() {
+    let db = Db::fresh("import_retention").await;
+    let now = adjust_sink::clock::unix_now();
+    let csv = |prefix: &str| {
+        format!(
+            "activity_kind,app_token,nonce,created_at\ninstall,{APP},{prefix}old,{}\ninstall,{APP},{prefix}recent,{}\n",
+            now - 40 * 86_400,
+            now - 86_400
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("export.csv");
+    std::fs::write(&file, csv("a")).unwrap();
+    let data_dir = dir.path().join("import");
+    let (ok, stdout, stderr) = crate::support::sink_cmd(
+        &[
+            &["import", "--retention", "30"][..],
+            &db.with_data_dir(data_dir.to_str().unwrap()),
+            &[file.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("1 new, 1 older than --retention (not imported),"),
+        "{stdout}"
+    );
+    assert_eq!(nonces(&db).await.trim(), "['arecent']");
+
+    // The follower inside serve, with serve's --retention.
+    let exports = tempfile::tempdir().unwrap();
+    std::fs::write(
+        exports
+            .path()
+            .join(format!("{APP}_2024-03-01T000000_1a2b3c4d_0001.csv")),
+        csv("b"),
+    )
+    .unwrap();
+    let sink = Sink::start(
+        &db,
+        &[
+            "--retention",
+            "30",
+            "--follow-exports",
+            exports.path().to_str().unwrap(),
+            "--follow-interval",
+            "1s",
+        ],
+    )
+    .await;
+    assert_eq!(
+        db.wait_rows(2, Duration::from_secs(30)).await,
+        2,
+        "{}",
+        sink.logs()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        nonces(&db).await.trim(),
+        "['arecent','brecent']",
+        "{}",
+        sink.logs()
+    );
+    assert!(
+        sink.logs().contains("older_than_retention=1"),
+        "{}",
+        sink.logs()
+    );
+}
+
+/// The nonces of `db`'s table, in order, as ClickHouse prints an array.
+async fn nonces(db: &Db) -> String {
+    db.query(&format!(
+        "SELECT groupArray(nonce) FROM (SELECT nonce FROM {} ORDER BY nonce)",
+        db.table()
+    ))
+    .await
+}
