@@ -27,6 +27,10 @@
 #                 the rollups' upkeep is the difference in ClickHouse CPU per row and in rate
 #                 (means of the two runs of each, run back to back so that the machine's
 #                 drift falls on both alike)
+#   (m) log cost  BENCH_LOG_PAIRS (default 3) more pairs of a memory and a wal sink flat out,
+#                 each pair back to back (alternating which goes first): the median of the pairs'
+#                 differences in sink CPU per callback, the log's cost with the drift between
+#                 two runs spread over the pairs
 #   (e) overload  a memory sink at twice (b)'s rate: 503 count, peak RSS, liveness, and whether
 #                 a request right afterwards is answered 200
 # and prints the figures; a machine-readable copy goes to target/bench/summary.txt.
@@ -39,6 +43,7 @@
 #   BENCH_LOADGEN_THREADS    load generator threads (default 1)
 #   BENCH_SINK_ARGS          extra flags for every sink (e.g. "--batch-max-rows 200000
 #                            --batch-max-age 5s" to compare batch shapes)
+#   BENCH_LOG_PAIRS          interleaved memory/wal pairs of (m) (default 3)
 #   BENCH_BASELINE           path of another adjust-sink binary (e.g. an earlier release) to run
 #                            as (b') with --durability wal in the same run, for comparison
 #   BENCH_KEEP_DB=1          keep the bench_* databases and the sinks' data directories
@@ -737,6 +742,26 @@ for k in ok_rate clickhouse_cpu_us_per_row sink_cpu_us_per_row p99_ms; do
     R[rollups_off_$k]="$(calc "(${R[rollups_off_1_$k]} + ${R[rollups_off_2_$k]}) / 2")"
 done
 
+# --- (m) the log's cost: interleaved memory and wal runs ------------------------------
+
+# One memory run and one wal run give one difference, which this host's drift between two runs
+# can move by several µs: BENCH_LOG_PAIRS more pairs, each run back to back with its partner
+# (alternating which goes first), and the median of their differences.
+LOG_PAIRS="${BENCH_LOG_PAIRS:-3}"
+diffs=()
+for pair in $(seq 1 "$LOG_PAIRS"); do
+    order=(memory wal)
+    [ $((pair % 2)) = 0 ] && order=(wal memory)
+    for mode in "${order[@]}"; do
+        DURABILITY=$mode run_sink_phase "pair_${mode}_$pair"
+        stop_pid "$SINK_PID"
+        forget_pid "$SINK_PID"
+    done
+    diffs+=("$(calc "${R[pair_wal_${pair}_sink_cpu_us_per_row]} - ${R[pair_memory_${pair}_sink_cpu_us_per_row]}")")
+done
+R[log_cost_pairs_us]="$(IFS=/; echo "${diffs[*]}")"
+R[log_cost_median_us]="$(printf '%s\n' "${diffs[@]}" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')"
+
 # --- (e) overload ---------------------------------------------------------------------
 
 OVER_RATE="$(awk "BEGIN { printf \"%.0f\", ${R[memory_ok_rate]} * 2 }")"
@@ -824,6 +849,7 @@ throughput (flat out)              answers/s  200 (acked)/s   p50 ms   p99 ms  p
   (c) sink, --durability wal      $(printf '%11s %14s %8s %8s %9s' "${R[wal_rate]}" "${R[wal_ok_rate]}" "${R[wal_p50_ms]}" "${R[wal_p99_ms]}" "${R[wal_p999_ms]}")
   ratios of acknowledged rates: memory/ceiling ${R[ratio_memory_ceiling]}, wal/ceiling ${R[ratio_wal_ceiling]}, wal/memory ${R[ratio_wal_memory]}
   sink CPU per callback: memory ${R[memory_sink_cpu_us_per_row]} us, wal ${R[wal_sink_cpu_us_per_row]} us (wal - memory ${R[wal_minus_memory_sink_cpu_us]} us)
+  the log's cost ((m): $LOG_PAIRS interleaved pairs, wal - memory sink CPU per callback): ${R[log_cost_pairs_us]} us, median ${R[log_cost_median_us]} us
 
 standard cases, --durability wal      ceiling 200/s   wal 200/s  ratio  p99 ms  sink us/cb  CH us/row  fsyncs/s  cb/fsync  RSS MB
   ~1 KB, $CONNECTIONS connections       $(printf '%14s %11s %6s %7s %11s %10s %9s %9s %7s' "${R[ceiling_ok_rate]}" "${R[wal_ok_rate]}" "${R[ratio_wal_ceiling]}" "${R[wal_p99_ms]}" "${R[wal_sink_cpu_us_per_row]}" "${R[wal_clickhouse_cpu_us_per_row]}" "${R[wal_fsyncs_per_s]}" "${R[wal_callbacks_per_fsync]}" "${R[wal_peak_rss_mb]}")
@@ -873,6 +899,7 @@ checks
   wal, wide installs: landed == acked       ${R[check_wal_wide_landed]}
   wal, one wide install: landed == acked    ${R[check_wal_wide_one_landed]}
   rollups on/off (4 runs): landed == acked  ${R[check_rollups_on_1_landed]} ${R[check_rollups_off_1_landed]} ${R[check_rollups_on_2_landed]} ${R[check_rollups_off_2_landed]}
+  log cost pairs: landed == acked           $(for k in "${!R[@]}"; do case "$k" in check_pair_*) printf '%s ' "${R[$k]}" ;; esac; done)
   overload: sink alive                      ${R[check_overload_alive]}
   overload: next request answered 200       ${R[check_overload_recovers]}
   overload: rows landed == acknowledged     ${R[check_overload_landed]}
