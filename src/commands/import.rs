@@ -343,6 +343,8 @@ impl FileRun<'_> {
         // Bytes: a cell that is not UTF-8 is kept (read as a callback's value is), not the row
         // refused.
         let mut record = csv::ByteRecord::new();
+        // Activities before this day are not imported (`--retention`).
+        let oldest_kept = to.oldest_kept(self.received_at);
         loop {
             let line = reader.position().line();
             match reader.read_byte_record(&mut record) {
@@ -409,7 +411,7 @@ impl FileRun<'_> {
                 .filter(|(k, _)| !k.is_empty())
                 .collect();
             let built = row::build_pairs(&pairs, self.received_at, self.options);
-            if let Some(oldest) = to.oldest_kept(self.received_at)
+            if let Some(oldest) = oldest_kept
                 && row::event_date_of(&built.row).is_some_and(|day| day < oldest)
             {
                 summary.expired += 1;
